@@ -1,0 +1,7 @@
+//! bluegreen: zero-downtime blue-green deploys with sandboxed WebAssembly
+//! hook plugins. The binary is a thin shell over this library, so the
+//! integration tests drive the same code paths users do.
+
+pub mod cli;
+pub mod plugin;
+pub mod units;

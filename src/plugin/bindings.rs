@@ -1,0 +1,88 @@
+//! The one place that generates host bindings from `wit/`, and the
+//! conversions between them and the host's own types in `context.rs`.
+
+use super::context as host;
+
+wasmtime::component::bindgen!({
+    world: "all-hooks",
+    path: "wit",
+    exports: { default: async },
+});
+
+pub use bluegreen::hooks::types as wit;
+pub use exports::bluegreen::hooks as hooks;
+
+impl From<host::Color> for wit::Color {
+    fn from(c: host::Color) -> Self {
+        match c {
+            host::Color::Blue => wit::Color::Blue,
+            host::Color::Green => wit::Color::Green,
+        }
+    }
+}
+
+impl From<wit::Severity> for host::Severity {
+    fn from(s: wit::Severity) -> Self {
+        match s {
+            wit::Severity::Info => host::Severity::Info,
+            wit::Severity::Warning => host::Severity::Warning,
+            wit::Severity::Error => host::Severity::Error,
+        }
+    }
+}
+
+pub fn deploy(d: &host::DeployInfo, settings: &[(String, String)]) -> wit::Deploy {
+    wit::Deploy {
+        id: d.id.clone(),
+        app: d.app.clone(),
+        release: d.release.clone(),
+        previous_release: d.previous_release.clone(),
+        route_url: d.route_url.clone(),
+        settings: settings.to_vec(),
+    }
+}
+
+pub fn target(t: &host::Target) -> wit::Target {
+    wit::Target {
+        color: t.color.into(),
+        app_name: t.app_name.clone(),
+        candidate_url: t.candidate_url.clone(),
+        first: t.first,
+    }
+}
+
+pub fn migration(m: &host::Migration) -> hooks::migration_safety_check::Migration {
+    hooks::migration_safety_check::Migration {
+        path: m.path.clone(),
+        version: m.version.clone(),
+        phase: m.phase.clone(),
+        contents: m.contents.clone(),
+    }
+}
+
+pub fn failure(f: &host::FailureInfo) -> wit::Failure {
+    wit::Failure { step: f.step.clone(), color: f.color.map(Into::into), message: f.message.clone() }
+}
+
+impl From<wit::Outcome> for host::Outcome {
+    fn from(o: wit::Outcome) -> Self {
+        host::Outcome {
+            verdict: match o.verdict {
+                wit::Verdict::Proceed => host::Verdict::Proceed,
+                wit::Verdict::Block(reason) => host::Verdict::Block(reason),
+                wit::Verdict::RetryAfterMs(ms) => host::Verdict::RetryAfterMs(ms),
+            },
+            findings: o
+                .findings
+                .into_iter()
+                .map(|f| host::Finding {
+                    severity: f.severity.into(),
+                    rule: f.rule,
+                    message: f.message,
+                    file: f.file,
+                    line: f.line,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! What the host hands a hook and what it gets back, as plain serde types.
+//!
+//! These mirror the WIT records in `wit/hooks.wit` but belong to the host:
+//! the deploy executor builds them, `plugin run --context` reads them from
+//! JSON or YAML, and `--json` output serializes them. `bindings.rs` converts
+//! them to and from the generated types at the call boundary.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Color {
+    Blue,
+    Green,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+/// The deploy a hook runs for; a plugin's own settings are added per call.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployInfo {
+    pub id: String,
+    pub app: String,
+    pub release: String,
+    pub previous_release: Option<String>,
+    pub route_url: String,
+}
+
+impl Default for DeployInfo {
+    fn default() -> Self {
+        DeployInfo {
+            id: "local-run".into(),
+            app: "example".into(),
+            release: "dev".into(),
+            previous_release: None,
+            route_url: "http://example.apps.localhost:8080".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Target {
+    pub color: Color,
+    pub app_name: String,
+    pub candidate_url: String,
+    pub first: bool,
+}
+
+impl Default for Target {
+    fn default() -> Self {
+        Target {
+            color: Color::Blue,
+            app_name: "example-blue".into(),
+            candidate_url: "http://127.0.0.1:8080".into(),
+            first: true,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migration {
+    pub path: String,
+    pub version: String,
+    #[serde(default = "expand")]
+    pub phase: String,
+    pub contents: String,
+}
+
+fn expand() -> String {
+    "expand".into()
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailureInfo {
+    pub step: String,
+    #[serde(default)]
+    pub color: Option<Color>,
+    pub message: String,
+}
+
+/// Everything a hook may be given. Each hook reads the parts it needs; the
+/// rest is ignored. This is also the `plugin run --context` file format.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HookContext {
+    pub deploy: DeployInfo,
+    /// For per-color hooks.
+    pub target: Target,
+    /// For `health-check`: 1 on the first call for a color.
+    pub attempt: Option<u32>,
+    /// For `migration-safety-check`.
+    pub pending: Vec<Migration>,
+    /// For `on-failure`.
+    pub failure: Option<FailureInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "verdict", content = "detail")]
+pub enum Verdict {
+    Proceed,
+    Block(String),
+    RetryAfterMs(u32),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub severity: Severity,
+    pub rule: String,
+    pub message: String,
+    pub file: Option<String>,
+    pub line: Option<u32>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    #[serde(flatten)]
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+}
+
+impl Outcome {
+    /// Checks what the type system cannot: a veto must say why, a finding
+    /// must name its rule, lines are 1-based.
+    pub fn validate(&self) -> Result<(), String> {
+        if let Verdict::Block(reason) = &self.verdict {
+            if reason.trim().is_empty() {
+                return Err("`block` needs a reason, got an empty string".into());
+            }
+        }
+        for f in &self.findings {
+            if f.rule.trim().is_empty() {
+                return Err(format!("a finding has an empty `rule` (message: {:?})", f.message));
+            }
+            if f.line == Some(0) {
+                return Err(format!("finding `{}` has line 0; lines are 1-based", f.rule));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_files_default_every_part_and_reject_unknown_fields() {
+        let ctx: HookContext = serde_yaml::from_str("target:\n  candidate_url: http://127.0.0.1:9\n").unwrap();
+        assert_eq!(ctx.target.candidate_url, "http://127.0.0.1:9");
+        assert_eq!(ctx.deploy, DeployInfo::default());
+        let err = serde_yaml::from_str::<HookContext>("targte: {}\n").unwrap_err().to_string();
+        assert!(err.contains("unknown field `targte`"), "{err}");
+    }
+
+    #[test]
+    fn outcomes_with_empty_reasons_rules_or_line_zero_are_invalid() {
+        let finding = |rule: &str, line| Finding {
+            severity: Severity::Info,
+            rule: rule.into(),
+            message: "m".into(),
+            file: None,
+            line,
+        };
+        let ok = Outcome { verdict: Verdict::Proceed, findings: vec![finding("r", Some(1))] };
+        assert_eq!(ok.validate(), Ok(()));
+        let cases = [
+            Outcome { verdict: Verdict::Block(" ".into()), findings: vec![] },
+            Outcome { verdict: Verdict::Proceed, findings: vec![finding("", None)] },
+            Outcome { verdict: Verdict::Proceed, findings: vec![finding("r", Some(0))] },
+        ];
+        for bad in cases {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+}

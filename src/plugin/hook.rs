@@ -1,0 +1,101 @@
+//! The hooks a plugin can handle: their names as users write them, the WIT
+//! interface each one maps to, and the order they run in a deploy.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// One point in the deploy where plugins are called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Hook {
+    PreDeploy,
+    MigrationSafetyCheck,
+    PreUnmap,
+    PrePush,
+    HealthCheck,
+    PreMap,
+    PostMap,
+    PostDeploy,
+    OnFailure,
+}
+
+/// The version of the `bluegreen:hooks` WIT package this host implements.
+pub const WIT_PACKAGE: &str = "bluegreen:hooks@0.1.0";
+
+impl Hook {
+    /// Every hook, in the order a deploy reaches them.
+    pub const ALL: [Hook; 9] = [
+        Hook::PreDeploy,
+        Hook::MigrationSafetyCheck,
+        Hook::PreUnmap,
+        Hook::PrePush,
+        Hook::HealthCheck,
+        Hook::PreMap,
+        Hook::PostMap,
+        Hook::PostDeploy,
+        Hook::OnFailure,
+    ];
+
+    /// The name used on the command line, in deploy files and in the WIT.
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::PreDeploy => "pre-deploy",
+            Hook::MigrationSafetyCheck => "migration-safety-check",
+            Hook::PreUnmap => "pre-unmap",
+            Hook::PrePush => "pre-push",
+            Hook::HealthCheck => "health-check",
+            Hook::PreMap => "pre-map",
+            Hook::PostMap => "post-map",
+            Hook::PostDeploy => "post-deploy",
+            Hook::OnFailure => "on-failure",
+        }
+    }
+
+    /// The exported interface a plugin implements to handle this hook.
+    pub fn interface(self) -> String {
+        let (package, version) = WIT_PACKAGE.split_once('@').expect("versioned package");
+        format!("{package}/{}@{version}", self.name())
+    }
+
+    /// Hooks that concern one color and receive a `target`.
+    pub fn per_color(self) -> bool {
+        matches!(
+            self,
+            Hook::PreUnmap | Hook::PrePush | Hook::HealthCheck | Hook::PreMap | Hook::PostMap
+        )
+    }
+}
+
+impl fmt::Display for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Hook {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Hook, String> {
+        Hook::ALL.into_iter().find(|h| h.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Hook::ALL.iter().map(|h| h.name()).collect();
+            format!("unknown hook `{s}`; expected one of: {}", names.join(", "))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_map_to_versioned_interfaces() {
+        for hook in Hook::ALL {
+            assert_eq!(hook.name().parse::<Hook>(), Ok(hook));
+        }
+        assert_eq!(
+            Hook::HealthCheck.interface(),
+            "bluegreen:hooks/health-check@0.1.0"
+        );
+        let err = "post-push".parse::<Hook>().unwrap_err();
+        assert!(err.contains("unknown hook `post-push`") && err.contains("pre-push"), "{err}");
+    }
+}

@@ -1,0 +1,18 @@
+//! Hook plugins: WebAssembly components, found in a plugin directory, called
+//! at deploy hooks inside a sandbox. See `wit/hooks.wit` for the plugin
+//! author's side of the contract.
+
+mod bindings;
+mod cache;
+pub mod context;
+mod error;
+mod hook;
+mod host;
+mod sandbox;
+
+pub use cache::{Cache, CacheStatus};
+pub use context::{HookContext, Outcome, Verdict};
+pub use error::{FailureKind, PluginError};
+pub use hook::Hook;
+pub use host::{CallReport, OnError, Plugin, PluginConfig, PluginHost};
+pub use sandbox::{DirGrant, Origin, Sandbox};

@@ -1,0 +1,9 @@
+//! One integration-test binary (as ripgrep does): the real plugins built from
+//! `plugins/`, a real engine and cache, real HTTP servers on 127.0.0.1.
+
+mod cache;
+mod cli;
+mod plugins;
+mod probe;
+mod sandbox;
+mod util;

@@ -1,0 +1,107 @@
+//! Shared test helpers: where the built components are, a host whose cache is
+//! shared by the whole run (each component compiles once per run), and a tiny
+//! bounded HTTP server on 127.0.0.1.
+
+use bluegreen::plugin::{HookContext, Plugin, PluginConfig, PluginHost, Sandbox};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+/// A component built by `build.rs`: `hello`, `http-probe`, or a test-only one
+/// (`hostile`, `mismatch`, `no-hooks`).
+pub fn component(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("BLUEGREEN_BUILT_PLUGINS"));
+    let real = dir.join(format!("{name}.wasm"));
+    if real.exists() {
+        real
+    } else {
+        dir.join("testing").join(format!("{name}.wasm"))
+    }
+}
+
+pub fn shared_cache_dir() -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp cache dir")).path().join("cache")
+}
+
+/// A host on the run-wide cache.
+pub fn host() -> PluginHost {
+    PluginHost::new(Some(shared_cache_dir())).expect("plugin host")
+}
+
+pub async fn load(host: &PluginHost, name: &str) -> Plugin {
+    host.load(&component(name)).await.unwrap_or_else(|e| panic!("loading {name}: {e}"))
+}
+
+pub fn settings(pairs: &[(&str, &str)]) -> PluginConfig {
+    PluginConfig {
+        settings: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..PluginConfig::default()
+    }
+}
+
+pub fn with_sandbox(mut config: PluginConfig, sandbox: Sandbox) -> PluginConfig {
+    config.sandbox = sandbox;
+    config
+}
+
+pub fn ctx() -> HookContext {
+    HookContext::default()
+}
+
+/// A canned response and a count of requests served, on an ephemeral
+/// loopback port. The accept thread ends with the test process.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicUsize>,
+    pub hosts: Arc<Mutex<Vec<String>>>,
+}
+
+impl TestServer {
+    pub fn start(status: u16, body: &'static str) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let hosts = Arc::new(Mutex::new(Vec::new()));
+        let (h, hs) = (hits.clone(), hosts.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut host = String::new();
+                let mut line = String::new();
+                // Read the request head; bounded by the read timeout.
+                while reader.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                    if line == "\r\n" {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("host:") {
+                        host = v.trim().to_string();
+                    }
+                    line.clear();
+                }
+                h.fetch_add(1, Ordering::SeqCst);
+                hs.lock().unwrap().push(host);
+                let reply = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+                let _ = reader.read(&mut [0u8; 0]);
+            }
+        });
+        TestServer { addr, hits, hosts }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn hits(&self) -> usize {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
