@@ -148,7 +148,8 @@ fn print_plugin(p: &Plugin) {
 }
 
 fn read_context(path: &Path) -> anyhow::Result<HookContext> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading context file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| BadInput(format!("reading context file {}: {e}", path.display())))?;
     let parsed = if path.extension().is_some_and(|e| e == "json") {
         serde_json::from_str(&text).map_err(|e| e.to_string())
     } else {

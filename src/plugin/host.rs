@@ -54,6 +54,7 @@ pub struct Plugin {
 /// What one successful call produced.
 #[derive(Debug, serde::Serialize)]
 pub struct CallReport {
+    #[serde(flatten)]
     pub outcome: Outcome,
     pub log: Vec<LogLine>,
     pub stdout: String,
@@ -62,7 +63,12 @@ pub struct CallReport {
     pub dropped: u64,
     /// Capability requests the sandbox refused (the plugin saw an error).
     pub denied: Vec<String>,
+    #[serde(rename = "duration_ms", serialize_with = "millis")]
     pub duration: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1e3)
 }
 
 pub struct PluginHost {
