@@ -17,12 +17,21 @@ fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let plugins = manifest_dir.join("plugins");
     println!("cargo:rerun-if-changed={}", plugins.display());
-    println!("cargo:rerun-if-changed={}", manifest_dir.join("wit").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        manifest_dir.join("wit").display()
+    );
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
 
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|p| if p.is_absolute() { p } else { manifest_dir.join(p) })
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                manifest_dir.join(p)
+            }
+        })
         .unwrap_or_else(|| manifest_dir.join("target"));
     let build_dir = target_dir.join("plugins-build");
     let out = target_dir.join("plugins");
@@ -30,7 +39,13 @@ fn main() {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&plugins)
-        .args(["build", "--release", "--target", GUEST_TARGET, "--target-dir"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            GUEST_TARGET,
+            "--target-dir",
+        ])
         .arg(&build_dir);
     // The outer build's flags and wrappers (clippy sets RUSTC_WORKSPACE_WRAPPER)
     // are for the host target; they must not leak into the guest build.
@@ -47,9 +62,12 @@ fn main() {
     ] {
         cmd.env_remove(var);
     }
-    let output = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("running cargo for the plugins in {}: {e}", plugins.display()));
+    let output = cmd.output().unwrap_or_else(|e| {
+        panic!(
+            "running cargo for the plugins in {}: {e}",
+            plugins.display()
+        )
+    });
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         let hint = if stderr.contains("target may not be installed") {
@@ -57,13 +75,19 @@ fn main() {
         } else {
             ""
         };
-        panic!("building the plugins in {} failed:\n{stderr}{hint}", plugins.display());
+        panic!(
+            "building the plugins in {} failed:\n{stderr}{hint}",
+            plugins.display()
+        );
     }
 
     let built = build_dir.join(GUEST_TARGET).join("release");
     for (dir, names) in [
         (out.clone(), &["hello", "http-probe"][..]),
-        (out.join("testing"), &["hostile", "mismatch", "no-hooks"][..]),
+        (
+            out.join("testing"),
+            &["hostile", "mismatch", "no-hooks"][..],
+        ),
     ] {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
         for name in names {

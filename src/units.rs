@@ -18,10 +18,17 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         "k" | "kb" | "kib" => 10,
         "m" | "mb" | "mib" => 20,
         "g" | "gb" | "gib" => 30,
-        _ => return Err(format!("`{s}` is not a size; write e.g. `64MiB`, `512k` or `1G`")),
+        _ => {
+            return Err(format!(
+                "`{s}` is not a size; write e.g. `64MiB`, `512k` or `1G`"
+            ));
+        }
     };
-    let n: u64 = digits.parse().map_err(|_| format!("`{s}` is not a size; write e.g. `64MiB`, `512k` or `1G`"))?;
-    n.checked_mul(1 << shift).ok_or_else(|| format!("`{s}` is too large"))
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size; write e.g. `64MiB`, `512k` or `1G`"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 #[cfg(test)]
@@ -36,6 +43,10 @@ mod tests {
         assert!(parse_size("lots").unwrap_err().contains("64MiB"));
         assert!(parse_size("MiB").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert!(parse_duration("5 parsecs").unwrap_err().contains("not a duration"));
+        assert!(
+            parse_duration("5 parsecs")
+                .unwrap_err()
+                .contains("not a duration")
+        );
     }
 }

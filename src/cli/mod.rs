@@ -20,7 +20,11 @@ pub mod exit {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "bluegreen", version, about = "Zero-downtime blue-green deploys with sandboxed WebAssembly hook plugins")]
+#[command(
+    name = "bluegreen",
+    version,
+    about = "Zero-downtime blue-green deploys with sandboxed WebAssembly hook plugins"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -2,7 +2,7 @@
 //! tools. `check` also fills the compiled-code cache, so a later deploy loads
 //! every checked plugin without compiling it.
 
-use super::{exit, BadInput};
+use super::{BadInput, exit};
 use crate::plugin::context::{HookContext, Severity};
 use crate::plugin::{
     CallReport, DirGrant, Hook, OnError, Origin, Plugin, PluginConfig, PluginHost, Sandbox, Verdict,
@@ -95,7 +95,11 @@ async fn check(host: &PluginHost, paths: &[PathBuf], json: bool) -> anyhow::Resu
                 .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "wasm"))
                 .collect();
             if found.is_empty() {
-                return Err(BadInput(format!("{}: no *.wasm files in this directory", path.display())).into());
+                return Err(BadInput(format!(
+                    "{}: no *.wasm files in this directory",
+                    path.display()
+                ))
+                .into());
             }
             found.sort();
             files.extend(found);
@@ -197,7 +201,11 @@ fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
         Verdict::Block(reason) => format!("block: {reason}"),
         Verdict::RetryAfterMs(ms) => format!("retry after {ms} ms"),
     };
-    println!("plugin `{}` at hook `{hook}` ({:.1} ms)", plugin.name, r.duration.as_secs_f64() * 1e3);
+    println!(
+        "plugin `{}` at hook `{hook}` ({:.1} ms)",
+        plugin.name,
+        r.duration.as_secs_f64() * 1e3
+    );
     println!("verdict: {verdict}");
     for f in &r.outcome.findings {
         let at = match (&f.file, f.line) {

@@ -9,8 +9,8 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use bluegreen::hooks::types as wit;
-pub use exports::bluegreen::hooks as hooks;
+pub use self::bluegreen::hooks::types as wit;
+pub use self::exports::bluegreen::hooks;
 
 impl From<host::Color> for wit::Color {
     fn from(c: host::Color) -> Self {
@@ -61,7 +61,11 @@ pub fn migration(m: &host::Migration) -> hooks::migration_safety_check::Migratio
 }
 
 pub fn failure(f: &host::FailureInfo) -> wit::Failure {
-    wit::Failure { step: f.step.clone(), color: f.color.map(Into::into), message: f.message.clone() }
+    wit::Failure {
+        step: f.step.clone(),
+        color: f.color.map(Into::into),
+        message: f.message.clone(),
+    }
 }
 
 impl From<wit::Outcome> for host::Outcome {

@@ -14,8 +14,8 @@ use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use wasmtime::component::Component;
 use wasmtime::Engine;
+use wasmtime::component::Component;
 
 /// Where a loaded component came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -50,7 +50,10 @@ impl Cache {
     pub fn new(engine: &Engine, dir: Option<PathBuf>) -> Cache {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Cache { dir, engine_hash: format!("{:016x}", h.finish()) }
+        Cache {
+            dir,
+            engine_hash: format!("{:016x}", h.finish()),
+        }
     }
 
     pub fn dir(&self) -> Option<&Path> {
@@ -75,10 +78,10 @@ impl Cache {
         let key = self.key(wasm_sha256);
         let cwasm = dir.join(format!("{key}.cwasm"));
         let sidecar = dir.join(format!("{key}.cwasm.sha256"));
-        if dir_is_private(dir) {
-            if let Some(component) = load_verified(engine, &key, &cwasm, &sidecar) {
-                return Ok((component, CacheStatus::Hit));
-            }
+        if dir_is_private(dir)
+            && let Some(component) = load_verified(engine, &key, &cwasm, &sidecar)
+        {
+            return Ok((component, CacheStatus::Hit));
         }
         let compiled = engine.precompile_component(wasm)?;
         // A cache we cannot write only costs speed, never correctness.
@@ -116,8 +119,17 @@ fn load_verified(engine: &Engine, key: &str, cwasm: &Path, sidecar: &Path) -> Op
     unsafe { Component::deserialize_file(engine, cwasm).ok() }
 }
 
-fn store(dir: &Path, key: &str, cwasm: &Path, sidecar: &Path, compiled: &[u8]) -> std::io::Result<()> {
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+fn store(
+    dir: &Path,
+    key: &str,
+    cwasm: &Path,
+    sidecar: &Path,
+    compiled: &[u8],
+) -> std::io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     // An existing directory keeps its mode; close it if it was created open.
     let perms = std::fs::metadata(dir)?.permissions();
     if perms.mode() & 0o077 != 0 {

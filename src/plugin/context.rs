@@ -132,17 +132,23 @@ impl Outcome {
     /// Checks what the type system cannot: a veto must say why, a finding
     /// must name its rule, lines are 1-based.
     pub fn validate(&self) -> Result<(), String> {
-        if let Verdict::Block(reason) = &self.verdict {
-            if reason.trim().is_empty() {
-                return Err("`block` needs a reason, got an empty string".into());
-            }
+        if let Verdict::Block(reason) = &self.verdict
+            && reason.trim().is_empty()
+        {
+            return Err("`block` needs a reason, got an empty string".into());
         }
         for f in &self.findings {
             if f.rule.trim().is_empty() {
-                return Err(format!("a finding has an empty `rule` (message: {:?})", f.message));
+                return Err(format!(
+                    "a finding has an empty `rule` (message: {:?})",
+                    f.message
+                ));
             }
             if f.line == Some(0) {
-                return Err(format!("finding `{}` has line 0; lines are 1-based", f.rule));
+                return Err(format!(
+                    "finding `{}` has line 0; lines are 1-based",
+                    f.rule
+                ));
             }
         }
         Ok(())
@@ -155,10 +161,13 @@ mod tests {
 
     #[test]
     fn context_files_default_every_part_and_reject_unknown_fields() {
-        let ctx: HookContext = serde_yaml::from_str("target:\n  candidate_url: http://127.0.0.1:9\n").unwrap();
+        let ctx: HookContext =
+            serde_yaml::from_str("target:\n  candidate_url: http://127.0.0.1:9\n").unwrap();
         assert_eq!(ctx.target.candidate_url, "http://127.0.0.1:9");
         assert_eq!(ctx.deploy, DeployInfo::default());
-        let err = serde_yaml::from_str::<HookContext>("targte: {}\n").unwrap_err().to_string();
+        let err = serde_yaml::from_str::<HookContext>("targte: {}\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `targte`"), "{err}");
     }
 
@@ -171,12 +180,24 @@ mod tests {
             file: None,
             line,
         };
-        let ok = Outcome { verdict: Verdict::Proceed, findings: vec![finding("r", Some(1))] };
+        let ok = Outcome {
+            verdict: Verdict::Proceed,
+            findings: vec![finding("r", Some(1))],
+        };
         assert_eq!(ok.validate(), Ok(()));
         let cases = [
-            Outcome { verdict: Verdict::Block(" ".into()), findings: vec![] },
-            Outcome { verdict: Verdict::Proceed, findings: vec![finding("", None)] },
-            Outcome { verdict: Verdict::Proceed, findings: vec![finding("r", Some(0))] },
+            Outcome {
+                verdict: Verdict::Block(" ".into()),
+                findings: vec![],
+            },
+            Outcome {
+                verdict: Verdict::Proceed,
+                findings: vec![finding("", None)],
+            },
+            Outcome {
+                verdict: Verdict::Proceed,
+                findings: vec![finding("r", Some(0))],
+            },
         ];
         for bad in cases {
             assert!(bad.validate().is_err(), "{bad:?}");

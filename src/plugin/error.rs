@@ -81,7 +81,12 @@ pub struct PluginError {
 
 impl PluginError {
     pub fn new(plugin: &str, hook: Option<Hook>, kind: FailureKind) -> Self {
-        PluginError { plugin: plugin.to_string(), hook, kind, stderr: String::new() }
+        PluginError {
+            plugin: plugin.to_string(),
+            hook,
+            kind,
+            stderr: String::new(),
+        }
     }
 }
 
@@ -93,6 +98,9 @@ fn stderr_suffix(stderr: &str) -> String {
     if stderr.trim().is_empty() {
         String::new()
     } else {
-        format!("\n  plugin stderr:\n    {}", stderr.trim_end().replace('\n', "\n    "))
+        format!(
+            "\n  plugin stderr:\n    {}",
+            stderr.trim_end().replace('\n', "\n    ")
+        )
     }
 }

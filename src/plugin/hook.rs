@@ -75,10 +75,13 @@ impl FromStr for Hook {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Hook, String> {
-        Hook::ALL.into_iter().find(|h| h.name() == s).ok_or_else(|| {
-            let names: Vec<&str> = Hook::ALL.iter().map(|h| h.name()).collect();
-            format!("unknown hook `{s}`; expected one of: {}", names.join(", "))
-        })
+        Hook::ALL
+            .into_iter()
+            .find(|h| h.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Hook::ALL.iter().map(|h| h.name()).collect();
+                format!("unknown hook `{s}`; expected one of: {}", names.join(", "))
+            })
     }
 }
 
@@ -96,6 +99,9 @@ mod tests {
             "bluegreen:hooks/health-check@0.1.0"
         );
         let err = "post-push".parse::<Hook>().unwrap_err();
-        assert!(err.contains("unknown hook `post-push`") && err.contains("pre-push"), "{err}");
+        assert!(
+            err.contains("unknown hook `post-push`") && err.contains("pre-push"),
+            "{err}"
+        );
     }
 }

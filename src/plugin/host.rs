@@ -3,7 +3,7 @@
 //! failure turned into a typed [`PluginError`].
 
 use super::bindings::{self, hooks};
-use super::cache::{sha256_hex, Cache, CacheStatus};
+use super::cache::{Cache, CacheStatus, sha256_hex};
 use super::context::{Finding, HookContext, Outcome, Severity, Verdict};
 use super::error::{FailureKind, PluginError};
 use super::hook::Hook;
@@ -82,18 +82,27 @@ impl PluginHost {
     pub fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<PluginHost> {
         let mut config = Config::new();
         config.epoch_interruption(true);
+        config.allocation_strategy(pooling());
+        // Hooks are plain calls; the component-model-async machinery would
+        // only add bookkeeping to every store's teardown.
+        config.concurrency_support(false);
         let engine = Engine::new(&config).map_err(anyhow::Error::from)?;
         start_epoch_ticker(&engine);
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(anyhow::Error::from)?;
         bindings::bluegreen::hooks::log::add_to_linker::<_, wasmtime::component::HasSelf<StoreState>>(
             &mut linker,
             |s| s,
         )
         .map_err(anyhow::Error::from)?;
         let cache = Cache::new(&engine, cache_dir);
-        Ok(PluginHost { engine, linker, cache })
+        Ok(PluginHost {
+            engine,
+            linker,
+            cache,
+        })
     }
 
     pub fn cache_dir(&self) -> Option<&Path> {
@@ -103,7 +112,14 @@ impl PluginHost {
     /// Every `*.wasm` in `dir`, in name order, each validated.
     pub async fn load_dir(&self, dir: &Path) -> Result<Vec<Plugin>, PluginError> {
         let io = |source| {
-            PluginError::new(&dir.display().to_string(), None, FailureKind::Io { path: dir.to_path_buf(), source })
+            PluginError::new(
+                &dir.display().to_string(),
+                None,
+                FailureKind::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                },
+            )
         };
         let mut paths = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -123,10 +139,17 @@ impl PluginHost {
     /// Reads, compiles (or loads from the cache) and validates one component.
     pub async fn load(&self, path: &Path) -> Result<Plugin, PluginError> {
         let started = Instant::now();
-        let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let fail = |kind| PluginError::new(&name, None, kind);
-        let wasm = std::fs::read(path)
-            .map_err(|source| fail(FailureKind::Io { path: path.to_path_buf(), source }))?;
+        let wasm = std::fs::read(path).map_err(|source| {
+            fail(FailureKind::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        })?;
         check_is_component(&wasm).map_err(|why| fail(FailureKind::NotAComponent(why)))?;
         let sha256 = sha256_hex(&wasm);
         let (component, cache) = self
@@ -155,11 +178,19 @@ impl PluginHost {
 
     /// Which hooks `pre` exports, each type-checked against the WIT by
     /// instantiating it once (a start function that misbehaves fails here).
-    async fn exported_hooks(&self, name: &str, pre: &InstancePre<StoreState>) -> Result<Vec<Hook>, PluginError> {
+    async fn exported_hooks(
+        &self,
+        name: &str,
+        pre: &InstancePre<StoreState>,
+    ) -> Result<Vec<Hook>, PluginError> {
         let fail = |kind| PluginError::new(name, None, kind);
         let exported: Vec<Hook> = Hook::ALL
             .into_iter()
-            .filter(|h| pre.component().get_export_index(None, &h.interface()).is_some())
+            .filter(|h| {
+                pre.component()
+                    .get_export_index(None, h.interface())
+                    .is_some()
+            })
             .collect();
         if exported.is_empty() {
             let expected: Vec<String> = Hook::ALL.iter().map(|h| h.interface()).collect();
@@ -168,7 +199,9 @@ impl PluginHost {
                 expected.join(", ")
             ))));
         }
-        let mut store = self.store(&Sandbox::default()).map_err(|e| fail(FailureKind::Host(e)))?;
+        let mut store = self
+            .store(&Sandbox::default())
+            .map_err(|e| fail(FailureKind::Host(e)))?;
         let instance = pre
             .instantiate_async(&mut store)
             .await
@@ -187,7 +220,11 @@ impl PluginHost {
     fn store(&self, sandbox: &Sandbox) -> Result<Store<StoreState>, String> {
         let mut store = Store::new(&self.engine, StoreState::new(sandbox)?);
         store.limiter(|s| &mut s.memory);
-        let ticks = sandbox.timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1) as u64;
+        let ticks = sandbox
+            .timeout
+            .as_millis()
+            .div_ceil(EPOCH_TICK.as_millis())
+            .max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         Ok(store)
@@ -206,24 +243,26 @@ impl PluginHost {
     ) -> Result<CallReport, PluginError> {
         let started = Instant::now();
         match self.call(plugin, hook, ctx, config).await {
-            Err(e) if config.on_error == OnError::Warn && !e.kind.is_invalid_plugin() => Ok(CallReport {
-                outcome: Outcome {
-                    verdict: Verdict::Proceed,
-                    findings: vec![Finding {
-                        severity: Severity::Warning,
-                        rule: format!("plugin-{}", e.kind.code()),
-                        message: format!("{e} (ignored: on_error is warn)"),
-                        file: None,
-                        line: None,
-                    }],
-                },
-                log: Vec::new(),
-                stdout: String::new(),
-                stderr: e.stderr,
-                dropped: 0,
-                denied: Vec::new(),
-                duration: started.elapsed(),
-            }),
+            Err(e) if config.on_error == OnError::Warn && !e.kind.is_invalid_plugin() => {
+                Ok(CallReport {
+                    outcome: Outcome {
+                        verdict: Verdict::Proceed,
+                        findings: vec![Finding {
+                            severity: Severity::Warning,
+                            rule: format!("plugin-{}", e.kind.code()),
+                            message: format!("{e} (ignored: on_error is warn)"),
+                            file: None,
+                            line: None,
+                        }],
+                    },
+                    log: Vec::new(),
+                    stdout: String::new(),
+                    stderr: e.stderr,
+                    dropped: 0,
+                    denied: Vec::new(),
+                    duration: started.elapsed(),
+                })
+            }
             result => result,
         }
     }
@@ -242,7 +281,9 @@ impl PluginHost {
         }
         let started = Instant::now();
         let sandbox = &config.sandbox;
-        let mut store = self.store(sandbox).map_err(|e| fail(FailureKind::Host(e)))?;
+        let mut store = self
+            .store(sandbox)
+            .map_err(|e| fail(FailureKind::Host(e)))?;
         // Epochs stop guest code; this backstop stops a guest blocked in a host
         // call (a sleep, a slow HTTP response), which epochs cannot reach.
         let call = invoke(&plugin.pre, &mut store, hook, ctx, &config.settings);
@@ -252,17 +293,25 @@ impl PluginHost {
         let (stderr, err_dropped) = state.stderr.take();
         let denied = state.denied.lock().unwrap().clone();
         let elapsed = started.elapsed();
-        let with_output = |kind| PluginError { stderr: tail(&stderr), ..fail(kind) };
+        let with_output = |kind| PluginError {
+            stderr: tail(&stderr),
+            ..fail(kind)
+        };
         let outcome = match result {
             Err(_deadline) => return Err(with_output(FailureKind::Timeout(sandbox.timeout))),
             Ok(Err(e)) => return Err(with_output(classify(&store, e, sandbox.timeout))),
             Ok(Ok(Err(message))) if !denied.is_empty() => {
-                return Err(with_output(FailureKind::Denied(format!("{} ({message})", denied.join("; ")))))
+                return Err(with_output(FailureKind::Denied(format!(
+                    "{} ({message})",
+                    denied.join("; ")
+                ))));
             }
             Ok(Ok(Err(message))) => return Err(with_output(FailureKind::Malfunction(message))),
             Ok(Ok(Ok(outcome))) => Outcome::from(outcome),
         };
-        outcome.validate().map_err(|why| with_output(FailureKind::BadResult(why)))?;
+        outcome
+            .validate()
+            .map_err(|why| with_output(FailureKind::BadResult(why)))?;
         let state = store.into_data();
         Ok(CallReport {
             outcome,
@@ -307,7 +356,11 @@ fn check_is_component(wasm: &[u8]) -> Result<(), String> {
 }
 
 fn component_imports(engine: &Engine, component: &Component) -> Vec<String> {
-    component.component_type().imports(engine).map(|(name, _)| name.to_string()).collect()
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_string())
+        .collect()
 }
 
 type HookResult = wasmtime::Result<Result<bindings::wit::Outcome, String>>;
@@ -321,7 +374,9 @@ fn typecheck(
 ) -> wasmtime::Result<()> {
     macro_rules! check {
         ($iface:ident) => {
-            hooks::$iface::GuestIndices::new(pre)?.load(&mut *store, instance).map(|_| ())
+            hooks::$iface::GuestIndices::new(pre)?
+                .load(&mut *store, instance)
+                .map(|_| ())
         };
     }
     match hook {
@@ -357,24 +412,33 @@ async fn invoke(
         Hook::PreDeploy => guest!(pre_deploy).call_handle(&mut *store, &d).await,
         Hook::MigrationSafetyCheck => {
             let pending: Vec<_> = ctx.pending.iter().map(bindings::migration).collect();
-            guest!(migration_safety_check).call_handle(&mut *store, &d, &pending).await
+            guest!(migration_safety_check)
+                .call_handle(&mut *store, &d, &pending)
+                .await
         }
         Hook::PreUnmap => guest!(pre_unmap).call_handle(&mut *store, &d, &t).await,
         Hook::PrePush => guest!(pre_push).call_handle(&mut *store, &d, &t).await,
         Hook::HealthCheck => {
             let attempt = ctx.attempt.unwrap_or(1);
-            guest!(health_check).call_handle(&mut *store, &d, &t, attempt).await
+            guest!(health_check)
+                .call_handle(&mut *store, &d, &t, attempt)
+                .await
         }
         Hook::PreMap => guest!(pre_map).call_handle(&mut *store, &d, &t).await,
         Hook::PostMap => guest!(post_map).call_handle(&mut *store, &d, &t).await,
         Hook::PostDeploy => guest!(post_deploy).call_handle(&mut *store, &d).await,
         Hook::OnFailure => {
-            let f = ctx.failure.clone().unwrap_or_else(|| super::context::FailureInfo {
-                step: "unknown".into(),
-                color: None,
-                message: "no failure given".into(),
-            });
-            guest!(on_failure).call_handle(&mut *store, &d, &bindings::failure(&f)).await
+            let f = ctx
+                .failure
+                .clone()
+                .unwrap_or_else(|| super::context::FailureInfo {
+                    step: "unknown".into(),
+                    color: None,
+                    message: "no failure given".into(),
+                });
+            guest!(on_failure)
+                .call_handle(&mut *store, &d, &bindings::failure(&f))
+                .await
         }
     }
 }
@@ -386,6 +450,27 @@ impl bindings::bluegreen::hooks::log::Host for StoreState {
 }
 
 impl bindings::bluegreen::hooks::types::Host for StoreState {}
+
+/// A fresh instance per call is only cheap when memories, tables and fiber
+/// stacks come from a pool instead of fresh `mmap`s. The pool bounds how many
+/// plugin instances may be alive at once; calls are sequential in a deploy.
+fn pooling() -> wasmtime::InstanceAllocationStrategy {
+    let mut pool = wasmtime::PoolingAllocationConfig::new();
+    pool.total_component_instances(64)
+        .total_core_instances(1000)
+        .total_memories(128)
+        .total_tables(256)
+        .total_stacks(64)
+        .max_memory_size(1 << 32)
+        // Returning memory to the kernel in batches amortizes the TLB
+        // shootdowns each `madvise` costs in a multi-threaded process.
+        .decommit_batch_size(16)
+        // Tables and fiber stacks are small: keeping them resident and
+        // zeroing them is cheaper than faulting them in on every call.
+        .table_keep_resident(64 << 10)
+        .async_stack_keep_resident(64 << 10);
+    wasmtime::InstanceAllocationStrategy::Pooling(pool)
+}
 
 /// One ticker thread per engine advances the epoch; it ends with the engine.
 fn start_epoch_ticker(engine: &Engine) {

@@ -65,7 +65,9 @@ impl DirGrant {
         if !host.is_dir() {
             return Err(format!("grant-dir `{}` is not a directory", host.display()));
         }
-        let guest = guest.map(String::from).unwrap_or_else(|| host.display().to_string());
+        let guest = guest
+            .map(String::from)
+            .unwrap_or_else(|| host.display().to_string());
         Ok(DirGrant { host, guest })
     }
 }
@@ -81,15 +83,17 @@ pub struct Origin {
 
 impl Origin {
     pub fn parse(spec: &str) -> Result<Origin, String> {
-        let uri: http::Uri = spec
-            .parse()
-            .map_err(|e| format!("allow-http `{spec}`: {e} (write an origin like http://127.0.0.1:8080)"))?;
+        let uri: http::Uri = spec.parse().map_err(|e| {
+            format!("allow-http `{spec}`: {e} (write an origin like http://127.0.0.1:8080)")
+        })?;
         let path_ok = matches!(uri.path(), "" | "/") && uri.query().is_none();
         match (uri.scheme_str(), uri.host()) {
             (Some(scheme @ ("http" | "https")), Some(host)) if path_ok => Ok(Origin {
                 scheme: scheme.to_string(),
                 host: host.to_ascii_lowercase(),
-                port: uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 }),
+                port: uri
+                    .port_u16()
+                    .unwrap_or(if scheme == "https" { 443 } else { 80 }),
             }),
             _ => Err(format!(
                 "allow-http `{spec}`: expected an origin like http://127.0.0.1:8080 (scheme, host, port; no path)"
@@ -99,8 +103,14 @@ impl Origin {
 
     fn of(uri: &http::Uri) -> Option<Origin> {
         let scheme = uri.scheme_str()?.to_string();
-        let port = uri.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
-        Some(Origin { host: uri.host()?.to_ascii_lowercase(), scheme, port })
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        Some(Origin {
+            host: uri.host()?.to_ascii_lowercase(),
+            scheme,
+            port,
+        })
     }
 }
 
@@ -124,7 +134,10 @@ struct CaptureBuf {
 
 impl Capture {
     pub fn new(cap: usize) -> Capture {
-        Capture(Arc::new(Mutex::new(CaptureBuf { cap, ..CaptureBuf::default() })))
+        Capture(Arc::new(Mutex::new(CaptureBuf {
+            cap,
+            ..CaptureBuf::default()
+        })))
     }
 
     fn push(&self, data: &[u8]) {
@@ -138,7 +151,10 @@ impl Capture {
     /// The kept text and how many bytes were dropped past the cap.
     pub fn take(&self) -> (String, u64) {
         let buf = self.0.lock().unwrap();
-        (String::from_utf8_lossy(&buf.bytes).into_owned(), buf.dropped)
+        (
+            String::from_utf8_lossy(&buf.bytes).into_owned(),
+            buf.dropped,
+        )
     }
 }
 
@@ -164,11 +180,17 @@ impl tokio::io::AsyncWrite for Capture {
         std::task::Poll::Ready(Ok(data.len()))
     }
 
-    fn poll_flush(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 
-    fn poll_shutdown(self: std::pin::Pin<&mut Self>, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
         std::task::Poll::Ready(Ok(()))
     }
 }
@@ -193,15 +215,17 @@ impl WasiHttpHooks for HttpGate {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let origin = Origin::of(request.uri());
         if !origin.as_ref().is_some_and(|o| self.allowed.contains(o)) {
-            self.denied
-                .lock()
-                .unwrap()
-                .push(format!("HTTP {} {}", request.method(), request.uri()));
+            self.denied.lock().unwrap().push(format!(
+                "HTTP {} {}",
+                request.method(),
+                request.uri()
+            ));
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         // RFC 6761: `*.localhost` is loopback, but the system resolver here does
         // not know it. Connect to 127.0.0.1; the Host header keeps the name.
-        if let Some(o) = origin.filter(|o| o.host == "localhost" || o.host.ends_with(".localhost")) {
+        if let Some(o) = origin.filter(|o| o.host == "localhost" || o.host.ends_with(".localhost"))
+        {
             let mut parts = request.uri().clone().into_parts();
             parts.authority = format!("127.0.0.1:{}", o.port).parse().ok();
             if let Ok(uri) = http::Uri::from_parts(parts) {
@@ -222,11 +246,21 @@ pub struct MemoryCap {
 }
 
 impl wasmtime::ResourceLimiter for MemoryCap {
-    fn memory_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         self.grow((desired - current) as u64)
     }
 
-    fn table_growing(&mut self, current: usize, desired: usize, _max: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         // A table slot costs the host about a pointer.
         self.grow(((desired - current) * std::mem::size_of::<usize>()) as u64)
     }
@@ -243,7 +277,10 @@ impl MemoryCap {
             // Trap at once rather than fail the grow: the guest would only
             // abort anyway, and this way the error says why.
             self.hit = true;
-            return Err(wasmtime::format_err!("memory limit of {} bytes reached", self.limit));
+            return Err(wasmtime::format_err!(
+                "memory limit of {} bytes reached",
+                self.limit
+            ));
         }
         self.used += by;
         Ok(true)
@@ -294,8 +331,15 @@ impl StoreState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            gate: HttpGate { allowed: sandbox.http.clone(), denied: denied.clone() },
-            memory: MemoryCap { limit: sandbox.memory, used: 0, hit: false },
+            gate: HttpGate {
+                allowed: sandbox.http.clone(),
+                denied: denied.clone(),
+            },
+            memory: MemoryCap {
+                limit: sandbox.memory,
+                used: 0,
+                hit: false,
+            },
             log: Vec::new(),
             log_bytes: 0,
             log_dropped: 0,
@@ -318,13 +362,20 @@ impl StoreState {
 
 impl WasiView for StoreState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
     }
 }
 
 impl WasiHttpView for StoreState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.gate }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.gate,
+        }
     }
 }
 
@@ -339,7 +390,12 @@ mod tests {
         assert_eq!(Origin::parse("http://Example.com").unwrap().port, 80);
         assert_ne!(Origin::parse("http://localhost:8080").unwrap(), o);
         assert_ne!(Origin::parse("https://127.0.0.1:8080").unwrap(), o);
-        for bad in ["127.0.0.1:8080", "ftp://x", "http://127.0.0.1:8080/health", "http://"] {
+        for bad in [
+            "127.0.0.1:8080",
+            "ftp://x",
+            "http://127.0.0.1:8080/health",
+            "http://",
+        ] {
             assert!(Origin::parse(bad).is_err(), "{bad}");
         }
     }

@@ -26,12 +26,21 @@ async fn second_load_is_a_cache_hit_and_bad_entries_are_recompiled() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cache");
     assert_eq!(status(&dir).await, CacheStatus::Compiled);
-    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     assert_eq!(status(&dir).await, CacheStatus::Hit);
 
     let cwasm = entries(&dir, ".cwasm").pop().expect("one entry");
     let sidecar = entries(&dir, ".cwasm.sha256").pop().expect("one sidecar");
-    assert!(cwasm.file_name().unwrap().to_string_lossy().starts_with(&bluegreen_sha("hello")));
+    assert!(
+        cwasm
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with(&bluegreen_sha("hello"))
+    );
 
     // Flip one byte in the compiled code: the content hash no longer matches.
     let mut bytes = std::fs::read(&cwasm).unwrap();
@@ -59,13 +68,22 @@ async fn a_cache_directory_others_can_write_is_not_trusted() {
     let dir = tmp.path().join("cache");
     assert_eq!(status(&dir).await, CacheStatus::Compiled);
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    assert_eq!(status(&dir).await, CacheStatus::Compiled, "world-writable cache used");
+    assert_eq!(
+        status(&dir).await,
+        CacheStatus::Compiled,
+        "world-writable cache used"
+    );
     // Rewriting the entry closed the directory again.
-    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     assert_eq!(status(&dir).await, CacheStatus::Hit);
 }
 
 fn bluegreen_sha(name: &str) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(std::fs::read(component(name)).unwrap()))
+    hex::encode(sha2::Sha256::digest(
+        std::fs::read(component(name)).unwrap(),
+    ))
 }

@@ -10,7 +10,14 @@ async fn hello_handles_every_hook_and_logs_its_context() {
     let host = host();
     let hello = load(&host, "hello").await;
     assert_eq!(hello.hooks, Hook::ALL.to_vec());
-    assert!(hello.imports.iter().any(|i| i == "bluegreen:hooks/log@0.1.0"), "{:?}", hello.imports);
+    assert!(
+        hello
+            .imports
+            .iter()
+            .any(|i| i == "bluegreen:hooks/log@0.1.0"),
+        "{:?}",
+        hello.imports
+    );
     assert_eq!(hello.sha256.len(), 64);
 
     let mut context = ctx();
@@ -24,7 +31,11 @@ async fn hello_handles_every_hook_and_logs_its_context() {
         phase: "expand".into(),
         contents: "add_column :users, :x, :string".into(),
     }];
-    context.failure = Some(FailureInfo { step: "health".into(), color: None, message: "never healthy".into() });
+    context.failure = Some(FailureInfo {
+        step: "health".into(),
+        color: None,
+        message: "never healthy".into(),
+    });
     let config = settings(&[("greeting", "hi")]);
     for hook in Hook::ALL {
         let report = host.call(&hello, hook, &context, &config).await.unwrap();
@@ -32,9 +43,21 @@ async fn hello_handles_every_hook_and_logs_its_context() {
         assert_eq!(report.log.len(), 1, "{hook}");
         let line = &report.log[0];
         assert_eq!(line.level, Severity::Info);
-        assert!(line.message.starts_with(&format!("hello from {hook}:")), "{}", line.message);
-        assert!(line.message.contains("of shop") && line.message.contains("previous r41"), "{}", line.message);
-        assert!(line.message.contains("settings [greeting=hi]"), "{}", line.message);
+        assert!(
+            line.message.starts_with(&format!("hello from {hook}:")),
+            "{}",
+            line.message
+        );
+        assert!(
+            line.message.contains("of shop") && line.message.contains("previous r41"),
+            "{}",
+            line.message
+        );
+        assert!(
+            line.message.contains("settings [greeting=hi]"),
+            "{}",
+            line.message
+        );
         let expected = match hook {
             h if h.per_color() => "(shop-green)",
             Hook::MigrationSafetyCheck => "pending [db/migrate/1_add.rb]",
@@ -43,8 +66,15 @@ async fn hello_handles_every_hook_and_logs_its_context() {
         };
         assert!(line.message.contains(expected), "{hook}: {}", line.message);
     }
-    let health = host.call(&hello, Hook::HealthCheck, &context, &config).await.unwrap();
-    assert!(health.log[0].message.contains("attempt 3"), "{}", health.log[0].message);
+    let health = host
+        .call(&hello, Hook::HealthCheck, &context, &config)
+        .await
+        .unwrap();
+    assert!(
+        health.log[0].message.contains("attempt 3"),
+        "{}",
+        health.log[0].message
+    );
 }
 
 #[tokio::test]
@@ -53,7 +83,11 @@ async fn files_that_are_not_components_are_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("module.wasm");
     std::fs::write(&module, b"\0asm\x01\0\0\0").unwrap();
-    let err = host.load(&module).await.err().expect("a core module is not a plugin");
+    let err = host
+        .load(&module)
+        .await
+        .err()
+        .expect("a core module is not a plugin");
     assert!(matches!(err.kind, FailureKind::NotAComponent(_)), "{err}");
     assert!(err.to_string().contains("core WebAssembly module"), "{err}");
 
@@ -62,7 +96,11 @@ async fn files_that_are_not_components_are_refused_with_the_reason() {
     let err = host.load(&text).await.err().unwrap();
     assert!(matches!(err.kind, FailureKind::NotAComponent(_)), "{err}");
 
-    let err = host.load(&dir.path().join("missing.wasm")).await.err().unwrap();
+    let err = host
+        .load(&dir.path().join("missing.wasm"))
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err.kind, FailureKind::Io { .. }), "{err}");
     assert!(err.to_string().contains("missing.wasm"), "{err}");
 }
@@ -70,14 +108,28 @@ async fn files_that_are_not_components_are_refused_with_the_reason() {
 #[tokio::test]
 async fn components_that_do_not_implement_the_world_name_what_is_wrong() {
     let host = host();
-    let err = host.load(&component("mismatch")).await.err().expect("wrong signature");
+    let err = host
+        .load(&component("mismatch"))
+        .await
+        .err()
+        .expect("wrong signature");
     assert!(matches!(err.kind, FailureKind::WorldMismatch(_)), "{err}");
-    assert!(err.to_string().contains("bluegreen:hooks/pre-deploy@0.1.0"), "{err}");
+    assert!(
+        err.to_string().contains("bluegreen:hooks/pre-deploy@0.1.0"),
+        "{err}"
+    );
 
-    let err = host.load(&component("no-hooks")).await.err().expect("no hook exported");
+    let err = host
+        .load(&component("no-hooks"))
+        .await
+        .err()
+        .expect("no hook exported");
     assert!(matches!(err.kind, FailureKind::WorldMismatch(_)), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("exports none of the hook interfaces") && msg.contains("health-check@0.1.0"), "{msg}");
+    assert!(
+        msg.contains("exports none of the hook interfaces") && msg.contains("health-check@0.1.0"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -85,8 +137,15 @@ async fn calling_a_hook_the_plugin_does_not_export_is_refused() {
     let host = host();
     let probe = load(&host, "http-probe").await;
     assert_eq!(probe.hooks, vec![Hook::HealthCheck]);
-    let err = host.call(&probe, Hook::PreDeploy, &ctx(), &settings(&[])).await.err().unwrap();
-    assert!(matches!(err.kind, FailureKind::HookNotHandled(Hook::PreDeploy)), "{err}");
+    let err = host
+        .call(&probe, Hook::PreDeploy, &ctx(), &settings(&[]))
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err.kind, FailureKind::HookNotHandled(Hook::PreDeploy)),
+        "{err}"
+    );
     assert_eq!(err.plugin, "http-probe");
 }
 
@@ -103,7 +162,11 @@ async fn the_plugin_directory_loads_every_wasm_in_name_order() {
     assert_eq!(names, ["a-hello", "b-probe"]);
 
     std::fs::copy(component("no-hooks"), dir.path().join("c-bad.wasm")).unwrap();
-    let err = host.load_dir(dir.path()).await.err().expect("one bad plugin fails the directory");
+    let err = host
+        .load_dir(dir.path())
+        .await
+        .err()
+        .expect("one bad plugin fails the directory");
     assert_eq!(err.plugin, "c-bad");
 }
 
@@ -111,14 +174,49 @@ async fn the_plugin_directory_loads_every_wasm_in_name_order() {
 async fn a_veto_is_a_verdict_and_a_malfunction_is_an_error() {
     let host = host();
     let hostile = load(&host, "hostile").await;
-    let blocked = host.call(&hostile, Hook::PreDeploy, &ctx(), &settings(&[("attack", "block")])).await.unwrap();
-    assert_eq!(blocked.outcome.verdict, Verdict::Block("blocked on purpose".into()));
+    let blocked = host
+        .call(
+            &hostile,
+            Hook::PreDeploy,
+            &ctx(),
+            &settings(&[("attack", "block")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        blocked.outcome.verdict,
+        Verdict::Block("blocked on purpose".into())
+    );
 
-    let err = host.call(&hostile, Hook::PreDeploy, &ctx(), &settings(&[("attack", "nonsense")])).await.err().unwrap();
-    assert!(matches!(&err.kind, FailureKind::Malfunction(m) if m == "unknown attack `nonsense`"), "{err}");
-    assert_eq!(err.to_string(), "plugin `hostile` at hook `pre-deploy` reported an error: unknown attack `nonsense`");
+    let err = host
+        .call(
+            &hostile,
+            Hook::PreDeploy,
+            &ctx(),
+            &settings(&[("attack", "nonsense")]),
+        )
+        .await
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&err.kind, FailureKind::Malfunction(m) if m == "unknown attack `nonsense`"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "plugin `hostile` at hook `pre-deploy` reported an error: unknown attack `nonsense`"
+    );
 
-    let err = host.call(&hostile, Hook::PreDeploy, &ctx(), &settings(&[("attack", "empty-block")])).await.err().unwrap();
+    let err = host
+        .call(
+            &hostile,
+            Hook::PreDeploy,
+            &ctx(),
+            &settings(&[("attack", "empty-block")]),
+        )
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err.kind, FailureKind::BadResult(_)), "{err}");
 }
 
@@ -127,15 +225,31 @@ async fn failures_block_by_default_and_warn_when_the_plugin_is_set_to_warn() {
     let host = host();
     let hostile = load(&host, "hostile").await;
     let mut config = settings(&[("attack", "trap")]);
-    let err = host.run_hook(&hostile, Hook::PreDeploy, &ctx(), &config).await.err().unwrap();
+    let err = host
+        .run_hook(&hostile, Hook::PreDeploy, &ctx(), &config)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err.kind, FailureKind::Trap(_)), "{err}");
 
     config.on_error = OnError::Warn;
-    let report = host.run_hook(&hostile, Hook::PreDeploy, &ctx(), &config).await.unwrap();
+    let report = host
+        .run_hook(&hostile, Hook::PreDeploy, &ctx(), &config)
+        .await
+        .unwrap();
     assert_eq!(report.outcome.verdict, Verdict::Proceed);
     let warning = &report.outcome.findings[0];
-    assert_eq!((warning.severity, warning.rule.as_str()), (Severity::Warning, "plugin-trap"));
-    assert!(warning.message.contains("plugin `hostile` at hook `pre-deploy` trapped"), "{}", warning.message);
+    assert_eq!(
+        (warning.severity, warning.rule.as_str()),
+        (Severity::Warning, "plugin-trap")
+    );
+    assert!(
+        warning
+            .message
+            .contains("plugin `hostile` at hook `pre-deploy` trapped"),
+        "{}",
+        warning.message
+    );
 }
 
 #[tokio::test]
@@ -144,7 +258,10 @@ async fn every_call_gets_fresh_state() {
     let hostile = load(&host, "hostile").await;
     let config = settings(&[("attack", "counter")]);
     for _ in 0..3 {
-        let report = host.call(&hostile, Hook::PreDeploy, &ctx(), &config).await.unwrap();
+        let report = host
+            .call(&hostile, Hook::PreDeploy, &ctx(), &config)
+            .await
+            .unwrap();
         assert_eq!(report.outcome.findings[0].message, "1");
     }
 }
@@ -154,6 +271,9 @@ async fn a_host_without_a_cache_still_works() {
     let host = PluginHost::new(None).unwrap();
     let hello = load(&host, "hello").await;
     assert_eq!(hello.cache, bluegreen::plugin::CacheStatus::Compiled);
-    let report = host.call(&hello, Hook::PostDeploy, &ctx(), &settings(&[])).await.unwrap();
+    let report = host
+        .call(&hello, Hook::PostDeploy, &ctx(), &settings(&[]))
+        .await
+        .unwrap();
     assert_eq!(report.outcome.verdict, Verdict::Proceed);
 }

@@ -24,7 +24,9 @@ pub fn component(name: &str) -> PathBuf {
 
 pub fn shared_cache_dir() -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().expect("temp cache dir")).path().join("cache")
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp cache dir"))
+        .path()
+        .join("cache")
 }
 
 /// A host on the run-wide cache.
@@ -33,12 +35,17 @@ pub fn host() -> PluginHost {
 }
 
 pub async fn load(host: &PluginHost, name: &str) -> Plugin {
-    host.load(&component(name)).await.unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    host.load(&component(name))
+        .await
+        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
 }
 
 pub fn settings(pairs: &[(&str, &str)]) -> PluginConfig {
     PluginConfig {
-        settings: pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        settings: pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
         ..PluginConfig::default()
     }
 }
