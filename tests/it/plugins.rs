@@ -277,3 +277,35 @@ async fn a_host_without_a_cache_still_works() {
         .unwrap();
     assert_eq!(report.outcome.verdict, Verdict::Proceed);
 }
+
+#[tokio::test]
+async fn the_readme_rust_example_is_built_and_works_as_documented() {
+    let readme = include_str!("../../README.md");
+    let source = include_str!("../../plugins/testing/readme-example/src/lib.rs")
+        .replace("../../../wit", "wit");
+    assert!(
+        readme.contains(&source),
+        "README's Rust example drifted from plugins/testing/readme-example"
+    );
+
+    let host = host();
+    let freeze = load(&host, "readme-example").await;
+    let frozen = host
+        .call(
+            &freeze,
+            Hook::PreDeploy,
+            &ctx(),
+            &settings(&[("frozen", "true")]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        frozen.outcome.verdict,
+        Verdict::Block("deploys are frozen".into())
+    );
+    let open = host
+        .call(&freeze, Hook::PreDeploy, &ctx(), &settings(&[]))
+        .await
+        .unwrap();
+    assert_eq!(open.outcome.verdict, Verdict::Proceed);
+}

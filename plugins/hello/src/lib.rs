@@ -41,7 +41,10 @@ impl pre_deploy::Guest for Hello {
 }
 
 impl migration_safety_check::Guest for Hello {
-    fn handle(d: Deploy, pending: Vec<migration_safety_check::Migration>) -> Result<Outcome, String> {
+    fn handle(
+        d: Deploy,
+        pending: Vec<migration_safety_check::Migration>,
+    ) -> Result<Outcome, String> {
         let names: Vec<&str> = pending.iter().map(|m| m.path.as_str()).collect();
         proceed("migration-safety-check", &d, format!(" pending [{}]", names.join(", ")))
     }

@@ -41,10 +41,9 @@ fn setting<'a>(d: &'a Deploy, key: &str) -> Option<&'a str> {
 fn number<T: std::str::FromStr>(d: &Deploy, key: &str, default: T) -> Result<T, String> {
     match setting(d, key) {
         None => Ok(default),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| format!("setting `{key}`: `{v}` is not a valid number")),
+        Some(v) => {
+            v.trim().parse().map_err(|_| format!("setting `{key}`: `{v}` is not a valid number"))
+        }
     }
 }
 
@@ -119,7 +118,7 @@ fn get(url: &str, path: &str, timeout_ms: u64) -> Result<(u16, String), String> 
             Ok(chunk) => bytes.extend_from_slice(&chunk),
             Err(StreamError::Closed) => break,
             Err(StreamError::LastOperationFailed(e)) => {
-                return Err(format!("reading body: {}", e.to_debug_string()))
+                return Err(format!("reading body: {}", e.to_debug_string()));
             }
         }
     }
@@ -152,8 +151,11 @@ impl exports::bluegreen::hooks::health_check::Guest for Probe {
                 },
             }
         }
-        let verdict =
-            if findings.is_empty() { Verdict::Proceed } else { Verdict::RetryAfterMs(s.retry_after_ms) };
+        let verdict = if findings.is_empty() {
+            Verdict::Proceed
+        } else {
+            Verdict::RetryAfterMs(s.retry_after_ms)
+        };
         Ok(Outcome { verdict, findings })
     }
 }

@@ -35,13 +35,15 @@ fn breach(what: String) -> Result<Outcome, String> {
 fn http_get(url: &str) -> Result<u16, String> {
     use wasip2::http::types::{Fields, Method, OutgoingRequest, Scheme};
     let rest = url.strip_prefix("http://").ok_or("url must be http://")?;
-    let (authority, path) = rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
+    let (authority, path) =
+        rest.split_once('/').map(|(a, p)| (a, format!("/{p}"))).unwrap_or((rest, "/".into()));
     let req = OutgoingRequest::new(Fields::new());
     req.set_method(&Method::Get).map_err(|()| "method")?;
     req.set_scheme(Some(&Scheme::Http)).map_err(|()| "scheme")?;
     req.set_authority(Some(authority)).map_err(|()| "authority")?;
     req.set_path_with_query(Some(&path)).map_err(|()| "path")?;
-    let pending = wasip2::http::outgoing_handler::handle(req, None).map_err(|e| format!("{e:?}"))?;
+    let pending =
+        wasip2::http::outgoing_handler::handle(req, None).map_err(|e| format!("{e:?}"))?;
     pending.subscribe().block();
     match pending.get() {
         Some(Ok(Ok(resp))) => Ok(resp.status()),
@@ -106,7 +108,8 @@ impl exports::bluegreen::hooks::pre_deploy::Guest for Hostile {
                 let args: Vec<String> = std::env::args().collect();
                 let mut stdin = String::new();
                 let _ = std::io::stdin().read_to_string(&mut stdin);
-                let cwd = std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
+                let cwd =
+                    std::env::current_dir().map(|p| p.display().to_string()).unwrap_or_default();
                 if vars.is_empty() && args.is_empty() && stdin.is_empty() {
                     let found = format!("env 0, args 0, stdin 0 bytes, cwd `{cwd}`");
                     outcome(Verdict::Proceed, vec![info("ambient", found)])
