@@ -3,5 +3,6 @@
 //! integration tests drive the same code paths users do.
 
 pub mod cli;
+pub mod platform;
 pub mod plugin;
 pub mod units;

@@ -10,6 +10,10 @@ RELEASE = os.environ.get("RELEASE", "dev")
 
 
 class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    # Buffer each response into one write; unbuffered, headers and body go
+    # out separately and stall on Nagle plus delayed ACKs under keep-alive.
+    wbufsize = 65536
     def do_GET(self):
         if self.path == "/health":
             body = b"ok\n"

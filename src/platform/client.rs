@@ -1,0 +1,341 @@
+//! The Cloud Foundry v3 client, for a real CF, Korifi, or the local platform.
+//!
+//! Follows pagination, turns CF error envelopes into [`PlatformError::Api`],
+//! honours `Retry-After` on 429, retries idempotent calls on connection errors
+//! and 5xx with backoff, refreshes an expiring cf-login token, and bounds
+//! every wait. Tokens never reach logs or errors.
+
+use super::PlatformError;
+use super::auth::{self, CfConfig};
+use super::v3;
+use reqwest::{Method, StatusCode};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+const MAX_ATTEMPTS: u32 = 4;
+const MAX_PAGES: usize = 1000;
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+
+enum Credentials {
+    Token(String),
+    CfLogin(Box<CfConfig>),
+}
+
+pub struct CfClient {
+    http: reqwest::Client,
+    api: String,
+    credentials: Mutex<Credentials>,
+    poll_interval: Duration,
+}
+
+impl CfClient {
+    /// A client with a fixed bearer token (local platform, or CI variables).
+    pub fn with_token(api: &str, token: &str) -> CfClient {
+        Self::new(
+            api,
+            Credentials::Token(auth::strip_bearer(token).to_string()),
+            false,
+        )
+    }
+
+    /// A client using (and refreshing) an existing `cf login`.
+    pub fn from_cf_login(config: CfConfig) -> CfClient {
+        let api = config.target.clone();
+        let insecure = config.ssl_disabled;
+        Self::new(&api, Credentials::CfLogin(Box::new(config)), insecure)
+    }
+
+    fn new(api: &str, credentials: Credentials, insecure: bool) -> CfClient {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+            .danger_accept_invalid_certs(insecure)
+            .build()
+            .expect("HTTP client");
+        CfClient {
+            http,
+            api: api.trim_end_matches('/').to_string(),
+            credentials: Mutex::new(credentials),
+            poll_interval: Duration::from_millis(200),
+        }
+    }
+
+    pub fn api(&self) -> &str {
+        &self.api
+    }
+
+    async fn bearer(&self, force_refresh: bool) -> Result<String, PlatformError> {
+        let mut creds = self.credentials.lock().await;
+        match &mut *creds {
+            Credentials::Token(t) => Ok(t.clone()),
+            Credentials::CfLogin(config) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                if force_refresh || auth::needs_refresh(&config.access_token, now) {
+                    let fresh = auth::refresh(&self.http, config).await?;
+                    config.access_token = fresh.access_token;
+                    if let Some(r) = fresh.refresh_token {
+                        config.refresh_token = r;
+                    }
+                }
+                Ok(config.bearer().to_string())
+            }
+        }
+    }
+
+    /// One API call with retries; `path` is relative to the API root or an
+    /// absolute URL (pagination links).
+    pub async fn request<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, PlatformError> {
+        let url = if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.api)
+        };
+        let idempotent = method != Method::POST;
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let token = self.bearer(false).await?;
+            let mut req = self.http.request(method.clone(), &url).bearer_auth(&token);
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let fail = |message: String| PlatformError::Http {
+                method: method.to_string(),
+                url: url.clone(),
+                message,
+            };
+            let resp = match req.send().await {
+                Ok(r) => r,
+                Err(e)
+                    if idempotent
+                        && attempt < MAX_ATTEMPTS
+                        && (e.is_connect() || e.is_timeout()) =>
+                {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(fail(e.without_url().to_string())),
+            };
+            let status = resp.status();
+            if status == StatusCode::TOO_MANY_REQUESTS && attempt < MAX_ATTEMPTS {
+                tokio::time::sleep(retry_after(&resp).unwrap_or(backoff(attempt))).await;
+                continue;
+            }
+            if status.is_server_error() && idempotent && attempt < MAX_ATTEMPTS {
+                tokio::time::sleep(backoff(attempt)).await;
+                continue;
+            }
+            if status.is_success() {
+                return Ok(resp);
+            }
+            let err = api_error(&method, &url, status, resp).await;
+            if status == StatusCode::UNAUTHORIZED
+                && !refreshed
+                && matches!(&err, PlatformError::Api { code: 1000, .. })
+            {
+                let is_login = matches!(&*self.credentials.lock().await, Credentials::CfLogin(_));
+                if is_login {
+                    refreshed = true;
+                    self.bearer(true).await?;
+                    continue;
+                }
+            }
+            return Err(err);
+        }
+    }
+
+    pub async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, PlatformError> {
+        let url = path.to_string();
+        let resp = self.request(method.clone(), path, body).await?;
+        resp.json().await.map_err(|e| PlatformError::Http {
+            method: method.to_string(),
+            url,
+            message: format!("unexpected response body: {}", e.without_url()),
+        })
+    }
+
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PlatformError> {
+        self.call::<(), T>(Method::GET, path, None).await
+    }
+
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, PlatformError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, PlatformError> {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    /// A multipart upload; not retried (the body is consumed).
+    pub async fn upload(
+        &self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> Result<(), PlatformError> {
+        let url = format!("{}{path}", self.api);
+        let token = self.bearer(false).await?;
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&token)
+            .multipart(form)
+            .send()
+            .await
+            .map_err(|e| PlatformError::Http {
+                method: "POST".into(),
+                url: url.clone(),
+                message: e.without_url().to_string(),
+            })?;
+        if !resp.status().is_success() {
+            return Err(api_error(&Method::POST, &url, resp.status(), resp).await);
+        }
+        Ok(())
+    }
+
+    /// Every resource of a list, following `next` links (bounded).
+    pub async fn list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, PlatformError> {
+        let mut out = Vec::new();
+        let mut next = Some(path.to_string());
+        for _ in 0..MAX_PAGES {
+            let Some(url) = next.take() else {
+                return Ok(out);
+            };
+            let page: v3::List<T> = self.get(&url).await?;
+            out.extend(page.resources);
+            next = page.pagination.next.map(|l| l.href);
+        }
+        Err(PlatformError::Failed {
+            what: format!("listing {path}"),
+            detail: format!("more than {MAX_PAGES} pages"),
+        })
+    }
+
+    /// Polls `GET path` until `done` says it is finished, or `timeout`.
+    pub async fn wait_for<T: DeserializeOwned>(
+        &self,
+        what: &str,
+        path: &str,
+        timeout: Duration,
+        done: impl Fn(&T) -> bool,
+    ) -> Result<T, PlatformError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let v: T = self.get(path).await?;
+            if done(&v) {
+                return Ok(v);
+            }
+            if tokio::time::Instant::now() + self.poll_interval > deadline {
+                return Err(PlatformError::Timeout {
+                    what: what.to_string(),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(self.poll_interval).await;
+        }
+    }
+
+    /// Waits for the job an asynchronous call answered with (`Location`).
+    pub async fn wait_job(
+        &self,
+        location: &str,
+        timeout: Duration,
+    ) -> Result<v3::Job, PlatformError> {
+        let job: v3::Job = self
+            .wait_for("job", location, timeout, |j: &v3::Job| {
+                matches!(j.state.as_str(), "COMPLETE" | "FAILED")
+            })
+            .await?;
+        if job.state == "FAILED" {
+            let detail = job
+                .errors
+                .iter()
+                .map(|e| format!("{} ({}): {}", e.title, e.code, e.detail))
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(PlatformError::Failed {
+                what: format!("job {}", job.operation),
+                detail,
+            });
+        }
+        Ok(job)
+    }
+
+    pub fn to_one(guid: &str) -> Value {
+        json!({ "data": { "guid": guid } })
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    Duration::from_millis(200 << attempt.min(5))
+}
+
+fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
+    let secs: u64 = resp
+        .headers()
+        .get("retry-after")?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(Duration::from_secs(secs).min(MAX_RETRY_AFTER))
+}
+
+async fn api_error(
+    method: &Method,
+    url: &str,
+    status: StatusCode,
+    resp: reqwest::Response,
+) -> PlatformError {
+    let path = url
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| rest[i..].to_string()))
+        .unwrap_or_default();
+    let text = resp.text().await.unwrap_or_default();
+    match serde_json::from_str::<v3::ErrorEnvelope>(&text)
+        .ok()
+        .and_then(|e| e.errors.into_iter().next())
+    {
+        Some(e) => PlatformError::Api {
+            method: method.to_string(),
+            path,
+            status: status.as_u16(),
+            code: e.code,
+            title: e.title,
+            detail: e.detail,
+        },
+        None => PlatformError::Api {
+            method: method.to_string(),
+            path,
+            status: status.as_u16(),
+            code: 0,
+            title: status.canonical_reason().unwrap_or("error").to_string(),
+            detail: text.chars().take(500).collect(),
+        },
+    }
+}

@@ -1,0 +1,178 @@
+//! Starting and stopping the local platform in this process: the state
+//! directory and its files, the API and router listeners, and a clean
+//! shutdown (apps stopped, servers drained) on request.
+
+use super::api;
+use super::router::Router;
+use super::state::Platform;
+use super::store::Store;
+use super::supervisor::Supervisor;
+use crate::platform::PlatformError;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// `BLUEGREEN_HOME`, else `~/.bluegreen`.
+pub fn home_dir() -> PathBuf {
+    match std::env::var_os("BLUEGREEN_HOME").filter(|h| !h.is_empty()) {
+        Some(home) => PathBuf::from(home),
+        None => std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| ".".into())
+            .join(".bluegreen"),
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The state directory (`<home>/platform`).
+    pub dir: PathBuf,
+    /// 0 picks a free port.
+    pub api_port: u16,
+    pub router_port: u16,
+    /// How long an app gets between SIGTERM and SIGKILL.
+    pub grace: Duration,
+    pub task_timeout: Duration,
+}
+
+impl Config {
+    pub fn new(home: &Path) -> Config {
+        Config {
+            dir: home.join("platform"),
+            api_port: 0,
+            router_port: 8080,
+            grace: Duration::from_secs(10),
+            task_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// What a client needs to reach a running daemon; also written to
+/// `daemon.json` in the state directory.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Endpoint {
+    pub pid: u32,
+    pub api_url: String,
+    pub router_port: u16,
+}
+
+pub struct Running {
+    pub endpoint: Endpoint,
+    pub token: String,
+    platform: Arc<Platform>,
+    shutdown: watch::Sender<bool>,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops every app, then the servers.
+    pub async fn shutdown(self) {
+        self.platform.supervisor.stop_all().await;
+        let _ = self.shutdown.send(true);
+        for s in self.servers {
+            let _ = s.await;
+        }
+        let _ = std::fs::remove_file(self.platform.dir.join("daemon.json"));
+    }
+
+    /// Waits until the servers stop (after `shutdown` from elsewhere).
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> PlatformError + '_ {
+    move |source| PlatformError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The API token, created on first start, readable by the user only.
+pub fn token(dir: &Path) -> Result<String, PlatformError> {
+    let path = dir.join("token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_string());
+    }
+    let token = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(io(&path))?;
+    std::io::Write::write_all(&mut f, token.as_bytes()).map_err(io(&path))?;
+    Ok(token)
+}
+
+pub async fn start(config: Config) -> Result<Running, PlatformError> {
+    let dir = config.dir.clone();
+    for sub in ["", "droplets", "packages", "logs"] {
+        let d = dir.join(sub);
+        std::fs::create_dir_all(&d).map_err(io(&d))?;
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
+    let token = token(&dir)?;
+    let store = Store::open(&dir.join("state.db"))?;
+    let bind = |port: u16| async move {
+        TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|source| PlatformError::Bind { port, source })
+    };
+    let api_listener = bind(config.api_port).await?;
+    let router_listener = bind(config.router_port).await?;
+    let api_addr = api_listener.local_addr().map_err(io(&dir))?;
+    let router_port = router_listener.local_addr().map_err(io(&dir))?.port();
+    let supervisor = Supervisor::new(dir.join("logs"), config.grace);
+    let router = Router::new(supervisor.clone());
+    let platform = Arc::new(Platform {
+        store: Mutex::new(store),
+        supervisor,
+        router: router.clone(),
+        dir: dir.clone(),
+        api_url: format!("http://{api_addr}"),
+        router_port,
+        task_timeout: config.task_timeout,
+    });
+    platform
+        .restore()
+        .await
+        .map_err(|e| PlatformError::Local(e.3))?;
+
+    let (shutdown, rx) = watch::channel(false);
+    let app = api::routes(platform.clone(), token.clone());
+    let mut api_stop = rx.clone();
+    let api = tokio::spawn(async move {
+        let _ = axum::serve(api_listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = api_stop.changed().await;
+            })
+            .await;
+    });
+    let routing = tokio::spawn(router.serve(router_listener, rx));
+    let endpoint = Endpoint {
+        pid: std::process::id(),
+        api_url: platform.api_url.clone(),
+        router_port,
+    };
+    let path = dir.join("daemon.json");
+    std::fs::write(
+        &path,
+        serde_json::to_vec_pretty(&endpoint).expect("serializable"),
+    )
+    .map_err(io(&path))?;
+    Ok(Running {
+        endpoint,
+        token,
+        platform,
+        shutdown,
+        servers: vec![api, routing],
+    })
+}

@@ -1,0 +1,16 @@
+//! The embedded local platform: a daemon that runs apps as supervised
+//! processes behind a Host-routing HTTP router and serves the same Cloud
+//! Foundry v3 subset as a real CF, so one client drives both.
+
+mod api;
+mod daemon;
+mod records;
+mod router;
+mod staging;
+mod state;
+mod store;
+mod supervisor;
+
+pub use daemon::{Config, Running, home_dir, start};
+pub use router::DOMAIN;
+pub use store::StoreError;

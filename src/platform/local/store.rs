@@ -1,0 +1,160 @@
+//! The local platform's durable state: every resource (app, package, build,
+//! droplet, route, task) as a JSON document in SQLite, written through on each
+//! change, so a daemon restart brings back apps, droplets and routes.
+//!
+//! SQLite because it is a real embedded store with atomic transactions and
+//! crash safety (WAL), in one file, with no server to run. The documents are
+//! the same records the API serves; the scale (a handful of apps on one
+//! machine) does not call for a relational schema.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Serialize, de::DeserializeOwned};
+use std::path::Path;
+
+pub struct Store {
+    conn: Connection,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("platform state {path}: {source}")]
+pub struct StoreError {
+    pub path: String,
+    #[source]
+    pub source: rusqlite::Error,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        let wrap = |source| StoreError {
+            path: path.display().to_string(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(wrap)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             CREATE TABLE IF NOT EXISTS resources (
+                 kind TEXT NOT NULL,
+                 guid TEXT NOT NULL,
+                 seq  INTEGER NOT NULL,
+                 body TEXT NOT NULL,
+                 PRIMARY KEY (kind, guid)
+             );
+             CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);",
+        )
+        .map_err(wrap)?;
+        Ok(Store { conn })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError {
+            path: self.conn.path().unwrap_or("?").to_string(),
+            source,
+        }
+    }
+
+    /// Inserts or replaces one resource; a new one goes after all others.
+    pub fn put<T: Serialize>(&self, kind: &str, guid: &str, value: &T) -> Result<(), StoreError> {
+        let body = serde_json::to_string(value).expect("resources serialize");
+        self.conn
+            .execute(
+                "INSERT INTO resources (kind, guid, seq, body)
+                 VALUES (?1, ?2, (SELECT COALESCE(MAX(seq), 0) + 1 FROM resources), ?3)
+                 ON CONFLICT (kind, guid) DO UPDATE SET body = excluded.body",
+                params![kind, guid, body],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        guid: &str,
+    ) -> Result<Option<T>, StoreError> {
+        let body: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT body FROM resources WHERE kind = ?1 AND guid = ?2",
+                params![kind, guid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(body.map(|b| serde_json::from_str(&b).expect("stored resources parse")))
+    }
+
+    /// Every resource of a kind, oldest first.
+    pub fn all<T: DeserializeOwned>(&self, kind: &str) -> Result<Vec<T>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT body FROM resources WHERE kind = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![kind], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(
+                serde_json::from_str(&row.map_err(|e| self.err(e))?)
+                    .expect("stored resources parse"),
+            );
+        }
+        Ok(out)
+    }
+
+    pub fn delete(&self, kind: &str, guid: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "DELETE FROM resources WHERE kind = ?1 AND guid = ?2",
+                params![kind, guid],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The next value of a named counter (task sequence ids), starting at 1.
+    pub fn next(&self, name: &str) -> Result<u64, StoreError> {
+        self.conn
+            .query_row(
+                "INSERT INTO counters (name, value) VALUES (?1, 1)
+                 ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
+                params![name],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|v| v as u64)
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_survive_reopening_in_insertion_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.db");
+        {
+            let store = Store::open(&path).unwrap();
+            store.put("app", "b", &"second").unwrap();
+            store.put("app", "a", &"first").unwrap();
+            store.put("app", "b", &"second, updated").unwrap();
+            store.put("route", "r", &"route").unwrap();
+            assert_eq!(store.next("task:a").unwrap(), 1);
+            assert_eq!(store.next("task:a").unwrap(), 2);
+        }
+        let store = Store::open(&path).unwrap();
+        assert_eq!(
+            store.all::<String>("app").unwrap(),
+            ["second, updated", "first"]
+        );
+        assert_eq!(
+            store.get::<String>("route", "r").unwrap().as_deref(),
+            Some("route")
+        );
+        store.delete("route", "r").unwrap();
+        assert_eq!(store.get::<String>("route", "r").unwrap(), None);
+        assert_eq!(store.next("task:a").unwrap(), 3);
+    }
+}

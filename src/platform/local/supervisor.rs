@@ -1,0 +1,346 @@
+//! Runs apps as supervised child processes: `PORT` set, the droplet as working
+//! directory, output into a capped log, restarted with backoff after a crash,
+//! stopped with SIGTERM then SIGKILL after a grace period. Also runs one-off
+//! tasks (migrations) in a droplet.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+/// Logs rotate past this size (one previous file is kept).
+const LOG_CAP: u64 = 1 << 20;
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// What to run for one app.
+#[derive(Clone, Debug)]
+pub struct RunSpec {
+    pub app_guid: String,
+    pub app_name: String,
+    pub command: String,
+    pub dir: PathBuf,
+    pub env: BTreeMap<String, String>,
+    /// `port`: running once the port accepts connections; `process`: once spawned.
+    pub health_check: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Starting,
+    Running,
+    Crashed,
+    Down,
+}
+
+impl State {
+    pub fn cf_name(self) -> &'static str {
+        match self {
+            State::Starting => "STARTING",
+            State::Running => "RUNNING",
+            State::Crashed => "CRASHED",
+            State::Down => "DOWN",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Status {
+    pub state: State,
+    pub port: u16,
+    pub since: Instant,
+    pub restarts: u32,
+}
+
+struct Instance {
+    status: Arc<Mutex<Status>>,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Clone)]
+pub struct Supervisor {
+    instances: Arc<Mutex<HashMap<String, Instance>>>,
+    logs: PathBuf,
+    grace: Duration,
+}
+
+impl Supervisor {
+    pub fn new(logs: PathBuf, grace: Duration) -> Supervisor {
+        Supervisor {
+            instances: Arc::default(),
+            logs,
+            grace,
+        }
+    }
+
+    pub fn log_path(&self, app_guid: &str) -> PathBuf {
+        self.logs.join(format!("{app_guid}.log"))
+    }
+
+    /// Starts (or restarts) an app's single instance.
+    pub async fn start(&self, spec: RunSpec) {
+        self.stop(&spec.app_guid).await;
+        let status = Arc::new(Mutex::new(Status {
+            state: State::Starting,
+            port: 0,
+            since: Instant::now(),
+            restarts: 0,
+        }));
+        let (stop, stop_rx) = watch::channel(false);
+        let log = self.log_path(&spec.app_guid);
+        let guid = spec.app_guid.clone();
+        let done = tokio::spawn(supervise(spec, status.clone(), stop_rx, log, self.grace));
+        self.instances
+            .lock()
+            .unwrap()
+            .insert(guid, Instance { status, stop, done });
+    }
+
+    /// Stops an app's instance, if any, and waits until its process is gone.
+    pub async fn stop(&self, app_guid: &str) {
+        let instance = self.instances.lock().unwrap().remove(app_guid);
+        if let Some(instance) = instance {
+            let _ = instance.stop.send(true);
+            let _ = instance.done.await;
+        }
+    }
+
+    pub async fn stop_all(&self) {
+        let guids: Vec<String> = self.instances.lock().unwrap().keys().cloned().collect();
+        for guid in guids {
+            self.stop(&guid).await;
+        }
+    }
+
+    pub fn status(&self, app_guid: &str) -> Option<Status> {
+        self.instances
+            .lock()
+            .unwrap()
+            .get(app_guid)
+            .map(|i| i.status.lock().unwrap().clone())
+    }
+
+    /// The port of a running instance: where the router may send requests.
+    pub fn running_port(&self, app_guid: &str) -> Option<u16> {
+        self.status(app_guid)
+            .filter(|s| s.state == State::Running)
+            .map(|s| s.port)
+    }
+
+    /// Runs a one-off command in a droplet to completion (or `timeout`);
+    /// returns `None` on success, else why it failed.
+    pub async fn run_task(&self, spec: &RunSpec, name: &str, timeout: Duration) -> Option<String> {
+        let log = self.log_path(&spec.app_guid);
+        let mut child = match spawn(spec, None, &log, &format!("task {name}")) {
+            Ok(c) => c,
+            Err(e) => return Some(format!("could not start `{}`: {e}", spec.command)),
+        };
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(status)) if status.success() => None,
+            Ok(Ok(status)) => Some(format!("task `{}` exited with {status}", spec.command)),
+            Ok(Err(e)) => Some(format!("waiting for task `{}`: {e}", spec.command)),
+            Err(_) => {
+                terminate(&mut child, self.grace).await;
+                Some(format!(
+                    "task `{}` timed out after {}",
+                    spec.command,
+                    humantime::format_duration(timeout)
+                ))
+            }
+        }
+    }
+}
+
+async fn supervise(
+    spec: RunSpec,
+    status: Arc<Mutex<Status>>,
+    mut stop: watch::Receiver<bool>,
+    log: PathBuf,
+    grace: Duration,
+) {
+    let mut backoff = Duration::from_millis(500);
+    let set = |state: State, port: u16| {
+        let mut s = status.lock().unwrap();
+        s.state = state;
+        s.port = port;
+        s.since = Instant::now();
+    };
+    loop {
+        let port = free_port();
+        let mut child = match spawn(&spec, Some(port), &log, "app") {
+            Ok(child) => child,
+            Err(e) => {
+                append_log(
+                    &log,
+                    &format!("[bluegreen] could not start `{}`: {e}", spec.command),
+                );
+                set(State::Crashed, 0);
+                if wait_or_stop(&mut stop, backoff).await {
+                    set(State::Down, 0);
+                    return;
+                }
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+                continue;
+            }
+        };
+        set(State::Starting, port);
+        let started = Instant::now();
+        let ready = ready(&spec, port);
+        tokio::pin!(ready);
+        let mut is_ready = false;
+        let exit = loop {
+            tokio::select! {
+                exit = child.wait() => break exit,
+                _ = stop.changed() => {
+                    terminate(&mut child, grace).await;
+                    set(State::Down, 0);
+                    return;
+                }
+                _ = &mut ready, if !is_ready => {
+                    is_ready = true;
+                    set(State::Running, port);
+                }
+            }
+        };
+        let why = match exit {
+            Ok(status) => format!("exited with {status}"),
+            Err(e) => format!("could not be waited for: {e}"),
+        };
+        append_log(
+            &log,
+            &format!(
+                "[bluegreen] app {} {why}; restarting in {backoff:?}",
+                spec.app_name
+            ),
+        );
+        set(State::Crashed, 0);
+        status.lock().unwrap().restarts += 1;
+        // An instance that ran a while was healthy: start the backoff over.
+        if started.elapsed() > BACKOFF_MAX {
+            backoff = Duration::from_millis(500);
+        }
+        if wait_or_stop(&mut stop, backoff).await {
+            set(State::Down, 0);
+            return;
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Sleeps for `d`; true if asked to stop meanwhile.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
+
+/// Resolves once the instance counts as running; never for a closed port.
+async fn ready(spec: &RunSpec, port: u16) {
+    if spec.health_check == "process" {
+        return;
+    }
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+fn spawn(
+    spec: &RunSpec,
+    port: Option<u16>,
+    log: &std::path::Path,
+    what: &str,
+) -> std::io::Result<Child> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(&spec.command)
+        .current_dir(&spec.dir)
+        .env_clear();
+    // Apps get a plain environment, not the daemon's (which may hold secrets).
+    for var in ["PATH", "HOME", "LANG", "TZ"] {
+        if let Some(v) = std::env::var_os(var) {
+            cmd.env(var, v);
+        }
+    }
+    cmd.envs(&spec.env);
+    if let Some(port) = port {
+        cmd.env("PORT", port.to_string());
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // A process group of its own, so a stop reaches the shell's children too.
+    cmd.process_group(0).kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    append_log(
+        log,
+        &format!("[bluegreen] {what} started: {}", spec.command),
+    );
+    for pipe in [
+        child.stdout.take().map(boxed),
+        child.stderr.take().map(boxed),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let log = log.to_path_buf();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(pipe).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                append_log(&log, &line);
+            }
+        });
+    }
+    Ok(child)
+}
+
+fn boxed(r: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead + Send + Unpin> {
+    Box::new(r)
+}
+
+/// SIGTERM to the process group, then SIGKILL after the grace period.
+async fn terminate(child: &mut Child, grace: Duration) {
+    let Some(pid) = child.id() else { return };
+    // SAFETY: signalling a process group we created; no memory is involved.
+    unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        // SAFETY: as above.
+        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+        let _ = child.wait().await;
+    }
+}
+
+/// Appends a line, rotating the log past its cap so it never grows unbounded.
+pub fn append_log(path: &std::path::Path, line: &str) {
+    use std::io::Write;
+    if std::fs::metadata(path)
+        .map(|m| m.len() > LOG_CAP)
+        .unwrap_or(false)
+    {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = writeln!(f, "{line}");
+    }
+}

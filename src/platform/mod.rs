@@ -1,0 +1,65 @@
+//! Platforms: one Cloud Foundry v3 client ([`client::CfClient`]) that drives a
+//! real Cloud Foundry or Korifi, and the embedded local platform
+//! ([`local`]) that serves the same API subset on one machine.
+
+pub mod auth;
+pub mod calls;
+pub mod client;
+pub mod local;
+pub mod package;
+pub mod v3;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Platform failures users see. API errors keep CF's code, title and detail.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{method} {path}: {title} ({code}): {detail} [HTTP {status}]")]
+    Api {
+        method: String,
+        path: String,
+        status: u16,
+        code: u64,
+        title: String,
+        detail: String,
+    },
+    #[error("{method} {url}: {message}")]
+    Http {
+        method: String,
+        url: String,
+        message: String,
+    },
+    #[error("{what} did not finish within {}", humantime::format_duration(*.after))]
+    Timeout { what: String, after: Duration },
+    #[error("{what} failed: {detail}")]
+    Failed { what: String, detail: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot listen on 127.0.0.1:{port}: {source} (is another platform or app using it?)")]
+    Bind {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cf login state: {0}")]
+    Auth(String),
+    #[error("local platform: {0}")]
+    Local(String),
+    #[error(transparent)]
+    Store(#[from] local::StoreError),
+}
+
+impl PlatformError {
+    /// The CF error title (`CF-ResourceNotFound`, ...) if this is an API error.
+    pub fn cf_title(&self) -> Option<&str> {
+        match self {
+            PlatformError::Api { title, .. } => Some(title),
+            _ => None,
+        }
+    }
+}

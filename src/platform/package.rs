@@ -1,0 +1,122 @@
+//! Packaging an app directory for upload: a zip of its files, honouring
+//! `.cfignore` (gitignore syntax) and the cf CLI's default ignores.
+
+use crate::platform::PlatformError;
+use ignore::gitignore::{Gitignore, GitignoreBuilder};
+use std::io::Write;
+use std::path::Path;
+
+/// What the cf CLI never uploads, plus build output nobody deploys.
+const DEFAULT_IGNORES: &[&str] = &[
+    ".cfignore",
+    "_darcs",
+    ".DS_Store",
+    ".git/",
+    ".gitignore",
+    ".hg/",
+    "manifest.yml",
+    ".svn/",
+    "bluegreen.yaml",
+];
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> PlatformError + '_ {
+    move |source| PlatformError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn ignores(dir: &Path) -> Result<Gitignore, PlatformError> {
+    let mut b = GitignoreBuilder::new(dir);
+    for pattern in DEFAULT_IGNORES {
+        b.add_line(None, pattern).expect("valid default ignore");
+    }
+    let cfignore = dir.join(".cfignore");
+    if cfignore.exists()
+        && let Some(e) = b.add(&cfignore)
+    {
+        return Err(PlatformError::Failed {
+            what: format!("reading {}", cfignore.display()),
+            detail: e.to_string(),
+        });
+    }
+    b.build().map_err(|e| PlatformError::Failed {
+        what: "ignore patterns".into(),
+        detail: e.to_string(),
+    })
+}
+
+/// Zips `dir` (files keep their modes; symlinks are skipped).
+pub fn zip_dir(dir: &Path) -> Result<Vec<u8>, PlatformError> {
+    let ignore = ignores(dir)?;
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let mut stack = vec![dir.to_path_buf()];
+    let mut files = Vec::new();
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).map_err(io(&d))? {
+            let entry = entry.map_err(io(&d))?;
+            let path = entry.path();
+            let kind = entry.file_type().map_err(io(&path))?;
+            if ignore.matched(&path, kind.is_dir()).is_ignore() {
+                continue;
+            }
+            if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    for path in files {
+        let name = path
+            .strip_prefix(dir)
+            .expect("under dir")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).map_err(io(&path))?.permissions(),
+        );
+        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode & 0o777);
+        zip.start_file(name, options)
+            .map_err(|e| PlatformError::Failed {
+                what: "zip".into(),
+                detail: e.to_string(),
+            })?;
+        zip.write_all(&std::fs::read(&path).map_err(io(&path))?)
+            .map_err(io(&path))?;
+    }
+    let cursor = zip.finish().map_err(|e| PlatformError::Failed {
+        what: "zip".into(),
+        detail: e.to_string(),
+    })?;
+    Ok(cursor.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zips_honour_cfignore_and_default_ignores() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in [
+            "app.py",
+            "lib/util.py",
+            "logs/today.log",
+            ".git/HEAD",
+            "secret.env",
+            "Procfile",
+        ] {
+            std::fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
+            std::fs::write(d.join(f), f).unwrap();
+        }
+        std::fs::write(d.join(".cfignore"), "logs/\n*.env\n").unwrap();
+        let bytes = zip_dir(d).unwrap();
+        let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let mut names: Vec<&str> = archive.file_names().collect();
+        names.sort();
+        assert_eq!(names, ["Procfile", "app.py", "lib/util.py"]);
+    }
+}
