@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand. Each returns the process
 //! exit code; errors are mapped to codes by [`exit_code_for`].
 
+mod platform;
 mod plugin;
 
 use clap::{Parser, Subcommand};
@@ -35,11 +36,15 @@ pub enum Command {
     /// Check, run and inspect hook plugins (WebAssembly components).
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Run the embedded local platform: apps as processes behind a router.
+    #[command(subcommand)]
+    Platform(platform::PlatformCommand),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd).await,
+        Command::Platform(cmd) => platform::run(cmd).await,
     }
 }
 
@@ -50,6 +55,14 @@ pub struct BadInput(pub String);
 
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<BadInput>()) {
+        return exit::BAD_INPUT;
+    }
+    if err.chain().any(|c| {
+        matches!(
+            c.downcast_ref(),
+            Some(crate::platform::PlatformError::Bind { .. })
+        )
+    }) {
         return exit::BAD_INPUT;
     }
     match err.downcast_ref::<crate::plugin::PluginError>() {

@@ -527,3 +527,57 @@ async fn a_daemon_restart_keeps_apps_droplets_and_routes() {
     );
     running.shutdown().await;
 }
+
+#[test]
+fn the_cli_starts_reports_and_stops_a_background_daemon() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+            .args(args)
+            .env("BLUEGREEN_HOME", home.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap(), text)
+    };
+    let (code, out) = run(&["platform", "start", "--router-port", "0"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("local platform running: API http://127.0.0.1:"),
+        "{out}"
+    );
+    let pid = out
+        .split("(pid ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .trim_end_matches(')')
+        .to_string();
+    let (code, again) = run(&["platform", "start", "--router-port", "0"]);
+    assert_eq!(code, 0);
+    assert!(
+        again.contains(&format!("(pid {pid})")),
+        "a second start must find the first daemon: {again}"
+    );
+    let (code, status) = run(&["platform", "status"]);
+    assert_eq!(code, 0, "{status}");
+    assert!(status.contains(&format!("running (pid {pid})")), "{status}");
+    let (code, logs) = run(&["platform", "logs", "nosuch"]);
+    assert_eq!(code, 2, "{logs}");
+    assert!(logs.contains("no app named `nosuch`"), "{logs}");
+    let (code, out) = run(&["platform", "stop"]);
+    assert_eq!((code, out.trim()), (0, "local platform stopped"));
+    // SAFETY: signal 0 only probes for the process.
+    assert_ne!(
+        unsafe { libc::kill(pid.parse().unwrap(), 0) },
+        0,
+        "daemon still alive"
+    );
+    let (code, status) = run(&["platform", "status"]);
+    assert_eq!(code, 1);
+    assert!(status.contains("not running"), "{status}");
+}

@@ -3,6 +3,7 @@
 //! Foundry v3 subset as a real CF, so one client drives both.
 
 mod api;
+mod control;
 mod daemon;
 mod records;
 mod router;
@@ -11,6 +12,8 @@ mod state;
 mod store;
 mod supervisor;
 
-pub use daemon::{Config, Running, home_dir, start};
+pub use control::{connect, ensure_running, stop};
+pub use daemon::{Config, Endpoint, Running, home_dir, start};
+pub use records::{ORG_GUID, ORG_NAME};
 pub use router::DOMAIN;
 pub use store::StoreError;

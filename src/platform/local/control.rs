@@ -1,0 +1,123 @@
+//! Controlling the daemon from another process: finding it (`daemon.json` and
+//! the token file in the state directory), starting it in the background when
+//! nothing answers, and stopping it.
+
+use super::daemon::{Config, Endpoint};
+use crate::platform::PlatformError;
+use crate::platform::client::CfClient;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn read_endpoint(dir: &Path) -> Option<Endpoint> {
+    serde_json::from_slice(&std::fs::read(dir.join("daemon.json")).ok()?).ok()
+}
+
+/// A client for the daemon whose state lives in `dir`, if one answers.
+pub async fn connect(dir: &Path) -> Option<(Endpoint, CfClient)> {
+    let endpoint = read_endpoint(dir)?;
+    let token = std::fs::read_to_string(dir.join("token")).ok()?;
+    let client = CfClient::with_token(&endpoint.api_url, token.trim());
+    client.find_org(super::records::ORG_NAME).await.ok()?;
+    Some((endpoint, client))
+}
+
+/// Connects to the daemon, starting it in the background first if needed.
+pub async fn ensure_running(config: &Config) -> Result<(Endpoint, CfClient), PlatformError> {
+    if let Some(found) = connect(&config.dir).await {
+        return Ok(found);
+    }
+    std::fs::create_dir_all(&config.dir).map_err(|source| PlatformError::Io {
+        path: config.dir.clone(),
+        source,
+    })?;
+    let log_path = config.dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|source| PlatformError::Io {
+            path: log_path.clone(),
+            source,
+        })?;
+    let exe = std::env::current_exe().map_err(|source| PlatformError::Io {
+        path: "bluegreen".into(),
+        source,
+    })?;
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args(["platform", "start", "--foreground"])
+        .arg("--router-port")
+        .arg(config.router_port.to_string())
+        .arg("--api-port")
+        .arg(config.api_port.to_string())
+        .env(
+            "BLUEGREEN_HOME",
+            config.dir.parent().unwrap_or(Path::new(".")),
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().map_err(|source| PlatformError::Io {
+            path: log_path.clone(),
+            source,
+        })?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; it detaches the daemon from our
+    // terminal and process group so it outlives this command.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let child = cmd.spawn().map_err(|source| PlatformError::Io {
+        path: "bluegreen platform start".into(),
+        source,
+    })?;
+    let deadline = Instant::now() + START_TIMEOUT;
+    while Instant::now() < deadline {
+        if let Some((endpoint, client)) = connect(&config.dir).await
+            && endpoint.pid == child.id()
+        {
+            return Ok((endpoint, client));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
+    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
+    Err(PlatformError::Local(format!(
+        "the daemon did not answer within {}s; {}:\n{}",
+        START_TIMEOUT.as_secs(),
+        log_path.display(),
+        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+    )))
+}
+
+fn alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// Stops the daemon (its apps stop with it). False if none was running.
+pub async fn stop(dir: &Path) -> Result<bool, PlatformError> {
+    let Some(endpoint) = read_endpoint(dir) else {
+        return Ok(false);
+    };
+    if !alive(endpoint.pid) {
+        let _ = std::fs::remove_file(dir.join("daemon.json"));
+        return Ok(false);
+    }
+    // SAFETY: signalling the daemon process recorded in our state directory.
+    unsafe { libc::kill(endpoint.pid as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + STOP_TIMEOUT;
+    while alive(endpoint.pid) {
+        if Instant::now() > deadline {
+            // SAFETY: as above.
+            unsafe { libc::kill(endpoint.pid as i32, libc::SIGKILL) };
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(true)
+}
