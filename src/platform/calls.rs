@@ -281,7 +281,10 @@ impl CfClient {
 
     /// The app's droplets, newest first.
     pub async fn droplets(&self, app_guid: &str) -> Result<Vec<v3::Droplet>, PlatformError> {
-        self.list(&format!("/v3/apps/{app_guid}/droplets")).await
+        self.list(&format!(
+            "/v3/apps/{app_guid}/droplets?order_by=-created_at"
+        ))
+        .await
     }
 
     pub async fn current_droplet(&self, app_guid: &str) -> Result<Option<String>, PlatformError> {

@@ -35,24 +35,48 @@ pub struct Pagination {
     pub previous: Option<Link>,
 }
 
-/// `{"data": {"guid": "..."}}`; `data` is null for an unset to-one relationship.
+/// `{"data": {"guid": "..."}}`. Unset is `{"data": null}` or, for an app
+/// without a droplet, `{"data": {"guid": null}}`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToOne {
-    pub data: Option<Guid>,
+    /// A to-many relationship (`"data": [...]`) in the same map reads as none.
+    #[serde(default, deserialize_with = "to_one_data")]
+    pub data: Option<GuidRef>,
+}
+
+fn to_one_data<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<GuidRef>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Object(o) => Some(GuidRef {
+            guid: o.get("guid").and_then(|g| g.as_str()).map(String::from),
+        }),
+        _ => None,
+    })
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct GuidRef {
+    pub guid: Option<String>,
 }
 
 impl ToOne {
     pub fn to(guid: &str) -> ToOne {
         ToOne {
-            data: Some(Guid {
-                guid: guid.to_string(),
+            data: Some(GuidRef {
+                guid: Some(guid.to_string()),
             }),
         }
     }
 
     pub fn guid(&self) -> Option<&str> {
-        self.data.as_ref().map(|d| d.guid.as_str())
+        self.data.as_ref().and_then(|d| d.guid.as_deref())
     }
+}
+
+/// Treats an explicit `null` like a missing field.
+fn null_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(
+    d: D,
+) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -86,7 +110,7 @@ pub struct App {
     pub created_at: String,
     #[serde(default)]
     pub updated_at: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub relationships: BTreeMap<String, ToOne>,
     #[serde(default)]
     pub metadata: Metadata,
@@ -173,7 +197,7 @@ pub struct ProcessStats {
     pub state: String,
     #[serde(default)]
     pub host: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub instance_ports: Vec<InstancePort>,
     #[serde(default)]
     pub uptime: Option<u64>,

@@ -3,6 +3,7 @@
 
 mod cache;
 mod cli;
+mod contract;
 mod platform;
 mod plugins;
 mod probe;

@@ -386,7 +386,10 @@ async fn app_droplets(
         .filter(|d| d.app_guid == guid)
         .map(|d| d.droplet)
         .collect();
-    droplets.reverse(); // newest first, as CF orders by default here
+    // CF lists oldest first unless asked for `order_by=-created_at`.
+    if q.get("order_by").map(String::as_str) == Some("-created_at") {
+        droplets.reverse();
+    }
     page(&p, &format!("/v3/apps/{guid}/droplets"), &q, droplets)
 }
 
@@ -401,7 +404,9 @@ async fn current_droplet(State(p): S, Path(guid): Path<String>) -> ApiResult<Jso
 async fn current_rel(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<v3::ToOne>> {
     let rec = p.app(&guid)?;
     Ok(Json(v3::ToOne {
-        data: rec.current_droplet.map(|guid| v3::Guid { guid }),
+        data: Some(v3::GuidRef {
+            guid: rec.current_droplet,
+        }),
     }))
 }
 

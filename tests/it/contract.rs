@@ -1,0 +1,331 @@
+//! Contract tests: the client's types and behaviour against JSON taken from
+//! Cloud Foundry's published v3 API docs (`tests/fixtures/cf/`, sources in
+//! its README), so the client works against a real CF, not only our daemon.
+//! The fake server here stands in for a remote CF we cannot run; it serves
+//! only those documented shapes.
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bluegreen::platform::auth::{self, CfConfig};
+use bluegreen::platform::client::CfClient;
+use bluegreen::platform::{PlatformError, v3};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/tests/fixtures/cf/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn parse<T: DeserializeOwned>(name: &str) -> T {
+    serde_json::from_str(&fixture(name))
+        .unwrap_or_else(|e| panic!("{name} does not fit the client's type: {e}"))
+}
+
+#[test]
+fn documented_responses_parse_into_the_clients_types() {
+    let app: v3::App = parse("app.json");
+    assert!(!app.guid.is_empty() && !app.name.is_empty());
+    let page1: v3::List<v3::App> = parse("apps_list_page1.json");
+    assert!(page1.pagination.next.is_some());
+    let page2: v3::List<v3::App> = parse("apps_list_page2.json");
+    assert!(page2.pagination.next.is_none());
+    for name in [
+        "organizations_list.json",
+        "spaces_list.json",
+        "domains_list.json",
+    ] {
+        let list: v3::List<v3::Named> = parse(name);
+        assert!(!list.resources.is_empty(), "{name}");
+    }
+    let _: v3::Package = parse("package_awaiting_upload.json");
+    assert_eq!(parse::<v3::Package>("package_ready.json").state, "READY");
+    assert_eq!(parse::<v3::Build>("build_staging.json").state, "STAGING");
+    let staged: v3::Build = parse("build_staged.json");
+    assert!(staged.droplet.is_some_and(|d| !d.guid.is_empty()));
+    let failed: v3::Build = parse("build_failed.json");
+    assert!(failed.error.is_some() && failed.droplet.is_none());
+    let _: v3::Droplet = parse("droplet.json");
+    let droplets: v3::List<v3::Droplet> = parse("droplets_list.json");
+    assert!(!droplets.resources.is_empty());
+    assert!(
+        parse::<v3::ToOne>("current_droplet_relationship.json")
+            .guid()
+            .is_some()
+    );
+    // An app without a droplet: CC answers {"data": {"guid": null}}.
+    assert_eq!(
+        serde_json::from_str::<v3::ToOne>(r#"{"data":{"guid":null}}"#)
+            .unwrap()
+            .guid(),
+        None
+    );
+    let process: v3::Process = parse("process.json");
+    assert_eq!(process.kind, "web");
+    let stats: Value = serde_json::from_str(&fixture("process_stats.json")).unwrap();
+    let stats: Vec<v3::ProcessStats> = serde_json::from_value(stats["resources"].clone()).unwrap();
+    assert_eq!(stats[0].state, "RUNNING");
+    let null_ports: v3::ProcessStats =
+        serde_json::from_str(r#"{"type":"web","index":0,"state":"DOWN","instance_ports":null}"#)
+            .unwrap();
+    assert!(null_ports.instance_ports.is_empty());
+    assert_eq!(parse::<v3::Task>("task_running.json").state, "RUNNING");
+    assert_eq!(parse::<v3::Task>("task_succeeded.json").state, "SUCCEEDED");
+    assert!(
+        parse::<v3::Task>("task_failed.json")
+            .result
+            .failure_reason
+            .is_some()
+    );
+    let route: v3::Route = parse("route.json");
+    assert!(!route.destinations.is_empty());
+    let _: v3::List<v3::Route> = parse("routes_list.json");
+    assert!(
+        !parse::<v3::Destinations>("destinations.json")
+            .destinations
+            .is_empty()
+    );
+    assert_eq!(parse::<v3::Job>("job_complete.json").state, "COMPLETE");
+    assert!(!parse::<v3::Job>("job_failed.json").errors.is_empty());
+    for (name, code) in [
+        ("error_not_found.json", 10010),
+        ("error_invalid_auth_token.json", 1000),
+        ("error_unprocessable.json", 10008),
+    ] {
+        assert_eq!(
+            parse::<v3::ErrorEnvelope>(name).errors[0].code,
+            code,
+            "{name}"
+        );
+    }
+    let token: auth::TokenResponse = parse("uaa_token_response.json");
+    assert!(!token.access_token.is_empty());
+    let config: CfConfig = parse("cf_config.json");
+    assert!(auth::jwt_expiry(&config.access_token).is_some());
+    assert!(
+        !format!("{config:?}").contains(config.bearer()),
+        "Debug must not print the token"
+    );
+}
+
+/// A stand-in for a remote CF + UAA that answers with the documented shapes.
+#[derive(Default)]
+struct Fake {
+    base: Mutex<String>,
+    fresh_token: String,
+    calls: Mutex<HashMap<String, usize>>,
+    refreshes: AtomicUsize,
+}
+
+impl Fake {
+    fn count(&self, key: &str) -> usize {
+        let mut calls = self.calls.lock().unwrap();
+        let n = calls.entry(key.to_string()).or_default();
+        *n += 1;
+        *n
+    }
+
+    fn authorized(&self, headers: &HeaderMap) -> bool {
+        headers.get("authorization").and_then(|h| h.to_str().ok())
+            == Some(&format!("bearer {}", self.fresh_token))
+            || headers.get("authorization").and_then(|h| h.to_str().ok())
+                == Some(&format!("Bearer {}", self.fresh_token))
+    }
+}
+
+fn json(status: StatusCode, body: String) -> Response {
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
+async fn apps(
+    State(f): State<Arc<Fake>>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if !f.authorized(&headers) {
+        return json(
+            StatusCode::UNAUTHORIZED,
+            fixture("error_invalid_auth_token.json"),
+        );
+    }
+    let base = f.base.lock().unwrap().clone();
+    let page = if q.get("page").map(String::as_str) == Some("2") {
+        "apps_list_page2.json"
+    } else {
+        "apps_list_page1.json"
+    };
+    let mut v: Value = serde_json::from_str(&fixture(page)).unwrap();
+    if page.ends_with("page1.json") {
+        v["pagination"]["next"]["href"] = format!("{base}/v3/apps?page=2&per_page=1").into();
+    }
+    json(StatusCode::OK, v.to_string())
+}
+
+async fn orgs(State(f): State<Arc<Fake>>) -> Response {
+    if f.count("orgs") == 1 {
+        // CC's rate limiter: 429, Retry-After, a JSON body labelled text/plain.
+        let body = fixture("error_rate_limited.json");
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1"), ("content-type", "text/plain")],
+            body,
+        )
+            .into_response();
+    }
+    json(StatusCode::OK, fixture("organizations_list.json"))
+}
+
+async fn flaky_get(State(f): State<Arc<Fake>>) -> Response {
+    if f.count("flaky-get") < 3 {
+        return json(StatusCode::SERVICE_UNAVAILABLE, "{}".into());
+    }
+    json(StatusCode::OK, fixture("process.json"))
+}
+
+async fn flaky_post(State(f): State<Arc<Fake>>) -> Response {
+    f.count("flaky-post");
+    json(StatusCode::SERVICE_UNAVAILABLE, "{}".into())
+}
+
+async fn missing() -> Response {
+    json(StatusCode::NOT_FOUND, fixture("error_not_found.json"))
+}
+
+async fn token(State(f): State<Arc<Fake>>, headers: HeaderMap, body: String) -> Response {
+    let form: HashMap<String, String> = serde_urlencoded_pairs(&body);
+    let config: CfConfig = parse("cf_config.json");
+    let rotated = parse::<auth::TokenResponse>("uaa_token_response.json").refresh_token;
+    let basic = headers
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token")
+        // The first refresh uses the login's token, later ones the rotated one.
+        || ![Some(&config.refresh_token), rotated.as_ref()].contains(&form.get("refresh_token"))
+        || !basic.starts_with("Basic ")
+    {
+        return json(
+            StatusCode::UNAUTHORIZED,
+            r#"{"error":"invalid_grant"}"#.into(),
+        );
+    }
+    f.refreshes.fetch_add(1, Ordering::SeqCst);
+    json(StatusCode::OK, fixture("uaa_token_response.json"))
+}
+
+fn serde_urlencoded_pairs(body: &str) -> HashMap<String, String> {
+    body.split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), percent_decode(v)))
+        .collect()
+}
+
+fn percent_decode(v: &str) -> String {
+    let mut out = Vec::new();
+    let mut bytes = v.bytes();
+    while let Some(b) = bytes.next() {
+        match b {
+            b'%' => {
+                let hex: String = bytes.by_ref().take(2).map(char::from).collect();
+                out.push(u8::from_str_radix(&hex, 16).unwrap());
+            }
+            b'+' => out.push(b' '),
+            b => out.push(b),
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn the_client_handles_pagination_errors_retries_and_token_refresh() {
+    let fake = Arc::new(Fake {
+        fresh_token: parse::<auth::TokenResponse>("uaa_token_response.json").access_token,
+        ..Fake::default()
+    });
+    let app = axum::Router::new()
+        .route("/v3/apps", get(apps))
+        .route("/v3/organizations", get(orgs))
+        .route("/v3/processes/flaky", get(flaky_get).patch(flaky_get))
+        .route("/v3/apps/flaky", post(flaky_post))
+        .route("/v3/apps/missing", get(missing))
+        .route("/uaa/oauth/token", post(token))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    *fake.base.lock().unwrap() = base.clone();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    // The cf CLI's login state, pointed at the fake.
+    let mut config: Value = serde_json::from_str(&fixture("cf_config.json")).unwrap();
+    config["Target"] = base.clone().into();
+    config["AuthorizationEndpoint"] = format!("{base}/uaa").into();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, config.to_string()).unwrap();
+    let client = CfClient::from_cf_login(CfConfig::load(&path).unwrap());
+
+    // A stale token gets CF-InvalidAuthToken: refresh once, retry, then follow both pages.
+    let apps: Vec<v3::App> = client.list("/v3/apps?per_page=1").await.unwrap();
+    let expected = parse::<v3::List<v3::App>>("apps_list_page1.json")
+        .resources
+        .len()
+        + parse::<v3::List<v3::App>>("apps_list_page2.json")
+            .resources
+            .len();
+    assert_eq!(apps.len(), expected);
+    assert_eq!(fake.refreshes.load(Ordering::SeqCst), 1);
+
+    // 429 waits for Retry-After.
+    let started = Instant::now();
+    let orgs: Vec<v3::Named> = client.list("/v3/organizations").await.unwrap();
+    assert!(!orgs.is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+
+    // 5xx: an idempotent GET is retried, a POST is not.
+    let p: v3::Process = client.get("/v3/processes/flaky").await.unwrap();
+    assert_eq!(p.kind, "web");
+    let err = client
+        .post::<Value>("/v3/apps/flaky", &serde_json::json!({}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, PlatformError::Api { status: 503, .. }),
+        "{err}"
+    );
+    assert_eq!(fake.calls.lock().unwrap()["flaky-post"], 1);
+
+    // Errors keep CF's code, title and detail.
+    let err = client.get::<v3::App>("/v3/apps/missing").await.unwrap_err();
+    let expected = parse::<v3::ErrorEnvelope>("error_not_found.json")
+        .errors
+        .remove(0);
+    match &err {
+        PlatformError::Api {
+            status,
+            code,
+            title,
+            detail,
+            ..
+        } => {
+            assert_eq!(
+                (*status, *code, title, detail),
+                (404, expected.code, &expected.title, &expected.detail)
+            );
+        }
+        other => panic!("{other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        !text.contains("fresh-access-token")
+            && !text.contains(&parse::<CfConfig>("cf_config.json").refresh_token)
+    );
+}
