@@ -6,7 +6,7 @@
 use crate::platform::PlatformError;
 use base64::Engine as _;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The fields of the cf CLI's `config.json` that bluegreen reads.
 #[derive(Clone, Deserialize)]
@@ -51,14 +51,6 @@ impl std::fmt::Debug for CfConfig {
             .field("space", &self.space_fields.name)
             .finish()
     }
-}
-
-/// `$CF_HOME/.cf/config.json`, `CF_HOME` defaulting to the home directory.
-pub fn cf_config_path() -> PathBuf {
-    let home = std::env::var_os("CF_HOME")
-        .or_else(|| std::env::var_os("HOME"))
-        .unwrap_or_default();
-    PathBuf::from(home).join(".cf").join("config.json")
 }
 
 impl CfConfig {

@@ -48,6 +48,25 @@ impl CfClient {
         Self::new(&api, Credentials::CfLogin(Box::new(config)), insecure)
     }
 
+    /// A client for Cloud Foundry: `CF_API` + `CF_ACCESS_TOKEN` when both are
+    /// set (CI), else the cf CLI's login in `$CF_HOME/.cf/config.json`.
+    /// `var` looks up environment variables (`|k| std::env::var(k).ok()`).
+    pub fn for_cloud_foundry(
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<CfClient, PlatformError> {
+        match (
+            var("CF_API").filter(|v| !v.is_empty()),
+            var("CF_ACCESS_TOKEN").filter(|v| !v.is_empty()),
+        ) {
+            (Some(api), Some(token)) => Ok(CfClient::with_token(&api, &token)),
+            _ => {
+                let home = var("CF_HOME").or_else(|| var("HOME")).unwrap_or_default();
+                let path = std::path::Path::new(&home).join(".cf").join("config.json");
+                Ok(CfClient::from_cf_login(CfConfig::load(&path)?))
+            }
+        }
+    }
+
     fn new(api: &str, credentials: Credentials, insecure: bool) -> CfClient {
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))

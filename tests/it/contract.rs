@@ -329,3 +329,38 @@ async fn the_client_handles_pagination_errors_retries_and_token_refresh() {
             && !text.contains(&parse::<CfConfig>("cf_config.json").refresh_token)
     );
 }
+
+#[test]
+fn ci_variables_take_precedence_over_the_cf_login() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = |ci: bool| {
+        let home = dir.path().display().to_string();
+        move |k: &str| match k {
+            "CF_API" if ci => Some("https://api.example.org".to_string()),
+            "CF_ACCESS_TOKEN" if ci => Some("bearer ci-token".to_string()),
+            "CF_HOME" => Some(home.clone()),
+            _ => None,
+        }
+    };
+    assert_eq!(
+        CfClient::for_cloud_foundry(vars(true)).unwrap().api(),
+        "https://api.example.org"
+    );
+    let err = CfClient::for_cloud_foundry(vars(false))
+        .err()
+        .expect("no login yet");
+    assert!(err.to_string().contains("run `cf login` first"), "{err}");
+    std::fs::create_dir_all(dir.path().join(".cf")).unwrap();
+    std::fs::write(
+        dir.path().join(".cf/config.json"),
+        fixture("cf_config.json"),
+    )
+    .unwrap();
+    let client = CfClient::for_cloud_foundry(vars(false)).unwrap();
+    assert_eq!(
+        client.api(),
+        parse::<CfConfig>("cf_config.json")
+            .target
+            .trim_end_matches('/')
+    );
+}
