@@ -3,6 +3,7 @@
 //! integration tests drive the same code paths users do.
 
 pub mod cli;
+pub mod config;
 pub mod platform;
 pub mod plugin;
 pub mod units;

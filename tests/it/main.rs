@@ -3,6 +3,7 @@
 
 mod cache;
 mod cli;
+mod config;
 mod contract;
 mod platform;
 mod plugins;

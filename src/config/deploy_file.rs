@@ -1,0 +1,324 @@
+//! The deploy file, `bluegreen.yaml`: serde types with every field checked,
+//! and errors that name the file, line, column and field, and say how to fix
+//! the input. Unknown fields are rejected (a typo must not be ignored).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployFile {
+    /// The application's name; colors default to `<app>-blue`/`<app>-green`.
+    pub app: String,
+    #[serde(default)]
+    pub platform: PlatformKind,
+    #[serde(default)]
+    pub colors: Option<Colors>,
+    /// The shared route's host name (default: the app name).
+    #[serde(default)]
+    pub route: Option<String>,
+    /// The app directory, relative to the deploy file (default `.`).
+    #[serde(default = "dot")]
+    pub path: PathBuf,
+    /// The start command (default: the app's Procfile `web:` line).
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub health: Health,
+    /// How long to wait for in-flight requests after unmapping a color.
+    #[serde(default = "default_drain", with = "humantime_serde_compat")]
+    pub drain: Duration,
+    #[serde(default)]
+    pub migrate: Option<Migrate>,
+    #[serde(default)]
+    pub plugins: Plugins,
+    /// An org policy file (overridden by `--policy` and `BLUEGREEN_POLICY`).
+    #[serde(default)]
+    pub policy: Option<PathBuf>,
+}
+
+fn dot() -> PathBuf {
+    PathBuf::from(".")
+}
+
+fn default_drain() -> Duration {
+    Duration::from_secs(2)
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlatformKind {
+    #[default]
+    Local,
+    Cf,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Colors {
+    pub blue: String,
+    pub green: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    pub path: String,
+    pub status: u16,
+    /// Text the body must contain.
+    pub body: Option<String>,
+    #[serde(with = "humantime_serde_compat")]
+    pub request_timeout: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub interval: Duration,
+    #[serde(with = "humantime_serde_compat")]
+    pub timeout: Duration,
+    /// Consecutive healthy answers needed.
+    pub successes: u32,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Health {
+            path: "/".into(),
+            status: 200,
+            body: None,
+            request_timeout: Duration::from_secs(2),
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(60),
+            successes: 1,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Migrate {
+    /// Run once, on the first color's new droplet.
+    pub command: String,
+    #[serde(default)]
+    pub dirs: Vec<PathBuf>,
+    #[serde(default)]
+    pub post_dirs: Vec<PathBuf>,
+    #[serde(default)]
+    pub kind: MigrationKind,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationKind {
+    #[default]
+    Rails,
+    Sql,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Plugins {
+    /// The plugin directory, relative to the deploy file.
+    pub dir: Option<PathBuf>,
+    /// Per plugin, by file name without `.wasm`.
+    pub config: BTreeMap<String, PluginSettings>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginSettings {
+    pub settings: BTreeMap<String, String>,
+    pub grant_dirs: Vec<PathBuf>,
+    pub allow_http: Vec<String>,
+    #[serde(with = "humantime_serde_compat::option")]
+    pub timeout: Option<Duration>,
+    pub memory: Option<String>,
+    pub on_error: Option<crate::plugin::OnError>,
+}
+
+/// A deploy file error: where, what, and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}{}", hint(.message))]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: field `{field}`: {message}")]
+    Field {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
+}
+
+fn hint(message: &str) -> String {
+    if message.contains("unknown field") {
+        "\n  fix: check the spelling against the fields listed after `expected one of`".into()
+    } else if message.contains("a duration like") {
+        "\n  fix: write durations like `500ms`, `5s` or `2m`".into()
+    } else if message.contains("missing field") {
+        "\n  fix: add the field".into()
+    } else {
+        String::new()
+    }
+}
+
+impl DeployFile {
+    pub fn load(path: &Path) -> Result<DeployFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
+        Self::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<DeployFile, ConfigError> {
+        let file: DeployFile = serde_yaml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((0, 0));
+            // serde_yaml appends " at line L column C"; the prefix says it already.
+            let message = e.to_string();
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or(&message)
+                .to_string();
+            ConfigError::Invalid {
+                path: path.into(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        file.validate(path)?;
+        Ok(file)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let field = |field: &str, message: String| ConfigError::Field {
+            path: path.into(),
+            field: field.into(),
+            message,
+        };
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        };
+        if !name_ok(&self.app) {
+            return Err(field(
+                "app",
+                format!(
+                    "`{}` must be lowercase letters, digits and dashes",
+                    self.app
+                ),
+            ));
+        }
+        if let Some(c) = &self.colors
+            && c.blue == c.green
+        {
+            return Err(field(
+                "colors",
+                "blue and green must be different apps".into(),
+            ));
+        }
+        if let Some(route) = &self.route
+            && !name_ok(route)
+        {
+            return Err(field(
+                "route",
+                format!("`{route}` must be a host name: lowercase letters, digits and dashes"),
+            ));
+        }
+        if !self.health.path.starts_with('/') {
+            return Err(field(
+                "health.path",
+                format!("`{}` must start with `/`", self.health.path),
+            ));
+        }
+        if self.health.successes == 0 {
+            return Err(field("health.successes", "must be at least 1".into()));
+        }
+        if self.health.interval.is_zero() || self.health.timeout < self.health.interval {
+            return Err(field(
+                "health.timeout",
+                "must be at least one `health.interval`, which must be above zero".into(),
+            ));
+        }
+        for (name, p) in &self.plugins.config {
+            for origin in &p.allow_http {
+                crate::plugin::Origin::parse(origin)
+                    .map_err(|e| field(&format!("plugins.config.{name}.allow_http"), e))?;
+            }
+            if let Some(m) = &p.memory {
+                crate::units::parse_size(m)
+                    .map_err(|e| field(&format!("plugins.config.{name}.memory"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn blue(&self) -> String {
+        self.colors
+            .as_ref()
+            .map(|c| c.blue.clone())
+            .unwrap_or_else(|| format!("{}-blue", self.app))
+    }
+
+    pub fn green(&self) -> String {
+        self.colors
+            .as_ref()
+            .map(|c| c.green.clone())
+            .unwrap_or_else(|| format!("{}-green", self.app))
+    }
+
+    pub fn route_host(&self) -> &str {
+        self.route.as_deref().unwrap_or(&self.app)
+    }
+}
+
+/// `humantime` strings (`5s`, `500ms`) for `Duration` fields. Parsing inside
+/// the visitor lets serde_yaml attach the line and column to a bad value.
+mod humantime_serde_compat {
+    use serde::Deserializer;
+    use serde::de::{Error, Unexpected, Visitor};
+    use std::time::Duration;
+
+    struct Human;
+
+    impl Visitor<'_> for Human {
+        type Value = Duration;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration like `500ms`, `5s` or `2m`")
+        }
+
+        fn visit_str<E: Error>(self, s: &str) -> Result<Duration, E> {
+            humantime::parse_duration(s).map_err(|_| E::invalid_value(Unexpected::Str(s), &self))
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        d.deserialize_str(Human)
+    }
+
+    pub mod option {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
+}

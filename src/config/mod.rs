@@ -1,0 +1,9 @@
+//! User-facing configuration: the deploy file. Errors here are bad input
+//! (exit code 2) and always name the file, position or field, and the fix.
+
+mod deploy_file;
+
+pub use deploy_file::{
+    Colors, ConfigError, DeployFile, Health, Migrate, MigrationKind, PlatformKind, PluginSettings,
+    Plugins,
+};

@@ -1,0 +1,47 @@
+//! Golden files for deploy-file errors (as Spin does): each
+//! `tests/ui/config/NAME.yaml` has the exact message in `NAME.err`.
+//! `BLESS=1 cargo test` rewrites the `.err` files after a deliberate change.
+
+use bluegreen::config::DeployFile;
+use std::path::Path;
+
+#[test]
+fn deploy_file_errors_match_their_golden_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/config");
+    let mut checked = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let shown = Path::new("tests/ui/config").join(&name);
+        let text = std::fs::read_to_string(path).unwrap();
+        let result = DeployFile::parse(&shown, &text);
+        if name == "valid.yaml" {
+            let file = result.unwrap_or_else(|e| panic!("valid.yaml: {e}"));
+            assert_eq!(
+                (file.blue(), file.green(), file.route_host()),
+                ("shop-blue".into(), "shop-green".into(), "shop")
+            );
+            continue;
+        }
+        let err = result
+            .err()
+            .unwrap_or_else(|| panic!("{name} should be refused"))
+            .to_string();
+        let golden = path.with_extension("err");
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&golden, format!("{err}\n")).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|_| panic!("{} missing (BLESS=1 writes it)", golden.display()));
+        assert_eq!(err, expected.trim_end(), "{name}");
+        checked += 1;
+    }
+    assert!(checked >= 8, "only {checked} golden files");
+}
