@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod platform;
 pub mod plugin;
 pub mod units;

@@ -1,0 +1,348 @@
+//! The deploy sequence as a pure list of steps, so it can be shown
+//! (`bluegreen plan`) and tested without touching a platform. The order is
+//! the Cloud Foundry blue-green recipe with hooks at every step; the first
+//! color is the one *not* serving the newest release, so the newest survives
+//! longest.
+
+use crate::config::DeployFile;
+use crate::plugin::Hook;
+use crate::plugin::context::Color;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Step {
+    /// Config, policy and every plugin checked before anything changes.
+    Validate,
+    AcquireLock,
+    /// Plugins handling `hook`, in name order (maybe none).
+    Hook {
+        hook: Hook,
+        color: Option<Color>,
+        plugins: Vec<String>,
+    },
+    Unmap {
+        color: Color,
+    },
+    Drain {
+        color: Color,
+        up_to: Duration,
+    },
+    /// `stage` on the first color; the second reuses its droplet.
+    Push {
+        color: Color,
+        stage: bool,
+    },
+    Migrate {
+        color: Color,
+        command: String,
+    },
+    Health {
+        color: Color,
+        path: String,
+        timeout: Duration,
+    },
+    Map {
+        color: Color,
+    },
+    RecordRelease,
+    ReleaseLock,
+}
+
+/// The colors in deploy order: the one not serving the newest release first.
+pub fn order(newest: Option<Color>) -> [Color; 2] {
+    match newest {
+        Some(Color::Blue) => [Color::Green, Color::Blue],
+        _ => [Color::Blue, Color::Green],
+    }
+}
+
+/// The steps of a deploy of `file`, given which color serves the newest
+/// release and which plugins handle each hook.
+pub fn plan(
+    file: &DeployFile,
+    newest: Option<Color>,
+    plugins: &BTreeMap<Hook, Vec<String>>,
+) -> Vec<Step> {
+    let hook = |hook: Hook, color: Option<Color>| Step::Hook {
+        hook,
+        color,
+        plugins: plugins.get(&hook).cloned().unwrap_or_default(),
+    };
+    let mut steps = vec![
+        Step::Validate,
+        Step::AcquireLock,
+        hook(Hook::PreDeploy, None),
+    ];
+    if file.migrate.is_some() {
+        steps.push(hook(Hook::MigrationSafetyCheck, None));
+    }
+    for (i, color) in order(newest).into_iter().enumerate() {
+        let c = Some(color);
+        steps.extend([
+            hook(Hook::PreUnmap, c),
+            Step::Unmap { color },
+            Step::Drain {
+                color,
+                up_to: file.drain,
+            },
+            hook(Hook::PrePush, c),
+            Step::Push {
+                color,
+                stage: i == 0,
+            },
+        ]);
+        if let (0, Some(m)) = (i, &file.migrate) {
+            steps.push(Step::Migrate {
+                color,
+                command: m.command.clone(),
+            });
+        }
+        steps.extend([
+            Step::Health {
+                color,
+                path: file.health.path.clone(),
+                timeout: file.health.timeout,
+            },
+            hook(Hook::HealthCheck, c),
+            hook(Hook::PreMap, c),
+            Step::Map { color },
+            hook(Hook::PostMap, c),
+        ]);
+    }
+    steps.extend([
+        hook(Hook::PostDeploy, None),
+        Step::RecordRelease,
+        Step::ReleaseLock,
+    ]);
+    steps
+}
+
+fn name(c: Color) -> &'static str {
+    match c {
+        Color::Blue => "blue",
+        Color::Green => "green",
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = |d: &Duration| humantime::format_duration(*d).to_string();
+        match self {
+            Step::Validate => write!(f, "validate the deploy file, policy and plugins"),
+            Step::AcquireLock => write!(f, "acquire the deploy lock"),
+            Step::Hook {
+                hook,
+                color,
+                plugins,
+            } => {
+                write!(f, "hook {hook}")?;
+                if let Some(c) = color {
+                    write!(f, " ({})", name(*c))?;
+                }
+                if plugins.is_empty() {
+                    write!(f, ": no plugins")
+                } else {
+                    write!(f, ": {}", plugins.join(", "))
+                }
+            }
+            Step::Unmap { color } => write!(f, "unmap the route from {}", name(*color)),
+            Step::Drain { color, up_to } => {
+                write!(f, "drain {} (up to {})", name(*color), d(up_to))
+            }
+            Step::Push { color, stage: true } => write!(
+                f,
+                "push to {}: upload and stage a new droplet",
+                name(*color)
+            ),
+            Step::Push {
+                color,
+                stage: false,
+            } => write!(f, "push to {}: reuse the staged droplet", name(*color)),
+            Step::Migrate { color, command } => write!(
+                f,
+                "migrate once on {}'s new droplet: {command}",
+                name(*color)
+            ),
+            Step::Health {
+                color,
+                path,
+                timeout,
+            } => {
+                write!(
+                    f,
+                    "probe {}'s own URL {path} until healthy (up to {})",
+                    name(*color),
+                    d(timeout)
+                )
+            }
+            Step::Map { color } => write!(f, "map the route to {}", name(*color)),
+            Step::RecordRelease => write!(f, "record the release in the history"),
+            Step::ReleaseLock => write!(f, "release the deploy lock"),
+        }
+    }
+}
+
+/// The plan as numbered lines, one step each.
+pub fn render(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| format!("{:>2}. {s}\n", i + 1))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn file(yaml: &str) -> DeployFile {
+        DeployFile::parse(Path::new("bluegreen.yaml"), yaml).unwrap()
+    }
+
+    #[test]
+    fn the_color_not_serving_the_newest_release_goes_first() {
+        assert_eq!(order(None), [Color::Blue, Color::Green]);
+        assert_eq!(order(Some(Color::Green)), [Color::Blue, Color::Green]);
+        assert_eq!(order(Some(Color::Blue)), [Color::Green, Color::Blue]);
+    }
+
+    #[test]
+    fn stages_once_migrates_once_on_the_first_color_and_maps_only_after_health() {
+        let steps = plan(
+            &file("app: shop\nmigrate: { command: bin/migrate }\n"),
+            Some(Color::Blue),
+            &BTreeMap::new(),
+        );
+        let pushes: Vec<&Step> = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Push { .. }))
+            .collect();
+        assert_eq!(
+            pushes,
+            [
+                &Step::Push {
+                    color: Color::Green,
+                    stage: true
+                },
+                &Step::Push {
+                    color: Color::Blue,
+                    stage: false
+                }
+            ]
+        );
+        let migrate = steps
+            .iter()
+            .position(|s| matches!(s, Step::Migrate { .. }))
+            .unwrap();
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| matches!(s, Step::Migrate { .. }))
+                .count(),
+            1
+        );
+        assert!(
+            steps[migrate - 1]
+                == Step::Push {
+                    color: Color::Green,
+                    stage: true
+                }
+        );
+        let safety = steps
+            .iter()
+            .position(|s| {
+                matches!(
+                    s,
+                    Step::Hook {
+                        hook: Hook::MigrationSafetyCheck,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        let first_unmap = steps
+            .iter()
+            .position(|s| matches!(s, Step::Unmap { .. }))
+            .unwrap();
+        assert!(
+            safety < first_unmap,
+            "the guard runs before any route changes"
+        );
+        for color in [Color::Blue, Color::Green] {
+            let health = steps
+                .iter()
+                .position(|s| matches!(s, Step::Health { color: c, .. } if *c == color))
+                .unwrap();
+            let map = steps
+                .iter()
+                .position(|s| *s == Step::Map { color })
+                .unwrap();
+            let unmap = steps
+                .iter()
+                .position(|s| *s == Step::Unmap { color })
+                .unwrap();
+            assert!(unmap < health && health < map, "{color:?}");
+        }
+        // The second color leaves the route only after the first is back.
+        let first_map = steps
+            .iter()
+            .position(|s| {
+                *s == Step::Map {
+                    color: Color::Green,
+                }
+            })
+            .unwrap();
+        let second_unmap = steps
+            .iter()
+            .position(|s| *s == Step::Unmap { color: Color::Blue })
+            .unwrap();
+        assert!(first_map < second_unmap);
+    }
+
+    #[test]
+    fn renders_every_step_with_the_plugins_at_each_hook() {
+        let plugins = BTreeMap::from([
+            (Hook::PreDeploy, vec!["change-window".to_string()]),
+            (
+                Hook::HealthCheck,
+                vec!["http-probe".to_string(), "smoke-test".to_string()],
+            ),
+        ]);
+        let text = render(&plan(
+            &file("app: shop\ndrain: 3s\nhealth: { path: /up, timeout: 45s }\n"),
+            None,
+            &plugins,
+        ));
+        let expected = " 1. validate the deploy file, policy and plugins
+ 2. acquire the deploy lock
+ 3. hook pre-deploy: change-window
+ 4. hook pre-unmap (blue): no plugins
+ 5. unmap the route from blue
+ 6. drain blue (up to 3s)
+ 7. hook pre-push (blue): no plugins
+ 8. push to blue: upload and stage a new droplet
+ 9. probe blue's own URL /up until healthy (up to 45s)
+10. hook health-check (blue): http-probe, smoke-test
+11. hook pre-map (blue): no plugins
+12. map the route to blue
+13. hook post-map (blue): no plugins
+14. hook pre-unmap (green): no plugins
+15. unmap the route from green
+16. drain green (up to 3s)
+17. hook pre-push (green): no plugins
+18. push to green: reuse the staged droplet
+19. probe green's own URL /up until healthy (up to 45s)
+20. hook health-check (green): http-probe, smoke-test
+21. hook pre-map (green): no plugins
+22. map the route to green
+23. hook post-map (green): no plugins
+24. hook post-deploy: no plugins
+25. record the release in the history
+26. release the deploy lock
+";
+        assert_eq!(text, expected);
+    }
+}
