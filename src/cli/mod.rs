@@ -1,8 +1,10 @@
 //! Command-line interface: one file per subcommand. Each returns the process
 //! exit code; errors are mapped to codes by [`exit_code_for`].
 
+mod deploy;
 mod platform;
 mod plugin;
+mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +18,8 @@ pub mod exit {
     pub const BAD_INPUT: u8 = 2;
     /// A plugin or policy blocked on purpose.
     pub const BLOCKED: u8 = 3;
+    /// Another deploy holds the app's lock.
+    pub const LOCKED: u8 = 4;
     /// A plugin asked to be called again later (sysexits' EX_TEMPFAIL).
     pub const RETRY: u8 = 75;
 }
@@ -33,6 +37,40 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Deploy the app: each color in turn off the route, new code, healthy, back.
+    Deploy {
+        #[command(flatten)]
+        args: deploy::RunArgs,
+        /// The release id (default: the git commit, or a hash of the files).
+        #[arg(long)]
+        release: Option<String>,
+    },
+    /// Show every step of a deploy and the plugins at each hook, without acting.
+    Plan {
+        #[command(flatten)]
+        args: deploy::RunArgs,
+        #[arg(long)]
+        release: Option<String>,
+    },
+    /// Go back to the previous (or a named) release through the same sequence.
+    Rollback {
+        #[command(flatten)]
+        args: deploy::RunArgs,
+        /// The release to go back to (default: the one before the current).
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Finish or roll back a deploy that was interrupted.
+    Recover {
+        #[command(flatten)]
+        args: deploy::RunArgs,
+    },
+    /// The release on each color, mapped or not, healthy or not.
+    Status(status::StatusArgs),
+    /// Past deploys and rollbacks, newest first.
+    History(status::StatusArgs),
+    /// Remove the app's deploy lock when its holder is gone.
+    Unlock(status::UnlockArgs),
     /// Check, run and inspect hook plugins (WebAssembly components).
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -43,6 +81,13 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
+        Command::Deploy { args, release } => deploy::run(&args, release, None).await,
+        Command::Plan { args, release } => deploy::plan(&args, release).await,
+        Command::Rollback { args, to } => deploy::run(&args, None, Some(to)).await,
+        Command::Recover { args } => deploy::recover(&args).await,
+        Command::Status(args) => status::status(&args).await,
+        Command::History(args) => status::history(&args).await,
+        Command::Unlock(args) => status::unlock(&args).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Platform(cmd) => platform::run(cmd).await,
     }
@@ -56,6 +101,15 @@ pub struct BadInput(pub String);
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<BadInput>()) {
         return exit::BAD_INPUT;
+    }
+    if err.chain().any(|c| c.is::<crate::deploy::lock::Locked>()) {
+        return exit::LOCKED;
+    }
+    if let Some(e) = err.downcast_ref::<crate::deploy::executor::DeployError>() {
+        return match e {
+            crate::deploy::executor::DeployError::Blocked { .. } => exit::BLOCKED,
+            crate::deploy::executor::DeployError::Failed { .. } => exit::FAILED,
+        };
     }
     if err.chain().any(|c| {
         matches!(

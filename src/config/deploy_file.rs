@@ -137,6 +137,9 @@ pub struct PluginSettings {
     pub on_error: Option<crate::plugin::OnError>,
 }
 
+/// In `allow_http`: the candidate color's own URL, known only during the deploy.
+pub const CANDIDATE: &str = "candidate";
+
 /// A deploy file error: where, what, and how to fix it.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -258,7 +261,7 @@ impl DeployFile {
             ));
         }
         for (name, p) in &self.plugins.config {
-            for origin in &p.allow_http {
+            for origin in p.allow_http.iter().filter(|o| *o != CANDIDATE) {
                 crate::plugin::Origin::parse(origin)
                     .map_err(|e| field(&format!("plugins.config.{name}.allow_http"), e))?;
             }

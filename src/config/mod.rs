@@ -4,6 +4,6 @@
 mod deploy_file;
 
 pub use deploy_file::{
-    Colors, ConfigError, DeployFile, Health, Migrate, MigrationKind, PlatformKind, PluginSettings,
-    Plugins,
+    CANDIDATE, Colors, ConfigError, DeployFile, Health, Migrate, MigrationKind, PlatformKind,
+    PluginSettings, Plugins,
 };

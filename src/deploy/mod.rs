@@ -1,4 +1,13 @@
-//! The blue-green deploy: a pure plan of steps (`plan.rs`), which one
-//! executor will carry out.
+//! The blue-green deploy: a pure plan of steps (`plan.rs`) carried out by one
+//! executor (`executor.rs`) that journals every step, holds the app's lock,
+//! probes each color's own URL and rolls a failing color back.
 
+pub mod executor;
+pub mod health;
+pub mod journal;
+pub mod lock;
 pub mod plan;
+pub mod plugins;
+pub mod progress;
+pub mod release;
+pub mod site;

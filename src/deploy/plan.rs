@@ -7,11 +7,13 @@
 use crate::config::DeployFile;
 use crate::plugin::Hook;
 use crate::plugin::context::Color;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
     /// Config, policy and every plugin checked before anything changes.
     Validate,
@@ -29,10 +31,11 @@ pub enum Step {
         color: Color,
         up_to: Duration,
     },
-    /// `stage` on the first color; the second reuses its droplet.
+    /// A deploy stages on the first color and the second reuses that
+    /// droplet; a rollback switches each color to a droplet it ran before.
     Push {
         color: Color,
-        stage: bool,
+        bits: Bits,
     },
     Migrate {
         color: Color,
@@ -50,6 +53,22 @@ pub enum Step {
     ReleaseLock,
 }
 
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Bits {
+    Stage,
+    Reuse,
+    Release(String),
+}
+
+/// What a plan deploys: new bits from the app directory, or a release that
+/// ran before (a rollback: no staging, no migration).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    New,
+    Existing(String),
+}
+
 /// The colors in deploy order: the one not serving the newest release first.
 pub fn order(newest: Option<Color>) -> [Color; 2] {
     match newest {
@@ -64,7 +83,12 @@ pub fn plan(
     file: &DeployFile,
     newest: Option<Color>,
     plugins: &BTreeMap<Hook, Vec<String>>,
+    source: &Source,
 ) -> Vec<Step> {
+    let migrate = match source {
+        Source::New => file.migrate.as_ref(),
+        Source::Existing(_) => None,
+    };
     let hook = |hook: Hook, color: Option<Color>| Step::Hook {
         hook,
         color,
@@ -75,7 +99,7 @@ pub fn plan(
         Step::AcquireLock,
         hook(Hook::PreDeploy, None),
     ];
-    if file.migrate.is_some() {
+    if migrate.is_some() {
         steps.push(hook(Hook::MigrationSafetyCheck, None));
     }
     for (i, color) in order(newest).into_iter().enumerate() {
@@ -90,10 +114,14 @@ pub fn plan(
             hook(Hook::PrePush, c),
             Step::Push {
                 color,
-                stage: i == 0,
+                bits: match (source, i) {
+                    (Source::Existing(r), _) => Bits::Release(r.clone()),
+                    (Source::New, 0) => Bits::Stage,
+                    (Source::New, _) => Bits::Reuse,
+                },
             },
         ]);
-        if let (0, Some(m)) = (i, &file.migrate) {
+        if let (0, Some(m)) = (i, migrate) {
             steps.push(Step::Migrate {
                 color,
                 command: m.command.clone(),
@@ -120,9 +148,46 @@ pub fn plan(
 }
 
 fn name(c: Color) -> &'static str {
-    match c {
-        Color::Blue => "blue",
-        Color::Green => "green",
+    c.name()
+}
+
+impl Step {
+    /// A short machine name for `--json`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Step::Validate => "validate",
+            Step::AcquireLock => "acquire-lock",
+            Step::Hook { hook, .. } => hook.name(),
+            Step::Unmap { .. } => "unmap",
+            Step::Drain { .. } => "drain",
+            Step::Push { .. } => "push",
+            Step::Migrate { .. } => "migrate",
+            Step::Health { .. } => "health",
+            Step::Map { .. } => "map",
+            Step::RecordRelease => "record-release",
+            Step::ReleaseLock => "release-lock",
+        }
+    }
+
+    pub fn color(&self) -> Option<Color> {
+        match self {
+            Step::Hook { color, .. } => *color,
+            Step::Unmap { color }
+            | Step::Drain { color, .. }
+            | Step::Push { color, .. }
+            | Step::Migrate { color, .. }
+            | Step::Health { color, .. }
+            | Step::Map { color } => Some(*color),
+            _ => None,
+        }
+    }
+
+    /// Steps that can take a while, which get a spinner.
+    pub fn waits(&self) -> bool {
+        matches!(
+            self,
+            Step::Drain { .. } | Step::Push { .. } | Step::Migrate { .. } | Step::Health { .. }
+        ) || matches!(self, Step::Hook { plugins, .. } if !plugins.is_empty())
     }
 }
 
@@ -151,15 +216,22 @@ impl fmt::Display for Step {
             Step::Drain { color, up_to } => {
                 write!(f, "drain {} (up to {})", name(*color), d(up_to))
             }
-            Step::Push { color, stage: true } => write!(
+            Step::Push {
+                color,
+                bits: Bits::Stage,
+            } => write!(
                 f,
                 "push to {}: upload and stage a new droplet",
                 name(*color)
             ),
             Step::Push {
                 color,
-                stage: false,
+                bits: Bits::Reuse,
             } => write!(f, "push to {}: reuse the staged droplet", name(*color)),
+            Step::Push {
+                color,
+                bits: Bits::Release(r),
+            } => write!(f, "push to {}: switch back to release {r}", name(*color)),
             Step::Migrate { color, command } => write!(
                 f,
                 "migrate once on {}'s new droplet: {command}",
@@ -215,6 +287,7 @@ mod tests {
             &file("app: shop\nmigrate: { command: bin/migrate }\n"),
             Some(Color::Blue),
             &BTreeMap::new(),
+            &Source::New,
         );
         let pushes: Vec<&Step> = steps
             .iter()
@@ -225,11 +298,11 @@ mod tests {
             [
                 &Step::Push {
                     color: Color::Green,
-                    stage: true
+                    bits: Bits::Stage
                 },
                 &Step::Push {
                     color: Color::Blue,
-                    stage: false
+                    bits: Bits::Reuse
                 }
             ]
         );
@@ -248,7 +321,7 @@ mod tests {
             steps[migrate - 1]
                 == Step::Push {
                     color: Color::Green,
-                    stage: true
+                    bits: Bits::Stage
                 }
         );
         let safety = steps
@@ -303,6 +376,29 @@ mod tests {
     }
 
     #[test]
+    fn a_rollback_switches_droplets_and_never_migrates() {
+        let steps = plan(
+            &file("app: shop\nmigrate: { command: bin/migrate }\n"),
+            Some(Color::Green),
+            &BTreeMap::new(),
+            &Source::Existing("r1".into()),
+        );
+        assert!(!steps.iter().any(|s| matches!(
+            s,
+            Step::Migrate { .. }
+                | Step::Hook {
+                    hook: Hook::MigrationSafetyCheck,
+                    ..
+                }
+        )));
+        let pushes = steps
+            .iter()
+            .filter(|s| matches!(s, Step::Push { bits: Bits::Release(r), .. } if r == "r1"))
+            .count();
+        assert_eq!(pushes, 2);
+    }
+
+    #[test]
     fn renders_every_step_with_the_plugins_at_each_hook() {
         let plugins = BTreeMap::from([
             (Hook::PreDeploy, vec!["change-window".to_string()]),
@@ -315,6 +411,7 @@ mod tests {
             &file("app: shop\ndrain: 3s\nhealth: { path: /up, timeout: 45s }\n"),
             None,
             &plugins,
+            &Source::New,
         ));
         let expected = " 1. validate the deploy file, policy and plugins
  2. acquire the deploy lock

@@ -279,6 +279,37 @@ impl CfClient {
         }
     }
 
+    /// Copies a droplet to another app (`POST /v3/droplets?source_guid=`), so
+    /// the second color runs exactly what the first was staged with.
+    pub async fn copy_droplet(
+        &self,
+        source_guid: &str,
+        app_guid: &str,
+        timeout: Duration,
+    ) -> Result<String, PlatformError> {
+        let d: v3::Droplet = self
+            .post(
+                &format!("/v3/droplets?source_guid={}", q(source_guid)),
+                &json!({ "relationships": { "app": CfClient::to_one(app_guid) } }),
+            )
+            .await?;
+        let d: v3::Droplet = self
+            .wait_for(
+                "droplet copy",
+                &format!("/v3/droplets/{}", d.guid),
+                timeout,
+                |d: &v3::Droplet| d.state != "COPYING" && d.state != "PROCESSING_UPLOAD",
+            )
+            .await?;
+        if d.state != "STAGED" {
+            return Err(PlatformError::Failed {
+                what: format!("copying droplet {source_guid}"),
+                detail: format!("state {}", d.state),
+            });
+        }
+        Ok(d.guid)
+    }
+
     /// The app's droplets, newest first.
     pub async fn droplets(&self, app_guid: &str) -> Result<Vec<v3::Droplet>, PlatformError> {
         self.list(&format!(

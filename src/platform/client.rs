@@ -24,10 +24,13 @@ enum Credentials {
     CfLogin(Box<CfConfig>),
 }
 
+/// Clones share one connection pool and one set of credentials (a refreshed
+/// token is seen by all).
+#[derive(Clone)]
 pub struct CfClient {
     http: reqwest::Client,
     api: String,
-    credentials: Mutex<Credentials>,
+    credentials: std::sync::Arc<Mutex<Credentials>>,
     poll_interval: Duration,
 }
 
@@ -77,7 +80,7 @@ impl CfClient {
         CfClient {
             http,
             api: api.trim_end_matches('/').to_string(),
-            credentials: Mutex::new(credentials),
+            credentials: std::sync::Arc::new(Mutex::new(credentials)),
             poll_interval: Duration::from_millis(200),
         }
     }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod calls;
 pub mod client;
+pub mod lease;
 pub mod local;
 pub mod package;
 pub mod v3;

@@ -77,7 +77,11 @@ pub fn zip_dir(dir: &Path) -> Result<Vec<u8>, PlatformError> {
         let mode = std::os::unix::fs::PermissionsExt::mode(
             &std::fs::metadata(&path).map_err(io(&path))?.permissions(),
         );
-        let options = zip::write::SimpleFileOptions::default().unix_permissions(mode & 0o777);
+        // A fixed timestamp makes the zip a function of the files alone, so its
+        // hash can name a release.
+        let options = zip::write::SimpleFileOptions::default()
+            .unix_permissions(mode & 0o777)
+            .last_modified_time(zip::DateTime::default());
         zip.start_file(name, options)
             .map_err(|e| PlatformError::Failed {
                 what: "zip".into(),

@@ -4,6 +4,7 @@
 
 use super::records::*;
 use super::state::{ApiErr, ApiResult, Platform};
+use crate::platform::lease::{AcquireRequest, Acquired, Lease};
 use crate::platform::v3;
 use axum::extract::{Multipart, Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -82,6 +83,11 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
         .route("/v3/jobs/{guid}", get(get_job))
         .route("/bluegreen/v1/apps/{guid}/inflight", get(inflight))
         .route("/bluegreen/v1/apps/{guid}/logs", get(logs))
+        .route(
+            "/bluegreen/v1/locks/{app}",
+            get(get_lock).put(put_lock).delete(delete_lock),
+        )
+        .route("/v3/droplets", post(copy_droplet))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
                 let token = token.clone();
@@ -759,4 +765,87 @@ async fn inflight(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value
 async fn logs(State(p): S, Path(guid): Path<String>) -> ApiResult<String> {
     p.app(&guid)?;
     Ok(std::fs::read_to_string(p.supervisor.log_path(&guid)).unwrap_or_default())
+}
+
+/// Lease checks and writes happen under this mutex, so two deploys cannot
+/// both see a free lock (the daemon is the single writer of its store).
+static LEASES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn get_lock(State(p): S, Path(app): Path<String>) -> ApiResult<Json<Value>> {
+    let holder: Option<Lease> = p.get(LEASE, &app).ok();
+    Ok(Json(json!({ "holder": holder })))
+}
+
+async fn put_lock(
+    State(p): S,
+    Path(app): Path<String>,
+    Json(req): Json<AcquireRequest>,
+) -> ApiResult<Json<Acquired>> {
+    if req.lease.app != app {
+        return Err(ApiErr::unprocessable(format!(
+            "the lease is for {}, not {app}",
+            req.lease.app
+        )));
+    }
+    let _guard = LEASES.lock().await;
+    let decision = crate::platform::lease::decide(p.get(LEASE, &app).ok(), &req);
+    if decision.acquired {
+        p.put(LEASE, &app, &req.lease)?;
+    }
+    Ok(Json(decision))
+}
+
+async fn delete_lock(State(p): S, Path(app): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
+    let _guard = LEASES.lock().await;
+    let held: Option<Lease> = p.get(LEASE, &app).ok();
+    let force = q.get("force").is_some_and(|f| f == "true");
+    let released = match &held {
+        Some(h) if force || q.get("id") == Some(&h.id) => {
+            p.delete(LEASE, &app)?;
+            true
+        }
+        _ => false,
+    };
+    Ok(Json(json!({ "released": released, "holder": held })))
+}
+
+#[derive(Deserialize)]
+struct CopyDroplet {
+    relationships: BTreeMap<String, v3::ToOne>,
+}
+
+/// `POST /v3/droplets?source_guid=G`: the droplet for another app. Droplets
+/// are immutable, so the copy shares the source's files.
+async fn copy_droplet(
+    State(p): S,
+    Query(q): Q,
+    Json(body): Json<CopyDroplet>,
+) -> ApiResult<(StatusCode, Json<v3::Droplet>)> {
+    let source = q
+        .get("source_guid")
+        .ok_or_else(|| ApiErr::unprocessable("source_guid is required".into()))?;
+    let app_guid = body
+        .relationships
+        .get("app")
+        .and_then(|r| r.guid())
+        .ok_or_else(|| ApiErr::unprocessable("relationships.app is required".into()))?
+        .to_string();
+    p.app(&app_guid)?;
+    let src: DropletRec = p.get(DROPLET, source)?;
+    let guid = new_guid();
+    let droplet = v3::Droplet {
+        guid: guid.clone(),
+        created_at: now(),
+        ..src.droplet
+    };
+    p.put(
+        DROPLET,
+        &guid,
+        &DropletRec {
+            droplet: droplet.clone(),
+            app_guid,
+            dir: src.dir,
+        },
+    )?;
+    Ok((StatusCode::CREATED, Json(droplet)))
 }

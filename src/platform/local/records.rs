@@ -12,6 +12,7 @@ pub const BUILD: &str = "build";
 pub const DROPLET: &str = "droplet";
 pub const ROUTE: &str = "route";
 pub const TASK: &str = "task";
+pub const LEASE: &str = "lease";
 
 pub const ORG_GUID: &str = "a1b2c3d4-0000-4000-8000-00000000000a";
 pub const SPACE_GUID: &str = "a1b2c3d4-0000-4000-8000-00000000000b";

@@ -73,6 +73,14 @@ impl Platform {
             .map_err(ApiErr::internal)
     }
 
+    pub fn delete(&self, kind: &str, guid: &str) -> ApiResult<()> {
+        self.store
+            .lock()
+            .unwrap()
+            .delete(kind, guid)
+            .map_err(ApiErr::internal)
+    }
+
     pub fn app(&self, guid: &str) -> ApiResult<AppRec> {
         self.get(APP, guid)
     }

@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """The quickstart app: a tiny web app with a health endpoint, needing nothing
 but the Python 3 that ships with the machine. It listens on $PORT and says
-which release it runs ($RELEASE), so a deploy's version swap is visible."""
+which release and color it runs (bluegreen sets $BLUEGREEN_RELEASE and
+$BLUEGREEN_COLOR), so a deploy's version swap is visible."""
 
 import os
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-RELEASE = os.environ.get("RELEASE", "dev")
+RELEASE = os.environ.get("BLUEGREEN_RELEASE", "dev")
+COLOR = os.environ.get("BLUEGREEN_COLOR", "none")
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -18,7 +20,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/health":
             body = b"ok\n"
         elif self.path == "/":
-            body = f"Hello from the quickstart app, release {RELEASE}\n".encode()
+            body = f"Hello from the quickstart app, release {RELEASE} ({COLOR})\n".encode()
         else:
             self.send_error(404)
             return

@@ -1,0 +1,409 @@
+//! `deploy`, `rollback`, `recover` and `plan`: check everything, take the
+//! app's lock, write the journal's first record, and hand the plan to the
+//! executor. An interrupted deploy found on the way is recovered first.
+
+use super::BadInput;
+use crate::config::DeployFile;
+use crate::deploy::executor::Executor;
+use crate::deploy::journal::{self, DeployRecord, Journal, Kind, Replay};
+use crate::deploy::lock::{DeployLock, hostname};
+use crate::deploy::plan::{self, Source, Step};
+use crate::deploy::plugins::Plugins;
+use crate::deploy::progress::{Reporter, millis};
+use crate::deploy::release;
+use crate::deploy::site::{self, Site};
+use crate::platform::lease::Lease;
+use crate::platform::local;
+use clap::Args;
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+pub struct FileArg {
+    /// The deploy file.
+    #[arg(short = 'f', long = "file", default_value = "bluegreen.yaml")]
+    pub file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// One JSON event per line on stdout instead of progress lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait this long for another deploy's lock (`30s`, `10m`).
+    #[arg(long, value_parser = crate::units::parse_duration, default_value = "0s")]
+    pub wait: Duration,
+}
+
+/// A deploy file read and checked, with the paths it resolves.
+pub struct Loaded {
+    pub file: DeployFile,
+    pub path: PathBuf,
+    pub base: PathBuf,
+    pub app_dir: PathBuf,
+}
+
+pub fn load(path: &Path) -> anyhow::Result<Loaded> {
+    let file = DeployFile::load(path).map_err(|e| BadInput(e.to_string()))?;
+    let path = std::path::absolute(path)?;
+    let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
+    let app_dir = base.join(&file.path);
+    if !app_dir.is_dir() {
+        return Err(BadInput(format!(
+            "{}: field `path`: {} is not a directory (point it at the app's code)",
+            path.display(),
+            app_dir.display()
+        ))
+        .into());
+    }
+    Ok(Loaded {
+        file,
+        path,
+        base,
+        app_dir,
+    })
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+/// The deploy's id: sortable by time, unique per run.
+fn new_id() -> String {
+    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let compact: String = t.chars().filter(|c| c.is_ascii_digit()).collect();
+    format!(
+        "{compact}-{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..6]
+    )
+}
+
+fn lease(app: &str, id: &str) -> Lease {
+    Lease {
+        id: id.into(),
+        app: app.into(),
+        host: hostname(),
+        pid: std::process::id(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        since: now(),
+        expires: 0,
+    }
+}
+
+async fn open_site(l: &Loaded, create: bool) -> anyhow::Result<Option<Site>> {
+    let Some((client, port)) = site::connect(&l.file, create).await? else {
+        return Ok(None);
+    };
+    Site::open(&l.file, client, port, create).await
+}
+
+/// `deploy` (`source` New) and `rollback` (`source` Existing).
+pub async fn run(
+    args: &RunArgs,
+    release: Option<String>,
+    rollback_to: Option<Option<String>>,
+) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let report = Reporter::new(args.json);
+    let l = load(&args.file.file)?;
+    let plugins = Plugins::load(&l.file, &l.path, &l.base).await?;
+    let zip = match rollback_to {
+        None => Some(crate::platform::package::zip_dir(&l.app_dir)?),
+        Some(_) => None,
+    };
+    let mut site = open_site(&l, true).await?.expect("created");
+    let validated = started.elapsed();
+    let id = new_id();
+    let t = Instant::now();
+    let lock = DeployLock::new(
+        site.client.clone(),
+        l.file.platform,
+        &site.app(crate::plugin::context::Color::Blue).guid,
+        lease(&l.file.app, &id),
+    );
+    lock.acquire(args.wait, None).await?;
+    let heartbeat = lock.heartbeat();
+    let locked = t.elapsed();
+    let result = async {
+        let jdir = journal::dir(&local::home_dir(), &l.file.app);
+        if let Some(replay) = Journal::read(&jdir)? {
+            report.say(&format!("Found deploy {} interrupted; recovering it first", replay.record.id));
+            recover_replay(&l, replay, &report, lock.clone(), true).await?;
+            site.refresh().await?;
+        }
+        let history = journal::history(&jdir)?;
+        let newest = site.newest();
+        let current = newest.and_then(|c| site.annotation(c, site::RELEASE));
+        let (source, release, droplets) = match &rollback_to {
+            None => {
+                let r = release.unwrap_or_else(|| release::release_id(&l.app_dir, zip.as_deref().unwrap_or_default()));
+                (Source::New, r, BTreeMap::new())
+            }
+            Some(to) => {
+                let (r, d) = rollback_target(&site, &history, to.as_deref(), current.as_deref())?;
+                (Source::Existing(r.clone()), r, d)
+            }
+        };
+        let since = journal::last_done(&history).and_then(|h| h.migration_version.clone());
+        let pending = match (&l.file.migrate, &source) {
+            (Some(m), Source::New) => release::pending(&l.app_dir, m, since.as_deref())?,
+            _ => Vec::new(),
+        };
+        let steps = plan::plan(&l.file, newest, &plugins.by_hook(), &source);
+        let mut before = BTreeMap::new();
+        for c in [crate::plugin::context::Color::Blue, crate::plugin::context::Color::Green] {
+            before.insert(c, site.before(c).await?);
+        }
+        let record = DeployRecord {
+            id: id.clone(),
+            kind: if rollback_to.is_some() { Kind::Rollback } else { Kind::Deploy },
+            app: l.file.app.clone(),
+            file: l.path.clone(),
+            release: release.clone(),
+            previous_release: current.clone(),
+            started: now(),
+            host: hostname(),
+            pid: std::process::id(),
+            order: plan::order(newest),
+            steps: steps.clone(),
+            before,
+            droplets,
+            migration_version: pending
+                .iter()
+                .filter(|m| m.phase == "expand")
+                .map(|m| m.version.clone())
+                .max_by(|a, b| release::compare_versions(a, b))
+                .or(since),
+        };
+        let mut journal = Journal::begin(&jdir, &record)?;
+        report.event(json!({"event": "deploy", "status": "started", "id": id, "app": l.file.app,
+            "kind": record.kind, "release": release, "previous_release": current, "route_url": site.route_url}));
+        report.say(&format!(
+            "{} {} release {release} (now: {}) via {}",
+            if rollback_to.is_some() { "Rolling back" } else { "Deploying" },
+            l.file.app,
+            current.as_deref().unwrap_or("nothing"),
+            site.route_url
+        ));
+        let n = steps.len();
+        for (i, took) in [validated, locked].into_iter().enumerate() {
+            report.step_finished(i, n, &steps[i], took, None);
+            journal.append(&journal::Entry::Done { step: i })?;
+        }
+        let route_url = site.route_url.clone();
+        let mut exec = Executor::new(l.file.clone(), l.app_dir.clone(), site, plugins, report.clone(), record, journal, lock.clone());
+        exec.zip = zip;
+        exec.pending = pending;
+        exec.run(2, &BTreeSet::from([0, 1])).await?;
+        Ok::<_, anyhow::Error>((release, route_url))
+    }
+    .await;
+    heartbeat.abort();
+    let (release, route_url) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            if !e.is::<crate::deploy::executor::DeployError>() {
+                // The executor releases the lock itself; errors before it did not.
+                let _ = lock.release().await;
+            }
+            return Err(e);
+        }
+    };
+    let took = started.elapsed();
+    report.event(
+        json!({"event": "deploy", "status": "done", "release": release,
+        "route_url": route_url, "duration_ms": millis(took)}),
+    );
+    report.say(&format!(
+        "Done in {:.1}s: release {release} serves {route_url}",
+        took.as_secs_f64()
+    ));
+    Ok(super::exit::OK)
+}
+
+/// Which release a rollback goes to and each color's droplet for it: the
+/// history first, else what the apps' annotations remember.
+fn rollback_target(
+    site: &Site,
+    history: &[journal::HistoryEntry],
+    to: Option<&str>,
+    current: Option<&str>,
+) -> anyhow::Result<(String, BTreeMap<crate::plugin::context::Color, String>)> {
+    use crate::plugin::context::Color;
+    let target = to
+        .map(String::from)
+        .or_else(|| {
+            history
+                .iter()
+                .rev()
+                .filter(|h| {
+                    h.result == journal::Outcome::Done && Some(h.release.as_str()) != current
+                })
+                .map(|h| h.release.clone())
+                .next()
+        })
+        .or_else(|| {
+            site.newest()
+                .and_then(|c| site.annotation(c, site::PREVIOUS_RELEASE))
+        })
+        .ok_or_else(|| {
+            BadInput(
+                "no earlier release to roll back to (the history is empty); name one with `--to`"
+                    .into(),
+            )
+        })?;
+    if let Some(h) = history.iter().rev().find(|h| {
+        h.result == journal::Outcome::Done && h.release == target && !h.droplets.is_empty()
+    }) {
+        return Ok((target, h.droplets.clone()));
+    }
+    let mut droplets = BTreeMap::new();
+    for c in [Color::Blue, Color::Green] {
+        if site.annotation(c, site::PREVIOUS_RELEASE).as_deref() == Some(target.as_str())
+            && let Some(d) = site.annotation(c, site::PREVIOUS_DROPLET)
+        {
+            droplets.insert(c, d);
+        }
+    }
+    if droplets.is_empty() {
+        let known: BTreeSet<&str> = history
+            .iter()
+            .filter(|h| h.result == journal::Outcome::Done)
+            .map(|h| h.release.as_str())
+            .collect();
+        return Err(BadInput(format!(
+            "release `{target}` is not in the history; known releases: {}",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.into_iter().collect::<Vec<_>>().join(", ")
+            }
+        ))
+        .into());
+    }
+    Ok((target, droplets))
+}
+
+/// `recover`: finishes or rolls back the interrupted deploy of the app.
+pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
+    let report = Reporter::new(args.json);
+    let named = load(&args.file.file)?;
+    let jdir = journal::dir(&local::home_dir(), &named.file.app);
+    let Some(replay) = Journal::read(&jdir)? else {
+        report.say(&format!(
+            "Nothing to recover: no interrupted deploy of {}",
+            named.file.app
+        ));
+        report.event(json!({"event": "recover", "status": "nothing"}));
+        return Ok(super::exit::OK);
+    };
+    // Carry on with the configuration the interrupted deploy used.
+    let l = load(&replay.record.file).unwrap_or(named);
+    let site = open_site(&l, true).await?.expect("created");
+    let lock = DeployLock::new(
+        site.client.clone(),
+        l.file.platform,
+        &site.app(crate::plugin::context::Color::Blue).guid,
+        lease(&l.file.app, &replay.record.id),
+    );
+    lock.acquire(args.wait, Some(&replay.record.id)).await?;
+    let heartbeat = lock.heartbeat();
+    let result = recover_replay(&l, replay, &report, lock, false).await;
+    heartbeat.abort();
+    result?;
+    Ok(super::exit::OK)
+}
+
+/// Rolls forward once the first color serves the new release (or when there
+/// is nothing earlier to go back to); otherwise rolls the first color back.
+async fn recover_replay(
+    l: &Loaded,
+    replay: Replay,
+    report: &Reporter,
+    lock: DeployLock,
+    keep_lock: bool,
+) -> anyhow::Result<()> {
+    let rec = replay.record.clone();
+    let at = replay.resume_at();
+    let jdir = journal::dir(&local::home_dir(), &rec.app);
+    let site = open_site(l, true).await?.expect("created");
+    let plugins = Plugins::load(&l.file, &l.path, &l.base).await?;
+    let first = rec.order[0];
+    let first_mapped = rec
+        .steps
+        .iter()
+        .position(|s| *s == Step::Map { color: first })
+        .is_some_and(|i| replay.done.contains(&i));
+    let nothing_earlier = rec.before.values().all(|b| b.droplet.is_none());
+    let step = rec.steps.get(at).map(|s| s.to_string()).unwrap_or_default();
+    let journal = Journal::reopen(&jdir)?;
+    let mut exec = Executor::new(
+        l.file.clone(),
+        l.app_dir.clone(),
+        site,
+        plugins,
+        report.clone(),
+        rec.clone(),
+        journal,
+        lock,
+    );
+    exec.recovered = true;
+    exec.keep_lock = keep_lock;
+    if first_mapped || nothing_earlier {
+        report.say(&format!(
+            "Recovering deploy {} of release {}: carrying on from `{step}`",
+            rec.id, rec.release
+        ));
+        report
+            .event(json!({"event": "recover", "status": "forward", "id": rec.id, "from": at + 1}));
+        if rec.kind == Kind::Deploy && rec.droplets.is_empty() {
+            exec.zip = Some(crate::platform::package::zip_dir(&l.app_dir)?);
+        }
+        exec.run(at, &replay.done).await?;
+    } else {
+        report.say(&format!(
+            "Recovering deploy {} of release {}: rolling back from `{step}`",
+            rec.id, rec.release
+        ));
+        report.event(json!({"event": "recover", "status": "back", "id": rec.id, "from": at + 1}));
+        let what = exec.roll_back_interrupted(at).await?;
+        report.say(&what);
+    }
+    Ok(())
+}
+
+/// `plan`: every step and the plugins at each hook, without acting.
+pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8> {
+    let l = load(&args.file.file)?;
+    let plugins = Plugins::load(&l.file, &l.path, &l.base).await?;
+    let site = open_site(&l, false).await.ok().flatten();
+    let newest = site.as_ref().and_then(|s| s.newest());
+    let current = site
+        .as_ref()
+        .zip(newest)
+        .and_then(|(s, c)| s.annotation(c, site::RELEASE));
+    let release = match release {
+        Some(r) => r,
+        None => release::release_id(&l.app_dir, &crate::platform::package::zip_dir(&l.app_dir)?),
+    };
+    let steps = plan::plan(&l.file, newest, &plugins.by_hook(), &Source::New);
+    if args.json {
+        println!(
+            "{}",
+            json!({"app": l.file.app, "release": release, "current": current, "steps": steps})
+        );
+    } else {
+        println!(
+            "Plan: deploy {} release {release} (now: {}), {} steps\n",
+            l.file.app,
+            current.as_deref().unwrap_or("nothing"),
+            steps.len()
+        );
+        print!("{}", plan::render(&steps));
+    }
+    Ok(super::exit::OK)
+}

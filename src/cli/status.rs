@@ -1,0 +1,171 @@
+//! `status`, `history` and `unlock`: what runs where, what ran before, and
+//! clearing a lock whose holder is gone.
+
+use super::deploy::{FileArg, load};
+use crate::deploy::journal::{self, Journal};
+use crate::deploy::lock;
+use crate::deploy::site::{self, Site};
+use crate::platform::local;
+use crate::plugin::context::Color;
+use clap::Args;
+use serde_json::json;
+use std::time::Instant;
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
+    let l = load(&args.file.file)?;
+    let jdir = journal::dir(&local::home_dir(), &l.file.app);
+    let interrupted = Journal::read(&jdir)?.map(|r| r.record.id);
+    let Some((client, port)) = site::connect(&l.file, false).await? else {
+        println!(
+            "{}: the local platform is not running (`bluegreen deploy` starts it)",
+            l.file.app
+        );
+        return Ok(super::exit::OK);
+    };
+    let Some(site) = Site::open(&l.file, client, port, false).await? else {
+        println!("{}: not deployed yet (run `bluegreen deploy`)", l.file.app);
+        return Ok(super::exit::OK);
+    };
+    let holder = lock::holder(
+        &site.client,
+        l.file.platform,
+        &l.file.app,
+        &site.app(Color::Blue).guid,
+    )
+    .await?;
+    let mut colors = Vec::new();
+    for c in [Color::Blue, Color::Green] {
+        let app = site.app(c);
+        let mapped = site.mapped(c).await?;
+        let healthy = match site.candidate_url(c, Instant::now()).await {
+            Ok(url) => {
+                let once = crate::config::Health {
+                    successes: 1,
+                    ..l.file.health.clone()
+                };
+                crate::deploy::health::probe(&url, &once, Instant::now())
+                    .await
+                    .is_ok()
+            }
+            Err(_) => false,
+        };
+        colors.push(json!({"color": c, "app": app.name, "state": app.state,
+            "release": site.annotation(c, site::RELEASE), "mapped": mapped, "healthy": healthy,
+            "newest": site.newest() == Some(c)}));
+    }
+    if args.json {
+        println!(
+            "{}",
+            json!({"app": l.file.app, "route_url": site.route_url, "colors": colors,
+            "lock": holder, "interrupted": interrupted})
+        );
+        return Ok(super::exit::OK);
+    }
+    println!("{} → {}", l.file.app, site.route_url);
+    for c in &colors {
+        println!(
+            "  {:<5} {:<24} release {:<22} {:<8} {:<10} {}",
+            c["color"].as_str().unwrap_or_default(),
+            c["app"].as_str().unwrap_or_default(),
+            c["release"].as_str().unwrap_or("-"),
+            c["state"].as_str().unwrap_or_default().to_lowercase(),
+            if c["mapped"] == true {
+                "mapped"
+            } else {
+                "unmapped"
+            },
+            if c["healthy"] == true {
+                "healthy"
+            } else {
+                "not healthy"
+            },
+        );
+    }
+    if let Some(h) = holder.filter(|h| !h.expired()) {
+        println!("  {}", lock::describe(&h));
+    }
+    if let Some(id) = interrupted {
+        println!("  deploy {id} was interrupted: run `bluegreen recover`");
+    }
+    Ok(super::exit::OK)
+}
+
+pub async fn history(args: &StatusArgs) -> anyhow::Result<u8> {
+    let l = load(&args.file.file)?;
+    let entries = journal::history(&journal::dir(&local::home_dir(), &l.file.app))?;
+    if args.json {
+        for e in &entries {
+            println!("{}", serde_json::to_string(e)?);
+        }
+        return Ok(super::exit::OK);
+    }
+    if entries.is_empty() {
+        println!("{}: no deploys yet", l.file.app);
+    }
+    for e in entries.iter().rev() {
+        println!(
+            "{}  {:<8} {:<22} {:<8} from {:<22} {:>6.1}s{}",
+            e.started,
+            format!("{:?}", e.kind).to_lowercase(),
+            e.release,
+            format!("{:?}", e.result).to_lowercase(),
+            e.previous_release.as_deref().unwrap_or("-"),
+            e.duration_ms as f64 / 1e3,
+            if e.recovered { "  (recovered)" } else { "" }
+        );
+        if let Some(m) = &e.message {
+            println!("    {}", m.lines().next().unwrap_or_default());
+        }
+    }
+    Ok(super::exit::OK)
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    #[command(flatten)]
+    pub file: FileArg,
+    /// Required: clearing another runner's lock is a deliberate act.
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
+    let l = load(&args.file.file)?;
+    if !args.force {
+        return Err(super::BadInput(
+            "`unlock` clears another runner's lock; add --force if its holder is gone".into(),
+        )
+        .into());
+    }
+    let Some((client, port)) = site::connect(&l.file, false).await? else {
+        println!(
+            "{}: the local platform is not running; nothing is locked",
+            l.file.app
+        );
+        return Ok(super::exit::OK);
+    };
+    let Some(site) = Site::open(&l.file, client, port, false).await? else {
+        println!("{}: not deployed yet; nothing is locked", l.file.app);
+        return Ok(super::exit::OK);
+    };
+    let guid = site.app(Color::Blue).guid.clone();
+    let held = lock::holder(&site.client, l.file.platform, &l.file.app, &guid).await?;
+    if lock::force_unlock(&site.client, l.file.platform, &l.file.app, &guid).await? {
+        let h = held.expect("released a lock");
+        println!(
+            "Unlocked {}: removed the lock of deploy {} (pid {} on {})",
+            l.file.app, h.id, h.pid, h.host
+        );
+    } else {
+        println!("{}: not locked", l.file.app);
+    }
+    Ok(super::exit::OK)
+}

@@ -1,0 +1,292 @@
+//! The deploy journal and the release history, on the machine that runs the
+//! deploy (`<home>/deploys/<app>/`).
+//!
+//! The journal is append-only JSON lines, fsynced before and after every
+//! step, so a runner killed at any instant leaves a record `recover` can
+//! finish or roll back from. When a deploy ends, its summary goes to
+//! `history.jsonl` and the journal is removed.
+
+use super::plan::Step;
+use crate::plugin::context::Color;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Deploy,
+    Rollback,
+}
+
+/// A color as the deploy found it, to go back to on failure.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColorBefore {
+    pub droplet: Option<String>,
+    pub release: Option<String>,
+    pub mapped: bool,
+}
+
+/// Everything `recover` needs to carry on without the deploy file's answers
+/// changing under it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DeployRecord {
+    pub id: String,
+    pub kind: Kind,
+    pub app: String,
+    /// The deploy file, absolute.
+    pub file: PathBuf,
+    pub release: String,
+    pub previous_release: Option<String>,
+    pub started: String,
+    pub host: String,
+    pub pid: u32,
+    pub order: [Color; 2],
+    pub steps: Vec<Step>,
+    pub before: BTreeMap<Color, ColorBefore>,
+    /// Droplets to run per color: known up front for a rollback, filled in
+    /// as they are staged or copied for a deploy.
+    pub droplets: BTreeMap<Color, String>,
+    /// The newest migration version this release brings (recorded on success).
+    pub migration_version: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Entry {
+    Begin { deploy: Box<DeployRecord> },
+    Start { step: usize },
+    Done { step: usize },
+    Droplet { color: Color, guid: String },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Done,
+    Failed,
+    Blocked,
+}
+
+/// The journal read back: the record with the droplets learned since, and
+/// which steps finished.
+#[derive(Clone, Debug)]
+pub struct Replay {
+    pub record: DeployRecord,
+    pub done: BTreeSet<usize>,
+}
+
+impl Replay {
+    /// The first step that did not finish.
+    pub fn resume_at(&self) -> usize {
+        (0..self.record.steps.len())
+            .find(|i| !self.done.contains(i))
+            .unwrap_or(self.record.steps.len())
+    }
+}
+
+pub struct Journal {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+pub fn dir(home: &Path, app: &str) -> PathBuf {
+    home.join("deploys").join(app)
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> anyhow::Error + '_ {
+    move |e| anyhow::Error::new(e).context(format!("deploy journal {}", path.display()))
+}
+
+impl Journal {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("journal.jsonl")
+    }
+
+    /// Starts a journal for `record`; fails if one exists (an interrupted
+    /// deploy must be recovered first).
+    pub fn begin(dir: &Path, record: &DeployRecord) -> anyhow::Result<Journal> {
+        fs_err::create_dir_all(dir)?;
+        let path = Self::path(dir);
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        let mut j = Journal { path, file };
+        j.append(&Entry::Begin {
+            deploy: Box::new(record.clone()),
+        })?;
+        // The new file's name must survive a crash too.
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io(dir))?;
+        Ok(j)
+    }
+
+    /// Reopens an interrupted journal to carry on writing to it.
+    pub fn reopen(dir: &Path) -> anyhow::Result<Journal> {
+        let path = Self::path(dir);
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(io(&path))?;
+        Ok(Journal { path, file })
+    }
+
+    pub fn append(&mut self, entry: &Entry) -> anyhow::Result<()> {
+        let mut line = serde_json::to_vec(entry)?;
+        line.push(b'\n');
+        self.file.write_all(&line).map_err(io(&self.path))?;
+        self.file.sync_data().map_err(io(&self.path))
+    }
+
+    /// Reads the journal in `dir`, if there is one. A torn last line (the
+    /// runner died mid-write) is ignored; nothing after it was acted on.
+    pub fn read(dir: &Path) -> anyhow::Result<Option<Replay>> {
+        let path = Self::path(dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(&path)(e)),
+        };
+        let mut replay: Option<Replay> = None;
+        for line in text.lines() {
+            let Ok(entry) = serde_json::from_str::<Entry>(line) else {
+                break;
+            };
+            match (entry, replay.as_mut()) {
+                (Entry::Begin { deploy }, _) => {
+                    replay = Some(Replay {
+                        record: *deploy,
+                        done: BTreeSet::new(),
+                    })
+                }
+                (Entry::Start { .. }, _) => {}
+                (Entry::Done { step }, Some(r)) => {
+                    r.done.insert(step);
+                }
+                (Entry::Droplet { color, guid }, Some(r)) => {
+                    r.record.droplets.insert(color, guid);
+                }
+                (_, None) => anyhow::bail!("{}: entries before `begin`", path.display()),
+            }
+        }
+        Ok(replay)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.path.parent().expect("journal in a directory")
+    }
+
+    /// Ends the deploy (its summary is in the history by now).
+    pub fn close(self) -> anyhow::Result<()> {
+        fs_err::remove_file(&self.path)?;
+        std::fs::File::open(self.dir())
+            .and_then(|d| d.sync_all())
+            .map_err(io(self.dir()))
+    }
+}
+
+/// One finished deploy or rollback.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    pub id: String,
+    pub kind: Kind,
+    pub release: String,
+    pub previous_release: Option<String>,
+    pub result: Outcome,
+    pub started: String,
+    pub finished: String,
+    pub duration_ms: u64,
+    /// What each color runs after this deploy.
+    pub droplets: BTreeMap<Color, String>,
+    pub releases: BTreeMap<Color, String>,
+    pub migration_version: Option<String>,
+    pub message: Option<String>,
+    /// Set when `recover` finished it.
+    #[serde(default)]
+    pub recovered: bool,
+}
+
+pub fn append_history(dir: &Path, entry: &HistoryEntry) -> anyhow::Result<()> {
+    let path = dir.join("history.jsonl");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io(&path))?;
+    let mut line = serde_json::to_vec(entry)?;
+    line.push(b'\n');
+    f.write_all(&line).map_err(io(&path))?;
+    f.sync_data().map_err(io(&path))
+}
+
+/// The history, oldest first.
+pub fn history(dir: &Path) -> anyhow::Result<Vec<HistoryEntry>> {
+    let path = dir.join("history.jsonl");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+/// The last deploy that finished, for "the previous release" and migrations.
+pub fn last_done(history: &[HistoryEntry]) -> Option<&HistoryEntry> {
+    history.iter().rev().find(|h| h.result == Outcome::Done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> DeployRecord {
+        DeployRecord {
+            id: "d1".into(),
+            kind: Kind::Deploy,
+            app: "shop".into(),
+            file: "/x/bluegreen.yaml".into(),
+            release: "r2".into(),
+            previous_release: Some("r1".into()),
+            started: "2026-01-01T00:00:00Z".into(),
+            host: "h".into(),
+            pid: 1,
+            order: [Color::Blue, Color::Green],
+            steps: vec![Step::Validate, Step::AcquireLock, Step::RecordRelease],
+            before: BTreeMap::new(),
+            droplets: BTreeMap::new(),
+            migration_version: None,
+        }
+    }
+
+    #[test]
+    fn replays_steps_and_droplets_and_ignores_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::begin(dir.path(), &record()).unwrap();
+        assert!(
+            Journal::begin(dir.path(), &record()).is_err(),
+            "one journal at a time"
+        );
+        j.append(&Entry::Start { step: 0 }).unwrap();
+        j.append(&Entry::Done { step: 0 }).unwrap();
+        j.append(&Entry::Droplet {
+            color: Color::Blue,
+            guid: "dr1".into(),
+        })
+        .unwrap();
+        j.append(&Entry::Start { step: 1 }).unwrap();
+        drop(j);
+        let path = Journal::path(dir.path());
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"event\":\"done\",\"st");
+        std::fs::write(&path, text).unwrap();
+        let r = Journal::read(dir.path()).unwrap().unwrap();
+        assert_eq!(r.resume_at(), 1);
+        assert_eq!(r.record.droplets[&Color::Blue], "dr1");
+    }
+}

@@ -1,0 +1,154 @@
+//! The per-app deploy lock, held as a renewed lease (see
+//! `platform::lease`): acquired after validation, renewed in the background
+//! while the deploy works, released at the end. A runner that dies stops
+//! renewing, so its lease expires on its own; `recover` of the same deploy
+//! takes it over at once, and `unlock --force` clears it by hand.
+
+use crate::config::PlatformKind;
+use crate::platform::client::CfClient;
+use crate::platform::lease::{Acquired, Lease, unix_now};
+use std::time::{Duration, Instant};
+
+/// Long enough to ride out a slow API call, short enough that a dead
+/// runner's lock frees itself soon.
+pub const TTL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}", describe(.holder))]
+pub struct Locked {
+    pub holder: Lease,
+}
+
+fn pid_alive(pid: u32) -> bool {
+    // Signal 0 checks existence without sending anything.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown-host".into())
+}
+
+/// Who holds the lock, and what to do about it.
+pub fn describe(h: &Lease) -> String {
+    let left = h.expires.saturating_sub(unix_now());
+    let mut s = format!(
+        "app `{}` is locked by deploy {} (`{}`, pid {} on {}, since {}; lease expires in {left}s)",
+        h.app, h.id, h.command, h.pid, h.host, h.since
+    );
+    if h.host == hostname() && !pid_alive(h.pid) {
+        s.push_str(&format!(
+            "\n  that process is gone: run `bluegreen recover` to finish or roll back its deploy, \
+             or `bluegreen unlock --force`"
+        ));
+    } else {
+        s.push_str(
+            "\n  wait for it (`--wait 10m`), or if its holder is gone, `bluegreen unlock --force`",
+        );
+    }
+    s
+}
+
+#[derive(Clone)]
+pub struct DeployLock {
+    client: CfClient,
+    kind: PlatformKind,
+    /// CF keeps the lease on the blue app.
+    app_guid: String,
+    lease: Lease,
+}
+
+impl DeployLock {
+    pub fn new(client: CfClient, kind: PlatformKind, app_guid: &str, lease: Lease) -> DeployLock {
+        DeployLock {
+            client,
+            kind,
+            app_guid: app_guid.into(),
+            lease,
+        }
+    }
+
+    pub fn lease(&self) -> &Lease {
+        &self.lease
+    }
+
+    async fn try_once(&self, take_over: Option<&str>) -> anyhow::Result<Acquired> {
+        let lease = self.lease.renewed(TTL);
+        Ok(match self.kind {
+            PlatformKind::Local => self.client.lease_local(&lease, take_over).await?,
+            PlatformKind::Cf => {
+                self.client
+                    .lease_cf(&self.app_guid, &lease, take_over)
+                    .await?
+            }
+        })
+    }
+
+    /// Acquires the lock, polling up to `wait` while someone else holds it.
+    pub async fn acquire(&self, wait: Duration, take_over: Option<&str>) -> anyhow::Result<()> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let got = self.try_once(take_over).await?;
+            if got.acquired {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(Locked { holder: got.holder }.into());
+            }
+            tokio::time::sleep(Duration::from_secs(1).min(wait)).await;
+        }
+    }
+
+    /// Renews the lease every third of its TTL until dropped.
+    pub fn heartbeat(&self) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(TTL / 3).await;
+                let _ = me.try_once(None).await;
+            }
+        })
+    }
+
+    pub async fn release(&self) -> anyhow::Result<bool> {
+        Ok(match self.kind {
+            PlatformKind::Local => {
+                self.client
+                    .release_local(&self.lease.app, Some(&self.lease.id))
+                    .await?
+            }
+            PlatformKind::Cf => {
+                self.client
+                    .release_cf(&self.app_guid, Some(&self.lease.id))
+                    .await?
+            }
+        })
+    }
+}
+
+/// The current holder, if any.
+pub async fn holder(
+    client: &CfClient,
+    kind: PlatformKind,
+    app: &str,
+    app_guid: &str,
+) -> anyhow::Result<Option<Lease>> {
+    Ok(match kind {
+        PlatformKind::Local => client.lease_holder_local(app).await?,
+        PlatformKind::Cf => client.lease_holder_cf(app_guid).await?,
+    })
+}
+
+/// Clears the lock whoever holds it.
+pub async fn force_unlock(
+    client: &CfClient,
+    kind: PlatformKind,
+    app: &str,
+    app_guid: &str,
+) -> anyhow::Result<bool> {
+    Ok(match kind {
+        PlatformKind::Local => client.release_local(app, None).await?,
+        PlatformKind::Cf => client.release_cf(app_guid, None).await?,
+    })
+}

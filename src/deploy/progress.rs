@@ -1,0 +1,179 @@
+//! Live progress: one line per step with its elapsed time, a spinner while a
+//! step waits (on a terminal only), plain lines otherwise, colour unless
+//! `NO_COLOR`; or with `--json`, one NDJSON event per step and hook on stdout.
+
+use super::plan::Step;
+use crate::plugin::Hook;
+use crate::plugin::context::{Color, Finding, Severity, Verdict};
+use serde_json::{Value, json};
+use std::io::{IsTerminal, Write};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+#[derive(Clone)]
+pub struct Reporter {
+    json: bool,
+    tty: bool,
+    color: bool,
+}
+
+/// A running step's spinner; stopped when dropped.
+pub struct Spinner(Option<Arc<AtomicBool>>);
+
+impl Drop for Spinner {
+    fn drop(&mut self) {
+        if let Some(stop) = &self.0 {
+            stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+const FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+impl Reporter {
+    pub fn new(json: bool) -> Reporter {
+        let tty = !json && std::io::stdout().is_terminal();
+        Reporter {
+            json,
+            tty,
+            color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        }
+    }
+
+    pub fn json(&self) -> bool {
+        self.json
+    }
+
+    fn paint(&self, code: &str, s: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{s}\x1b[0m")
+        } else {
+            s.to_string()
+        }
+    }
+
+    pub fn event(&self, v: Value) {
+        if self.json {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{v}");
+            let _ = out.flush();
+        }
+    }
+
+    /// A line for people (nothing in JSON mode).
+    pub fn say(&self, line: &str) {
+        if !self.json {
+            println!("{line}");
+        }
+    }
+
+    pub fn step_started(&self, i: usize, n: usize, step: &Step) -> Spinner {
+        self.event(
+            json!({"event": "step", "status": "started", "index": i + 1, "total": n,
+            "step": step.kind(), "color": step.color(), "text": step.to_string()}),
+        );
+        if !self.tty || !step.waits() {
+            return Spinner(None);
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let (flag, text, started) = (
+            stop.clone(),
+            format!("[{:>2}/{n}] {step}", i + 1),
+            Instant::now(),
+        );
+        tokio::spawn(async move {
+            let mut frame = 0;
+            while !flag.load(Ordering::SeqCst) {
+                print!(
+                    "\r\x1b[2K{} {text} {:.1}s",
+                    FRAMES[frame % FRAMES.len()],
+                    started.elapsed().as_secs_f64()
+                );
+                let _ = std::io::stdout().flush();
+                frame += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        Spinner(Some(stop))
+    }
+
+    pub fn step_finished(
+        &self,
+        i: usize,
+        n: usize,
+        step: &Step,
+        took: Duration,
+        error: Option<&str>,
+    ) {
+        let status = if error.is_some() { "failed" } else { "done" };
+        self.event(
+            json!({"event": "step", "status": status, "index": i + 1, "total": n,
+            "step": step.kind(), "color": step.color(), "text": step.to_string(),
+            "duration_ms": millis(took), "error": error}),
+        );
+        if self.json {
+            return;
+        }
+        let mark = match error {
+            None => self.paint("32", "✓"),
+            Some(_) => self.paint("31", "✗"),
+        };
+        let clear = if self.tty { "\r\x1b[2K" } else { "" };
+        println!(
+            "{clear}{mark} [{:>2}/{n}] {step} {}",
+            i + 1,
+            self.paint("2", &format!("({})", secs(took)))
+        );
+    }
+
+    pub fn hook_result(
+        &self,
+        hook: Hook,
+        color: Option<Color>,
+        plugin: &str,
+        verdict: &Verdict,
+        took: Duration,
+        findings: &[Finding],
+    ) {
+        let (name, detail) = match verdict {
+            Verdict::Proceed => ("proceed", None),
+            Verdict::Block(r) => ("block", Some(r.clone())),
+            Verdict::RetryAfterMs(ms) => ("retry-after", Some(format!("{ms} ms"))),
+        };
+        self.event(
+            json!({"event": "hook", "hook": hook.name(), "color": color, "plugin": plugin,
+            "verdict": name, "detail": detail, "duration_ms": millis(took), "findings": findings}),
+        );
+        if self.json {
+            return;
+        }
+        let shown = match (verdict, &detail) {
+            (Verdict::Block(_), Some(d)) => self.paint("31", &format!("block: {d}")),
+            (_, Some(d)) => format!("{name} {d}"),
+            _ => name.to_string(),
+        };
+        println!("      {plugin} → {shown} ({})", secs(took));
+        for f in findings {
+            let sev = match f.severity {
+                Severity::Error => self.paint("31", "error"),
+                Severity::Warning => self.paint("33", "warning"),
+                Severity::Info => "info".to_string(),
+            };
+            let place = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!(" {file}:{line}"),
+                (Some(file), None) => format!(" {file}"),
+                _ => String::new(),
+            };
+            println!("        {sev}[{}]{place}: {}", f.rule, f.message);
+        }
+    }
+}
+
+pub fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}

@@ -1,0 +1,263 @@
+//! Where a deploy acts: the platform client, the space, the shared route and
+//! the two color apps, found (and on a deploy, created) once up front.
+//!
+//! On the local platform a color's own URL is its process's port on
+//! 127.0.0.1 (from the process stats); on Cloud Foundry it is a per-color
+//! route `<color-app>.<domain>`, mapped once and never taken away, so health
+//! probes never go through the shared route.
+
+use super::journal::ColorBefore;
+use crate::config::{DeployFile, PlatformKind};
+use crate::platform::local;
+use crate::platform::{PlatformError, client::CfClient, v3};
+use crate::plugin::context::Color;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// Annotations bluegreen keeps on each color app, so another machine can see
+/// what runs where.
+pub const RELEASE: &str = "bluegreen.dev/release";
+pub const PREVIOUS_RELEASE: &str = "bluegreen.dev/previous-release";
+pub const PREVIOUS_DROPLET: &str = "bluegreen.dev/previous-droplet";
+pub const DEPLOYED_AT: &str = "bluegreen.dev/deployed-at";
+
+pub struct Site {
+    pub client: CfClient,
+    pub kind: PlatformKind,
+    pub route: v3::Route,
+    pub route_url: String,
+    pub domain: String,
+    pub apps: BTreeMap<Color, v3::App>,
+}
+
+/// How to reach the platform a deploy file names.
+pub async fn connect(
+    file: &DeployFile,
+    start_local: bool,
+) -> anyhow::Result<Option<(CfClient, u16)>> {
+    match file.platform {
+        PlatformKind::Local => {
+            let mut config = local::Config::new(&local::home_dir());
+            if let Some(port) = std::env::var("BLUEGREEN_ROUTER_PORT")
+                .ok()
+                .and_then(|p| p.parse().ok())
+            {
+                config.router_port = port;
+            }
+            let found = if start_local {
+                Some(local::ensure_running(&config).await?)
+            } else {
+                local::connect(&config.dir).await
+            };
+            Ok(found.map(|(endpoint, client)| (client, endpoint.router_port)))
+        }
+        PlatformKind::Cf => Ok(Some((
+            CfClient::for_cloud_foundry(|k| std::env::var(k).ok())?,
+            443,
+        ))),
+    }
+}
+
+/// The org and space to deploy to: `CF_ORG`/`CF_SPACE`, else the cf login's target.
+fn cf_target() -> Result<(String, String), PlatformError> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    if let (Some(o), Some(s)) = (var("CF_ORG"), var("CF_SPACE")) {
+        return Ok((o, s));
+    }
+    let home = var("CF_HOME").or_else(|| var("HOME")).unwrap_or_default();
+    let config = crate::platform::auth::CfConfig::load(
+        &std::path::Path::new(&home).join(".cf").join("config.json"),
+    )?;
+    Ok((config.organization_fields.name, config.space_fields.name))
+}
+
+fn missing(what: String) -> PlatformError {
+    PlatformError::Failed {
+        what,
+        detail: "not found (check the name, or run `cf target`)".into(),
+    }
+}
+
+impl Site {
+    /// Finds the space, route and color apps; with `create`, makes the ones
+    /// missing (creating an app or route serves no traffic yet).
+    pub async fn open(
+        file: &DeployFile,
+        client: CfClient,
+        router_port: u16,
+        create: bool,
+    ) -> anyhow::Result<Option<Site>> {
+        let (org, space, domain) = match file.platform {
+            PlatformKind::Local => (
+                local::ORG_NAME.to_string(),
+                local::ORG_NAME.to_string(),
+                Some(local::DOMAIN.to_string()),
+            ),
+            PlatformKind::Cf => {
+                let (o, s) = cf_target()?;
+                (o, s, None)
+            }
+        };
+        let org_guid = client
+            .find_org(&org)
+            .await?
+            .ok_or_else(|| missing(format!("organization `{org}`")))?
+            .guid;
+        let space_guid = client
+            .find_space(&org_guid, &space)
+            .await?
+            .ok_or_else(|| missing(format!("space `{space}`")))?
+            .guid;
+        let domain = match domain {
+            Some(name) => client
+                .find_domain(&name)
+                .await?
+                .ok_or_else(|| missing(format!("domain `{name}`")))?,
+            None => {
+                let all: Vec<v3::Named> = client.list("/v3/domains").await?;
+                all.into_iter()
+                    .next()
+                    .ok_or_else(|| missing("a domain for the route".into()))?
+            }
+        };
+        let mut apps = BTreeMap::new();
+        for (color, name) in [(Color::Blue, file.blue()), (Color::Green, file.green())] {
+            let app = match client.find_app(&space_guid, &name).await? {
+                Some(app) => app,
+                None if create => client.create_app(&space_guid, &name, &file.env).await?,
+                None => return Ok(None),
+            };
+            apps.insert(color, app);
+        }
+        let host = file.route_host();
+        let route = match client.find_route(&domain.guid, &space_guid, host).await? {
+            Some(r) => r,
+            None if create => client.create_route(&domain.guid, &space_guid, host).await?,
+            None => return Ok(None),
+        };
+        let route_url = match file.platform {
+            PlatformKind::Local => format!("http://{host}.{}:{router_port}", domain.name),
+            PlatformKind::Cf => format!("https://{host}.{}", domain.name),
+        };
+        let site = Site {
+            client,
+            kind: file.platform,
+            route,
+            route_url,
+            domain: domain.name.clone(),
+            apps,
+        };
+        if file.platform == PlatformKind::Cf && create {
+            for color in [Color::Blue, Color::Green] {
+                site.ensure_color_route(color, &domain.guid, &space_guid)
+                    .await?;
+            }
+        }
+        Ok(Some(site))
+    }
+
+    async fn ensure_color_route(
+        &self,
+        color: Color,
+        domain_guid: &str,
+        space_guid: &str,
+    ) -> Result<(), PlatformError> {
+        let app = self.app(color);
+        let route = match self
+            .client
+            .find_route(domain_guid, space_guid, &app.name)
+            .await?
+        {
+            Some(r) => r,
+            None => {
+                self.client
+                    .create_route(domain_guid, space_guid, &app.name)
+                    .await?
+            }
+        };
+        if !route.destinations.iter().any(|d| d.app.guid == app.guid) {
+            self.client.map_route(&route.guid, &app.guid).await?;
+        }
+        Ok(())
+    }
+
+    pub fn app(&self, color: Color) -> &v3::App {
+        &self.apps[&color]
+    }
+
+    pub fn annotation(&self, color: Color, key: &str) -> Option<String> {
+        self.app(color)
+            .metadata
+            .annotations
+            .get(key)
+            .cloned()
+            .flatten()
+    }
+
+    pub async fn mapped(&self, color: Color) -> Result<bool, PlatformError> {
+        let guid = &self.app(color).guid;
+        Ok(self
+            .client
+            .destinations(&self.route.guid)
+            .await?
+            .iter()
+            .any(|d| &d.app.guid == guid))
+    }
+
+    pub async fn before(&self, color: Color) -> Result<ColorBefore, PlatformError> {
+        Ok(ColorBefore {
+            droplet: self.client.current_droplet(&self.app(color).guid).await?,
+            release: self.annotation(color, RELEASE),
+            mapped: self.mapped(color).await?,
+        })
+    }
+
+    /// Re-reads the color apps (their annotations change during a deploy).
+    pub async fn refresh(&mut self) -> Result<(), PlatformError> {
+        for app in self.apps.values_mut() {
+            *app = self.client.get_app(&app.guid).await?;
+        }
+        Ok(())
+    }
+
+    /// Which color runs the newest release: the one deployed last.
+    pub fn newest(&self) -> Option<Color> {
+        [Color::Blue, Color::Green]
+            .into_iter()
+            .filter_map(|c| self.annotation(c, DEPLOYED_AT).map(|t| (t, c)))
+            .max()
+            .map(|(_, c)| c)
+    }
+
+    /// The color's own URL, never the shared route. Locally this waits (up
+    /// to `deadline`) for the process to report its port.
+    pub async fn candidate_url(&self, color: Color, deadline: Instant) -> anyhow::Result<String> {
+        let app = self.app(color);
+        if self.kind == PlatformKind::Cf {
+            return Ok(format!("https://{}.{}", app.name, self.domain));
+        }
+        let process = self.client.web_process(&app.guid).await?;
+        loop {
+            let stats = self.client.process_stats(&process.guid).await?;
+            if let Some(port) = stats
+                .iter()
+                .find(|s| s.state != "DOWN" && s.state != "CRASHED")
+                .and_then(|s| s.instance_ports.first())
+            {
+                return Ok(format!("http://127.0.0.1:{}", port.internal));
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!(
+                    "{} has no running instance (states: {})",
+                    app.name,
+                    stats
+                        .iter()
+                        .map(|s| s.state.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}

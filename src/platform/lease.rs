@@ -1,0 +1,201 @@
+//! The deploy lock as a lease: who holds it (deploy id, host, pid, command)
+//! and until when. The holder renews it while it works, so a runner that
+//! died stops holding it once the lease expires, and its details let the
+//! next user see whether it is gone.
+//!
+//! Two stores: the local platform keeps leases in its daemon and checks and
+//! writes them under one mutex (no race); on Cloud Foundry the lease is an
+//! annotation on the blue app, written and then read back after a pause.
+//! CF has no compare-and-swap on metadata, so two runners whose read and
+//! write both fall inside that pause can both believe they hold it; the
+//! README documents this window.
+
+use super::PlatformError;
+use super::client::CfClient;
+use super::v3;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The annotation that carries a lease on Cloud Foundry.
+pub const ANNOTATION: &str = "bluegreen.dev/lock";
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    /// The deploy id; a `recover` of that deploy may take the lease over.
+    pub id: String,
+    pub app: String,
+    pub host: String,
+    pub pid: u32,
+    pub command: String,
+    /// RFC 3339.
+    pub since: String,
+    /// Seconds since the Unix epoch.
+    pub expires: u64,
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Lease {
+    pub fn expired(&self) -> bool {
+        self.expires <= unix_now()
+    }
+
+    /// Whether `self` (held) lets `want` in: free when expired, when it is
+    /// the same holder renewing, or when `want` takes over a named deploy.
+    pub fn yields_to(&self, want: &Lease, take_over: Option<&str>) -> bool {
+        self.expired() || self.id == want.id || take_over == Some(self.id.as_str())
+    }
+
+    pub fn renewed(&self, ttl: Duration) -> Lease {
+        Lease {
+            expires: unix_now() + ttl.as_secs().max(1),
+            ..self.clone()
+        }
+    }
+}
+
+/// What an acquire attempt found: ours now, or someone else's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acquired {
+    pub acquired: bool,
+    pub holder: Lease,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct AcquireRequest {
+    pub lease: Lease,
+    #[serde(default)]
+    pub take_over: Option<String>,
+}
+
+/// How long the CF store waits between writing a lease and reading it back.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+impl CfClient {
+    /// Local platform: acquires or renews the lease on `lease.app`.
+    pub async fn lease_local(
+        &self,
+        lease: &Lease,
+        take_over: Option<&str>,
+    ) -> Result<Acquired, PlatformError> {
+        let body = AcquireRequest {
+            lease: lease.clone(),
+            take_over: take_over.map(String::from),
+        };
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/bluegreen/v1/locks/{}", lease.app),
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Local platform: the current holder, if any (expired or not).
+    pub async fn lease_holder_local(&self, app: &str) -> Result<Option<Lease>, PlatformError> {
+        let v: serde_json::Value = self.get(&format!("/bluegreen/v1/locks/{app}")).await?;
+        Ok(serde_json::from_value(v["holder"].clone()).unwrap_or(None))
+    }
+
+    /// Local platform: releases the lease if `id` holds it (any holder with `None`).
+    pub async fn release_local(&self, app: &str, id: Option<&str>) -> Result<bool, PlatformError> {
+        let path = match id {
+            Some(id) => format!("/bluegreen/v1/locks/{app}?id={id}"),
+            None => format!("/bluegreen/v1/locks/{app}?force=true"),
+        };
+        let v: serde_json::Value = self
+            .call::<(), _>(reqwest::Method::DELETE, &path, None)
+            .await?;
+        Ok(v["released"].as_bool().unwrap_or(false))
+    }
+
+    /// Cloud Foundry: the lease annotation on `app_guid`, if any.
+    pub async fn lease_holder_cf(&self, app_guid: &str) -> Result<Option<Lease>, PlatformError> {
+        let app = self.get_app(app_guid).await?;
+        Ok(app
+            .metadata
+            .annotations
+            .get(ANNOTATION)
+            .cloned()
+            .flatten()
+            .and_then(|s| serde_json::from_str(&s).ok()))
+    }
+
+    /// Cloud Foundry: write, wait, read back (see the module doc's race window).
+    pub async fn lease_cf(
+        &self,
+        app_guid: &str,
+        lease: &Lease,
+        take_over: Option<&str>,
+    ) -> Result<Acquired, PlatformError> {
+        if let Some(held) = self.lease_holder_cf(app_guid).await?
+            && !held.yields_to(lease, take_over)
+        {
+            return Ok(Acquired {
+                acquired: false,
+                holder: held,
+            });
+        }
+        let fresh = lease.id != take_over.unwrap_or_default();
+        self.write_annotation(app_guid, Some(serde_json::to_string(lease).expect("json")))
+            .await?;
+        if fresh {
+            tokio::time::sleep(SETTLE).await;
+        }
+        let now = self.lease_holder_cf(app_guid).await?;
+        Ok(match now {
+            Some(h) if h.id != lease.id => Acquired {
+                acquired: false,
+                holder: h,
+            },
+            _ => Acquired {
+                acquired: true,
+                holder: lease.clone(),
+            },
+        })
+    }
+
+    /// Cloud Foundry: removes the lease if `id` holds it (any holder with `None`).
+    pub async fn release_cf(
+        &self,
+        app_guid: &str,
+        id: Option<&str>,
+    ) -> Result<bool, PlatformError> {
+        match self.lease_holder_cf(app_guid).await? {
+            Some(h) if id.is_none_or(|id| id == h.id) => {
+                self.write_annotation(app_guid, None).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn write_annotation(
+        &self,
+        app_guid: &str,
+        value: Option<String>,
+    ) -> Result<(), PlatformError> {
+        let mut metadata = v3::Metadata::default();
+        metadata.annotations.insert(ANNOTATION.into(), value);
+        self.set_metadata(app_guid, &metadata).await?;
+        Ok(())
+    }
+}
+
+/// The lease store the local daemon serves (`/bluegreen/v1/locks/{app}`).
+pub fn decide(held: Option<Lease>, req: &AcquireRequest) -> Acquired {
+    match held {
+        Some(h) if !h.yields_to(&req.lease, req.take_over.as_deref()) => Acquired {
+            acquired: false,
+            holder: h,
+        },
+        _ => Acquired {
+            acquired: true,
+            holder: req.lease.clone(),
+        },
+    }
+}
