@@ -86,7 +86,7 @@ fn main() {
         (out.clone(), &["hello", "http-probe"][..]),
         (
             out.join("testing"),
-            &["hostile", "mismatch", "no-hooks", "readme-example"][..],
+            &["gate", "hostile", "mismatch", "no-hooks", "readme-example"][..],
         ),
     ] {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));

@@ -404,6 +404,19 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
             steps.len()
         );
         print!("{}", plan::render(&steps));
+        let on_failure = plugins
+            .by_hook()
+            .remove(&crate::plugin::Hook::OnFailure)
+            .unwrap_or_default();
+        println!(
+            "\nIf a step fails or a plugin blocks: the color in flight goes back to its previous \
+             droplet and onto the route, then hook on-failure: {}",
+            if on_failure.is_empty() {
+                "no plugins".to_string()
+            } else {
+                on_failure.join(", ")
+            }
+        );
     }
     Ok(super::exit::OK)
 }

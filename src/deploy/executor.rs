@@ -532,6 +532,12 @@ impl Executor {
         } else if app_now.state != "STARTED" {
             client.app_action(&app.guid, "start").await?;
         }
+        // It no longer runs the newest release: the order of the next deploy
+        // must not change because of this one.
+        let mut meta = v3::Metadata::default();
+        meta.annotations
+            .insert(site::DEPLOYED_AT.into(), before.deployed_at.clone());
+        client.set_metadata(&app.guid, &meta).await?;
         let deadline = Instant::now() + self.file.health.timeout;
         let url = self.site.candidate_url(color, deadline).await?;
         health::probe(&url, &self.file.health, deadline).await?;

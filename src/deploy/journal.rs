@@ -26,6 +26,9 @@ pub struct ColorBefore {
     pub droplet: Option<String>,
     pub release: Option<String>,
     pub mapped: bool,
+    /// Its `deployed-at` annotation, which orders the colors.
+    #[serde(default)]
+    pub deployed_at: Option<String>,
 }
 
 /// Everything `recover` needs to carry on without the deploy file's answers

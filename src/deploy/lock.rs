@@ -38,10 +38,10 @@ pub fn describe(h: &Lease) -> String {
         h.app, h.id, h.command, h.pid, h.host, h.since
     );
     if h.host == hostname() && !pid_alive(h.pid) {
-        s.push_str(&format!(
+        s.push_str(
             "\n  that process is gone: run `bluegreen recover` to finish or roll back its deploy, \
-             or `bluegreen unlock --force`"
-        ));
+             or `bluegreen unlock --force`",
+        );
     } else {
         s.push_str(
             "\n  wait for it (`--wait 10m`), or if its holder is gone, `bluegreen unlock --force`",

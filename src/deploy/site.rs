@@ -209,6 +209,7 @@ impl Site {
             droplet: self.client.current_droplet(&self.app(color).guid).await?,
             release: self.annotation(color, RELEASE),
             mapped: self.mapped(color).await?,
+            deployed_at: self.annotation(color, DEPLOYED_AT),
         })
     }
 

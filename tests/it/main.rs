@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod config;
 mod contract;
+mod deploy;
 mod platform;
 mod plugins;
 mod probe;

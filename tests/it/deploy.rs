@@ -1,0 +1,702 @@
+//! End-to-end deploys on the local platform, driven through the `bluegreen`
+//! binary as users run it: a real daemon, real Python app processes, real
+//! HTTP through the router on 127.0.0.1, real plugins, and a bounded client
+//! counting failed requests through the route the whole time.
+
+use crate::util::*;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// `/health` fails while the bits contain `UNHEALTHY`; `/` names the
+/// release and color; `migrate.py` logs each run to `$MIGRATION_LOG`.
+const APP: &str = r#"
+import os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+RELEASE = os.environ.get("BLUEGREEN_RELEASE", "?")
+COLOR = os.environ.get("BLUEGREEN_COLOR", "?")
+SICK = os.path.exists("UNHEALTHY")
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    wbufsize = 65536
+    def do_GET(self):
+        status = 500 if (SICK and self.path == "/health") else 200
+        body = ("release %s %s\n" % (RELEASE, COLOR)).encode()
+        self.send_response(status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+const MIGRATE: &str = r#"
+import os
+with open(os.environ["MIGRATION_LOG"], "a") as f:
+    f.write("migrated by %s on %s\n" % (os.environ.get("BLUEGREEN_RELEASE"), os.environ.get("BLUEGREEN_COLOR")))
+"#;
+
+pub struct Fixture {
+    home: tempfile::TempDir,
+    pub root: tempfile::TempDir,
+    pub file: PathBuf,
+    pub router_port: u16,
+}
+
+impl Fixture {
+    /// An app, a deploy file (with `extra` YAML appended) and a running platform.
+    pub fn new(extra: &str) -> Fixture {
+        let home = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let app = root.path().join("app");
+        std::fs::create_dir_all(app.join("migrations")).unwrap();
+        std::fs::write(app.join("app.py"), APP).unwrap();
+        std::fs::write(app.join("migrate.py"), MIGRATE).unwrap();
+        std::fs::write(app.join("Procfile"), "web: exec python3 app.py\n").unwrap();
+        std::fs::write(
+            app.join("migrations/0001_create_items.up.sql"),
+            "CREATE TABLE items (id bigint primary key);\n",
+        )
+        .unwrap();
+        let mut f = Fixture {
+            file: root.path().join("bluegreen.yaml"),
+            home,
+            root,
+            router_port: 0,
+        };
+        f.write_file(extra);
+        let out = f.run(&["platform", "start", "--router-port", "0"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let endpoint: Value = serde_json::from_slice(
+            &std::fs::read(f.home.path().join("platform/daemon.json")).unwrap(),
+        )
+        .unwrap();
+        f.router_port = endpoint["router_port"].as_u64().unwrap() as u16;
+        f
+    }
+
+    pub fn write_file(&self, extra: &str) {
+        let yaml = format!(
+            "app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
+             drain: 300ms\nenv: {{ MIGRATION_LOG: {} }}\n\
+             migrate: {{ command: python3 migrate.py, kind: sql }}\n{extra}",
+            self.migration_log().display()
+        );
+        std::fs::write(&self.file, yaml).unwrap();
+    }
+
+    /// Puts the `gate` plugin in `plugins/` with these settings.
+    pub fn gate(&self, settings: &str) {
+        let dir = self.root.path().join("plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(component("gate"), dir.join("gate.wasm")).unwrap();
+        self.write_file(&format!(
+            "plugins: {{ dir: plugins, config: {{ gate: {{ settings: {{ {settings} }}, timeout: 10s }} }} }}\n"
+        ));
+    }
+
+    pub fn migration_log(&self) -> PathBuf {
+        self.root.path().join("migrations.log")
+    }
+
+    pub fn migrations(&self) -> usize {
+        std::fs::read_to_string(self.migration_log())
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+
+    pub fn journal(&self) -> PathBuf {
+        self.home.path().join("deploys/shop/journal.jsonl")
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bluegreen"));
+        c.args(args)
+            .env("BLUEGREEN_HOME", self.home.path())
+            .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null());
+        // `platform` takes no deploy file.
+        if args[0] != "platform" {
+            c.arg("-f").arg(&self.file);
+        }
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("running bluegreen")
+    }
+
+    pub fn spawn(&self, args: &[&str]) -> Child {
+        self.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawning bluegreen")
+    }
+
+    pub fn deploy(&self, release: &str) -> Output {
+        self.run(&["deploy", "--release", release])
+    }
+
+    pub fn status(&self) -> Value {
+        let out = self.run(&["status", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Asserts the invariant's end state: both colors healthy, mapped and on
+    /// `release`, and the route serving it.
+    pub fn assert_serving(&self, release: &str) {
+        let s = self.status();
+        for c in s["colors"].as_array().unwrap() {
+            assert_eq!(c["release"], release, "{s}");
+            assert_eq!(
+                (&c["mapped"], &c["healthy"]),
+                (&Value::Bool(true), &Value::Bool(true)),
+                "{s}"
+            );
+        }
+        let (status, body) = get(self.router_port, "shop", "/").unwrap();
+        assert_eq!(status, 200);
+        assert!(body.starts_with(&format!("release {release} ")), "{body}");
+    }
+
+    pub fn load(&self) -> Load {
+        Load::start(self.router_port)
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        let _ = self.run(&["platform", "stop"]);
+    }
+}
+
+pub fn text(out: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// One GET through the router with the route's Host header.
+pub fn get(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: {host}.apps.localhost\r\nconnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let status = buf
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| format!("no status line in {buf:?}"))?;
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// Requests through the route, back to back, until stopped (at most two
+/// minutes): how many, which failed, and which releases answered.
+pub struct Load {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Tally>>,
+}
+
+/// Requests made, failures, releases seen in order.
+type Tally = (usize, Vec<String>, Vec<String>);
+
+impl Load {
+    fn start(port: u16) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let (mut n, mut failures, seen) = (0, Vec::new(), Mutex::new(Vec::<String>::new()));
+            let until = Instant::now() + Duration::from_secs(120);
+            while !flag.load(Ordering::SeqCst) && Instant::now() < until {
+                n += 1;
+                match get(port, "shop", "/") {
+                    Ok((200, body)) => {
+                        let release = body.split_whitespace().nth(1).unwrap_or("").to_string();
+                        let mut s = seen.lock().unwrap();
+                        if !s.contains(&release) {
+                            s.push(release);
+                        }
+                    }
+                    Ok((status, body)) => failures.push(format!("HTTP {status}: {body}")),
+                    Err(e) => failures.push(e),
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            (n, failures, seen.into_inner().unwrap())
+        });
+        Load {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops; returns (requests, failures, releases seen in order).
+    pub fn finish(mut self) -> Tally {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+fn events(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn two_deploys_in_a_row_swap_releases_with_zero_failed_requests() {
+    let f = Fixture::new("");
+    let out = f.deploy("v1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("[27/28] record the release"), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "serves http://shop.apps.localhost:{}",
+            f.router_port
+        )),
+        "{stdout}"
+    );
+    f.assert_serving("v1");
+    assert_eq!(
+        f.migrations(),
+        1,
+        "the migration runs once, on the first color"
+    );
+
+    let load = f.load();
+    std::thread::sleep(Duration::from_millis(200));
+    let out = f.run(&["deploy", "--release", "v2", "--json"]);
+    std::thread::sleep(Duration::from_millis(200));
+    let (n, failures, seen) = load.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(seen, ["v1", "v2"], "{n} requests");
+    assert!(n > 50, "only {n} requests");
+    f.assert_serving("v2");
+    assert_eq!(f.migrations(), 2);
+    let log = std::fs::read_to_string(f.migration_log()).unwrap();
+    assert!(log.ends_with("migrated by v2 on blue\n"), "{log}");
+
+    // --json: one event per step, in order, each started then done.
+    let ev = events(&out);
+    let done: Vec<u64> = ev
+        .iter()
+        .filter(|e| e["event"] == "step" && e["status"] == "done")
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(done, (1..=28).collect::<Vec<u64>>());
+    assert_eq!(ev.last().unwrap()["status"], "done");
+
+    let history = f.run(&["history", "--json"]);
+    let entries: Vec<Value> = events(&history);
+    assert_eq!(entries.len(), 2);
+    assert_eq!(
+        (&entries[1]["release"], &entries[1]["previous_release"]),
+        (&"v2".into(), &"v1".into())
+    );
+    assert!(
+        !f.journal().exists(),
+        "the journal is gone once the deploy ends"
+    );
+}
+
+#[test]
+fn a_candidate_that_never_gets_healthy_is_rolled_back_while_the_other_serves() {
+    let f = Fixture::new("");
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    std::fs::write(f.root.path().join("app/UNHEALTHY"), "").unwrap();
+    let file = std::fs::read_to_string(&f.file)
+        .unwrap()
+        .replace("timeout: 5s", "timeout: 1s");
+    std::fs::write(&f.file, file).unwrap();
+
+    let load = f.load();
+    let out = f.deploy("v2");
+    let (n, failures, seen) = load.finish();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("deploy failed at `probe blue's own URL /health"),
+        "{err}"
+    );
+    assert!(err.contains("HTTP 500 (expected 200)"), "{err}");
+    assert!(
+        err.contains("rolled blue back to v1: healthy and on the route again"),
+        "{err}"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {n} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert_eq!(seen, ["v1"]);
+    f.assert_serving("v1");
+    let history = events(&f.run(&["history", "--json"]));
+    assert_eq!(history.last().unwrap()["result"], "failed");
+}
+
+#[test]
+fn a_blocking_plugin_at_each_hook_stops_the_deploy_there() {
+    let f = Fixture::new("");
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    // After v1, blue goes first (green runs the newest release).
+    let hooks = [
+        "pre-deploy",
+        "migration-safety-check",
+        "pre-unmap:blue",
+        "pre-push:blue",
+        "health-check:blue",
+        "pre-map:blue",
+        "post-map:blue",
+        "pre-unmap:green",
+        "pre-map:green",
+    ];
+    for (i, at) in hooks.iter().enumerate() {
+        f.gate(&format!("block-at: \"{at}\""));
+        let before = f.migrations();
+        let release = format!("b{i}");
+        let out = f.run(&["deploy", "--release", &release, "--json"]);
+        assert_eq!(out.status.code(), Some(3), "{at}: {}", text(&out));
+        let ev = events(&out);
+        let hook = at.split(':').next().unwrap();
+        let blocked = ev
+            .iter()
+            .find(|e| e["event"] == "hook" && e["verdict"] == "block")
+            .unwrap_or_else(|| panic!("{at}: no block event"));
+        assert_eq!(blocked["hook"], hook);
+        assert_eq!(blocked["plugin"], "gate");
+        let failed = ev
+            .iter()
+            .find(|e| e["status"] == "failed")
+            .expect("a failed step");
+        assert_eq!(failed["step"], hook, "{at}");
+        let last_started = ev.iter().rfind(|e| e["status"] == "started").unwrap();
+        assert_eq!(
+            last_started["index"], failed["index"],
+            "{at}: nothing runs after the block"
+        );
+        assert!(
+            ev.iter()
+                .any(|e| e["event"] == "hook" && e["hook"] == "on-failure"),
+            "{at}: on-failure hooks run"
+        );
+        let migrated = f.migrations() - before;
+        let expect = usize::from(!matches!(
+            *at,
+            "pre-deploy" | "migration-safety-check" | "pre-unmap:blue" | "pre-push:blue"
+        ));
+        assert_eq!(migrated, expect, "{at}");
+        // Blue goes back where a block left it in flight; green serves throughout.
+        let s = f.status();
+        for c in s["colors"].as_array().unwrap() {
+            assert_eq!(
+                (&c["mapped"], &c["healthy"]),
+                (&true.into(), &true.into()),
+                "{at}: {s}"
+            );
+        }
+        let green = &s["colors"][1];
+        assert_eq!(green["release"], "v1", "{at}: {s}");
+    }
+    // At post-deploy the deploy had finished: nothing is rolled back.
+    f.gate("block-at: post-deploy");
+    let out = f.deploy("v3");
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("nothing was rolled back"),
+        "{}",
+        text(&out)
+    );
+    f.assert_serving("v3");
+}
+
+#[test]
+fn a_second_concurrent_deploy_is_refused_with_the_holders_details() {
+    let f = Fixture::new("");
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    f.gate("sleep-ms: \"200\"");
+    let first = f.spawn(&["deploy", "--release", "v2"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f.journal().exists() {
+        assert!(Instant::now() < deadline, "the first deploy never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = f.deploy("v3");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("app `shop` is locked by deploy"), "{err}");
+    assert!(err.contains(&format!("pid {}", first.id())), "{err}");
+    assert!(err.contains("--wait"), "{err}");
+    let first = first.wait_with_output().unwrap();
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first));
+    f.assert_serving("v2");
+
+    // --wait queues behind the holder instead.
+    let mut again = f.spawn(&["deploy", "--release", "v4"]);
+    while !f.journal().exists() {
+        assert!(Instant::now() < deadline + Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = f.run(&["deploy", "--release", "v5", "--wait", "60s"]);
+    assert_eq!(again.wait().unwrap().code(), Some(0));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    f.assert_serving("v5");
+}
+
+/// Kills the runner inside each step that takes time (every hook, drain,
+/// push and health): the state right after each boundary. `recover` then
+/// leaves both colors healthy and mapped on one release.
+#[test]
+fn killed_at_each_step_boundary_then_recover_keeps_the_route_serving() {
+    let f = Fixture::new("");
+    assert_eq!(f.deploy("v0").status.code(), Some(0));
+    f.gate("sleep-ms: \"150\"");
+    let plan = f.run(&["plan", "--json", "--release", "x"]);
+    let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
+    let steps = plan["steps"].as_array().unwrap().clone();
+    let kill_points: Vec<usize> = (2..steps.len())
+        .filter(|&i| {
+            let s = steps[i]["step"].as_str().unwrap();
+            !matches!(
+                s,
+                "unmap" | "map" | "record-release" | "release-lock" | "migrate"
+            )
+        })
+        .collect();
+    assert!(kill_points.len() >= 18, "{kill_points:?}");
+    let load = f.load();
+    let mut current = "v0".to_string();
+    let mut outcomes = Vec::new();
+    for k in kill_points {
+        let release = format!("k{k}");
+        let mut child = f.spawn(&["deploy", "--release", &release]);
+        let marker = format!("{{\"event\":\"start\",\"step\":{k}}}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let j = std::fs::read_to_string(f.journal()).unwrap_or_default();
+            if j.contains(&marker) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "step {k} never started:\n{j}");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "deploy ended before step {k}"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let out = f.run(&["recover"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "after a kill in step {k}: {}",
+            text(&out)
+        );
+        let s = f.status();
+        let releases: Vec<&str> = s["colors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                assert_eq!(
+                    (&c["mapped"], &c["healthy"]),
+                    (&true.into(), &true.into()),
+                    "step {k}: {s}"
+                );
+                c["release"].as_str().unwrap()
+            })
+            .collect();
+        assert_eq!(releases[0], releases[1], "step {k}: {s}");
+        assert!(
+            releases[0] == current || releases[0] == release,
+            "step {k}: {s}"
+        );
+        let forward = releases[0] == release;
+        outcomes.push((k, forward));
+        current = releases[0].to_string();
+        assert!(!f.journal().exists());
+    }
+    let (n, failures, _) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} of {n} requests failed: {failures:?}",
+        failures.len()
+    );
+    assert!(
+        outcomes.iter().any(|o| o.1) && outcomes.iter().any(|o| !o.1),
+        "{outcomes:?}"
+    );
+}
+
+#[test]
+fn a_dead_runners_lock_names_it_and_the_next_deploy_recovers_its_work() {
+    let f = Fixture::new("");
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    f.gate("sleep-ms: \"300\"");
+    let mut child = f.spawn(&["deploy", "--release", "v2"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(f.journal())
+        .unwrap_or_default()
+        .contains("\"step\":7}")
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let out = f.deploy("v3");
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("that process is gone: run `bluegreen recover`"),
+        "{}",
+        text(&out)
+    );
+    let out = f.run(&["unlock"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let out = f.run(&["unlock", "--force"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("pid {}", child.id())));
+    let out = f.deploy("v3");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("interrupted; recovering it first"),
+        "{}",
+        text(&out)
+    );
+    f.assert_serving("v3");
+}
+
+#[test]
+fn rollback_goes_back_through_the_same_sequence() {
+    let f = Fixture::new("");
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    assert_eq!(f.deploy("v2").status.code(), Some(0));
+    let load = f.load();
+    let out = f.run(&["rollback"]);
+    let (n, failures, _) = load.finish();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} failed: {failures:?}",
+        failures.len()
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("push to blue: switch back to release v1"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("migrate"), "{stdout}");
+    f.assert_serving("v1");
+    assert_eq!(f.migrations(), 2, "a rollback never migrates");
+    let out = f.run(&["rollback", "--to", "v2"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    f.assert_serving("v2");
+    let out = f.run(&["rollback", "--to", "v9"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("release `v9` is not in the history; known releases: v1, v2")
+    );
+}
+
+#[test]
+fn bad_input_exits_2_before_anything_changes() {
+    let f = Fixture::new("");
+    std::fs::write(&f.file, "app: shop\nhealth: { path: health }\n").unwrap();
+    let out = f.deploy("v1");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("field `health.path`: `health` must start with `/`")
+    );
+    f.write_file("plugins: { dir: plugins, config: { nope: { settings: {} } } }\n");
+    std::fs::create_dir_all(f.root.path().join("plugins")).unwrap();
+    let out = f.deploy("v1");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no plugin `nope.wasm`"),
+        "{}",
+        text(&out)
+    );
+    let out = f.run(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("not deployed yet"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// `plan` output, golden: `tests/ui/plan/NAME.yaml` → `NAME.out`
+/// (`BLESS=1` rewrites). Plugins come from the built components.
+#[test]
+fn plan_output_matches_its_golden_files() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/plan");
+    let mut checked = 0;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for path in entries
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+    {
+        let work = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(work.path().join("app")).unwrap();
+        std::fs::create_dir_all(work.path().join("plugins")).unwrap();
+        for p in ["hello", "http-probe", "gate"] {
+            std::fs::copy(component(p), work.path().join(format!("plugins/{p}.wasm"))).unwrap();
+        }
+        let file = work.path().join("bluegreen.yaml");
+        std::fs::copy(path, &file).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+            .args(["plan", "--release", "r1", "-f"])
+            .arg(&file)
+            .env("BLUEGREEN_HOME", home.path())
+            .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let shown = String::from_utf8_lossy(&out.stdout);
+        let golden = path.with_extension("out");
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(&golden, shown.as_bytes()).unwrap();
+        }
+        let expected = std::fs::read_to_string(&golden)
+            .unwrap_or_else(|_| panic!("{} missing (BLESS=1 writes it)", golden.display()));
+        assert_eq!(shown, expected, "{}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 2);
+}
