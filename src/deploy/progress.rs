@@ -16,6 +16,8 @@ pub struct Reporter {
     json: bool,
     tty: bool,
     color: bool,
+    /// Plugin lines wait for their step's line, so they read under it.
+    pending: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// A running step's spinner; stopped when dropped.
@@ -38,6 +40,7 @@ impl Reporter {
             json,
             tty,
             color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            pending: Arc::default(),
         }
     }
 
@@ -153,7 +156,8 @@ impl Reporter {
             (_, Some(d)) => format!("{name} {d}"),
             _ => name.to_string(),
         };
-        println!("      {plugin} → {shown} ({})", secs(took));
+        let mut pending = self.pending.lock().unwrap();
+        pending.push(format!("      {plugin} → {shown} ({})", secs(took)));
         for f in findings {
             let sev = match f.severity {
                 Severity::Error => self.paint("31", "error"),
@@ -165,7 +169,7 @@ impl Reporter {
                 (Some(file), None) => format!(" {file}"),
                 _ => String::new(),
             };
-            println!("        {sev}[{}]{place}: {}", f.rule, f.message);
+            pending.push(format!("        {sev}[{}]{place}: {}", f.rule, f.message));
         }
     }
 }

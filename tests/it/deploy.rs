@@ -71,14 +71,40 @@ impl Fixture {
             router_port: 0,
         };
         f.write_file(extra);
-        let out = f.run(&["platform", "start", "--router-port", "0"]);
+        f.start_platform();
+        f
+    }
+
+    /// A copy of `examples/NAME` (its deploy file passed through `edit`) and
+    /// a running platform.
+    pub fn example(name: &str, edit: impl Fn(String) -> String) -> Fixture {
+        let home = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .join(name);
+        copy_dir(&src, root.path());
+        let file = root.path().join("bluegreen.yaml");
+        let yaml = edit(std::fs::read_to_string(&file).unwrap());
+        std::fs::write(&file, yaml).unwrap();
+        let mut f = Fixture {
+            file,
+            home,
+            root,
+            router_port: 0,
+        };
+        f.start_platform();
+        f
+    }
+
+    fn start_platform(&mut self) {
+        let out = self.run(&["platform", "start", "--router-port", "0"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let endpoint: Value = serde_json::from_slice(
-            &std::fs::read(f.home.path().join("platform/daemon.json")).unwrap(),
+            &std::fs::read(self.home.path().join("platform/daemon.json")).unwrap(),
         )
         .unwrap();
-        f.router_port = endpoint["router_port"].as_u64().unwrap() as u16;
-        f
+        self.router_port = endpoint["router_port"].as_u64().unwrap() as u16;
     }
 
     pub fn write_file(&self, extra: &str) {
@@ -154,6 +180,13 @@ impl Fixture {
     /// Asserts the invariant's end state: both colors healthy, mapped and on
     /// `release`, and the route serving it.
     pub fn assert_serving(&self, release: &str) {
+        self.assert_colors(release);
+        let (status, body) = get(self.router_port, "shop", "/").unwrap();
+        assert_eq!(status, 200);
+        assert!(body.starts_with(&format!("release {release} ")), "{body}");
+    }
+
+    pub fn assert_colors(&self, release: &str) {
         let s = self.status();
         for c in s["colors"].as_array().unwrap() {
             assert_eq!(c["release"], release, "{s}");
@@ -163,9 +196,6 @@ impl Fixture {
                 "{s}"
             );
         }
-        let (status, body) = get(self.router_port, "shop", "/").unwrap();
-        assert_eq!(status, 200);
-        assert!(body.starts_with(&format!("release {release} ")), "{body}");
     }
 
     pub fn load(&self) -> Load {
@@ -176,6 +206,19 @@ impl Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         let _ = self.run(&["platform", "stop"]);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let dest = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &dest);
+        } else {
+            std::fs::copy(&path, &dest).unwrap();
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod contract;
 mod deploy;
+mod examples;
 mod platform;
 mod plugins;
 mod probe;

@@ -1,0 +1,8 @@
+class CreateProducts < ActiveRecord::Migration[7.1]
+  def change
+    create_table :products do |t|
+      t.string :name, null: false
+      t.timestamps
+    end
+  end
+end
