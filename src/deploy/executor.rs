@@ -177,6 +177,7 @@ impl Executor {
                 health::probe(&url, &self.file.health, deadline)
                     .await
                     .map_err(|e| Stop::Failed(e.into()))?;
+                self.site.until_running(*color, deadline).await?;
                 Ok(())
             }
             Step::Map { color } => {
@@ -541,6 +542,7 @@ impl Executor {
         let deadline = Instant::now() + self.file.health.timeout;
         let url = self.site.candidate_url(color, deadline).await?;
         health::probe(&url, &self.file.health, deadline).await?;
+        self.site.until_running(color, deadline).await?;
         self.map(color).await.map_err(|s| match s {
             Stop::Failed(e) => e,
             Stop::Blocked(b) => anyhow::anyhow!(b),

@@ -230,6 +230,32 @@ impl Site {
             .map(|(_, c)| c)
     }
 
+    /// Waits until the platform itself counts an instance of `color` as
+    /// running: its router sends traffic only there, so a color is mapped
+    /// (and the other one unmapped) only once this and the probe agree.
+    pub async fn until_running(&self, color: Color, deadline: Instant) -> anyhow::Result<()> {
+        let app = self.app(color);
+        let process = self.client.web_process(&app.guid).await?;
+        loop {
+            let stats = self.client.process_stats(&process.guid).await?;
+            if stats.iter().any(|s| s.state == "RUNNING") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!(
+                    "the platform does not count {} as running (states: {})",
+                    app.name,
+                    stats
+                        .iter()
+                        .map(|s| s.state.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The color's own URL, never the shared route. Locally this waits (up
     /// to `deadline`) for the process to report its port.
     pub async fn candidate_url(&self, color: Color, deadline: Instant) -> anyhow::Result<String> {
