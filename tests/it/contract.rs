@@ -364,3 +364,112 @@ fn ci_variables_take_precedence_over_the_cf_login() {
             .trim_end_matches('/')
     );
 }
+
+/// The app fixture, with the annotations the fake keeps, as CF serves it.
+async fn app_with_metadata(State(store): State<Arc<Mutex<Value>>>) -> Response {
+    let mut app: Value = serde_json::from_str(&fixture("app.json")).unwrap();
+    app["metadata"]["annotations"] = store.lock().unwrap().clone();
+    json(StatusCode::OK, app.to_string())
+}
+
+/// `PATCH /v3/apps/:guid` merges annotations; a null value deletes the key.
+async fn patch_metadata(State(store): State<Arc<Mutex<Value>>>, body: String) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap();
+    {
+        let mut s = store.lock().unwrap();
+        for (k, v) in body["metadata"]["annotations"].as_object().unwrap() {
+            if v.is_null() {
+                s.as_object_mut().unwrap().remove(k);
+            } else {
+                s[k] = v.clone();
+            }
+        }
+    }
+    app_with_metadata(State(store)).await
+}
+
+#[tokio::test]
+async fn the_cf_lock_is_an_annotation_lease_on_the_blue_app() {
+    use bluegreen::platform::lease::{ANNOTATION, Lease, unix_now};
+    let store = Arc::new(Mutex::new(
+        serde_json::json!({ "contacts": "team@example.org" }),
+    ));
+    let guid = "1cb006ee-fb05-47e1-b541-c34179ddc446";
+    let app = axum::Router::new()
+        .route(
+            &format!("/v3/apps/{guid}"),
+            get(app_with_metadata).patch(patch_metadata),
+        )
+        .with_state(store.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = CfClient::with_token(&base, "token");
+    let lease = |id: &str, expires: u64| Lease {
+        id: id.into(),
+        app: "my_app".into(),
+        host: "ci-1".into(),
+        pid: 42,
+        command: "bluegreen deploy".into(),
+        since: "2026-01-01T00:00:00Z".into(),
+        expires,
+    };
+    let later = unix_now() + 60;
+
+    let got = client
+        .lease_cf(guid, &lease("d1", later), None)
+        .await
+        .unwrap();
+    assert!(got.acquired);
+    assert_eq!(
+        store.lock().unwrap()["contacts"],
+        "team@example.org",
+        "other annotations stay"
+    );
+    let stored: Lease =
+        serde_json::from_str(store.lock().unwrap()[ANNOTATION].as_str().unwrap()).unwrap();
+    assert_eq!(stored, lease("d1", later));
+
+    // Another deploy is refused and told who holds it; the holder renews.
+    let other = client
+        .lease_cf(guid, &lease("d2", later), None)
+        .await
+        .unwrap();
+    assert!(!other.acquired);
+    assert_eq!(other.holder.id, "d1");
+    assert!(
+        client
+            .lease_cf(guid, &lease("d1", later + 5), None)
+            .await
+            .unwrap()
+            .acquired
+    );
+    // `recover` of d1 takes it over; a wrong id does not release it.
+    assert!(
+        client
+            .lease_cf(guid, &lease("d1", later), Some("d1"))
+            .await
+            .unwrap()
+            .acquired
+    );
+    assert!(!client.release_cf(guid, Some("d2")).await.unwrap());
+    assert!(client.release_cf(guid, Some("d1")).await.unwrap());
+    assert!(store.lock().unwrap().get(ANNOTATION).is_none());
+
+    // An expired lease yields to the next deploy.
+    client
+        .lease_cf(guid, &lease("d3", unix_now() - 1), None)
+        .await
+        .unwrap();
+    assert!(
+        client
+            .lease_cf(guid, &lease("d4", later), None)
+            .await
+            .unwrap()
+            .acquired
+    );
+    assert_eq!(
+        client.lease_holder_cf(guid).await.unwrap().unwrap().id,
+        "d4"
+    );
+}
