@@ -83,7 +83,7 @@ fn main() {
 
     let built = build_dir.join(GUEST_TARGET).join("release");
     for (dir, names) in [
-        (out.clone(), &["hello", "http-probe"][..]),
+        (out.clone(), &["hello", "http-probe", "migration-guard"][..]),
         (
             out.join("testing"),
             &["gate", "hostile", "mismatch", "no-hooks", "readme-example"][..],

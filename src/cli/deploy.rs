@@ -3,7 +3,7 @@
 //! executor. An interrupted deploy found on the way is recovered first.
 
 use super::BadInput;
-use crate::config::DeployFile;
+use crate::config::{DeployFile, policy};
 use crate::deploy::executor::Executor;
 use crate::deploy::journal::{self, DeployRecord, Journal, Kind, Replay};
 use crate::deploy::lock::{DeployLock, hostname};
@@ -37,6 +37,56 @@ pub struct RunArgs {
     /// Wait this long for another deploy's lock (`30s`, `10m`).
     #[arg(long, value_parser = crate::units::parse_duration, default_value = "0s")]
     pub wait: Duration,
+    /// The org policy (else $BLUEGREEN_POLICY, /etc/bluegreen/policy.yaml,
+    /// then the deploy file's `policy`).
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+}
+
+/// The org policy for this deploy file, in the documented order.
+pub fn find_policy(policy: Option<&Path>, l: &Loaded) -> anyhow::Result<policy::Loaded> {
+    policy::find(
+        policy,
+        std::env::var_os("BLUEGREEN_POLICY").map(PathBuf::from),
+        l.file.policy.as_ref().map(|p| l.base.join(p)),
+    )
+    .map_err(|e| BadInput(e).into())
+}
+
+/// `--allow` overrides, checked against the policy before anything runs.
+#[derive(Debug, Default, Args)]
+pub struct OverrideArgs {
+    /// Let a plugin's block through when every rule it blocks on is listed
+    /// (recorded in the journal and history with who and why).
+    #[arg(long = "allow", value_name = "RULE")]
+    pub allow: Vec<String>,
+    /// Why the override is safe (the policy may require it).
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+fn check_overrides(o: &OverrideArgs, policy: &policy::Loaded) -> anyhow::Result<()> {
+    if o.allow.is_empty() {
+        return Ok(());
+    }
+    let rules = &policy.policy.overrides;
+    if !rules.allowed {
+        return Err(crate::deploy::plugins::PolicyViolation(format!(
+            "--allow {}: the org {} does not allow overrides",
+            o.allow.join(","),
+            policy.describe()
+        ))
+        .into());
+    }
+    if rules.require_reason && o.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        return Err(BadInput(format!(
+            "--allow {} needs --reason TEXT: the org {} requires a reason for every override",
+            o.allow.join(","),
+            policy.describe()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// A deploy file read and checked, with the paths it resolves.
@@ -106,11 +156,14 @@ pub async fn run(
     args: &RunArgs,
     release: Option<String>,
     rollback_to: Option<Option<String>>,
+    overrides: &OverrideArgs,
 ) -> anyhow::Result<u8> {
     let started = Instant::now();
     let report = Reporter::new(args.json);
     let l = load(&args.file.file)?;
-    let plugins = Plugins::load(&l.file, &l.path, &l.base).await?;
+    let policy = find_policy(args.policy.as_deref(), &l)?;
+    check_overrides(overrides, &policy)?;
+    let plugins = Plugins::load(&l.file, &l.path, &l.base, policy).await?;
     let zip = match rollback_to {
         None => Some(crate::platform::package::zip_dir(&l.app_dir)?),
         Some(_) => None,
@@ -132,7 +185,7 @@ pub async fn run(
         let jdir = journal::dir(&local::home_dir(), &l.file.app);
         if let Some(replay) = Journal::read(&jdir)? {
             report.say(&format!("Found deploy {} interrupted; recovering it first", replay.record.id));
-            recover_replay(&l, replay, &report, lock.clone(), true).await?;
+            recover_replay(&l, &plugins.policy, replay, &report, lock.clone(), true).await?;
             site.refresh().await?;
         }
         let history = journal::history(&jdir)?;
@@ -174,11 +227,18 @@ pub async fn run(
             droplets,
             migration_version: pending
                 .iter()
-                .filter(|m| m.phase == "expand")
                 .map(|m| m.version.clone())
                 .max_by(|a, b| release::compare_versions(a, b))
                 .or(since),
+            contract: pending
+                .iter()
+                .filter(|m| m.phase == "contract")
+                .map(|m| m.path.clone())
+                .collect(),
         };
+        if rollback_to.is_some() {
+            warn_contracted(&report, &history, &release);
+        }
         let mut journal = Journal::begin(&jdir, &record)?;
         report.event(json!({"event": "deploy", "status": "started", "id": id, "app": l.file.app,
             "kind": record.kind, "release": release, "previous_release": current, "route_url": site.route_url}));
@@ -198,6 +258,8 @@ pub async fn run(
         let mut exec = Executor::new(l.file.clone(), l.app_dir.clone(), site, plugins, report.clone(), record, journal, lock.clone());
         exec.zip = zip;
         exec.pending = pending;
+        exec.allow = overrides.allow.clone();
+        exec.reason = overrides.reason.clone().unwrap_or_default();
         exec.run(2, &BTreeSet::from([0, 1])).await?;
         Ok::<_, anyhow::Error>((release, route_url))
     }
@@ -223,6 +285,35 @@ pub async fn run(
         took.as_secs_f64()
     ));
     Ok(super::exit::OK)
+}
+
+/// A rollback past deploys that ran contract-phase migrations: the old code
+/// may not run on the contracted schema.
+fn warn_contracted(report: &Reporter, history: &[journal::HistoryEntry], target: &str) {
+    let after = history
+        .iter()
+        .rposition(|h| h.result == journal::Outcome::Done && h.release == target)
+        .map(|i| i + 1)
+        .unwrap_or(0);
+    let contracted: Vec<String> = history[after..]
+        .iter()
+        .filter(|h| h.result == journal::Outcome::Done)
+        .flat_map(|h| {
+            h.contract
+                .iter()
+                .map(move |c| format!("{c} (release {})", h.release))
+        })
+        .collect();
+    if contracted.is_empty() {
+        return;
+    }
+    report.event(
+        json!({"event": "warning", "rule": "rollback-past-contract", "migrations": contracted}),
+    );
+    report.say(&format!(
+        "warning: rolling back past contract-phase migrations {}: release {target}'s code may not run on the contracted schema",
+        contracted.join(", ")
+    ));
 }
 
 /// Which release a rollback goes to and each color's droplet for it: the
@@ -303,6 +394,7 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
     };
     // Carry on with the configuration the interrupted deploy used.
     let l = load(&replay.record.file).unwrap_or(named);
+    let policy = find_policy(args.policy.as_deref(), &l)?;
     let site = open_site(&l, true).await?.expect("created");
     let lock = DeployLock::new(
         site.client.clone(),
@@ -312,7 +404,7 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
     );
     lock.acquire(args.wait, Some(&replay.record.id)).await?;
     let heartbeat = lock.heartbeat();
-    let result = recover_replay(&l, replay, &report, lock, false).await;
+    let result = recover_replay(&l, &policy, replay, &report, lock, false).await;
     heartbeat.abort();
     result?;
     Ok(super::exit::OK)
@@ -322,6 +414,7 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
 /// is nothing earlier to go back to); otherwise rolls the first color back.
 async fn recover_replay(
     l: &Loaded,
+    policy: &policy::Loaded,
     replay: Replay,
     report: &Reporter,
     lock: DeployLock,
@@ -331,7 +424,7 @@ async fn recover_replay(
     let at = replay.resume_at();
     let jdir = journal::dir(&local::home_dir(), &rec.app);
     let site = open_site(l, true).await?.expect("created");
-    let plugins = Plugins::load(&l.file, &l.path, &l.base).await?;
+    let plugins = Plugins::load(&l.file, &l.path, &l.base, policy.clone()).await?;
     let first = rec.order[0];
     let first_mapped = rec
         .steps
@@ -379,7 +472,8 @@ async fn recover_replay(
 /// `plan`: every step and the plugins at each hook, without acting.
 pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8> {
     let l = load(&args.file.file)?;
-    let plugins = Plugins::load(&l.file, &l.path, &l.base).await?;
+    let policy = find_policy(args.policy.as_deref(), &l)?;
+    let plugins = Plugins::load(&l.file, &l.path, &l.base, policy).await?;
     let site = open_site(&l, false).await.ok().flatten();
     let newest = site.as_ref().and_then(|s| s.newest());
     let current = site
@@ -403,6 +497,18 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
             current.as_deref().unwrap_or("nothing"),
             steps.len()
         );
+        if plugins.policy.path.is_some() {
+            let required: Vec<&str> = plugins.required.iter().map(String::as_str).collect();
+            println!(
+                "Org {}: required plugins (run first) {}\n",
+                plugins.policy.describe(),
+                if required.is_empty() {
+                    "none".into()
+                } else {
+                    required.join(", ")
+                }
+            );
+        }
         print!("{}", plan::render(&steps));
         let on_failure = plugins
             .by_hook()

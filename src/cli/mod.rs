@@ -4,6 +4,7 @@
 mod deploy;
 mod platform;
 mod plugin;
+mod policy;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ pub enum Command {
         /// The release id (default: the git commit, or a hash of the files).
         #[arg(long)]
         release: Option<String>,
+        #[command(flatten)]
+        overrides: deploy::OverrideArgs,
     },
     /// Show every step of a deploy and the plugins at each hook, without acting.
     Plan {
@@ -71,6 +74,9 @@ pub enum Command {
     History(status::StatusArgs),
     /// Remove the app's deploy lock when its holder is gone.
     Unlock(status::UnlockArgs),
+    /// Inspect the org policy a deploy runs under.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// Check, run and inspect hook plugins (WebAssembly components).
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -81,13 +87,20 @@ pub enum Command {
 
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Deploy { args, release } => deploy::run(&args, release, None).await,
+        Command::Deploy {
+            args,
+            release,
+            overrides,
+        } => deploy::run(&args, release, None, &overrides).await,
         Command::Plan { args, release } => deploy::plan(&args, release).await,
-        Command::Rollback { args, to } => deploy::run(&args, None, Some(to)).await,
+        Command::Rollback { args, to } => {
+            deploy::run(&args, None, Some(to), &deploy::OverrideArgs::default()).await
+        }
         Command::Recover { args } => deploy::recover(&args).await,
         Command::Status(args) => status::status(&args).await,
         Command::History(args) => status::history(&args).await,
         Command::Unlock(args) => status::unlock(&args).await,
+        Command::Policy(cmd) => policy::run(cmd).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Platform(cmd) => platform::run(cmd).await,
     }
@@ -101,6 +114,12 @@ pub struct BadInput(pub String);
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<BadInput>()) {
         return exit::BAD_INPUT;
+    }
+    if err
+        .chain()
+        .any(|c| c.is::<crate::deploy::plugins::PolicyViolation>())
+    {
+        return exit::BLOCKED;
     }
     if err.chain().any(|c| c.is::<crate::deploy::lock::Locked>()) {
         return exit::LOCKED;

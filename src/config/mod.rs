@@ -2,6 +2,7 @@
 //! (exit code 2) and always name the file, position or field, and the fix.
 
 mod deploy_file;
+pub mod policy;
 
 pub use deploy_file::{
     CANDIDATE, Colors, ConfigError, DeployFile, Health, Migrate, MigrationKind, PlatformKind,

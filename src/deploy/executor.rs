@@ -4,7 +4,7 @@
 //! healthy color always serves.
 
 use super::health;
-use super::journal::{DeployRecord, Entry, HistoryEntry, Journal, Kind, Outcome};
+use super::journal::{DeployRecord, Entry, HistoryEntry, Journal, Kind, Outcome, OverrideRecord};
 use super::lock::DeployLock;
 use super::plan::{Bits, Step};
 use super::plugins::Plugins;
@@ -66,6 +66,10 @@ pub struct Executor {
     pub recovered: bool,
     /// A deploy that recovers an earlier one first keeps the lock for itself.
     pub keep_lock: bool,
+    /// `--allow RULE`: a block whose errors are all these rules proceeds.
+    pub allow: Vec<String>,
+    pub reason: String,
+    overrides: Vec<OverrideRecord>,
     pub started: Instant,
     candidates: BTreeMap<Color, String>,
     health_deadline: BTreeMap<Color, Instant>,
@@ -97,6 +101,9 @@ impl Executor {
             pending: Vec::new(),
             recovered: false,
             keep_lock: false,
+            allow: Vec::new(),
+            reason: String::new(),
+            overrides: Vec::new(),
             started: Instant::now(),
             candidates: BTreeMap::new(),
             health_deadline: BTreeMap::new(),
@@ -164,9 +171,17 @@ impl Executor {
             }
             Step::Drain { color, up_to } => self.drain(*color, *up_to).await,
             Step::Push { color, bits } => self.push(*color, bits).await,
-            Step::Migrate { color, command } => {
+            Step::Migrate {
+                color,
+                command,
+                contract,
+            } => {
+                // One command serves both phases; it learns which from the
+                // environment (`bin/migrate` in examples/rails-app does).
+                let phase = if *contract { "contract" } else { "expand" };
                 let app = self.site.app(*color).guid.clone();
-                client.run_task(&app, command, TASK_TIMEOUT).await?;
+                let command = format!("BLUEGREEN_MIGRATION_PHASE={phase} {command}");
+                client.run_task(&app, &command, TASK_TIMEOUT).await?;
                 Ok(())
             }
             Step::Health { color, timeout, .. } => {
@@ -388,8 +403,21 @@ impl Executor {
                     t.elapsed(),
                     &report.outcome.findings,
                 );
+                let errors: Vec<String> = report
+                    .outcome
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity == crate::plugin::context::Severity::Error)
+                    .map(|f| f.rule.clone())
+                    .collect();
                 match verdict {
                     Verdict::Proceed => break,
+                    Verdict::Block(_)
+                        if !errors.is_empty() && errors.iter().all(|r| self.allow.contains(r)) =>
+                    {
+                        self.record_override(&name, hook, errors)?;
+                        break;
+                    }
                     Verdict::Block(reason) => {
                         return Err(Stop::Blocked(format!(
                             "plugin `{name}` blocked at {hook}: {reason}"
@@ -422,6 +450,37 @@ impl Executor {
         Ok(())
     }
 
+    fn record_override(
+        &mut self,
+        plugin: &str,
+        hook: Hook,
+        rules: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let by = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let rec = OverrideRecord {
+            plugin: plugin.into(),
+            hook,
+            rules,
+            reason: self.reason.clone(),
+            by: format!("{by}@{}", super::lock::hostname()),
+        };
+        self.journal.append(&Entry::Override(rec.clone()))?;
+        self.report.event(
+            serde_json::json!({"event": "override", "plugin": rec.plugin,
+            "hook": hook.name(), "rules": rec.rules, "reason": rec.reason, "by": rec.by}),
+        );
+        self.report.say(&format!(
+            "      overridden by {} with --allow {}: {}",
+            rec.by,
+            rec.rules.join(","),
+            rec.reason
+        ));
+        self.overrides.push(rec);
+        Ok(())
+    }
+
     /// After a failed or vetoed step: put the color in flight back, run the
     /// on-failure hooks, record, unlock.
     async fn stop(mut self, step: &Step, stop: Stop) -> anyhow::Error {
@@ -430,7 +489,11 @@ impl Executor {
             Stop::Failed(e) => (format!("deploy failed at `{step}`: {}", chain(e)), false),
         };
         let mut aftermath = Vec::new();
-        if let Some(c) = step.color().filter(|c| self.touched.contains(c)) {
+        if matches!(step, Step::Migrate { contract: true, .. }) {
+            aftermath.push(
+                "both colors serve the new release; the contract migration did not finish (fix it and deploy again)".into(),
+            );
+        } else if let Some(c) = step.color().filter(|c| self.touched.contains(c)) {
             aftermath.push(self.restore(c).await);
         } else if matches!(
             step,
@@ -582,6 +645,7 @@ impl Executor {
                 )),
             }
         }
+        self.report.flush();
         notes
     }
 
@@ -618,6 +682,11 @@ impl Executor {
             },
             message,
             recovered: self.recovered,
+            overrides: self.overrides.clone(),
+            contract: match (result, r.kind) {
+                (Outcome::Done, Kind::Deploy) => r.contract.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }

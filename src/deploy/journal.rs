@@ -53,6 +53,9 @@ pub struct DeployRecord {
     pub droplets: BTreeMap<Color, String>,
     /// The newest migration version this release brings (recorded on success).
     pub migration_version: Option<String>,
+    /// Versions of the contract-phase migrations pending.
+    #[serde(default)]
+    pub contract: Vec<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -62,6 +65,17 @@ pub enum Entry {
     Start { step: usize },
     Done { step: usize },
     Droplet { color: Color, guid: String },
+    Override(OverrideRecord),
+}
+
+/// A plugin's block waved through with `--allow`: who, why, what.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OverrideRecord {
+    pub plugin: String,
+    pub hook: crate::plugin::Hook,
+    pub rules: Vec<String>,
+    pub reason: String,
+    pub by: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -173,6 +187,7 @@ impl Journal {
                 (Entry::Droplet { color, guid }, Some(r)) => {
                     r.record.droplets.insert(color, guid);
                 }
+                (Entry::Override(_), Some(_)) => {}
                 (_, None) => anyhow::bail!("{}: entries before `begin`", path.display()),
             }
         }
@@ -211,6 +226,12 @@ pub struct HistoryEntry {
     /// Set when `recover` finished it.
     #[serde(default)]
     pub recovered: bool,
+    #[serde(default)]
+    pub overrides: Vec<OverrideRecord>,
+    /// Contract-phase migrations this deploy ran (old code may not run on
+    /// the schema after them: a rollback past them warns).
+    #[serde(default)]
+    pub contract: Vec<String>,
 }
 
 pub fn append_history(dir: &Path, entry: &HistoryEntry) -> anyhow::Result<()> {
@@ -264,6 +285,7 @@ mod tests {
             before: BTreeMap::new(),
             droplets: BTreeMap::new(),
             migration_version: None,
+            contract: Vec::new(),
         }
     }
 

@@ -37,9 +37,13 @@ pub enum Step {
         color: Color,
         bits: Bits,
     },
+    /// The expand phase runs on the first color's new droplet; the contract
+    /// phase (`post_dirs`) once both colors serve the new release.
     Migrate {
         color: Color,
         command: String,
+        #[serde(default)]
+        contract: bool,
     },
     Health {
         color: Color,
@@ -125,6 +129,7 @@ pub fn plan(
             steps.push(Step::Migrate {
                 color,
                 command: m.command.clone(),
+                contract: false,
             });
         }
         steps.extend([
@@ -138,6 +143,13 @@ pub fn plan(
             Step::Map { color },
             hook(Hook::PostMap, c),
         ]);
+    }
+    if let Some(m) = migrate.filter(|m| !m.post_dirs.is_empty()) {
+        steps.push(Step::Migrate {
+            color: order(newest)[0],
+            command: m.command.clone(),
+            contract: true,
+        });
     }
     steps.extend([
         hook(Hook::PostDeploy, None),
@@ -232,9 +244,22 @@ impl fmt::Display for Step {
                 color,
                 bits: Bits::Release(r),
             } => write!(f, "push to {}: switch back to release {r}", name(*color)),
-            Step::Migrate { color, command } => write!(
+            Step::Migrate {
+                color,
+                command,
+                contract: false,
+            } => write!(
                 f,
                 "migrate once on {}'s new droplet: {command}",
+                name(*color)
+            ),
+            Step::Migrate {
+                color,
+                command,
+                contract: true,
+            } => write!(
+                f,
+                "migrate the contract phase once, on {}, now that both colors run the new release: {command}",
                 name(*color)
             ),
             Step::Health {

@@ -1,29 +1,68 @@
 //! The plugins of one deploy: every component in the deploy file's plugin
-//! directory, loaded and validated up front (a broken plugin is bad input
-//! before anything changes), with each one's sandbox built from its grants.
+//! directory plus those the org policy requires, loaded and validated up
+//! front (a broken plugin is bad input before anything changes), with each
+//! one's sandbox built from its grants. Required plugins are pinned by
+//! sha256, keep the settings the policy locks, and run first on every hook,
+//! so an app's deploy file can neither remove, weaken nor pre-empt them.
 
 use crate::cli::BadInput;
+use crate::config::policy;
 use crate::config::{CANDIDATE, DeployFile};
-use crate::plugin::{Cache, DirGrant, Hook, Origin, Plugin, PluginConfig, PluginHost, Sandbox};
-use std::collections::BTreeMap;
+use crate::plugin::{
+    Cache, DirGrant, Hook, OnError, Origin, Plugin, PluginConfig, PluginHost, Sandbox,
+};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+
+/// The deploy file breaks the org policy: exit code 3, nothing changes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyViolation(pub String);
 
 pub struct Plugins {
     pub host: PluginHost,
+    /// Required plugins first, then the app's, each group in name order.
     pub loaded: Vec<Plugin>,
+    pub required: BTreeSet<String>,
+    pub policy: policy::Loaded,
     configs: BTreeMap<String, (PluginConfig, bool)>,
 }
 
 impl Plugins {
     /// Loads `plugins.dir` (relative to the deploy file; default `plugins`
-    /// next to it, if that exists).
-    pub async fn load(file: &DeployFile, file_path: &Path, base: &Path) -> anyhow::Result<Plugins> {
+    /// next to it, if that exists) and what `policy` requires.
+    pub async fn load(
+        file: &DeployFile,
+        file_path: &Path,
+        base: &Path,
+        policy: policy::Loaded,
+    ) -> anyhow::Result<Plugins> {
+        let (plugins, violations) = Self::load_checked(file, file_path, base, policy).await?;
+        if !violations.is_empty() {
+            return Err(PolicyViolation(format!(
+                "the deploy file breaks the org {}:\n  {}",
+                plugins.policy.describe(),
+                violations.join("\n  ")
+            ))
+            .into());
+        }
+        Ok(plugins)
+    }
+
+    /// Like `load`, but returns the policy violations instead of failing on
+    /// them (for `policy check`).
+    pub async fn load_checked(
+        file: &DeployFile,
+        file_path: &Path,
+        base: &Path,
+        policy: policy::Loaded,
+    ) -> anyhow::Result<(Plugins, Vec<String>)> {
         let host = PluginHost::new(Cache::default_dir())?;
         let dir = match &file.plugins.dir {
             Some(d) => Some(base.join(d)),
             None => Some(base.join("plugins")).filter(|d| d.is_dir()),
         };
-        let loaded = match &dir {
+        let mut app = match &dir {
             Some(d) if !d.is_dir() => {
                 return Err(BadInput(format!(
                     "{}: field `plugins.dir`: {} is not a directory (create it or fix the path)",
@@ -35,18 +74,61 @@ impl Plugins {
             Some(d) => host.load_dir(d).await?,
             None => Vec::new(),
         };
-        let mut configs = BTreeMap::new();
+        let shown_dir = dir
+            .as_deref()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| "(no plugin directory)".into());
+        let mut violations = Vec::new();
+        let mut required = Vec::new();
+        for (name, r) in &policy.policy.required_plugins {
+            let at = app.iter().position(|p| &p.name == name);
+            let plugin = match (policy.plugin_path(r), at) {
+                (Some(path), at) => {
+                    let mut org = host.load(&path).await?;
+                    // Named by the policy, whatever the org's file is called.
+                    org.name = name.clone();
+                    if let Some(i) = at {
+                        let mine = app.remove(i);
+                        if mine.sha256 != r.sha256 {
+                            violations.push(format!(
+                                "plugin `{name}`: {} (sha256 {}) is not the org's pinned build; remove it, the policy supplies `{name}`",
+                                mine.path.display(),
+                                mine.sha256
+                            ));
+                        }
+                    }
+                    org
+                }
+                (None, Some(i)) => app.remove(i),
+                (None, None) => {
+                    violations.push(format!(
+                        "plugin `{name}` is required (sha256 {}) but {shown_dir} has no `{name}.wasm`: add the org's build",
+                        r.sha256
+                    ));
+                    continue;
+                }
+            };
+            if plugin.sha256 != r.sha256 {
+                violations.push(format!(
+                    "plugin `{name}` at {} has sha256 {}, but the policy pins {}: it is not the approved build (tampered or outdated)",
+                    plugin.path.display(),
+                    plugin.sha256,
+                    r.sha256
+                ));
+            }
+            required.push(plugin);
+        }
         for name in file.plugins.config.keys() {
-            if !loaded.iter().any(|p| &p.name == name) {
+            if !app.iter().chain(&required).any(|p| &p.name == name) {
                 return Err(BadInput(format!(
-                    "{}: field `plugins.config.{name}`: no plugin `{name}.wasm` in {} (fix the name or add the plugin)",
+                    "{}: field `plugins.config.{name}`: no plugin `{name}.wasm` in {shown_dir} (fix the name or add the plugin)",
                     file_path.display(),
-                    dir.as_deref().unwrap_or(Path::new("(no plugin directory)")).display()
                 ))
                 .into());
             }
         }
-        for p in &loaded {
+        let mut configs = BTreeMap::new();
+        for p in required.iter().chain(&app) {
             let s = file
                 .plugins
                 .config
@@ -63,12 +145,10 @@ impl Plugins {
             let mut sandbox = Sandbox::default();
             for d in &s.grant_dirs {
                 let host_dir = base.join(d);
-                sandbox.dirs.push(
-                    DirGrant::parse(
-                        &format!("{}:/{}", host_dir.display(), d.display()).replace("//", "/"),
-                    )
-                    .map_err(|e| field("grant_dirs", e))?,
-                );
+                let spec = format!("{}:/{}", host_dir.display(), d.display()).replace("//", "/");
+                sandbox
+                    .dirs
+                    .push(DirGrant::parse(&spec).map_err(|e| field("grant_dirs", e))?);
             }
             for o in s.allow_http.iter().filter(|o| *o != CANDIDATE) {
                 sandbox
@@ -81,21 +161,55 @@ impl Plugins {
             if let Some(m) = &s.memory {
                 sandbox.memory = crate::units::parse_size(m).map_err(|e| field("memory", e))?;
             }
+            let mut settings = s.settings.clone();
+            let mut on_error = s.on_error.unwrap_or_default();
+            if let Some(r) = policy.policy.required_plugins.get(&p.name) {
+                for (k, locked) in &r.settings {
+                    if let Some(v) = settings.get(k).filter(|v| *v != locked) {
+                        violations.push(format!(
+                            "`plugins.config.{}.settings.{k}: {v}` would weaken a required plugin; the policy locks it to `{locked}`",
+                            p.name
+                        ));
+                    }
+                    settings.insert(k.clone(), locked.clone());
+                }
+                if on_error == OnError::Warn {
+                    violations.push(format!(
+                        "`plugins.config.{}.on_error: warn` would let a required plugin's failure pass; it must stay `block`",
+                        p.name
+                    ));
+                    on_error = OnError::Block;
+                }
+            }
             let config = PluginConfig {
-                settings: s.settings.clone().into_iter().collect(),
+                settings: settings.into_iter().collect(),
                 sandbox,
-                on_error: s.on_error.unwrap_or_default(),
+                on_error,
             };
             configs.insert(
                 p.name.clone(),
                 (config, s.allow_http.iter().any(|o| o == CANDIDATE)),
             );
         }
-        Ok(Plugins {
-            host,
-            loaded,
-            configs,
-        })
+        let required_names = required.iter().map(|p| p.name.clone()).collect();
+        let loaded: Vec<Plugin> = required.into_iter().chain(app).collect();
+        for hook in &policy.policy.required_hooks {
+            if !loaded.iter().any(|p| p.hooks.contains(hook)) {
+                violations.push(format!(
+                    "the policy requires a plugin on `{hook}`, and none of the plugins handles it"
+                ));
+            }
+        }
+        Ok((
+            Plugins {
+                host,
+                loaded,
+                required: required_names,
+                policy,
+                configs,
+            },
+            violations,
+        ))
     }
 
     /// Which plugins handle each hook, in the order they run.

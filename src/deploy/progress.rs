@@ -128,6 +128,14 @@ impl Reporter {
             i + 1,
             self.paint("2", &format!("({})", secs(took)))
         );
+        self.flush();
+    }
+
+    /// Prints plugin lines not yet shown under a step.
+    pub fn flush(&self) {
+        for line in self.pending.lock().unwrap().drain(..) {
+            println!("{line}");
+        }
     }
 
     pub fn hook_result(
@@ -170,6 +178,9 @@ impl Reporter {
                 _ => String::new(),
             };
             pending.push(format!("        {sev}[{}]{place}: {}", f.rule, f.message));
+            if let Some(fix) = &f.fix {
+                pending.push(format!("          fix: {fix}"));
+            }
         }
     }
 }

@@ -85,6 +85,7 @@ impl From<wit::Outcome> for host::Outcome {
                     message: f.message,
                     file: f.file,
                     line: f.line,
+                    fix: f.fix,
                 })
                 .collect(),
         }

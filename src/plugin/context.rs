@@ -141,6 +141,8 @@ pub struct Finding {
     pub message: String,
     pub file: Option<String>,
     pub line: Option<u32>,
+    #[serde(default)]
+    pub fix: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +203,7 @@ mod tests {
             message: "m".into(),
             file: None,
             line,
+            fix: None,
         };
         let ok = Outcome {
             verdict: Verdict::Proceed,

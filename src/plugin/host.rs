@@ -253,6 +253,7 @@ impl PluginHost {
                             message: format!("{e} (ignored: on_error is warn)"),
                             file: None,
                             line: None,
+                            fix: None,
                         }],
                     },
                     log: Vec::new(),

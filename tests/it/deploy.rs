@@ -127,6 +127,19 @@ impl Fixture {
         ));
     }
 
+    /// Copies built components into `plugins/`.
+    pub fn plugins(&self, names: &[&str]) {
+        let dir = self.root.path().join("plugins");
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in names {
+            std::fs::copy(component(n), dir.join(format!("{n}.wasm"))).unwrap();
+        }
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
     pub fn migration_log(&self) -> PathBuf {
         self.root.path().join("migrations.log")
     }

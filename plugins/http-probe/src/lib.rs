@@ -127,7 +127,7 @@ fn get(url: &str, path: &str, timeout_ms: u64) -> Result<(u16, String), String> 
 }
 
 fn not_ready(rule: &str, message: String) -> Finding {
-    Finding { severity: Severity::Warning, rule: rule.into(), message, file: None, line: None }
+    Finding { severity: Severity::Warning, rule: rule.into(), message, file: None, line: None, fix: None }
 }
 
 impl exports::bluegreen::hooks::health_check::Guest for Probe {

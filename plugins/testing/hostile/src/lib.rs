@@ -23,7 +23,7 @@ fn outcome(verdict: Verdict, findings: Vec<Finding>) -> Result<Outcome, String> 
 }
 
 fn info(rule: &str, message: String) -> Finding {
-    Finding { severity: Severity::Info, rule: rule.into(), message, file: None, line: None }
+    Finding { severity: Severity::Info, rule: rule.into(), message, file: None, line: None, fix: None }
 }
 
 /// Whatever the sandbox lets through becomes a `block` carrying the evidence,

@@ -1,0 +1,103 @@
+//! `migration-guard`: blocks a deploy whose pending migrations would break
+//! the release still serving (blue-green: old code and new schema overlap)
+//! or lock its tables. Rails migrations are read with a Ruby parser, SQL
+//! migrations with a SQL parser; the rules judge the whole batch.
+//!
+//! Settings: `mode` = `block` (default: unsafe operations block the deploy)
+//! or `warn` (report only); `inline-overrides` = `allow` (default) or
+//! `ignore` (`safety_assured` and `-- bluegreen:allow` count for nothing; an
+//! org policy can lock this).
+
+wit_bindgen::generate!({ world: "migration-safety-check-plugin", path: "../../wit" });
+
+mod ops;
+mod rails;
+mod rules;
+mod sql;
+
+use bluegreen::hooks::types::{Deploy, Finding, Outcome, Severity, Verdict};
+use exports::bluegreen::hooks::migration_safety_check::{Guest, Migration};
+use ops::{Located, Op, Phase};
+
+struct Guard;
+
+fn setting<'a>(d: &'a Deploy, key: &str) -> Option<&'a str> {
+    d.settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Files that do not run on deploy: Rails `down` lives inside the file;
+/// SQL down/undo migrations are files of their own.
+fn runs_on_deploy(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    !(name.ends_with(".down.sql") || (name.starts_with('U') && name.contains("__")))
+}
+
+fn read(m: &Migration) -> Vec<Located> {
+    let phase = if m.phase == "contract" { Phase::Contract } else { Phase::Expand };
+    if m.path.ends_with(".rb") {
+        rails::read(&m.path, &m.contents, phase)
+    } else if m.path.ends_with(".sql") {
+        sql::read(&m.path, &m.contents, phase, None)
+    } else {
+        vec![Located {
+            op: Op::Unparsed { why: "neither a Rails (.rb) nor a SQL (.sql) migration".into() },
+            file: m.path.clone(),
+            line: 1,
+            phase,
+            in_transaction: true,
+            allowed: Vec::new(),
+        }]
+    }
+}
+
+impl Guest for Guard {
+    fn handle(d: Deploy, pending: Vec<Migration>) -> Result<Outcome, String> {
+        let block_mode = match setting(&d, "mode").unwrap_or("block") {
+            "block" => true,
+            "warn" => false,
+            other => return Err(format!("setting `mode`: `{other}` is not `block` or `warn`")),
+        };
+        let inline = match setting(&d, "inline-overrides").unwrap_or("allow") {
+            "allow" => true,
+            "ignore" => false,
+            other => return Err(format!("setting `inline-overrides`: `{other}` is not `allow` or `ignore`")),
+        };
+        let mut ops: Vec<Located> = pending.iter().filter(|m| runs_on_deploy(&m.path)).flat_map(read).collect();
+        if !inline {
+            ops.iter_mut().for_each(|o| o.allowed.clear());
+        }
+        let found = rules::judge(&ops);
+        let blocking: Vec<String> = found
+            .iter()
+            .filter(|f| f.level == rules::Level::Block)
+            .map(|f| format!("{} ({}:{})", f.rule, f.file, f.line))
+            .collect();
+        let findings = found
+            .into_iter()
+            .map(|f| Finding {
+                severity: match (f.level, block_mode) {
+                    (rules::Level::Block, true) => Severity::Error,
+                    (rules::Level::Block | rules::Level::Warn, _) => Severity::Warning,
+                    (rules::Level::Info, _) => Severity::Info,
+                },
+                rule: f.rule.into(),
+                message: f.message,
+                file: Some(f.file),
+                line: Some(f.line),
+                fix: f.fix,
+            })
+            .collect();
+        let verdict = if block_mode && !blocking.is_empty() {
+            Verdict::Block(format!(
+                "{} migration operation(s) would break the release still serving or lock its tables: {}",
+                blocking.len(),
+                blocking.join(", ")
+            ))
+        } else {
+            Verdict::Proceed
+        };
+        Ok(Outcome { verdict, findings })
+    }
+}
+
+export!(Guard);

@@ -1,0 +1,497 @@
+//! Rails migrations, read with a real Ruby parser (lib-ruby-parser). Only
+//! what runs on deploy counts: `change` and `up` (and `dir.up` inside
+//! `reversible`), never `down`. Comments and strings that merely mention an
+//! operation are not calls, so they never match. `execute` SQL goes through
+//! the SQL reader; `safety_assured { }` marks what it wraps as overridden.
+
+use crate::ops::{Default, Located, Op, Phase, line_of, table_name};
+use lib_ruby_parser::nodes::{Block, Send};
+use lib_ruby_parser::{Node, Parser, ParserOptions};
+
+struct Reader<'a> {
+    file: &'a str,
+    src: &'a str,
+    phase: Phase,
+    /// Off after `disable_ddl_transaction!`.
+    in_transaction: bool,
+    allowed: Vec<(String, String)>,
+    reverting: bool,
+    out: Vec<Located>,
+}
+
+pub fn read(file: &str, src: &str, phase: Phase) -> Vec<Located> {
+    let result = Parser::new(src.as_bytes().to_vec(), ParserOptions::default()).do_parse();
+    let mut r = Reader {
+        file,
+        src,
+        phase,
+        in_transaction: true,
+        allowed: Vec::new(),
+        reverting: false,
+        out: Vec::new(),
+    };
+    if let Some(d) = result.diagnostics.iter().find(|d| d.is_error()) {
+        r.push(d.loc.begin, Op::Unparsed { why: format!("Ruby syntax: {}", d.render_message()) });
+        return r.out;
+    }
+    let Some(ast) = result.ast else { return r.out };
+    let mut classes = Vec::new();
+    collect_classes(&ast, &mut classes);
+    for body in &classes {
+        // `disable_ddl_transaction!` may come anywhere in the class.
+        for s in statements(body) {
+            if let Node::Send(s) = s
+                && s.recv.is_none()
+                && s.method_name == "disable_ddl_transaction!"
+            {
+                r.in_transaction = false;
+            }
+        }
+    }
+    for body in classes {
+        for s in statements(body) {
+            if let Node::Def(d) = s
+                && matches!(d.name.as_str(), "change" | "up")
+                && let Some(b) = &d.body
+            {
+                r.walk(b);
+            }
+        }
+    }
+    r.out
+}
+
+fn collect_classes<'n>(node: &'n Node, out: &mut Vec<&'n Node>) {
+    match node {
+        Node::Class(c) => {
+            if let Some(b) = &c.body {
+                out.push(b);
+            }
+        }
+        Node::Module(m) => {
+            if let Some(b) = &m.body {
+                collect_classes(b, out);
+            }
+        }
+        Node::Begin(b) => b.statements.iter().for_each(|s| collect_classes(s, out)),
+        _ => {}
+    }
+}
+
+fn statements(node: &Node) -> Vec<&Node> {
+    match node {
+        Node::Begin(b) => b.statements.iter().collect(),
+        Node::KwBegin(b) => b.statements.iter().collect(),
+        other => vec![other],
+    }
+}
+
+/// A symbol's or string's text.
+fn name(node: &Node) -> Option<String> {
+    match node {
+        Node::Sym(s) => Some(s.name.to_string_lossy()),
+        Node::Str(s) => Some(s.value.to_string_lossy()),
+        _ => None,
+    }
+}
+
+/// The trailing options hash (keyword or hash-rocket style).
+fn options(args: &[Node]) -> Vec<(String, &Node)> {
+    match args.last() {
+        Some(Node::Kwargs(k)) => pairs(&k.pairs),
+        Some(Node::Hash(h)) => pairs(&h.pairs),
+        _ => Vec::new(),
+    }
+}
+
+fn pairs(pairs: &[Node]) -> Vec<(String, &Node)> {
+    pairs
+        .iter()
+        .filter_map(|p| match p {
+            Node::Pair(p) => name(&p.key).map(|k| (k, &*p.value)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn opt<'n>(opts: &[(String, &'n Node)], key: &str) -> Option<&'n Node> {
+    opts.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
+}
+
+fn is_false(node: Option<&Node>) -> bool {
+    matches!(node, Some(Node::False(_)))
+}
+
+fn truthy(node: Option<&Node>) -> bool {
+    !matches!(node, None | Some(Node::False(_)) | Some(Node::Nil(_)))
+}
+
+fn concurrently(opts: &[(String, &Node)]) -> bool {
+    opt(opts, "algorithm").and_then(name).as_deref() == Some("concurrently")
+}
+
+fn default_of(opts: &[(String, &Node)]) -> Default {
+    match opt(opts, "default") {
+        None | Some(Node::Nil(_)) => Default::None,
+        Some(Node::Lambda(_) | Node::Block(_) | Node::Send(_)) => Default::Volatile,
+        Some(_) => Default::Constant,
+    }
+}
+
+/// Positional arguments as names, options excluded.
+fn names(args: &[Node]) -> Vec<String> {
+    args.iter().filter_map(name).collect()
+}
+
+impl Reader<'_> {
+    fn push(&mut self, offset: usize, op: Op) {
+        let op = if self.reverting { invert(op) } else { Some(op) };
+        if let Some(op) = op {
+            self.out.push(Located {
+                op,
+                file: self.file.to_string(),
+                line: line_of(self.src, offset),
+                phase: self.phase,
+                in_transaction: self.in_transaction,
+                allowed: self.allowed.clone(),
+            });
+        }
+    }
+
+    fn walk(&mut self, node: &Node) {
+        match node {
+            Node::Begin(_) | Node::KwBegin(_) => {
+                for s in statements(node) {
+                    self.walk(s);
+                }
+            }
+            Node::Send(s) => self.call(s, None),
+            Node::Block(b) => self.block(b),
+            Node::If(i) => {
+                for n in [&i.if_true, &i.if_false].into_iter().flatten() {
+                    self.walk(n);
+                }
+            }
+            Node::IfMod(i) => {
+                for n in [&i.if_true, &i.if_false].into_iter().flatten() {
+                    self.walk(n);
+                }
+            }
+            Node::Case(c) => {
+                for w in &c.when_bodies {
+                    if let Node::When(w) = w
+                        && let Some(b) = &w.body
+                    {
+                        self.walk(b);
+                    }
+                }
+                if let Some(e) = &c.else_body {
+                    self.walk(e);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn block(&mut self, b: &Block) {
+        let Node::Send(call) = &*b.call else { return };
+        let body = b.body.as_deref();
+        match (call.recv.as_deref(), call.method_name.as_str()) {
+            (None, "safety_assured") => {
+                self.allowed.push(("*".into(), "safety_assured".into()));
+                body.into_iter().for_each(|n| self.walk(n));
+                self.allowed.pop();
+            }
+            (None, "reversible") | (None, "up_only") => body.into_iter().for_each(|n| self.walk(n)),
+            (Some(Node::Lvar(_)), "up") => body.into_iter().for_each(|n| self.walk(n)),
+            (Some(Node::Lvar(_)), "down") => {}
+            (None, "revert") => {
+                let was = self.reverting;
+                self.reverting = !was;
+                body.into_iter().for_each(|n| self.walk(n));
+                self.reverting = was;
+            }
+            (None, "change_table") => {
+                let Some(table) = call.args.first().and_then(name) else { return };
+                let table = table_name(&table);
+                for s in body.map(statements).unwrap_or_default() {
+                    if let Node::Send(s) = s
+                        && matches!(s.recv.as_deref(), Some(Node::Lvar(_)))
+                    {
+                        self.table_call(&table, s);
+                    }
+                }
+            }
+            // create_table's block defines the new table's columns: nothing to judge.
+            _ => self.call(call, body),
+        }
+    }
+
+    fn call(&mut self, s: &Send, _body: Option<&Node>) {
+        let at = s.expression_l.begin;
+        if let Some(recv) = s.recv.as_deref() {
+            // `Model.delete_all` / `Model.update_all`: every row, no scope.
+            if let Node::Const(c) = recv {
+                let table = table_name(&c.name);
+                match s.method_name.as_str() {
+                    "delete_all" | "destroy_all" => self.push(at, Op::DeleteAll { table }),
+                    "update_all" => self.push(at, Op::UpdateAll { table }),
+                    _ => {}
+                }
+            }
+            return;
+        }
+        let args = &s.args;
+        let opts = options(args);
+        let n = names(args);
+        let arg = |i: usize| n.get(i).cloned().unwrap_or_default();
+        let table = table_name(&arg(0));
+        match s.method_name.as_str() {
+            "create_table" => {
+                let force = truthy(opt(&opts, "force"));
+                self.push(at, Op::CreateTable { table, force })
+            }
+            "drop_table" => self.push(at, Op::DropTable { table }),
+            "drop_join_table" => {
+                let table = format!("{}_{}", arg(0), arg(1));
+                self.push(at, Op::DropTable { table })
+            }
+            "rename_table" => self.push(at, Op::RenameTable { from: table, to: table_name(&arg(1)) }),
+            "add_column" => self.push(
+                at,
+                Op::AddColumn {
+                    table,
+                    column: arg(1),
+                    not_null: is_false(opt(&opts, "null")),
+                    default: default_of(&opts),
+                },
+            ),
+            "remove_column" => self.push(at, Op::RemoveColumn { table, column: arg(1), what: "column" }),
+            "remove_columns" => {
+                for c in n.iter().skip(1) {
+                    self.push(at, Op::RemoveColumn { table: table.clone(), column: c.clone(), what: "column" });
+                }
+            }
+            "rename_column" => self.push(at, Op::RenameColumn { table, from: arg(1), to: arg(2) }),
+            "change_column" => self.push(at, Op::ChangeType { table, column: arg(1) }),
+            "change_column_null" => {
+                if is_false(args.get(2)) {
+                    self.push(at, Op::SetNotNull { table, column: arg(1) })
+                }
+            }
+            "change_column_default" => self.push(at, Op::ChangeDefault { table, column: arg(1) }),
+            "add_index" => self.index(at, table, &opts),
+            "remove_index" => self.drop_index(at, &opts),
+            "add_reference" | "add_belongs_to" => self.reference(at, &table, &arg(1), &opts),
+            "remove_reference" | "remove_belongs_to" => {
+                self.push(at, Op::RemoveColumn { table, column: format!("{}_id", arg(1)), what: "reference" })
+            }
+            "add_timestamps" => self.timestamps(at, &table, &opts),
+            "remove_timestamps" => {
+                for column in ["created_at", "updated_at"] {
+                    self.push(at, Op::RemoveColumn { table: table.clone(), column: column.into(), what: "timestamps" });
+                }
+            }
+            "add_foreign_key" => {
+                let validated = !is_false(opt(&opts, "validate"));
+                self.push(at, Op::AddForeignKey { table, validated })
+            }
+            "add_check_constraint" => {
+                let validated = !is_false(opt(&opts, "validate"));
+                self.push(at, Op::AddCheck { table, validated })
+            }
+            "validate_foreign_key" | "validate_check_constraint" | "validate_constraint" => {
+                self.push(at, Op::Validate { table })
+            }
+            "execute" => self.execute(s),
+            "revert" => {
+                if let Some(Node::Const(c)) = args.first() {
+                    self.push(at, Op::RevertOther { name: c.name.clone() });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A call on the block variable of `change_table :t do |t| ... end`.
+    fn table_call(&mut self, table: &str, s: &Send) {
+        let at = s.expression_l.begin;
+        let opts = options(&s.args);
+        let n = names(&s.args);
+        let table = table.to_string();
+        let arg = |i: usize| n.get(i).cloned().unwrap_or_default();
+        match s.method_name.as_str() {
+            "remove" => {
+                for c in &n {
+                    self.push(at, Op::RemoveColumn { table: table.clone(), column: c.clone(), what: "column" });
+                }
+            }
+            "rename" => self.push(at, Op::RenameColumn { table, from: arg(0), to: arg(1) }),
+            "change" => self.push(at, Op::ChangeType { table, column: arg(0) }),
+            "change_default" => self.push(at, Op::ChangeDefault { table, column: arg(0) }),
+            "change_null" => {
+                if is_false(s.args.get(1)) {
+                    self.push(at, Op::SetNotNull { table, column: arg(0) })
+                }
+            }
+            "references" | "belongs_to" => {
+                for r in &n {
+                    self.reference(at, &table, r, &opts);
+                }
+            }
+            "remove_references" | "remove_belongs_to" => {
+                for r in &n {
+                    self.push(at, Op::RemoveColumn { table: table.clone(), column: format!("{r}_id"), what: "reference" });
+                }
+            }
+            "index" => self.index(at, table, &opts),
+            "remove_index" => self.drop_index(at, &opts),
+            "timestamps" => self.timestamps(at, &table, &opts),
+            "remove_timestamps" => {
+                for column in ["created_at", "updated_at"] {
+                    self.push(at, Op::RemoveColumn { table: table.clone(), column: column.into(), what: "timestamps" });
+                }
+            }
+            "column" => self.push(
+                at,
+                Op::AddColumn {
+                    table,
+                    column: arg(0),
+                    not_null: is_false(opt(&opts, "null")),
+                    default: default_of(&opts),
+                },
+            ),
+            // t.string :name, t.integer :count, ...: a column of that type.
+            "string" | "text" | "integer" | "bigint" | "boolean" | "datetime" | "date" | "decimal"
+            | "float" | "json" | "jsonb" | "uuid" | "binary" | "time" | "timestamp" => {
+                for c in &n {
+                    self.push(
+                        at,
+                        Op::AddColumn {
+                            table: table.clone(),
+                            column: c.clone(),
+                            not_null: is_false(opt(&opts, "null")),
+                            default: default_of(&opts),
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn index(&mut self, at: usize, table: String, opts: &[(String, &Node)]) {
+        let concurrently = concurrently(opts);
+        if concurrently && self.in_transaction {
+            self.push(at, Op::ConcurrentlyInTransaction);
+        }
+        self.push(at, Op::AddIndex { table, concurrently, unique: truthy(opt(opts, "unique")) });
+    }
+
+    fn drop_index(&mut self, at: usize, opts: &[(String, &Node)]) {
+        let concurrently = concurrently(opts);
+        if concurrently && self.in_transaction {
+            self.push(at, Op::ConcurrentlyInTransaction);
+        }
+        self.push(at, Op::DropIndex { concurrently });
+    }
+
+    fn reference(&mut self, at: usize, table: &str, reference: &str, opts: &[(String, &Node)]) {
+        let table = table.to_string();
+        self.push(
+            at,
+            Op::AddColumn {
+                table: table.clone(),
+                column: format!("{reference}_id"),
+                not_null: is_false(opt(opts, "null")),
+                default: Default::None,
+            },
+        );
+        match opt(opts, "index") {
+            Some(Node::False(_)) => {}
+            Some(Node::Hash(h)) => {
+                let inner = pairs(&h.pairs);
+                let c = concurrently(&inner);
+                if c && self.in_transaction {
+                    self.push(at, Op::ConcurrentlyInTransaction);
+                }
+                self.push(at, Op::AddIndex { table: table.clone(), concurrently: c, unique: truthy(opt(&inner, "unique")) });
+            }
+            _ => self.push(at, Op::AddIndex { table: table.clone(), concurrently: false, unique: false }),
+        }
+        match opt(opts, "foreign_key") {
+            None | Some(Node::False(_)) | Some(Node::Nil(_)) => {}
+            Some(Node::Hash(h)) => {
+                let inner = pairs(&h.pairs);
+                let validated = !is_false(opt(&inner, "validate"));
+                self.push(at, Op::AddForeignKey { table, validated });
+            }
+            Some(_) => self.push(at, Op::AddForeignKey { table, validated: true }),
+        }
+    }
+
+    fn timestamps(&mut self, at: usize, table: &str, opts: &[(String, &Node)]) {
+        // Rails 5+ makes timestamps NOT NULL unless told otherwise.
+        let not_null = !matches!(opt(opts, "null"), Some(Node::True(_)));
+        for column in ["created_at", "updated_at"] {
+            self.push(
+                at,
+                Op::AddColumn { table: table.to_string(), column: column.into(), not_null, default: default_of(opts) },
+            );
+        }
+    }
+
+    /// `execute` with literal SQL goes through the SQL reader; anything built
+    /// at run time is reported, never assumed safe.
+    fn execute(&mut self, s: &Send) {
+        let at = s.expression_l.begin;
+        let Some(arg) = s.args.first() else { return };
+        let literal = match arg {
+            Node::Str(st) => Some((st.value.to_string_lossy(), st.expression_l.begin)),
+            Node::Heredoc(h) => literal_parts(&h.parts).map(|t| (t, h.heredoc_body_l.begin)),
+            Node::Dstr(d) => literal_parts(&d.parts).map(|t| (t, d.expression_l.begin)),
+            _ => None,
+        };
+        let Some((sql, offset)) = literal else {
+            let why = match arg {
+                Node::Heredoc(_) | Node::Dstr(_) => "the SQL string interpolates Ruby values".to_string(),
+                _ => "`execute` is given a value, not a SQL literal".to_string(),
+            };
+            self.push(at, Op::Dynamic { why });
+            return;
+        };
+        let first_line = line_of(self.src, offset);
+        for mut l in crate::sql::read(self.file, &sql, self.phase, Some(self.in_transaction)) {
+            l.line += first_line - 1;
+            l.allowed.extend(self.allowed.iter().cloned());
+            if self.reverting {
+                continue;
+            }
+            self.out.push(l);
+        }
+    }
+}
+
+/// A string's text when every part is literal (no `#{...}`).
+fn literal_parts(parts: &[Node]) -> Option<String> {
+    let mut s = String::new();
+    for p in parts {
+        match p {
+            Node::Str(st) => s.push_str(&st.value.to_string_lossy()),
+            _ => return None,
+        }
+    }
+    Some(s)
+}
+
+/// What an operation does when run backwards inside `revert do ... end`.
+fn invert(op: Op) -> Option<Op> {
+    Some(match op {
+        Op::CreateTable { table, .. } => Op::DropTable { table },
+        Op::AddColumn { table, column, .. } => Op::RemoveColumn { table, column, what: "column" },
+        Op::AddIndex { .. } => Op::DropIndex { concurrently: false },
+        Op::RenameColumn { table, from, to } => Op::RenameColumn { table, from: to, to: from },
+        Op::RenameTable { from, to } => Op::RenameTable { from: to, to: from },
+        _ => return None,
+    })
+}
