@@ -32,7 +32,9 @@ fn check_validates_a_directory_and_fills_the_cache() {
     let (stdout, stderr) = text(&out);
     assert_eq!(code(&out), 0, "{stdout}{stderr}");
     assert!(
-        stdout.contains("plugin `hello`") && stdout.contains("plugin `http-probe`"),
+        stdout.contains("plugin `hello`")
+            && stdout.contains("plugin `http-probe`")
+            && stdout.contains("plugin `migration-guard`"),
         "{stdout}"
     );
     assert!(stdout.contains("hooks:   health-check\n"), "{stdout}");
@@ -47,7 +49,7 @@ fn check_validates_a_directory_and_fills_the_cache() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(lines.len(), 2);
+    assert_eq!(lines.len(), 3);
     for plugin in &lines {
         assert_eq!(plugin["valid"], true);
         assert_eq!(plugin["cache"], "hit", "{plugin}");

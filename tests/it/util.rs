@@ -112,3 +112,35 @@ impl TestServer {
         self.hits.load(Ordering::SeqCst)
     }
 }
+
+/// A plugin in another language (`smoke-test` in JavaScript,
+/// `change-window` in Python, `release-gate` in C), built from source by its
+/// `plugins/NAME/build` script once per test run. A missing toolchain fails
+/// the build, and the test: `.ci/run` installs them all.
+pub fn lang_component(name: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<std::collections::HashMap<String, PathBuf>>> = OnceLock::new();
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(p) = built.get(name) {
+        return p.clone();
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("lang-plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(format!("{name}.wasm"));
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("plugins")
+        .join(name)
+        .join("build");
+    let result = std::process::Command::new(&script)
+        .arg(&out)
+        .output()
+        .expect("running a plugin build script");
+    assert!(
+        result.status.success(),
+        "{} failed (install its toolchain; .ci/run shows how):\n{}{}",
+        script.display(),
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    built.insert(name.to_string(), out.clone());
+    out
+}

@@ -13,10 +13,8 @@
 //! (`retry-after-ms`), not a veto: the host's health timeout decides when to
 //! give up. Only bad settings are a plugin error.
 
-wit_bindgen::generate!({ world: "health-check-plugin", path: "../../wit" });
-
-use bluegreen::hooks::log::log;
-use bluegreen::hooks::types::{Deploy, Finding, Outcome, Severity, Target, Verdict};
+use bluegreen_plugin::health_check::log::log;
+use bluegreen_plugin::health_check::{Deploy, Finding, Outcome, Severity, Target, Verdict};
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{Fields, Method, OutgoingRequest, RequestOptions, Scheme};
 use wasip2::io::streams::StreamError;
@@ -127,10 +125,17 @@ fn get(url: &str, path: &str, timeout_ms: u64) -> Result<(u16, String), String> 
 }
 
 fn not_ready(rule: &str, message: String) -> Finding {
-    Finding { severity: Severity::Warning, rule: rule.into(), message, file: None, line: None, fix: None }
+    Finding {
+        severity: Severity::Warning,
+        rule: rule.into(),
+        message,
+        file: None,
+        line: None,
+        fix: None,
+    }
 }
 
-impl exports::bluegreen::hooks::health_check::Guest for Probe {
+impl bluegreen_plugin::health_check::Guest for Probe {
     fn handle(d: Deploy, t: Target, attempt: u32) -> Result<Outcome, String> {
         let s = Settings::from(&d)?;
         let mut findings = Vec::new();
@@ -160,4 +165,4 @@ impl exports::bluegreen::hooks::health_check::Guest for Probe {
     }
 }
 
-export!(Probe);
+bluegreen_plugin::health_check::export!(Probe);

@@ -8,15 +8,13 @@
 //! `ignore` (`safety_assured` and `-- bluegreen:allow` count for nothing; an
 //! org policy can lock this).
 
-wit_bindgen::generate!({ world: "migration-safety-check-plugin", path: "../../wit" });
-
 mod ops;
 mod rails;
 mod rules;
 mod sql;
 
-use bluegreen::hooks::types::{Deploy, Finding, Outcome, Severity, Verdict};
-use exports::bluegreen::hooks::migration_safety_check::{Guest, Migration};
+use bluegreen_plugin::migration_safety_check::{Deploy, Finding, Outcome, Severity, Verdict};
+use bluegreen_plugin::migration_safety_check::{Guest, Migration};
 use ops::{Located, Op, Phase};
 
 struct Guard;
@@ -60,9 +58,14 @@ impl Guest for Guard {
         let inline = match setting(&d, "inline-overrides").unwrap_or("allow") {
             "allow" => true,
             "ignore" => false,
-            other => return Err(format!("setting `inline-overrides`: `{other}` is not `allow` or `ignore`")),
+            other => {
+                return Err(format!(
+                    "setting `inline-overrides`: `{other}` is not `allow` or `ignore`"
+                ));
+            }
         };
-        let mut ops: Vec<Located> = pending.iter().filter(|m| runs_on_deploy(&m.path)).flat_map(read).collect();
+        let mut ops: Vec<Located> =
+            pending.iter().filter(|m| runs_on_deploy(&m.path)).flat_map(read).collect();
         if !inline {
             ops.iter_mut().for_each(|o| o.allowed.clear());
         }
@@ -100,4 +103,4 @@ impl Guest for Guard {
     }
 }
 
-export!(Guard);
+bluegreen_plugin::migration_safety_check::export!(Guard);

@@ -4,32 +4,90 @@
 /// The schema changes and data changes the rules know about.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
-    CreateTable { table: String, force: bool },
-    DropTable { table: String },
-    RenameTable { from: String, to: String },
-    AddColumn { table: String, column: String, not_null: bool, default: Default },
-    RemoveColumn { table: String, column: String, what: &'static str },
-    RenameColumn { table: String, from: String, to: String },
-    ChangeType { table: String, column: String },
-    SetNotNull { table: String, column: String },
-    ChangeDefault { table: String, column: String },
-    AddIndex { table: String, concurrently: bool, unique: bool },
-    DropIndex { concurrently: bool },
-    AddForeignKey { table: String, validated: bool },
-    AddCheck { table: String, validated: bool },
-    AddUnique { table: String },
-    Validate { table: String },
-    Truncate { table: String },
-    DeleteAll { table: String },
-    UpdateAll { table: String },
+    CreateTable {
+        table: String,
+        force: bool,
+    },
+    DropTable {
+        table: String,
+    },
+    RenameTable {
+        from: String,
+        to: String,
+    },
+    AddColumn {
+        table: String,
+        column: String,
+        not_null: bool,
+        default: Default,
+    },
+    RemoveColumn {
+        table: String,
+        column: String,
+        what: &'static str,
+    },
+    RenameColumn {
+        table: String,
+        from: String,
+        to: String,
+    },
+    ChangeType {
+        table: String,
+        column: String,
+    },
+    SetNotNull {
+        table: String,
+        column: String,
+    },
+    ChangeDefault {
+        table: String,
+        column: String,
+    },
+    AddIndex {
+        table: String,
+        concurrently: bool,
+        unique: bool,
+    },
+    DropIndex {
+        concurrently: bool,
+    },
+    AddForeignKey {
+        table: String,
+        validated: bool,
+    },
+    AddCheck {
+        table: String,
+        validated: bool,
+    },
+    AddUnique {
+        table: String,
+    },
+    Validate {
+        table: String,
+    },
+    Truncate {
+        table: String,
+    },
+    DeleteAll {
+        table: String,
+    },
+    UpdateAll {
+        table: String,
+    },
     /// `CREATE INDEX CONCURRENTLY` and friends inside a transaction.
     ConcurrentlyInTransaction,
     /// SQL built at run time (interpolation, a variable): cannot be read.
-    Dynamic { why: String },
+    Dynamic {
+        why: String,
+    },
     /// Not understood by any parser: never silently safe.
-    Unparsed { why: String },
+    Unparsed {
+        why: String,
+    },
     /// `revert SomeMigration`: what it undoes is in another file.
-    RevertOther { name: String },
+    RevertOther {
+        name: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

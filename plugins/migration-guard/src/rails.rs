@@ -256,7 +256,9 @@ impl Reader<'_> {
                 let table = format!("{}_{}", arg(0), arg(1));
                 self.push(at, Op::DropTable { table })
             }
-            "rename_table" => self.push(at, Op::RenameTable { from: table, to: table_name(&arg(1)) }),
+            "rename_table" => {
+                self.push(at, Op::RenameTable { from: table, to: table_name(&arg(1)) })
+            }
             "add_column" => self.push(
                 at,
                 Op::AddColumn {
@@ -266,10 +268,19 @@ impl Reader<'_> {
                     default: default_of(&opts),
                 },
             ),
-            "remove_column" => self.push(at, Op::RemoveColumn { table, column: arg(1), what: "column" }),
+            "remove_column" => {
+                self.push(at, Op::RemoveColumn { table, column: arg(1), what: "column" })
+            }
             "remove_columns" => {
                 for c in n.iter().skip(1) {
-                    self.push(at, Op::RemoveColumn { table: table.clone(), column: c.clone(), what: "column" });
+                    self.push(
+                        at,
+                        Op::RemoveColumn {
+                            table: table.clone(),
+                            column: c.clone(),
+                            what: "column",
+                        },
+                    );
                 }
             }
             "rename_column" => self.push(at, Op::RenameColumn { table, from: arg(1), to: arg(2) }),
@@ -283,13 +294,21 @@ impl Reader<'_> {
             "add_index" => self.index(at, table, &opts),
             "remove_index" => self.drop_index(at, &opts),
             "add_reference" | "add_belongs_to" => self.reference(at, &table, &arg(1), &opts),
-            "remove_reference" | "remove_belongs_to" => {
-                self.push(at, Op::RemoveColumn { table, column: format!("{}_id", arg(1)), what: "reference" })
-            }
+            "remove_reference" | "remove_belongs_to" => self.push(
+                at,
+                Op::RemoveColumn { table, column: format!("{}_id", arg(1)), what: "reference" },
+            ),
             "add_timestamps" => self.timestamps(at, &table, &opts),
             "remove_timestamps" => {
                 for column in ["created_at", "updated_at"] {
-                    self.push(at, Op::RemoveColumn { table: table.clone(), column: column.into(), what: "timestamps" });
+                    self.push(
+                        at,
+                        Op::RemoveColumn {
+                            table: table.clone(),
+                            column: column.into(),
+                            what: "timestamps",
+                        },
+                    );
                 }
             }
             "add_foreign_key" => {
@@ -323,7 +342,14 @@ impl Reader<'_> {
         match s.method_name.as_str() {
             "remove" => {
                 for c in &n {
-                    self.push(at, Op::RemoveColumn { table: table.clone(), column: c.clone(), what: "column" });
+                    self.push(
+                        at,
+                        Op::RemoveColumn {
+                            table: table.clone(),
+                            column: c.clone(),
+                            what: "column",
+                        },
+                    );
                 }
             }
             "rename" => self.push(at, Op::RenameColumn { table, from: arg(0), to: arg(1) }),
@@ -341,7 +367,14 @@ impl Reader<'_> {
             }
             "remove_references" | "remove_belongs_to" => {
                 for r in &n {
-                    self.push(at, Op::RemoveColumn { table: table.clone(), column: format!("{r}_id"), what: "reference" });
+                    self.push(
+                        at,
+                        Op::RemoveColumn {
+                            table: table.clone(),
+                            column: format!("{r}_id"),
+                            what: "reference",
+                        },
+                    );
                 }
             }
             "index" => self.index(at, table, &opts),
@@ -349,7 +382,14 @@ impl Reader<'_> {
             "timestamps" => self.timestamps(at, &table, &opts),
             "remove_timestamps" => {
                 for column in ["created_at", "updated_at"] {
-                    self.push(at, Op::RemoveColumn { table: table.clone(), column: column.into(), what: "timestamps" });
+                    self.push(
+                        at,
+                        Op::RemoveColumn {
+                            table: table.clone(),
+                            column: column.into(),
+                            what: "timestamps",
+                        },
+                    );
                 }
             }
             "column" => self.push(
@@ -362,8 +402,8 @@ impl Reader<'_> {
                 },
             ),
             // t.string :name, t.integer :count, ...: a column of that type.
-            "string" | "text" | "integer" | "bigint" | "boolean" | "datetime" | "date" | "decimal"
-            | "float" | "json" | "jsonb" | "uuid" | "binary" | "time" | "timestamp" => {
+            "string" | "text" | "integer" | "bigint" | "boolean" | "datetime" | "date"
+            | "decimal" | "float" | "json" | "jsonb" | "uuid" | "binary" | "time" | "timestamp" => {
                 for c in &n {
                     self.push(
                         at,
@@ -415,9 +455,19 @@ impl Reader<'_> {
                 if c && self.in_transaction {
                     self.push(at, Op::ConcurrentlyInTransaction);
                 }
-                self.push(at, Op::AddIndex { table: table.clone(), concurrently: c, unique: truthy(opt(&inner, "unique")) });
+                self.push(
+                    at,
+                    Op::AddIndex {
+                        table: table.clone(),
+                        concurrently: c,
+                        unique: truthy(opt(&inner, "unique")),
+                    },
+                );
             }
-            _ => self.push(at, Op::AddIndex { table: table.clone(), concurrently: false, unique: false }),
+            _ => self.push(
+                at,
+                Op::AddIndex { table: table.clone(), concurrently: false, unique: false },
+            ),
         }
         match opt(opts, "foreign_key") {
             None | Some(Node::False(_)) | Some(Node::Nil(_)) => {}
@@ -436,7 +486,12 @@ impl Reader<'_> {
         for column in ["created_at", "updated_at"] {
             self.push(
                 at,
-                Op::AddColumn { table: table.to_string(), column: column.into(), not_null, default: default_of(opts) },
+                Op::AddColumn {
+                    table: table.to_string(),
+                    column: column.into(),
+                    not_null,
+                    default: default_of(opts),
+                },
             );
         }
     }
@@ -454,7 +509,9 @@ impl Reader<'_> {
         };
         let Some((sql, offset)) = literal else {
             let why = match arg {
-                Node::Heredoc(_) | Node::Dstr(_) => "the SQL string interpolates Ruby values".to_string(),
+                Node::Heredoc(_) | Node::Dstr(_) => {
+                    "the SQL string interpolates Ruby values".to_string()
+                }
                 _ => "`execute` is given a value, not a SQL literal".to_string(),
             };
             self.push(at, Op::Dynamic { why });

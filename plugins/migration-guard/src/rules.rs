@@ -83,7 +83,9 @@ pub fn judge(ops: &[Located]) -> Vec<Finding> {
             message = format!("allowed by an override ({reason}): {message}");
         } else if l.phase == Phase::Contract && BREAKS_OLD_CODE.contains(&v.rule) {
             level = Level::Info;
-            message = format!("contract phase, allowed because the old release no longer runs: {message}");
+            message = format!(
+                "contract phase, allowed because the old release no longer runs: {message}"
+            );
         }
         out.push(Finding {
             level,

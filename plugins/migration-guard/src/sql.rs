@@ -17,7 +17,8 @@ use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer, Whitespace};
 
 /// Functions whose value differs per row: as a column default they force a
 /// table rewrite.
-const VOLATILE: &[&str] = &["random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"];
+const VOLATILE: &[&str] =
+    &["random", "gen_random_uuid", "uuid_generate_v4", "clock_timestamp", "timeofday", "nextval"];
 
 /// Reads `src`. `in_transaction`: whether the statements run inside a
 /// transaction; `None` (a whole file) decides as the tools do: a file of one
@@ -42,7 +43,13 @@ pub fn read(file: &str, src: &str, phase: Phase, in_transaction: Option<bool>) -
         Ok(t) => t,
         Err(e) => {
             let why = format!("SQL tokens: {e}");
-            push(&mut out, Op::Unparsed { why }, e.location.line, in_transaction.unwrap_or(true), &[]);
+            push(
+                &mut out,
+                Op::Unparsed { why },
+                e.location.line,
+                in_transaction.unwrap_or(true),
+                &[],
+            );
             return out;
         }
     };
@@ -58,7 +65,8 @@ pub fn read(file: &str, src: &str, phase: Phase, in_transaction: Option<bool>) -
     let mut in_tx = in_transaction.unwrap_or(statements > 1 && !no_transaction);
     for stmt in split(&tokens) {
         let allowed = allows(stmt);
-        let words: Vec<&TokenWithSpan> = stmt.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect();
+        let words: Vec<&TokenWithSpan> =
+            stmt.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect();
         let Some(first) = words.first() else { continue };
         let line = first.span.start.line;
         let text: String = stmt.iter().map(|t| t.token.to_string()).collect();
@@ -71,14 +79,27 @@ pub fn read(file: &str, src: &str, phase: Phase, in_transaction: Option<bool>) -
                     Some(ops) => {
                         for op in ops {
                             if in_tx && op == (Op::DropIndex { concurrently: true }) {
-                                push(&mut out, Op::ConcurrentlyInTransaction, line, in_tx, &allowed);
+                                push(
+                                    &mut out,
+                                    Op::ConcurrentlyInTransaction,
+                                    line,
+                                    in_tx,
+                                    &allowed,
+                                );
                             }
                             push(&mut out, op, line, in_tx, &allowed);
                         }
                     }
                     None => {
-                        let head: String = text.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
-                        push(&mut out, Op::Unparsed { why: format!("`{head} ...`: {e}") }, line, in_tx, &allowed)
+                        let head: String =
+                            text.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+                        push(
+                            &mut out,
+                            Op::Unparsed { why: format!("`{head} ...`: {e}") },
+                            line,
+                            in_tx,
+                            &allowed,
+                        )
                     }
                 }
                 continue;
@@ -109,7 +130,9 @@ fn split(tokens: &[TokenWithSpan]) -> Vec<&[TokenWithSpan]> {
 fn allows(stmt: &[TokenWithSpan]) -> Vec<(String, String)> {
     stmt.iter()
         .filter_map(|t| match &t.token {
-            Token::Whitespace(Whitespace::SingleLineComment { comment, .. }) => Some(comment.as_str()),
+            Token::Whitespace(Whitespace::SingleLineComment { comment, .. }) => {
+                Some(comment.as_str())
+            }
             Token::Whitespace(Whitespace::MultiLineComment(c)) => Some(c.as_str()),
             _ => None,
         })
@@ -137,7 +160,8 @@ fn fallback(words: &[&TokenWithSpan]) -> Option<Vec<Op>> {
     if all.starts_with(&["DROP".into(), "INDEX".into(), "CONCURRENTLY".into()]) {
         return Some(vec![Op::DropIndex { concurrently: true }]);
     }
-    let using_index = all.windows(3).any(|w| w == ["UNIQUE", "USING", "INDEX"] || w == ["KEY", "USING", "INDEX"]);
+    let using_index =
+        all.windows(3).any(|w| w == ["UNIQUE", "USING", "INDEX"] || w == ["KEY", "USING", "INDEX"]);
     (all.starts_with(&["ALTER".into(), "TABLE".into()]) && using_index).then(Vec::new)
 }
 
@@ -168,7 +192,9 @@ fn default_kind(expr: &Expr) -> Default {
 fn ops(statement: &Statement, words: &[&TokenWithSpan]) -> Vec<Op> {
     let mut out = Vec::new();
     match statement {
-        Statement::CreateTable(ct) => out.push(Op::CreateTable { table: table_name(&ct.name.to_string()), force: false }),
+        Statement::CreateTable(ct) => {
+            out.push(Op::CreateTable { table: table_name(&ct.name.to_string()), force: false })
+        }
         Statement::CreateIndex(ci) => out.push(Op::AddIndex {
             table: table_name(&ci.table_name.to_string()),
             concurrently: ci.concurrently,
@@ -179,7 +205,9 @@ fn ops(statement: &Statement, words: &[&TokenWithSpan]) -> Vec<Op> {
                 out.push(Op::DropTable { table: table_name(&n.to_string()) });
             }
         }
-        Statement::Drop { object_type: ObjectType::Index, .. } => out.push(Op::DropIndex { concurrently: false }),
+        Statement::Drop { object_type: ObjectType::Index, .. } => {
+            out.push(Op::DropIndex { concurrently: false })
+        }
         Statement::Truncate(t) => {
             for n in &t.table_names {
                 out.push(Op::Truncate { table: table_name(&n.name.to_string()) });
@@ -214,9 +242,15 @@ fn alter(table: &str, op: &AlterTableOperation, out: &mut Vec<Op>) {
                 match &o.option {
                     ColumnOption::NotNull => not_null = true,
                     ColumnOption::Default(e) => default = default_kind(e),
-                    ColumnOption::ForeignKey(_) => extra.push(Op::AddForeignKey { table: t(), validated: true }),
-                    ColumnOption::Unique(_) | ColumnOption::PrimaryKey(_) => extra.push(Op::AddUnique { table: t() }),
-                    ColumnOption::Check(_) => extra.push(Op::AddCheck { table: t(), validated: true }),
+                    ColumnOption::ForeignKey(_) => {
+                        extra.push(Op::AddForeignKey { table: t(), validated: true })
+                    }
+                    ColumnOption::Unique(_) | ColumnOption::PrimaryKey(_) => {
+                        extra.push(Op::AddUnique { table: t() })
+                    }
+                    ColumnOption::Check(_) => {
+                        extra.push(Op::AddCheck { table: t(), validated: true })
+                    }
                     _ => {}
                 }
             }
@@ -228,11 +262,13 @@ fn alter(table: &str, op: &AlterTableOperation, out: &mut Vec<Op>) {
                 out.push(Op::RemoveColumn { table: t(), column: c.value.clone(), what: "column" });
             }
         }
-        AlterTableOperation::RenameColumn { old_column_name, new_column_name } => out.push(Op::RenameColumn {
-            table: t(),
-            from: old_column_name.value.clone(),
-            to: new_column_name.value.clone(),
-        }),
+        AlterTableOperation::RenameColumn { old_column_name, new_column_name } => {
+            out.push(Op::RenameColumn {
+                table: t(),
+                from: old_column_name.value.clone(),
+                to: new_column_name.value.clone(),
+            })
+        }
         AlterTableOperation::RenameTable { table_name: to } => {
             let to = match to {
                 RenameTableNameKind::As(n) | RenameTableNameKind::To(n) => n.to_string(),
@@ -243,8 +279,12 @@ fn alter(table: &str, op: &AlterTableOperation, out: &mut Vec<Op>) {
             let column = column_name.value.clone();
             match op {
                 AlterColumnOperation::SetNotNull => out.push(Op::SetNotNull { table: t(), column }),
-                AlterColumnOperation::SetDefault { .. } => out.push(Op::ChangeDefault { table: t(), column }),
-                AlterColumnOperation::SetDataType { .. } => out.push(Op::ChangeType { table: t(), column }),
+                AlterColumnOperation::SetDefault { .. } => {
+                    out.push(Op::ChangeDefault { table: t(), column })
+                }
+                AlterColumnOperation::SetDataType { .. } => {
+                    out.push(Op::ChangeType { table: t(), column })
+                }
                 _ => {}
             }
         }
@@ -255,9 +295,15 @@ fn alter(table: &str, op: &AlterTableOperation, out: &mut Vec<Op>) {
             out.push(Op::ChangeType { table: t(), column: col_name.value.clone() })
         }
         AlterTableOperation::AddConstraint { constraint, not_valid } => match constraint {
-            TableConstraint::ForeignKey(_) => out.push(Op::AddForeignKey { table: t(), validated: !not_valid }),
-            TableConstraint::Check(_) => out.push(Op::AddCheck { table: t(), validated: !not_valid }),
-            TableConstraint::Unique(_) | TableConstraint::PrimaryKey(_) => out.push(Op::AddUnique { table: t() }),
+            TableConstraint::ForeignKey(_) => {
+                out.push(Op::AddForeignKey { table: t(), validated: !not_valid })
+            }
+            TableConstraint::Check(_) => {
+                out.push(Op::AddCheck { table: t(), validated: !not_valid })
+            }
+            TableConstraint::Unique(_) | TableConstraint::PrimaryKey(_) => {
+                out.push(Op::AddUnique { table: t() })
+            }
             _ => {}
         },
         AlterTableOperation::ValidateConstraint { .. } => out.push(Op::Validate { table: t() }),

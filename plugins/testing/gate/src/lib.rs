@@ -4,95 +4,60 @@
 //!   written `pre-map:blue` to block for one color only);
 //! - `sleep-ms`: how long to wait in every hook before answering.
 
-wit_bindgen::generate!({ world: "all-hooks", path: "../../../wit" });
-
-use bluegreen::hooks::types::{Color, Deploy, Failure, Outcome, Target, Verdict};
-use exports::bluegreen::hooks::*;
+use bluegreen_plugin::*;
 
 struct Gate;
 
-fn setting<'a>(d: &'a Deploy, key: &str) -> Option<&'a str> {
-    d.settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
-fn answer(hook: &str, d: &Deploy, t: Option<&Target>) -> Result<Outcome, String> {
-    if let Some(ms) = setting(d, "sleep-ms").and_then(|v| v.parse().ok()) {
+/// Why to block at `hook` (for `color`), if the settings say so.
+fn decide(hook: &str, settings: &[(String, String)], color: Option<&str>) -> Option<String> {
+    let setting = |key: &str| settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str());
+    if let Some(ms) = setting("sleep-ms").and_then(|v| v.parse().ok()) {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let color = t.map(|t| match t.color {
-        Color::Blue => "blue",
-        Color::Green => "green",
-    });
-    let blocks = setting(d, "block-at").unwrap_or_default().split(',').any(|spec| {
+    let blocks = setting("block-at").unwrap_or_default().split(',').any(|spec| {
         match spec.trim().split_once(':') {
             Some((h, c)) => h == hook && color == Some(c),
             None => spec.trim() == hook,
         }
     });
-    let verdict = if blocks {
-        Verdict::Block(format!(
-            "gate blocks {hook}{}",
-            color.map(|c| format!(" on {c}")).unwrap_or_default()
-        ))
-    } else {
-        Verdict::Proceed
+    blocks.then(|| {
+        format!("gate blocks {hook}{}", color.map(|c| format!(" on {c}")).unwrap_or_default())
+    })
+}
+
+/// One `Guest` impl per hook module, all answering through `decide`.
+macro_rules! gate {
+    ($module:ident, $hook:literal, ($($arg:ident: $ty:ty),*), $color:expr) => {
+        impl $module::Guest for Gate {
+            fn handle(d: $module::Deploy, $($arg: $ty),*) -> Result<$module::Outcome, String> {
+                #[allow(clippy::redundant_closure_call)]
+                let color: Option<&str> = ($color)($(&$arg),*);
+                Ok(match decide($hook, &d.settings, color) {
+                    Some(reason) => $module::Outcome::block(reason),
+                    None => $module::Outcome::proceed(),
+                })
+            }
+        }
+        $module::export!(Gate);
     };
-    Ok(Outcome { verdict, findings: Vec::new() })
 }
 
-impl pre_deploy::Guest for Gate {
-    fn handle(d: Deploy) -> Result<Outcome, String> {
-        answer("pre-deploy", &d, None)
-    }
-}
+gate!(pre_deploy, "pre-deploy", (), || None);
+gate!(migration_safety_check, "migration-safety-check", (_p: Vec<migration_safety_check::Migration>), |_: &Vec<_>| None);
+gate!(pre_unmap, "pre-unmap", (t: pre_unmap::Target), |t: &pre_unmap::Target| Some(t.color.name()));
+gate!(pre_push, "pre-push", (t: pre_push::Target), |t: &pre_push::Target| Some(t.color.name()));
+gate!(health_check, "health-check", (t: health_check::Target, _a: u32), |t: &health_check::Target, _: &u32| Some(t.color.name()));
+gate!(pre_map, "pre-map", (t: pre_map::Target), |t: &pre_map::Target| Some(t.color.name()));
+gate!(post_map, "post-map", (t: post_map::Target), |t: &post_map::Target| Some(t.color.name()));
+gate!(post_deploy, "post-deploy", (), || None);
 
-impl migration_safety_check::Guest for Gate {
-    fn handle(d: Deploy, _: Vec<migration_safety_check::Migration>) -> Result<Outcome, String> {
-        answer("migration-safety-check", &d, None)
-    }
-}
-
-impl pre_unmap::Guest for Gate {
-    fn handle(d: Deploy, t: Target) -> Result<Outcome, String> {
-        answer("pre-unmap", &d, Some(&t))
-    }
-}
-
-impl pre_push::Guest for Gate {
-    fn handle(d: Deploy, t: Target) -> Result<Outcome, String> {
-        answer("pre-push", &d, Some(&t))
-    }
-}
-
-impl health_check::Guest for Gate {
-    fn handle(d: Deploy, t: Target, _: u32) -> Result<Outcome, String> {
-        answer("health-check", &d, Some(&t))
-    }
-}
-
-impl pre_map::Guest for Gate {
-    fn handle(d: Deploy, t: Target) -> Result<Outcome, String> {
-        answer("pre-map", &d, Some(&t))
-    }
-}
-
-impl post_map::Guest for Gate {
-    fn handle(d: Deploy, t: Target) -> Result<Outcome, String> {
-        answer("post-map", &d, Some(&t))
-    }
-}
-
-impl post_deploy::Guest for Gate {
-    fn handle(d: Deploy) -> Result<Outcome, String> {
-        answer("post-deploy", &d, None)
-    }
-}
-
+// Never blocks: an on-failure verdict cannot undo a failure anyway.
 impl on_failure::Guest for Gate {
-    fn handle(_: Deploy, _: Failure) -> Result<Outcome, String> {
-        // Never blocks: an on-failure verdict cannot undo a failure anyway.
-        Ok(Outcome { verdict: Verdict::Proceed, findings: Vec::new() })
+    fn handle(
+        _: on_failure::Deploy,
+        _: on_failure::Failure,
+    ) -> Result<on_failure::Outcome, String> {
+        Ok(on_failure::Outcome::proceed())
     }
 }
-
-export!(Gate);
+on_failure::export!(Gate);

@@ -2,9 +2,7 @@
 //! setting picks what it tries; the host's tests assert the sandbox stops each
 //! one with the right kind of error. Never put this in a real plugin directory.
 
-wit_bindgen::generate!({ world: "pre-deploy-plugin", path: "../../../wit" });
-
-use bluegreen::hooks::types::{Deploy, Finding, Outcome, Severity, Verdict};
+use bluegreen_plugin::pre_deploy::{Deploy, Finding, Outcome, Severity, Verdict};
 use std::hint::black_box;
 use std::io::{Read, Write};
 
@@ -23,7 +21,14 @@ fn outcome(verdict: Verdict, findings: Vec<Finding>) -> Result<Outcome, String> 
 }
 
 fn info(rule: &str, message: String) -> Finding {
-    Finding { severity: Severity::Info, rule: rule.into(), message, file: None, line: None, fix: None }
+    Finding {
+        severity: Severity::Info,
+        rule: rule.into(),
+        message,
+        file: None,
+        line: None,
+        fix: None,
+    }
 }
 
 /// Whatever the sandbox lets through becomes a `block` carrying the evidence,
@@ -52,7 +57,7 @@ fn http_get(url: &str) -> Result<u16, String> {
     }
 }
 
-impl exports::bluegreen::hooks::pre_deploy::Guest for Hostile {
+impl bluegreen_plugin::pre_deploy::Guest for Hostile {
     fn handle(d: Deploy) -> Result<Outcome, String> {
         match setting(&d, "attack")? {
             "loop" => {
@@ -130,4 +135,4 @@ impl exports::bluegreen::hooks::pre_deploy::Guest for Hostile {
     }
 }
 
-export!(Hostile);
+bluegreen_plugin::pre_deploy::export!(Hostile);

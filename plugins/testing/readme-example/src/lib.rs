@@ -1,11 +1,11 @@
-wit_bindgen::generate!({ world: "pre-deploy-plugin", path: "../../../wit" });
-use bluegreen::hooks::types::{Deploy, Outcome, Verdict::*};
+use bluegreen_plugin::pre_deploy::{Deploy, Guest, Outcome};
 struct Freeze;
-impl exports::bluegreen::hooks::pre_deploy::Guest for Freeze {
+impl Guest for Freeze {
     fn handle(d: Deploy) -> Result<Outcome, String> {
-        let frozen = d.settings.contains(&("frozen".into(), "true".into()));
-        let verdict = frozen.then(|| Block("deploys are frozen".into())).unwrap_or(Proceed);
-        Ok(Outcome { verdict, findings: vec![] })
+        Ok(match d.setting("frozen") {
+            Some("true") => Outcome::block("deploys are frozen"),
+            _ => Outcome::proceed(),
+        })
     }
 }
-export!(Freeze);
+bluegreen_plugin::pre_deploy::export!(Freeze);
