@@ -16,7 +16,18 @@ const GUEST_TARGET: &str = "wasm32-wasip2";
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let plugins = manifest_dir.join("plugins");
-    println!("cargo:rerun-if-changed={}", plugins.display());
+    // Only the Rust guests: the JS/Python/C plugins next to them build with
+    // their own toolchains (in tests), and node_modules must not trigger this.
+    for file in ["Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", plugins.join(file).display());
+    }
+    for group in [plugins.clone(), plugins.join("testing")] {
+        for entry in std::fs::read_dir(&group).into_iter().flatten().flatten() {
+            if entry.path().join("Cargo.toml").exists() {
+                println!("cargo:rerun-if-changed={}", entry.path().display());
+            }
+        }
+    }
     println!(
         "cargo:rerun-if-changed={}",
         manifest_dir.join("wit").display()

@@ -2,6 +2,7 @@
 //! exit code; errors are mapped to codes by [`exit_code_for`].
 
 mod deploy;
+mod new_plugin;
 mod platform;
 mod plugin;
 mod policy;

@@ -27,6 +27,9 @@ pub enum PluginCommand {
     /// Call one hook of one plugin once and print its verdict, findings and log.
     /// Exit 0 proceed, 3 block, 75 retry later, 1 plugin failure, 2 bad input.
     Run(RunArgs),
+    /// Write a new plugin project (Rust, JavaScript, Python or C) that builds
+    /// and passes `plugin check` as written.
+    New(super::new_plugin::NewArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,10 +81,11 @@ fn parse_on_error(s: &str) -> Result<OnError, String> {
 }
 
 pub async fn run(cmd: PluginCommand) -> anyhow::Result<u8> {
-    let host = PluginHost::new(crate::plugin::Cache::default_dir())?;
+    let host = || PluginHost::new(crate::plugin::Cache::default_dir());
     match cmd {
-        PluginCommand::Check { paths, json } => check(&host, &paths, json).await,
-        PluginCommand::Run(args) => run_one(&host, args).await,
+        PluginCommand::Check { paths, json } => check(&host()?, &paths, json).await,
+        PluginCommand::Run(args) => run_one(&host()?, args).await,
+        PluginCommand::New(args) => super::new_plugin::run(args),
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::util::*;
 use bluegreen::plugin::context::{DeployInfo, Severity, Target};
 use bluegreen::plugin::{FailureKind, Hook, HookContext, Origin, Sandbox, Verdict};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Interpreted guests compile slowly the first time (~10 s); the budget per
@@ -208,4 +209,68 @@ async fn the_c_release_gate_blocks_uncommitted_releases() {
         .await
         .unwrap();
     assert_eq!(r.outcome.verdict, Verdict::Proceed);
+}
+
+/// `plugin new` for every language writes a project that builds with that
+/// language's toolchain, passes `plugin check`, and runs as documented.
+#[test]
+fn plugin_new_writes_a_project_that_builds_checks_and_runs_in_every_language() {
+    let dir = tempfile::tempdir().unwrap();
+    let bluegreen = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
+            .output()
+            .unwrap()
+    };
+    for lang in ["rust", "js", "python", "c"] {
+        let name = format!("freeze-{lang}");
+        let out = bluegreen(&["plugin", "new", &name, "--lang", lang]);
+        assert_eq!(out.status.code(), Some(0), "{lang}: {out:?}");
+        let build = std::process::Command::new(dir.path().join(&name).join("build"))
+            // Reuse the compiled guest dependencies of this run.
+            .env(
+                "CARGO_TARGET_DIR",
+                PathBuf::from(env!("BLUEGREEN_BUILT_PLUGINS")).join("../plugins-build"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            build.status.success(),
+            "{lang} build: {}",
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let wasm = format!("{name}/{name}.wasm");
+        let check = bluegreen(&["plugin", "check", &wasm]);
+        assert_eq!(
+            check.status.code(),
+            Some(0),
+            "{lang}: {}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+        assert!(String::from_utf8_lossy(&check.stdout).contains("hooks:   pre-deploy\n"));
+        let run = |extra: &[&str]| {
+            let mut args = vec![
+                "plugin",
+                "run",
+                wasm.as_str(),
+                "--hook",
+                "pre-deploy",
+                "--timeout",
+                "30s",
+            ];
+            args.extend(extra);
+            bluegreen(&args).status.code()
+        };
+        assert_eq!(
+            run(&["--setting", "frozen=true"]),
+            Some(3),
+            "{lang}: blocked"
+        );
+        assert_eq!(run(&[]), Some(0), "{lang}: proceeds");
+    }
+    // A second project of the same name is refused.
+    let out = bluegreen(&["plugin", "new", "freeze-rust", "--lang", "rust"]);
+    assert_eq!(out.status.code(), Some(2));
 }
