@@ -230,61 +230,59 @@ impl Site {
             .map(|(_, c)| c)
     }
 
-    /// Waits until the platform itself counts an instance of `color` as
-    /// running: its router sends traffic only there, so a color is mapped
-    /// (and the other one unmapped) only once this and the probe agree.
-    pub async fn until_running(&self, color: Color, deadline: Instant) -> anyhow::Result<()> {
+    /// Polls the color's process stats until `found` picks something out
+    /// of them, or `deadline` passes (the error names what was seen).
+    async fn poll_stats<T>(
+        &self,
+        color: Color,
+        deadline: Instant,
+        what: &str,
+        found: impl Fn(&[v3::ProcessStats]) -> Option<T>,
+    ) -> anyhow::Result<T> {
         let app = self.app(color);
         let process = self.client.web_process(&app.guid).await?;
         loop {
             let stats = self.client.process_stats(&process.guid).await?;
-            if stats.iter().any(|s| s.state == "RUNNING") {
-                return Ok(());
+            if let Some(t) = found(&stats) {
+                return Ok(t);
             }
             if Instant::now() >= deadline {
-                anyhow::bail!(
-                    "the platform does not count {} as running (states: {})",
-                    app.name,
-                    stats
-                        .iter()
-                        .map(|s| s.state.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                let states: Vec<&str> = stats.iter().map(|s| s.state.as_str()).collect();
+                anyhow::bail!("{} {what} (states: {})", app.name, states.join(", "));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
+    /// Waits until the platform itself counts an instance of `color` as
+    /// running: its router sends traffic only there, so a color is mapped
+    /// (and the other one unmapped) only once this and the probe agree.
+    pub async fn until_running(&self, color: Color, deadline: Instant) -> anyhow::Result<()> {
+        let running =
+            |stats: &[v3::ProcessStats]| stats.iter().any(|s| s.state == "RUNNING").then_some(());
+        self.poll_stats(
+            color,
+            deadline,
+            "is not running according to the platform",
+            running,
+        )
+        .await
+    }
+
     /// The color's own URL, never the shared route. Locally this waits (up
     /// to `deadline`) for the process to report its port.
     pub async fn candidate_url(&self, color: Color, deadline: Instant) -> anyhow::Result<String> {
-        let app = self.app(color);
         if self.kind == PlatformKind::Cf {
-            return Ok(format!("https://{}.{}", app.name, self.domain));
+            return Ok(format!("https://{}.{}", self.app(color).name, self.domain));
         }
-        let process = self.client.web_process(&app.guid).await?;
-        loop {
-            let stats = self.client.process_stats(&process.guid).await?;
-            if let Some(port) = stats
+        let port = |stats: &[v3::ProcessStats]| {
+            stats
                 .iter()
                 .find(|s| s.state != "DOWN" && s.state != "CRASHED")
                 .and_then(|s| s.instance_ports.first())
-            {
-                return Ok(format!("http://127.0.0.1:{}", port.internal));
-            }
-            if Instant::now() >= deadline {
-                anyhow::bail!(
-                    "{} has no running instance (states: {})",
-                    app.name,
-                    stats
-                        .iter()
-                        .map(|s| s.state.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                .map(|p| format!("http://127.0.0.1:{}", p.internal))
+        };
+        self.poll_stats(color, deadline, "has no running instance", port)
+            .await
     }
 }

@@ -34,13 +34,7 @@ fn deploy_file_errors_match_their_golden_files() {
             .err()
             .unwrap_or_else(|| panic!("{name} should be refused"))
             .to_string();
-        let golden = path.with_extension("err");
-        if std::env::var_os("BLESS").is_some() {
-            std::fs::write(&golden, format!("{err}\n")).unwrap();
-        }
-        let expected = std::fs::read_to_string(&golden)
-            .unwrap_or_else(|_| panic!("{} missing (BLESS=1 writes it)", golden.display()));
-        assert_eq!(err, expected.trim_end(), "{name}");
+        crate::util::golden(&path.with_extension("err"), &format!("{err}\n"));
         checked += 1;
     }
     assert!(checked >= 8, "only {checked} golden files");

@@ -745,13 +745,7 @@ fn plan_output_matches_its_golden_files() {
             .unwrap();
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let shown = String::from_utf8_lossy(&out.stdout);
-        let golden = path.with_extension("out");
-        if std::env::var_os("BLESS").is_some() {
-            std::fs::write(&golden, shown.as_bytes()).unwrap();
-        }
-        let expected = std::fs::read_to_string(&golden)
-            .unwrap_or_else(|_| panic!("{} missing (BLESS=1 writes it)", golden.display()));
-        assert_eq!(shown, expected, "{}", path.display());
+        golden(&path.with_extension("out"), &shown);
         checked += 1;
     }
     assert!(checked >= 2);

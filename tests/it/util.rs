@@ -144,3 +144,14 @@ pub fn lang_component(name: &str) -> PathBuf {
     built.insert(name.to_string(), out.clone());
     out
 }
+
+/// Compares `actual` with the golden file `path`; `BLESS=1` rewrites it
+/// after a deliberate change.
+pub fn golden(path: &std::path::Path, actual: &str) {
+    if std::env::var_os("BLESS").is_some() {
+        std::fs::write(path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(path)
+        .unwrap_or_else(|_| panic!("{} missing (BLESS=1 writes it)", path.display()));
+    assert_eq!(actual, expected, "{}", path.display());
+}

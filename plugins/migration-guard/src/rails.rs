@@ -272,16 +272,7 @@ impl Reader<'_> {
                 self.push(at, Op::RemoveColumn { table, column: arg(1), what: "column" })
             }
             "remove_columns" => {
-                for c in n.iter().skip(1) {
-                    self.push(
-                        at,
-                        Op::RemoveColumn {
-                            table: table.clone(),
-                            column: c.clone(),
-                            what: "column",
-                        },
-                    );
-                }
+                self.remove_columns(at, &table, n.iter().skip(1).cloned(), "column")
             }
             "rename_column" => self.push(at, Op::RenameColumn { table, from: arg(1), to: arg(2) }),
             "change_column" => self.push(at, Op::ChangeType { table, column: arg(1) }),
@@ -300,16 +291,7 @@ impl Reader<'_> {
             ),
             "add_timestamps" => self.timestamps(at, &table, &opts),
             "remove_timestamps" => {
-                for column in ["created_at", "updated_at"] {
-                    self.push(
-                        at,
-                        Op::RemoveColumn {
-                            table: table.clone(),
-                            column: column.into(),
-                            what: "timestamps",
-                        },
-                    );
-                }
+                self.remove_columns(at, &table, ["created_at", "updated_at"], "timestamps")
             }
             "add_foreign_key" => {
                 let validated = !is_false(opt(&opts, "validate"));
@@ -340,18 +322,7 @@ impl Reader<'_> {
         let table = table.to_string();
         let arg = |i: usize| n.get(i).cloned().unwrap_or_default();
         match s.method_name.as_str() {
-            "remove" => {
-                for c in &n {
-                    self.push(
-                        at,
-                        Op::RemoveColumn {
-                            table: table.clone(),
-                            column: c.clone(),
-                            what: "column",
-                        },
-                    );
-                }
-            }
+            "remove" => self.remove_columns(at, &table, n.iter().cloned(), "column"),
             "rename" => self.push(at, Op::RenameColumn { table, from: arg(0), to: arg(1) }),
             "change" => self.push(at, Op::ChangeType { table, column: arg(0) }),
             "change_default" => self.push(at, Op::ChangeDefault { table, column: arg(0) }),
@@ -381,16 +352,7 @@ impl Reader<'_> {
             "remove_index" => self.drop_index(at, &opts),
             "timestamps" => self.timestamps(at, &table, &opts),
             "remove_timestamps" => {
-                for column in ["created_at", "updated_at"] {
-                    self.push(
-                        at,
-                        Op::RemoveColumn {
-                            table: table.clone(),
-                            column: column.into(),
-                            what: "timestamps",
-                        },
-                    );
-                }
+                self.remove_columns(at, &table, ["created_at", "updated_at"], "timestamps")
             }
             "column" => self.push(
                 at,
@@ -417,6 +379,21 @@ impl Reader<'_> {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn remove_columns<S: Into<String>>(
+        &mut self,
+        at: usize,
+        table: &str,
+        columns: impl IntoIterator<Item = S>,
+        what: &'static str,
+    ) {
+        for column in columns {
+            self.push(
+                at,
+                Op::RemoveColumn { table: table.to_string(), column: column.into(), what },
+            );
         }
     }
 
