@@ -5,9 +5,9 @@
 use super::BadInput;
 use crate::config::{DeployFile, policy};
 use crate::deploy::executor::Executor;
-use crate::deploy::journal::{self, DeployRecord, Journal, Kind, Replay};
+use crate::deploy::journal::{self, DeployRecord, Journal, Kind};
 use crate::deploy::lock::{DeployLock, hostname};
-use crate::deploy::plan::{self, Source, Step};
+use crate::deploy::plan::{self, Source};
 use crate::deploy::plugins::Plugins;
 use crate::deploy::progress::{Reporter, millis};
 use crate::deploy::release;
@@ -118,7 +118,7 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     })
 }
 
-fn now() -> String {
+pub(super) fn now() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
 }
 
@@ -132,7 +132,7 @@ fn new_id() -> String {
     )
 }
 
-fn lease(app: &str, id: &str) -> Lease {
+pub(super) fn lease(app: &str, id: &str) -> Lease {
     Lease {
         id: id.into(),
         app: app.into(),
@@ -144,7 +144,7 @@ fn lease(app: &str, id: &str) -> Lease {
     }
 }
 
-async fn open_site(l: &Loaded, create: bool) -> anyhow::Result<Option<Site>> {
+pub(super) async fn open_site(l: &Loaded, create: bool) -> anyhow::Result<Option<Site>> {
     let Some((client, port)) = site::connect(&l.file, create).await? else {
         return Ok(None);
     };
@@ -185,7 +185,7 @@ pub async fn run(
         let jdir = journal::dir(&local::home_dir(), &l.file.app);
         if let Some(replay) = Journal::read(&jdir)? {
             report.say(&format!("Found deploy {} interrupted; recovering it first", replay.record.id));
-            recover_replay(&l, &plugins.policy, replay, &report, lock.clone(), true).await?;
+            super::recover::recover_replay(&l, &plugins.policy, replay, &report, lock.clone(), true).await?;
             site.refresh().await?;
         }
         let history = journal::history(&jdir)?;
@@ -197,7 +197,7 @@ pub async fn run(
                 (Source::New, r, BTreeMap::new())
             }
             Some(to) => {
-                let (r, d) = rollback_target(&site, &history, to.as_deref(), current.as_deref())?;
+                let (r, d) = super::rollback::rollback_target(&site, &history, to.as_deref(), current.as_deref())?;
                 (Source::Existing(r.clone()), r, d)
             }
         };
@@ -237,7 +237,7 @@ pub async fn run(
                 .collect(),
         };
         if rollback_to.is_some() {
-            warn_contracted(&report, &history, &release);
+            super::rollback::warn_contracted(&report, &history, &release);
         }
         let mut journal = Journal::begin(&jdir, &record)?;
         report.event(json!({"event": "deploy", "status": "started", "id": id, "app": l.file.app,
@@ -285,188 +285,6 @@ pub async fn run(
         took.as_secs_f64()
     ));
     Ok(super::exit::OK)
-}
-
-/// A rollback past deploys that ran contract-phase migrations: the old code
-/// may not run on the contracted schema.
-fn warn_contracted(report: &Reporter, history: &[journal::HistoryEntry], target: &str) {
-    let after = history
-        .iter()
-        .rposition(|h| h.result == journal::Outcome::Done && h.release == target)
-        .map(|i| i + 1)
-        .unwrap_or(0);
-    let contracted: Vec<String> = history[after..]
-        .iter()
-        .filter(|h| h.result == journal::Outcome::Done)
-        .flat_map(|h| {
-            h.contract
-                .iter()
-                .map(move |c| format!("{c} (release {})", h.release))
-        })
-        .collect();
-    if contracted.is_empty() {
-        return;
-    }
-    report.event(
-        json!({"event": "warning", "rule": "rollback-past-contract", "migrations": contracted}),
-    );
-    report.say(&format!(
-        "warning: rolling back past contract-phase migrations {}: release {target}'s code may not run on the contracted schema",
-        contracted.join(", ")
-    ));
-}
-
-/// Which release a rollback goes to and each color's droplet for it: the
-/// history first, else what the apps' annotations remember.
-fn rollback_target(
-    site: &Site,
-    history: &[journal::HistoryEntry],
-    to: Option<&str>,
-    current: Option<&str>,
-) -> anyhow::Result<(String, BTreeMap<crate::plugin::context::Color, String>)> {
-    use crate::plugin::context::Color;
-    let target = to
-        .map(String::from)
-        .or_else(|| {
-            history
-                .iter()
-                .rev()
-                .filter(|h| {
-                    h.result == journal::Outcome::Done && Some(h.release.as_str()) != current
-                })
-                .map(|h| h.release.clone())
-                .next()
-        })
-        .or_else(|| {
-            site.newest()
-                .and_then(|c| site.annotation(c, site::PREVIOUS_RELEASE))
-        })
-        .ok_or_else(|| {
-            BadInput(
-                "no earlier release to roll back to (the history is empty); name one with `--to`"
-                    .into(),
-            )
-        })?;
-    if let Some(h) = history.iter().rev().find(|h| {
-        h.result == journal::Outcome::Done && h.release == target && !h.droplets.is_empty()
-    }) {
-        return Ok((target, h.droplets.clone()));
-    }
-    let mut droplets = BTreeMap::new();
-    for c in [Color::Blue, Color::Green] {
-        if site.annotation(c, site::PREVIOUS_RELEASE).as_deref() == Some(target.as_str())
-            && let Some(d) = site.annotation(c, site::PREVIOUS_DROPLET)
-        {
-            droplets.insert(c, d);
-        }
-    }
-    if droplets.is_empty() {
-        let known: BTreeSet<&str> = history
-            .iter()
-            .filter(|h| h.result == journal::Outcome::Done)
-            .map(|h| h.release.as_str())
-            .collect();
-        return Err(BadInput(format!(
-            "release `{target}` is not in the history; known releases: {}",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.into_iter().collect::<Vec<_>>().join(", ")
-            }
-        ))
-        .into());
-    }
-    Ok((target, droplets))
-}
-
-/// `recover`: finishes or rolls back the interrupted deploy of the app.
-pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
-    let report = Reporter::new(args.json);
-    let named = load(&args.file.file)?;
-    let jdir = journal::dir(&local::home_dir(), &named.file.app);
-    let Some(replay) = Journal::read(&jdir)? else {
-        report.say(&format!(
-            "Nothing to recover: no interrupted deploy of {}",
-            named.file.app
-        ));
-        report.event(json!({"event": "recover", "status": "nothing"}));
-        return Ok(super::exit::OK);
-    };
-    // Carry on with the configuration the interrupted deploy used.
-    let l = load(&replay.record.file).unwrap_or(named);
-    let policy = find_policy(args.policy.as_deref(), &l)?;
-    let site = open_site(&l, true).await?.expect("created");
-    let lock = DeployLock::new(
-        site.client.clone(),
-        l.file.platform,
-        &site.app(crate::plugin::context::Color::Blue).guid,
-        lease(&l.file.app, &replay.record.id),
-    );
-    lock.acquire(args.wait, Some(&replay.record.id)).await?;
-    let heartbeat = lock.heartbeat();
-    let result = recover_replay(&l, &policy, replay, &report, lock, false).await;
-    heartbeat.abort();
-    result?;
-    Ok(super::exit::OK)
-}
-
-/// Rolls forward once the first color serves the new release (or when there
-/// is nothing earlier to go back to); otherwise rolls the first color back.
-async fn recover_replay(
-    l: &Loaded,
-    policy: &policy::Loaded,
-    replay: Replay,
-    report: &Reporter,
-    lock: DeployLock,
-    keep_lock: bool,
-) -> anyhow::Result<()> {
-    let rec = replay.record.clone();
-    let at = replay.resume_at();
-    let jdir = journal::dir(&local::home_dir(), &rec.app);
-    let site = open_site(l, true).await?.expect("created");
-    let plugins = Plugins::load(&l.file, &l.path, &l.base, policy.clone()).await?;
-    let first = rec.order[0];
-    let first_mapped = rec
-        .steps
-        .iter()
-        .position(|s| *s == Step::Map { color: first })
-        .is_some_and(|i| replay.done.contains(&i));
-    let nothing_earlier = rec.before.values().all(|b| b.droplet.is_none());
-    let step = rec.steps.get(at).map(|s| s.to_string()).unwrap_or_default();
-    let journal = Journal::reopen(&jdir)?;
-    let mut exec = Executor::new(
-        l.file.clone(),
-        l.app_dir.clone(),
-        site,
-        plugins,
-        report.clone(),
-        rec.clone(),
-        journal,
-        lock,
-    );
-    exec.recovered = true;
-    exec.keep_lock = keep_lock;
-    if first_mapped || nothing_earlier {
-        report.say(&format!(
-            "Recovering deploy {} of release {}: carrying on from `{step}`",
-            rec.id, rec.release
-        ));
-        report
-            .event(json!({"event": "recover", "status": "forward", "id": rec.id, "from": at + 1}));
-        if rec.kind == Kind::Deploy && rec.droplets.is_empty() {
-            exec.zip = Some(crate::platform::package::zip_dir(&l.app_dir)?);
-        }
-        exec.run(at, &replay.done).await?;
-    } else {
-        report.say(&format!(
-            "Recovering deploy {} of release {}: rolling back from `{step}`",
-            rec.id, rec.release
-        ));
-        report.event(json!({"event": "recover", "status": "back", "id": rec.id, "from": at + 1}));
-        let what = exec.roll_back_interrupted(at).await?;
-        report.say(&what);
-    }
-    Ok(())
 }
 
 /// `plan`: every step and the plugins at each hook, without acting.

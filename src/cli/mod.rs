@@ -6,6 +6,8 @@ mod new_plugin;
 mod platform;
 mod plugin;
 mod policy;
+mod recover;
+mod rollback;
 mod status;
 
 use clap::{Parser, Subcommand};
@@ -97,7 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Rollback { args, to } => {
             deploy::run(&args, None, Some(to), &deploy::OverrideArgs::default()).await
         }
-        Command::Recover { args } => deploy::recover(&args).await,
+        Command::Recover { args } => recover::recover(&args).await,
         Command::Status(args) => status::status(&args).await,
         Command::History(args) => status::history(&args).await,
         Command::Unlock(args) => status::unlock(&args).await,

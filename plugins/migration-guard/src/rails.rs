@@ -4,9 +4,14 @@
 //! operation are not calls, so they never match. `execute` SQL goes through
 //! the SQL reader; `safety_assured { }` marks what it wraps as overridden.
 
-use crate::ops::{Default, Located, Op, Phase, line_of, table_name};
+use crate::ops::{Located, Op, Phase, line_of, table_name};
 use lib_ruby_parser::nodes::{Block, Send};
 use lib_ruby_parser::{Node, Parser, ParserOptions};
+
+mod options;
+mod tables;
+
+use options::*;
 
 struct Reader<'a> {
     file: &'a str,
@@ -84,63 +89,6 @@ fn statements(node: &Node) -> Vec<&Node> {
         Node::KwBegin(b) => b.statements.iter().collect(),
         other => vec![other],
     }
-}
-
-/// A symbol's or string's text.
-fn name(node: &Node) -> Option<String> {
-    match node {
-        Node::Sym(s) => Some(s.name.to_string_lossy()),
-        Node::Str(s) => Some(s.value.to_string_lossy()),
-        _ => None,
-    }
-}
-
-/// The trailing options hash (keyword or hash-rocket style).
-fn options(args: &[Node]) -> Vec<(String, &Node)> {
-    match args.last() {
-        Some(Node::Kwargs(k)) => pairs(&k.pairs),
-        Some(Node::Hash(h)) => pairs(&h.pairs),
-        _ => Vec::new(),
-    }
-}
-
-fn pairs(pairs: &[Node]) -> Vec<(String, &Node)> {
-    pairs
-        .iter()
-        .filter_map(|p| match p {
-            Node::Pair(p) => name(&p.key).map(|k| (k, &*p.value)),
-            _ => None,
-        })
-        .collect()
-}
-
-fn opt<'n>(opts: &[(String, &'n Node)], key: &str) -> Option<&'n Node> {
-    opts.iter().find(|(k, _)| k == key).map(|(_, v)| *v)
-}
-
-fn is_false(node: Option<&Node>) -> bool {
-    matches!(node, Some(Node::False(_)))
-}
-
-fn truthy(node: Option<&Node>) -> bool {
-    !matches!(node, None | Some(Node::False(_)) | Some(Node::Nil(_)))
-}
-
-fn concurrently(opts: &[(String, &Node)]) -> bool {
-    opt(opts, "algorithm").and_then(name).as_deref() == Some("concurrently")
-}
-
-fn default_of(opts: &[(String, &Node)]) -> Default {
-    match opt(opts, "default") {
-        None | Some(Node::Nil(_)) => Default::None,
-        Some(Node::Lambda(_) | Node::Block(_) | Node::Send(_)) => Default::Volatile,
-        Some(_) => Default::Constant,
-    }
-}
-
-/// Positional arguments as names, options excluded.
-fn names(args: &[Node]) -> Vec<String> {
-    args.iter().filter_map(name).collect()
 }
 
 impl Reader<'_> {
@@ -276,10 +224,8 @@ impl Reader<'_> {
             }
             "rename_column" => self.push(at, Op::RenameColumn { table, from: arg(1), to: arg(2) }),
             "change_column" => self.push(at, Op::ChangeType { table, column: arg(1) }),
-            "change_column_null" => {
-                if is_false(args.get(2)) {
-                    self.push(at, Op::SetNotNull { table, column: arg(1) })
-                }
+            "change_column_null" if is_false(args.get(2)) => {
+                self.push(at, Op::SetNotNull { table, column: arg(1) })
             }
             "change_column_default" => self.push(at, Op::ChangeDefault { table, column: arg(1) }),
             "add_index" => self.index(at, table, &opts),
@@ -314,165 +260,6 @@ impl Reader<'_> {
         }
     }
 
-    /// A call on the block variable of `change_table :t do |t| ... end`.
-    fn table_call(&mut self, table: &str, s: &Send) {
-        let at = s.expression_l.begin;
-        let opts = options(&s.args);
-        let n = names(&s.args);
-        let table = table.to_string();
-        let arg = |i: usize| n.get(i).cloned().unwrap_or_default();
-        match s.method_name.as_str() {
-            "remove" => self.remove_columns(at, &table, n.iter().cloned(), "column"),
-            "rename" => self.push(at, Op::RenameColumn { table, from: arg(0), to: arg(1) }),
-            "change" => self.push(at, Op::ChangeType { table, column: arg(0) }),
-            "change_default" => self.push(at, Op::ChangeDefault { table, column: arg(0) }),
-            "change_null" => {
-                if is_false(s.args.get(1)) {
-                    self.push(at, Op::SetNotNull { table, column: arg(0) })
-                }
-            }
-            "references" | "belongs_to" => {
-                for r in &n {
-                    self.reference(at, &table, r, &opts);
-                }
-            }
-            "remove_references" | "remove_belongs_to" => {
-                for r in &n {
-                    self.push(
-                        at,
-                        Op::RemoveColumn {
-                            table: table.clone(),
-                            column: format!("{r}_id"),
-                            what: "reference",
-                        },
-                    );
-                }
-            }
-            "index" => self.index(at, table, &opts),
-            "remove_index" => self.drop_index(at, &opts),
-            "timestamps" => self.timestamps(at, &table, &opts),
-            "remove_timestamps" => {
-                self.remove_columns(at, &table, ["created_at", "updated_at"], "timestamps")
-            }
-            "column" => self.push(
-                at,
-                Op::AddColumn {
-                    table,
-                    column: arg(0),
-                    not_null: is_false(opt(&opts, "null")),
-                    default: default_of(&opts),
-                },
-            ),
-            // t.string :name, t.integer :count, ...: a column of that type.
-            "string" | "text" | "integer" | "bigint" | "boolean" | "datetime" | "date"
-            | "decimal" | "float" | "json" | "jsonb" | "uuid" | "binary" | "time" | "timestamp" => {
-                for c in &n {
-                    self.push(
-                        at,
-                        Op::AddColumn {
-                            table: table.clone(),
-                            column: c.clone(),
-                            not_null: is_false(opt(&opts, "null")),
-                            default: default_of(&opts),
-                        },
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-
-    fn remove_columns<S: Into<String>>(
-        &mut self,
-        at: usize,
-        table: &str,
-        columns: impl IntoIterator<Item = S>,
-        what: &'static str,
-    ) {
-        for column in columns {
-            self.push(
-                at,
-                Op::RemoveColumn { table: table.to_string(), column: column.into(), what },
-            );
-        }
-    }
-
-    fn index(&mut self, at: usize, table: String, opts: &[(String, &Node)]) {
-        let concurrently = concurrently(opts);
-        if concurrently && self.in_transaction {
-            self.push(at, Op::ConcurrentlyInTransaction);
-        }
-        self.push(at, Op::AddIndex { table, concurrently, unique: truthy(opt(opts, "unique")) });
-    }
-
-    fn drop_index(&mut self, at: usize, opts: &[(String, &Node)]) {
-        let concurrently = concurrently(opts);
-        if concurrently && self.in_transaction {
-            self.push(at, Op::ConcurrentlyInTransaction);
-        }
-        self.push(at, Op::DropIndex { concurrently });
-    }
-
-    fn reference(&mut self, at: usize, table: &str, reference: &str, opts: &[(String, &Node)]) {
-        let table = table.to_string();
-        self.push(
-            at,
-            Op::AddColumn {
-                table: table.clone(),
-                column: format!("{reference}_id"),
-                not_null: is_false(opt(opts, "null")),
-                default: Default::None,
-            },
-        );
-        match opt(opts, "index") {
-            Some(Node::False(_)) => {}
-            Some(Node::Hash(h)) => {
-                let inner = pairs(&h.pairs);
-                let c = concurrently(&inner);
-                if c && self.in_transaction {
-                    self.push(at, Op::ConcurrentlyInTransaction);
-                }
-                self.push(
-                    at,
-                    Op::AddIndex {
-                        table: table.clone(),
-                        concurrently: c,
-                        unique: truthy(opt(&inner, "unique")),
-                    },
-                );
-            }
-            _ => self.push(
-                at,
-                Op::AddIndex { table: table.clone(), concurrently: false, unique: false },
-            ),
-        }
-        match opt(opts, "foreign_key") {
-            None | Some(Node::False(_)) | Some(Node::Nil(_)) => {}
-            Some(Node::Hash(h)) => {
-                let inner = pairs(&h.pairs);
-                let validated = !is_false(opt(&inner, "validate"));
-                self.push(at, Op::AddForeignKey { table, validated });
-            }
-            Some(_) => self.push(at, Op::AddForeignKey { table, validated: true }),
-        }
-    }
-
-    fn timestamps(&mut self, at: usize, table: &str, opts: &[(String, &Node)]) {
-        // Rails 5+ makes timestamps NOT NULL unless told otherwise.
-        let not_null = !matches!(opt(opts, "null"), Some(Node::True(_)));
-        for column in ["created_at", "updated_at"] {
-            self.push(
-                at,
-                Op::AddColumn {
-                    table: table.to_string(),
-                    column: column.into(),
-                    not_null,
-                    default: default_of(opts),
-                },
-            );
-        }
-    }
-
     /// `execute` with literal SQL goes through the SQL reader; anything built
     /// at run time is reported, never assumed safe.
     fn execute(&mut self, s: &Send) {
@@ -504,28 +291,4 @@ impl Reader<'_> {
             self.out.push(l);
         }
     }
-}
-
-/// A string's text when every part is literal (no `#{...}`).
-fn literal_parts(parts: &[Node]) -> Option<String> {
-    let mut s = String::new();
-    for p in parts {
-        match p {
-            Node::Str(st) => s.push_str(&st.value.to_string_lossy()),
-            _ => return None,
-        }
-    }
-    Some(s)
-}
-
-/// What an operation does when run backwards inside `revert do ... end`.
-fn invert(op: Op) -> Option<Op> {
-    Some(match op {
-        Op::CreateTable { table, .. } => Op::DropTable { table },
-        Op::AddColumn { table, column, .. } => Op::RemoveColumn { table, column, what: "column" },
-        Op::AddIndex { .. } => Op::DropIndex { concurrently: false },
-        Op::RenameColumn { table, from, to } => Op::RenameColumn { table, from: to, to: from },
-        Op::RenameTable { from, to } => Op::RenameTable { from: to, to: from },
-        _ => return None,
-    })
 }

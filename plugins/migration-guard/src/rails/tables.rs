@@ -1,0 +1,173 @@
+//! Calls that change an existing table: `change_table` blocks (`t.remove`,
+//! `t.rename`, `t.change`, ...), indexes, references and timestamps.
+
+use super::Reader;
+use super::options::*;
+use crate::ops::{Default, Op};
+use lib_ruby_parser::Node;
+use lib_ruby_parser::nodes::Send;
+
+impl Reader<'_> {
+    /// A call on the block variable of `change_table :t do |t| ... end`.
+    pub(super) fn table_call(&mut self, table: &str, s: &Send) {
+        let at = s.expression_l.begin;
+        let opts = options(&s.args);
+        let n = names(&s.args);
+        let table = table.to_string();
+        let arg = |i: usize| n.get(i).cloned().unwrap_or_default();
+        match s.method_name.as_str() {
+            "remove" => self.remove_columns(at, &table, n.iter().cloned(), "column"),
+            "rename" => self.push(at, Op::RenameColumn { table, from: arg(0), to: arg(1) }),
+            "change" => self.push(at, Op::ChangeType { table, column: arg(0) }),
+            "change_default" => self.push(at, Op::ChangeDefault { table, column: arg(0) }),
+            "change_null" if is_false(s.args.get(1)) => {
+                self.push(at, Op::SetNotNull { table, column: arg(0) })
+            }
+            "references" | "belongs_to" => {
+                for r in &n {
+                    self.reference(at, &table, r, &opts);
+                }
+            }
+            "remove_references" | "remove_belongs_to" => {
+                for r in &n {
+                    self.push(
+                        at,
+                        Op::RemoveColumn {
+                            table: table.clone(),
+                            column: format!("{r}_id"),
+                            what: "reference",
+                        },
+                    );
+                }
+            }
+            "index" => self.index(at, table, &opts),
+            "remove_index" => self.drop_index(at, &opts),
+            "timestamps" => self.timestamps(at, &table, &opts),
+            "remove_timestamps" => {
+                self.remove_columns(at, &table, ["created_at", "updated_at"], "timestamps")
+            }
+            "column" => self.push(
+                at,
+                Op::AddColumn {
+                    table,
+                    column: arg(0),
+                    not_null: is_false(opt(&opts, "null")),
+                    default: default_of(&opts),
+                },
+            ),
+            // t.string :name, t.integer :count, ...: a column of that type.
+            "string" | "text" | "integer" | "bigint" | "boolean" | "datetime" | "date"
+            | "decimal" | "float" | "json" | "jsonb" | "uuid" | "binary" | "time" | "timestamp" => {
+                for c in &n {
+                    self.push(
+                        at,
+                        Op::AddColumn {
+                            table: table.clone(),
+                            column: c.clone(),
+                            not_null: is_false(opt(&opts, "null")),
+                            default: default_of(&opts),
+                        },
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn remove_columns<S: Into<String>>(
+        &mut self,
+        at: usize,
+        table: &str,
+        columns: impl IntoIterator<Item = S>,
+        what: &'static str,
+    ) {
+        for column in columns {
+            self.push(
+                at,
+                Op::RemoveColumn { table: table.to_string(), column: column.into(), what },
+            );
+        }
+    }
+
+    pub(super) fn index(&mut self, at: usize, table: String, opts: &[(String, &Node)]) {
+        let concurrently = concurrently(opts);
+        if concurrently && self.in_transaction {
+            self.push(at, Op::ConcurrentlyInTransaction);
+        }
+        self.push(at, Op::AddIndex { table, concurrently, unique: truthy(opt(opts, "unique")) });
+    }
+
+    pub(super) fn drop_index(&mut self, at: usize, opts: &[(String, &Node)]) {
+        let concurrently = concurrently(opts);
+        if concurrently && self.in_transaction {
+            self.push(at, Op::ConcurrentlyInTransaction);
+        }
+        self.push(at, Op::DropIndex { concurrently });
+    }
+
+    pub(super) fn reference(
+        &mut self,
+        at: usize,
+        table: &str,
+        reference: &str,
+        opts: &[(String, &Node)],
+    ) {
+        let table = table.to_string();
+        self.push(
+            at,
+            Op::AddColumn {
+                table: table.clone(),
+                column: format!("{reference}_id"),
+                not_null: is_false(opt(opts, "null")),
+                default: Default::None,
+            },
+        );
+        match opt(opts, "index") {
+            Some(Node::False(_)) => {}
+            Some(Node::Hash(h)) => {
+                let inner = pairs(&h.pairs);
+                let c = concurrently(&inner);
+                if c && self.in_transaction {
+                    self.push(at, Op::ConcurrentlyInTransaction);
+                }
+                self.push(
+                    at,
+                    Op::AddIndex {
+                        table: table.clone(),
+                        concurrently: c,
+                        unique: truthy(opt(&inner, "unique")),
+                    },
+                );
+            }
+            _ => self.push(
+                at,
+                Op::AddIndex { table: table.clone(), concurrently: false, unique: false },
+            ),
+        }
+        match opt(opts, "foreign_key") {
+            None | Some(Node::False(_)) | Some(Node::Nil(_)) => {}
+            Some(Node::Hash(h)) => {
+                let inner = pairs(&h.pairs);
+                let validated = !is_false(opt(&inner, "validate"));
+                self.push(at, Op::AddForeignKey { table, validated });
+            }
+            Some(_) => self.push(at, Op::AddForeignKey { table, validated: true }),
+        }
+    }
+
+    pub(super) fn timestamps(&mut self, at: usize, table: &str, opts: &[(String, &Node)]) {
+        // Rails 5+ makes timestamps NOT NULL unless told otherwise.
+        let not_null = !matches!(opt(opts, "null"), Some(Node::True(_)));
+        for column in ["created_at", "updated_at"] {
+            self.push(
+                at,
+                Op::AddColumn {
+                    table: table.to_string(),
+                    column: column.into(),
+                    not_null,
+                    default: default_of(opts),
+                },
+            );
+        }
+    }
+}

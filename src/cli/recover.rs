@@ -1,0 +1,104 @@
+//! `recover`: finishes or rolls back a deploy that was interrupted, from its
+//! journal, under the same deploy id (so it may take over the dead
+//! runner's lock).
+
+use super::deploy::{Loaded, RunArgs, find_policy, lease, load, open_site};
+use crate::config::policy;
+use crate::deploy::executor::Executor;
+use crate::deploy::journal::{self, Journal, Kind, Replay};
+use crate::deploy::lock::DeployLock;
+use crate::deploy::plan::Step;
+use crate::deploy::plugins::Plugins;
+use crate::deploy::progress::Reporter;
+use crate::platform::local;
+use serde_json::json;
+
+/// `recover`: finishes or rolls back the interrupted deploy of the app.
+pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
+    let report = Reporter::new(args.json);
+    let named = load(&args.file.file)?;
+    let jdir = journal::dir(&local::home_dir(), &named.file.app);
+    let Some(replay) = Journal::read(&jdir)? else {
+        report.say(&format!(
+            "Nothing to recover: no interrupted deploy of {}",
+            named.file.app
+        ));
+        report.event(json!({"event": "recover", "status": "nothing"}));
+        return Ok(super::exit::OK);
+    };
+    // Carry on with the configuration the interrupted deploy used.
+    let l = load(&replay.record.file).unwrap_or(named);
+    let policy = find_policy(args.policy.as_deref(), &l)?;
+    let site = open_site(&l, true).await?.expect("created");
+    let lock = DeployLock::new(
+        site.client.clone(),
+        l.file.platform,
+        &site.app(crate::plugin::context::Color::Blue).guid,
+        lease(&l.file.app, &replay.record.id),
+    );
+    lock.acquire(args.wait, Some(&replay.record.id)).await?;
+    let heartbeat = lock.heartbeat();
+    let result = recover_replay(&l, &policy, replay, &report, lock, false).await;
+    heartbeat.abort();
+    result?;
+    Ok(super::exit::OK)
+}
+
+/// Rolls forward once the first color serves the new release (or when there
+/// is nothing earlier to go back to); otherwise rolls the first color back.
+pub(super) async fn recover_replay(
+    l: &Loaded,
+    policy: &policy::Loaded,
+    replay: Replay,
+    report: &Reporter,
+    lock: DeployLock,
+    keep_lock: bool,
+) -> anyhow::Result<()> {
+    let rec = replay.record.clone();
+    let at = replay.resume_at();
+    let jdir = journal::dir(&local::home_dir(), &rec.app);
+    let site = open_site(l, true).await?.expect("created");
+    let plugins = Plugins::load(&l.file, &l.path, &l.base, policy.clone()).await?;
+    let first = rec.order[0];
+    let first_mapped = rec
+        .steps
+        .iter()
+        .position(|s| *s == Step::Map { color: first })
+        .is_some_and(|i| replay.done.contains(&i));
+    let nothing_earlier = rec.before.values().all(|b| b.droplet.is_none());
+    let step = rec.steps.get(at).map(|s| s.to_string()).unwrap_or_default();
+    let journal = Journal::reopen(&jdir)?;
+    let mut exec = Executor::new(
+        l.file.clone(),
+        l.app_dir.clone(),
+        site,
+        plugins,
+        report.clone(),
+        rec.clone(),
+        journal,
+        lock,
+    );
+    exec.recovered = true;
+    exec.keep_lock = keep_lock;
+    if first_mapped || nothing_earlier {
+        report.say(&format!(
+            "Recovering deploy {} of release {}: carrying on from `{step}`",
+            rec.id, rec.release
+        ));
+        report
+            .event(json!({"event": "recover", "status": "forward", "id": rec.id, "from": at + 1}));
+        if rec.kind == Kind::Deploy && rec.droplets.is_empty() {
+            exec.zip = Some(crate::platform::package::zip_dir(&l.app_dir)?);
+        }
+        exec.run(at, &replay.done).await?;
+    } else {
+        report.say(&format!(
+            "Recovering deploy {} of release {}: rolling back from `{step}`",
+            rec.id, rec.release
+        ));
+        report.event(json!({"event": "recover", "status": "back", "id": rec.id, "from": at + 1}));
+        let what = exec.roll_back_interrupted(at).await?;
+        report.say(&what);
+    }
+    Ok(())
+}

@@ -1,0 +1,202 @@
+//! Calling plugins at a hook: the context each gets, verdicts, health
+//! checks polled within the color's health deadline, `--allow` overrides
+//! recorded with who and why, and the best-effort on-failure hooks.
+
+use super::{Executor, Stop};
+use crate::deploy::journal::{Entry, OverrideRecord};
+use crate::plugin::Hook;
+use crate::plugin::context::{Color, DeployInfo, FailureInfo, HookContext, Target, Verdict};
+use std::time::{Duration, Instant};
+
+impl Executor {
+    pub(super) fn context(
+        &self,
+        hook: Hook,
+        color: Option<Color>,
+        attempt: Option<u32>,
+    ) -> HookContext {
+        let r = &self.record;
+        let target = color.unwrap_or(r.order[0]);
+        HookContext {
+            deploy: DeployInfo {
+                id: r.id.clone(),
+                app: r.app.clone(),
+                release: r.release.clone(),
+                previous_release: r.previous_release.clone(),
+                route_url: self.site.route_url.clone(),
+            },
+            target: Target {
+                color: target,
+                app_name: self.site.app(target).name.clone(),
+                candidate_url: self.candidates.get(&target).cloned().unwrap_or_default(),
+                first: target == r.order[0],
+            },
+            attempt,
+            pending: if hook == Hook::MigrationSafetyCheck {
+                self.pending.clone()
+            } else {
+                Vec::new()
+            },
+            failure: None,
+        }
+    }
+
+    /// Calls every plugin on `hook` in name order. A `block` stops the
+    /// deploy; `retry-after` from a health check polls again within the
+    /// color's health deadline, and elsewhere counts as a block.
+    pub(super) async fn hooks(&mut self, hook: Hook, color: Option<Color>) -> Result<(), Stop> {
+        if hook == Hook::HealthCheck
+            && let Some(c) = color
+            && !self.candidates.contains_key(&c)
+        {
+            // Resumed after an interruption: find the candidate again.
+            let deadline = Instant::now() + self.file.health.timeout;
+            self.health_deadline.insert(c, deadline);
+            let url = self.site.candidate_url(c, deadline).await?;
+            self.candidates.insert(c, url);
+        }
+        let names: Vec<String> = self
+            .plugins
+            .handling(hook)
+            .map(|p| p.name.clone())
+            .collect();
+        for name in names {
+            let mut attempt = 1;
+            loop {
+                let ctx = self.context(hook, color, (hook == Hook::HealthCheck).then_some(attempt));
+                let plugin = self
+                    .plugins
+                    .loaded
+                    .iter()
+                    .find(|p| p.name == name)
+                    .expect("loaded");
+                let candidate = color
+                    .and_then(|c| self.candidates.get(&c))
+                    .map(String::as_str);
+                let config = self.plugins.config(&name, candidate);
+                let t = Instant::now();
+                let report = self
+                    .plugins
+                    .host
+                    .run_hook(plugin, hook, &ctx, &config)
+                    .await;
+                let report = report.map_err(|e| Stop::Failed(e.into()))?;
+                let verdict = report.outcome.verdict.clone();
+                self.report.hook_result(
+                    hook,
+                    color,
+                    &name,
+                    &verdict,
+                    t.elapsed(),
+                    &report.outcome.findings,
+                );
+                let errors: Vec<String> = report
+                    .outcome
+                    .findings
+                    .iter()
+                    .filter(|f| f.severity == crate::plugin::context::Severity::Error)
+                    .map(|f| f.rule.clone())
+                    .collect();
+                match verdict {
+                    Verdict::Proceed => break,
+                    Verdict::Block(_)
+                        if !errors.is_empty() && errors.iter().all(|r| self.allow.contains(r)) =>
+                    {
+                        self.record_override(&name, hook, errors)?;
+                        break;
+                    }
+                    Verdict::Block(reason) => {
+                        return Err(Stop::Blocked(format!(
+                            "plugin `{name}` blocked at {hook}: {reason}"
+                        )));
+                    }
+                    Verdict::RetryAfterMs(ms) => {
+                        let wait = Duration::from_millis(ms.into());
+                        let deadline = color.and_then(|c| self.health_deadline.get(&c)).copied();
+                        match deadline {
+                            Some(d) if hook == Hook::HealthCheck && Instant::now() + wait < d => {
+                                tokio::time::sleep(wait).await;
+                                attempt += 1;
+                            }
+                            Some(_) if hook == Hook::HealthCheck => {
+                                return Err(Stop::Failed(anyhow::anyhow!(
+                                    "plugin `{name}` still said retry after {attempt} attempts when the health timeout ran out"
+                                )));
+                            }
+                            _ => {
+                                return Err(Stop::Blocked(format!(
+                                    "plugin `{name}` asked to retry {hook} in {} (only health checks are retried)",
+                                    humantime::format_duration(wait)
+                                )));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn record_override(
+        &mut self,
+        plugin: &str,
+        hook: Hook,
+        rules: Vec<String>,
+    ) -> anyhow::Result<()> {
+        let by = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        let rec = OverrideRecord {
+            plugin: plugin.into(),
+            hook,
+            rules,
+            reason: self.reason.clone(),
+            by: format!("{by}@{}", crate::deploy::lock::hostname()),
+        };
+        self.journal.append(&Entry::Override(rec.clone()))?;
+        self.report.event(
+            serde_json::json!({"event": "override", "plugin": rec.plugin,
+            "hook": hook.name(), "rules": rec.rules, "reason": rec.reason, "by": rec.by}),
+        );
+        self.report.say(&format!(
+            "      overridden by {} with --allow {}: {}",
+            rec.by,
+            rec.rules.join(","),
+            rec.reason
+        ));
+        self.overrides.push(rec);
+        Ok(())
+    }
+
+    /// Best effort: an on-failure plugin cannot hide the first error.
+    pub(super) async fn on_failure(&self, failure: FailureInfo) -> Vec<String> {
+        let mut notes = Vec::new();
+        for plugin in self.plugins.handling(Hook::OnFailure) {
+            let mut ctx = self.context(Hook::OnFailure, failure.color, None);
+            ctx.failure = Some(failure.clone());
+            let config = self.plugins.config(&plugin.name, None);
+            let t = Instant::now();
+            match self
+                .plugins
+                .host
+                .run_hook(plugin, Hook::OnFailure, &ctx, &config)
+                .await
+            {
+                Ok(r) => self.report.hook_result(
+                    Hook::OnFailure,
+                    failure.color,
+                    &plugin.name,
+                    &r.outcome.verdict,
+                    t.elapsed(),
+                    &r.outcome.findings,
+                ),
+                Err(e) => notes.push(format!(
+                    "on-failure plugin `{}` failed too: {e}",
+                    plugin.name
+                )),
+            }
+        }
+        self.report.flush();
+        notes
+    }
+}

@@ -1,0 +1,193 @@
+//! Undoing: after a failed or vetoed step the color in flight goes back to
+//! the droplet it ran before and onto the route; the history records what
+//! happened and the lock is released.
+
+use super::{DeployError, Executor, Stop, chain};
+use crate::deploy::health;
+use crate::deploy::journal::{HistoryEntry, Kind, Outcome};
+use crate::deploy::plan::Step;
+use crate::deploy::site;
+use crate::platform::v3;
+use crate::plugin::Hook;
+use crate::plugin::context::{Color, FailureInfo};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+impl Executor {
+    /// After a failed or vetoed step: put the color in flight back, run the
+    /// on-failure hooks, record, unlock.
+    pub(super) async fn stop(mut self, step: &Step, stop: Stop) -> anyhow::Error {
+        let (what, blocked) = match &stop {
+            Stop::Blocked(why) => (format!("deploy blocked: {why}"), true),
+            Stop::Failed(e) => (format!("deploy failed at `{step}`: {}", chain(e)), false),
+        };
+        let mut aftermath = Vec::new();
+        if matches!(step, Step::Migrate { contract: true, .. }) {
+            aftermath.push(
+                "both colors serve the new release; the contract migration did not finish (fix it and deploy again)".into(),
+            );
+        } else if let Some(c) = step.color().filter(|c| self.touched.contains(c)) {
+            aftermath.push(self.restore(c).await);
+        } else if matches!(
+            step,
+            Step::Hook {
+                hook: Hook::PostDeploy,
+                ..
+            }
+        ) {
+            aftermath.push("the deploy itself had finished; nothing was rolled back".into());
+        } else {
+            aftermath.push("nothing on the route changed".into());
+        }
+        let failure = FailureInfo {
+            step: step.kind().into(),
+            color: step.color(),
+            message: what.clone(),
+        };
+        aftermath.extend(self.on_failure(failure).await);
+        let outcome = if blocked {
+            Outcome::Blocked
+        } else {
+            Outcome::Failed
+        };
+        let summary = self.summary(outcome, Some(what.clone()));
+        if let Err(e) = crate::deploy::journal::append_history(self.journal.dir(), &summary) {
+            aftermath.push(format!("could not record the history: {e:#}"));
+        }
+        if !self.keep_lock
+            && let Err(e) = self.lock.release().await
+        {
+            aftermath.push(format!("could not release the lock: {e:#}"));
+        }
+        if let Err(e) = self.journal.close() {
+            aftermath.push(format!("could not close the journal: {e:#}"));
+        }
+        let aftermath = aftermath
+            .iter()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if blocked {
+            DeployError::Blocked { what, aftermath }.into()
+        } else {
+            DeployError::Failed { what, aftermath }.into()
+        }
+    }
+
+    /// Finishes an interrupted deploy that had not yet put its first color
+    /// back on the route with the new release: that color goes back to what
+    /// it ran before, the other was never touched.
+    pub async fn roll_back_interrupted(mut self, at: usize) -> anyhow::Result<String> {
+        let first = self.record.order[0];
+        let step = self
+            .record
+            .steps
+            .get(at)
+            .map(|s| s.to_string())
+            .unwrap_or_default();
+        let restored = self.restore(first).await;
+        let what = format!("interrupted at `{step}`; recover rolled it back: {restored}");
+        let summary = self.summary(Outcome::Failed, Some(what.clone()));
+        crate::deploy::journal::append_history(self.journal.dir(), &summary)?;
+        if !self.keep_lock {
+            self.lock.release().await?;
+        }
+        self.journal.close()?;
+        Ok(what)
+    }
+
+    /// Puts `color` back on the droplet it ran before this deploy, checks it
+    /// and maps it. Returns what happened, for the summary.
+    pub async fn restore(&mut self, color: Color) -> String {
+        match self.try_restore(color).await {
+            Ok(done) => done,
+            Err(e) => format!(
+                "{color} could not be restored ({}); it stays off the route while {} serves",
+                chain(&e),
+                color.other()
+            ),
+        }
+    }
+
+    pub(super) async fn try_restore(&mut self, color: Color) -> anyhow::Result<String> {
+        let t = Instant::now();
+        let client = self.site.client.clone();
+        let app = self.site.app(color).clone();
+        let before = self.record.before[&color].clone();
+        let Some(droplet) = before.droplet.clone() else {
+            client.app_action(&app.guid, "stop").await?;
+            client.unmap_route(&self.site.route.guid, &app.guid).await?;
+            return Ok(format!(
+                "{color} had no earlier release: stopped and left off the route"
+            ));
+        };
+        let current = client.current_droplet(&app.guid).await?;
+        let app_now = client.get_app(&app.guid).await?;
+        if current.as_deref() != Some(droplet.as_str()) {
+            self.switch(color, &droplet, before.release.as_deref())
+                .await?;
+        } else if app_now.state != "STARTED" {
+            client.app_action(&app.guid, "start").await?;
+        }
+        // It no longer runs the newest release: the order of the next deploy
+        // must not change because of this one.
+        let mut meta = v3::Metadata::default();
+        meta.annotations
+            .insert(site::DEPLOYED_AT.into(), before.deployed_at.clone());
+        client.set_metadata(&app.guid, &meta).await?;
+        let deadline = Instant::now() + self.file.health.timeout;
+        let url = self.site.candidate_url(color, deadline).await?;
+        health::probe(&url, &self.file.health, deadline).await?;
+        self.site.until_running(color, deadline).await?;
+        self.map(color).await.map_err(|s| match s {
+            Stop::Failed(e) => e,
+            Stop::Blocked(b) => anyhow::anyhow!(b),
+        })?;
+        let release = before.release.as_deref().unwrap_or("its earlier droplet");
+        Ok(format!(
+            "rolled {color} back to {release}: healthy and on the route again ({:.1}s)",
+            t.elapsed().as_secs_f64()
+        ))
+    }
+
+    pub fn summary(&self, result: Outcome, message: Option<String>) -> HistoryEntry {
+        let r = &self.record;
+        let mut releases = BTreeMap::new();
+        let mut droplets = BTreeMap::new();
+        for c in [Color::Blue, Color::Green] {
+            let (d, rel) = match result {
+                Outcome::Done => (r.droplets.get(&c).cloned(), Some(r.release.clone())),
+                _ => (r.before[&c].droplet.clone(), r.before[&c].release.clone()),
+            };
+            if let Some(d) = d {
+                droplets.insert(c, d);
+            }
+            if let Some(rel) = rel {
+                releases.insert(c, rel);
+            }
+        }
+        HistoryEntry {
+            id: r.id.clone(),
+            kind: r.kind,
+            release: r.release.clone(),
+            previous_release: r.previous_release.clone(),
+            result,
+            started: r.started.clone(),
+            finished: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            droplets,
+            releases,
+            migration_version: match (result, r.kind) {
+                (Outcome::Done, Kind::Deploy) => r.migration_version.clone(),
+                _ => None,
+            },
+            message,
+            recovered: self.recovered,
+            overrides: self.overrides.clone(),
+            contract: match (result, r.kind) {
+                (Outcome::Done, Kind::Deploy) => r.contract.clone(),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
