@@ -119,7 +119,11 @@ impl TestServer {
 /// the build, and the test: `.ci/run` installs them all.
 pub fn lang_component(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<std::collections::HashMap<String, PathBuf>>> = OnceLock::new();
-    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    // A failed build panics holding the lock; the next caller builds again.
+    let mut built = BUILT
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(p) = built.get(name) {
         return p.clone();
     }
