@@ -14,6 +14,7 @@ use crate::deploy::release;
 use crate::deploy::site::{self, Site};
 use crate::platform::lease::Lease;
 use crate::platform::local;
+use crate::plugin::context::Color;
 use clap::Args;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,7 +176,7 @@ pub async fn run(
     let lock = DeployLock::new(
         site.client.clone(),
         l.file.platform,
-        &site.app(crate::plugin::context::Color::Blue).guid,
+        &site.app(Color::Blue).guid,
         lease(&l.file.app, &id),
     );
     lock.acquire(args.wait, None).await?;
@@ -208,7 +209,7 @@ pub async fn run(
         };
         let steps = plan::plan(&l.file, newest, &plugins.by_hook(), &source);
         let mut before = BTreeMap::new();
-        for c in [crate::plugin::context::Color::Blue, crate::plugin::context::Color::Green] {
+        for c in [Color::Blue, Color::Green] {
             before.insert(c, site.before(c).await?);
         }
         let record = DeployRecord {

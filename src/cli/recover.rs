@@ -11,6 +11,7 @@ use crate::deploy::plan::Step;
 use crate::deploy::plugins::Plugins;
 use crate::deploy::progress::Reporter;
 use crate::platform::local;
+use crate::plugin::context::Color;
 use serde_json::json;
 
 /// `recover`: finishes or rolls back the interrupted deploy of the app.
@@ -33,7 +34,7 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
     let lock = DeployLock::new(
         site.client.clone(),
         l.file.platform,
-        &site.app(crate::plugin::context::Color::Blue).guid,
+        &site.app(Color::Blue).guid,
         lease(&l.file.app, &replay.record.id),
     );
     lock.acquire(args.wait, Some(&replay.record.id)).await?;

@@ -1,10 +1,10 @@
 //! `status`, `history` and `unlock`: what runs where, what ran before, and
 //! clearing a lock whose holder is gone.
 
-use super::deploy::{FileArg, load};
+use super::deploy::{FileArg, load, open_site};
 use crate::deploy::journal::{self, Journal};
 use crate::deploy::lock;
-use crate::deploy::site::{self, Site};
+use crate::deploy::site;
 use crate::platform::local;
 use crate::plugin::context::Color;
 use clap::Args;
@@ -23,15 +23,11 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let l = load(&args.file.file)?;
     let jdir = journal::dir(&local::home_dir(), &l.file.app);
     let interrupted = Journal::read(&jdir)?.map(|r| r.record.id);
-    let Some((client, port)) = site::connect(&l.file, false).await? else {
+    let Some(site) = open_site(&l, false).await? else {
         println!(
-            "{}: the local platform is not running (`bluegreen deploy` starts it)",
+            "{}: not deployed yet, or its platform is not running (`bluegreen deploy` does both)",
             l.file.app
         );
-        return Ok(super::exit::OK);
-    };
-    let Some(site) = Site::open(&l.file, client, port, false).await? else {
-        println!("{}: not deployed yet (run `bluegreen deploy`)", l.file.app);
         return Ok(super::exit::OK);
     };
     let holder = lock::holder(
@@ -145,15 +141,8 @@ pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
-    let Some((client, port)) = site::connect(&l.file, false).await? else {
-        println!(
-            "{}: the local platform is not running; nothing is locked",
-            l.file.app
-        );
-        return Ok(super::exit::OK);
-    };
-    let Some(site) = Site::open(&l.file, client, port, false).await? else {
-        println!("{}: not deployed yet; nothing is locked", l.file.app);
+    let Some(site) = open_site(&l, false).await? else {
+        println!("{}: not deployed, so nothing is locked", l.file.app);
         return Ok(super::exit::OK);
     };
     let guid = site.app(Color::Blue).guid.clone();

@@ -44,10 +44,6 @@ impl Reporter {
         }
     }
 
-    pub fn json(&self) -> bool {
-        self.json
-    }
-
     fn paint(&self, code: &str, s: &str) -> String {
         if self.color {
             format!("\x1b[{code}m{s}\x1b[0m")

@@ -9,11 +9,7 @@ use std::path::Path;
 fn deploy_file_errors_match_their_golden_files() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/config");
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
+    let entries = crate::util::sorted_entries(&dir);
     for path in entries
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))

@@ -718,11 +718,7 @@ fn bad_input_exits_2_before_anything_changes() {
 fn plan_output_matches_its_golden_files() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/plan");
     let mut checked = 0;
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
+    let entries = crate::util::sorted_entries(&dir);
     for path in entries
         .iter()
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))

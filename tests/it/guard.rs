@@ -41,11 +41,7 @@ async fn the_guard_judges_the_labelled_corpus_without_a_wrong_verdict() {
     let guard = load(&host, "migration-guard").await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations");
     let mut cases: Vec<(String, String, Vec<Migration>)> = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
+    let entries = crate::util::sorted_entries(&dir);
     for path in entries {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if path.is_dir() {
@@ -53,12 +49,10 @@ async fn the_guard_judges_the_labelled_corpus_without_a_wrong_verdict() {
                 .unwrap()
                 .trim()
                 .to_string();
-            let mut files: Vec<_> = std::fs::read_dir(&path)
-                .unwrap()
-                .map(|e| e.unwrap().path())
+            let files: Vec<_> = sorted_entries(&path)
+                .into_iter()
                 .filter(|p| p.file_name().unwrap() != "expect")
                 .collect();
-            files.sort();
             cases.push((name, expect, files.iter().map(|f| migration(f)).collect()));
         } else if name.ends_with(".rb") || name.ends_with(".sql") {
             let m = migration(&path);

@@ -159,3 +159,13 @@ pub fn golden(path: &std::path::Path, actual: &str) {
         .unwrap_or_else(|_| panic!("{} missing (BLESS=1 writes it)", path.display()));
     assert_eq!(actual, expected, "{}", path.display());
 }
+
+/// The entries of `dir`, sorted by path (fixture and golden directories).
+pub fn sorted_entries(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    entries
+}

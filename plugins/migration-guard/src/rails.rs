@@ -113,7 +113,7 @@ impl Reader<'_> {
                     self.walk(s);
                 }
             }
-            Node::Send(s) => self.call(s, None),
+            Node::Send(s) => self.call(s),
             Node::Block(b) => self.block(b),
             Node::If(i) => {
                 for n in [&i.if_true, &i.if_false].into_iter().flatten() {
@@ -171,11 +171,11 @@ impl Reader<'_> {
                 }
             }
             // create_table's block defines the new table's columns: nothing to judge.
-            _ => self.call(call, body),
+            _ => self.call(call),
         }
     }
 
-    fn call(&mut self, s: &Send, _body: Option<&Node>) {
+    fn call(&mut self, s: &Send) {
         let at = s.expression_l.begin;
         if let Some(recv) = s.recv.as_deref() {
             // `Model.delete_all` / `Model.update_all`: every row, no scope.
@@ -207,15 +207,7 @@ impl Reader<'_> {
             "rename_table" => {
                 self.push(at, Op::RenameTable { from: table, to: table_name(&arg(1)) })
             }
-            "add_column" => self.push(
-                at,
-                Op::AddColumn {
-                    table,
-                    column: arg(1),
-                    not_null: is_false(opt(&opts, "null")),
-                    default: default_of(&opts),
-                },
-            ),
+            "add_column" => self.add_column(at, &table, arg(1), &opts),
             "remove_column" => {
                 self.push(at, Op::RemoveColumn { table, column: arg(1), what: "column" })
             }

@@ -8,6 +8,20 @@ use lib_ruby_parser::Node;
 use lib_ruby_parser::nodes::Send;
 
 impl Reader<'_> {
+    /// `add_column` and its `change_table` forms: NOT NULL and the default
+    /// come from the options.
+    pub(super) fn add_column(
+        &mut self,
+        at: usize,
+        table: &str,
+        column: String,
+        opts: &[(String, &Node)],
+    ) {
+        let not_null = is_false(opt(opts, "null"));
+        let default = default_of(opts);
+        self.push(at, Op::AddColumn { table: table.to_string(), column, not_null, default });
+    }
+
     /// A call on the block variable of `change_table :t do |t| ... end`.
     pub(super) fn table_call(&mut self, table: &str, s: &Send) {
         let at = s.expression_l.begin;
@@ -46,28 +60,12 @@ impl Reader<'_> {
             "remove_timestamps" => {
                 self.remove_columns(at, &table, ["created_at", "updated_at"], "timestamps")
             }
-            "column" => self.push(
-                at,
-                Op::AddColumn {
-                    table,
-                    column: arg(0),
-                    not_null: is_false(opt(&opts, "null")),
-                    default: default_of(&opts),
-                },
-            ),
+            "column" => self.add_column(at, &table, arg(0), &opts),
             // t.string :name, t.integer :count, ...: a column of that type.
             "string" | "text" | "integer" | "bigint" | "boolean" | "datetime" | "date"
             | "decimal" | "float" | "json" | "jsonb" | "uuid" | "binary" | "time" | "timestamp" => {
                 for c in &n {
-                    self.push(
-                        at,
-                        Op::AddColumn {
-                            table: table.clone(),
-                            column: c.clone(),
-                            not_null: is_false(opt(&opts, "null")),
-                            default: default_of(&opts),
-                        },
-                    );
+                    self.add_column(at, &table, c.clone(), &opts);
                 }
             }
             _ => {}
