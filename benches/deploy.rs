@@ -153,7 +153,7 @@ async fn naive(client: &CfClient, app_dir: &Path, release: &str) -> Duration {
         let pkg = client.create_package(&app.guid).await.unwrap();
         let wait = Duration::from_secs(60);
         client
-            .upload_package(&pkg.guid, package::zip_dir(app_dir).unwrap(), wait)
+            .upload_package(&pkg.guid, &package::zip_dir(app_dir).unwrap(), wait)
             .await
             .unwrap();
         let droplet = client.stage(&pkg.guid, wait).await.unwrap();

@@ -120,7 +120,7 @@ fn main() {
         client
             .upload_package(
                 &pkg.guid,
-                package::zip_dir(&app_dir).unwrap(),
+                &package::zip_dir(&app_dir).unwrap(),
                 Duration::from_secs(10),
             )
             .await

@@ -31,6 +31,16 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// The largest binary unit that divides `n` exactly: `1GiB`, `64MiB`, `100B`.
+pub fn format_size(n: u64) -> String {
+    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
+        if n >= 1 << shift && n % (1 << shift) == 0 {
+            return format!("{}{unit}", n >> shift);
+        }
+    }
+    format!("{n}B")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,6 +50,9 @@ mod tests {
         assert_eq!(parse_size("64MiB"), Ok(64 << 20));
         assert_eq!(parse_size("512k"), Ok(512 << 10));
         assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(format_size(1 << 30), "1GiB");
+        assert_eq!(format_size(3 << 20), "3MiB");
+        assert_eq!(format_size(1000), "1000B");
         assert!(parse_size("lots").unwrap_err().contains("64MiB"));
         assert!(parse_size("MiB").is_err());
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));

@@ -194,7 +194,7 @@ pub async fn run(
         let current = newest.and_then(|c| site.annotation(c, site::RELEASE));
         let (source, release, droplets) = match &rollback_to {
             None => {
-                let r = release.unwrap_or_else(|| release::release_id(&l.app_dir, zip.as_deref().unwrap_or_default()));
+                let r = release.unwrap_or_else(|| release::release_id(&l.app_dir, zip.as_ref().map(|z| z.sha256.as_str()).unwrap_or_default()));
                 (Source::New, r, BTreeMap::new())
             }
             Some(to) => {
@@ -301,7 +301,7 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
         .and_then(|(s, c)| s.annotation(c, site::RELEASE));
     let release = match release {
         Some(r) => r,
-        None => release::release_id(&l.app_dir, &crate::platform::package::zip_dir(&l.app_dir)?),
+        None => release::release_id(&l.app_dir, &crate::platform::package::zip_dir(&l.app_dir)?.sha256),
     };
     let steps = plan::plan(&l.file, newest, &plugins.by_hook(), &Source::New);
     if args.json {

@@ -8,6 +8,7 @@ mod plugin;
 mod policy;
 mod recover;
 mod rollback;
+mod service;
 mod status;
 
 use clap::{Parser, Subcommand};

@@ -20,6 +20,9 @@ pub enum PlatformCommand {
         /// Port of the API on 127.0.0.1 (0 picks a free one).
         #[arg(long, env = "BLUEGREEN_API_PORT", default_value_t = 0)]
         api_port: u16,
+        /// The largest app package the platform accepts (`1GiB`, `512MiB`).
+        #[arg(long, env = "BLUEGREEN_MAX_UPLOAD", value_parser = crate::units::parse_size, default_value = "1GiB")]
+        max_upload: u64,
     },
     /// Stop the local platform and every app it runs.
     Stop,
@@ -32,12 +35,16 @@ pub enum PlatformCommand {
         #[arg(long, short)]
         follow: bool,
     },
+    /// Backing services (PostgreSQL) that apps bind with `services:`.
+    #[command(subcommand)]
+    Service(super::service::ServiceCommand),
 }
 
-fn config(router_port: u16, api_port: u16) -> Config {
+fn config(router_port: u16, api_port: u16, max_upload: u64) -> Config {
     let mut config = Config::new(&local::home_dir());
     config.router_port = router_port;
     config.api_port = api_port;
+    config.max_upload = max_upload;
     config
 }
 
@@ -48,8 +55,9 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             foreground: true,
             router_port,
             api_port,
+            max_upload,
         } => {
-            let running = local::start(config(router_port, api_port)).await?;
+            let running = local::start(config(router_port, api_port, max_upload)).await?;
             println!(
                 "local platform running: API {}, router http://*.{}:{} (pid {})",
                 running.endpoint.api_url,
@@ -71,8 +79,10 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             foreground: false,
             router_port,
             api_port,
+            max_upload,
         } => {
-            let (endpoint, _) = local::ensure_running(&config(router_port, api_port)).await?;
+            let (endpoint, _) =
+                local::ensure_running(&config(router_port, api_port, max_upload)).await?;
             println!(
                 "local platform running: API {}, router http://*.{}:{} (pid {})",
                 endpoint.api_url,
@@ -110,6 +120,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
+        PlatformCommand::Service(cmd) => super::service::run(cmd).await,
         PlatformCommand::Logs { app, follow } => {
             let Some((_, client)) = local::connect(&dir).await else {
                 return Err(BadInput(

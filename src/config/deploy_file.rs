@@ -34,6 +34,9 @@ pub struct DeployFile {
     pub drain: Duration,
     #[serde(default)]
     pub migrate: Option<Migrate>,
+    /// Service instances bound to both colors (`DATABASE_URL`, `VCAP_SERVICES`).
+    #[serde(default)]
+    pub services: Vec<ServiceRef>,
     #[serde(default)]
     pub plugins: Plugins,
     /// An org policy file (overridden by `--policy` and `BLUEGREEN_POLICY`).
@@ -95,6 +98,40 @@ impl Default for Health {
     }
 }
 
+/// An entry of `services`: the name of an existing instance, or
+/// `{name, type}`, which the local platform creates when it is missing.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(untagged, expecting = "a service name, or `{ name: NAME, type: postgres }`")]
+pub enum ServiceRef {
+    Name(String),
+    Declared(DeclaredService),
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredService {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl ServiceRef {
+    pub fn name(&self) -> &str {
+        match self {
+            ServiceRef::Name(n) => n,
+            ServiceRef::Declared(d) => &d.name,
+        }
+    }
+
+    /// The type to create it with, when the file declares one.
+    pub fn kind(&self) -> Option<&str> {
+        match self {
+            ServiceRef::Name(_) => None,
+            ServiceRef::Declared(d) => Some(&d.kind),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Migrate {
@@ -106,6 +143,37 @@ pub struct Migrate {
     pub post_dirs: Vec<PathBuf>,
     #[serde(default)]
     pub kind: MigrationKind,
+    /// PostgreSQL `lock_timeout` for the migration (through `PGOPTIONS`): a
+    /// migration waiting for a lock gives up instead of queueing the site's
+    /// queries behind it.
+    #[serde(default = "default_lock_timeout", with = "humantime_serde_compat")]
+    pub lock_timeout: Duration,
+    /// PostgreSQL `statement_timeout` for the migration, if set.
+    #[serde(default, with = "humantime_serde_compat::option")]
+    pub statement_timeout: Option<Duration>,
+    /// How often a migration that hit the lock timeout is tried again.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_lock_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_retries() -> u32 {
+    3
+}
+
+impl Migrate {
+    /// `PGOPTIONS` for the migration task: libpq reads it at connect, so any
+    /// framework's migrations get the timeouts.
+    pub fn pgoptions(&self) -> String {
+        let mut opts = format!("-c lock_timeout={}ms", self.lock_timeout.as_millis());
+        if let Some(t) = self.statement_timeout {
+            opts.push_str(&format!(" -c statement_timeout={}ms", t.as_millis()));
+        }
+        opts
+    }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
@@ -250,6 +318,43 @@ impl DeployFile {
                 "health.path",
                 format!("`{}` must start with `/`", self.health.path),
             ));
+        }
+        for (i, s) in self.services.iter().enumerate() {
+            let name = s.name();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(field(
+                    &format!("services[{i}]"),
+                    format!("`{name}` is not a service instance name (letters, digits, `-`, `_`)"),
+                ));
+            }
+            if let Some(kind) = s.kind()
+                && kind != "postgres"
+            {
+                return Err(field(
+                    &format!("services[{i}].type"),
+                    format!("`{kind}` is not a type bluegreen can create; write `postgres`, or name an existing instance"),
+                ));
+            }
+        }
+        if let Some(m) = &self.migrate {
+            if m.lock_timeout.is_zero() {
+                return Err(field(
+                    "migrate.lock_timeout",
+                    "0 would let a migration wait for locks forever, queueing the site's \
+                     queries behind it; give a limit like `5s`"
+                        .into(),
+                ));
+            }
+            if m.retries > 20 {
+                return Err(field(
+                    "migrate.retries",
+                    format!("{} is more than 20; a lock held that long needs a person", m.retries),
+                ));
+            }
         }
         if self.health.successes == 0 {
             return Err(field("health.successes", "must be at least 1".into()));

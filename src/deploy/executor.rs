@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 mod hooks;
+mod migrate;
 mod undo;
 
 /// How a deploy ended when it did not finish.
@@ -61,7 +62,7 @@ pub struct Executor {
     pub journal: Journal,
     pub lock: DeployLock,
     /// The app's bits, when this deploy stages.
-    pub zip: Option<Vec<u8>>,
+    pub zip: Option<crate::platform::package::Zipped>,
     pub pending: Vec<Migration>,
     /// Set when `recover` carries on an interrupted deploy.
     pub recovered: bool,
@@ -176,15 +177,7 @@ impl Executor {
                 color,
                 command,
                 contract,
-            } => {
-                // One command serves both phases; it learns which from the
-                // environment (`bin/migrate` in examples/rails-app does).
-                let phase = if *contract { "contract" } else { "expand" };
-                let app = self.site.app(*color).guid.clone();
-                let command = format!("BLUEGREEN_MIGRATION_PHASE={phase} {command}");
-                client.run_task(&app, &command, TASK_TIMEOUT).await?;
-                Ok(())
-            }
+            } => self.migrate(*color, command, *contract).await,
             Step::Health { color, timeout, .. } => {
                 let deadline = Instant::now() + *timeout;
                 self.health_deadline.insert(*color, deadline);
@@ -251,12 +244,13 @@ impl Executor {
 
     async fn push(&mut self, color: Color, bits: &Bits) -> Result<(), Stop> {
         self.touched.insert(color);
+        self.site.bind_services(color, STAGE_TIMEOUT).await?;
         let client = self.site.client.clone();
         let app = self.site.app(color).clone();
         let droplet = match (self.record.droplets.get(&color), bits) {
             (Some(d), _) => d.clone(),
             (None, Bits::Stage) => {
-                let zip = self.zip.clone().ok_or_else(|| {
+                let zip = self.zip.as_ref().ok_or_else(|| {
                     anyhow::anyhow!("the app's bits were not prepared (internal error)")
                 })?;
                 let pkg = client.create_package(&app.guid).await?;

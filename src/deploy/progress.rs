@@ -127,6 +127,25 @@ impl Reporter {
         self.flush();
     }
 
+    /// A step's attempt failed and it will try again after `wait`: shown at
+    /// once, since the wait can be long.
+    pub fn attempt(&self, step: &Step, attempt: u32, of: u32, error: &str, wait: Duration) {
+        self.event(
+            json!({"event": "attempt", "step": step.kind(), "color": step.color(),
+            "text": step.to_string(), "attempt": attempt, "attempts": of, "error": error,
+            "retry_in_ms": millis(wait)}),
+        );
+        if self.json {
+            return;
+        }
+        let clear = if self.tty { "\r\x1b[2K" } else { "" };
+        println!(
+            "{clear}      attempt {attempt} of {of}: {}; again in {}",
+            self.paint("33", error),
+            secs(wait)
+        );
+    }
+
     /// Prints plugin lines not yet shown under a step.
     pub fn flush(&self) {
         for line in self.pending.lock().unwrap().drain(..) {

@@ -6,16 +6,12 @@
 
 use crate::config::{Migrate, MigrationKind};
 use crate::plugin::context::Migration;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::process::Command;
 
-/// The release id for `dir`, whose bits zip to `zip`.
-pub fn release_id(dir: &Path, zip: &[u8]) -> String {
-    git_commit(dir).unwrap_or_else(|| {
-        let hash = hex::encode(Sha256::digest(zip));
-        format!("content-{}", &hash[..12])
-    })
+/// The release id for `dir`, whose bits zip to a file with this sha256.
+pub fn release_id(dir: &Path, zip_sha256: &str) -> String {
+    git_commit(dir).unwrap_or_else(|| format!("content-{}", zip_sha256.get(..12).unwrap_or(zip_sha256)))
 }
 
 /// The short commit, if `dir` is in a git work tree with nothing uncommitted
@@ -164,6 +160,9 @@ mod tests {
             dirs: vec![],
             post_dirs: vec![],
             kind: MigrationKind::Sql,
+            lock_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: None,
+            retries: 3,
         };
         let names: Vec<String> = pending(dir.path(), &cfg, Some("1"))
             .unwrap()

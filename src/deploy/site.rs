@@ -28,6 +28,8 @@ pub struct Site {
     pub route_url: String,
     pub domain: String,
     pub apps: BTreeMap<Color, v3::App>,
+    /// The deploy file's `services`, found before anything was created.
+    pub services: Vec<v3::ServiceInstance>,
 }
 
 /// How to reach the platform a deploy file names.
@@ -37,13 +39,7 @@ pub async fn connect(
 ) -> anyhow::Result<Option<(CfClient, u16)>> {
     match file.platform {
         PlatformKind::Local => {
-            let mut config = local::Config::new(&local::home_dir());
-            if let Some(port) = std::env::var("BLUEGREEN_ROUTER_PORT")
-                .ok()
-                .and_then(|p| p.parse().ok())
-            {
-                config.router_port = port;
-            }
+            let config = local::Config::from_env();
             let found = if start_local {
                 Some(local::ensure_running(&config).await?)
             } else {
@@ -120,6 +116,40 @@ impl Site {
                     .ok_or_else(|| missing("a domain for the route".into()))?
             }
         };
+        // Checked before any app or route is created: a typo in `services`
+        // must change nothing.
+        let mut services = Vec::new();
+        for wanted in &file.services {
+            let name = wanted.name();
+            match client.find_service_instance(&space_guid, name).await? {
+                Some(s) => services.push(s),
+                None if create
+                    && file.platform == PlatformKind::Local
+                    && let Some(kind) = wanted.kind() =>
+                {
+                    let body = serde_json::json!({ "name": name, "type": kind });
+                    let _: serde_json::Value = client.post("/bluegreen/v1/services", &body).await?;
+                    let made = client.find_service_instance(&space_guid, name).await?;
+                    services.push(made.ok_or_else(|| missing(format!("service `{name}`")))?);
+                }
+                None if !create => {}
+                None => {
+                    let fix = match file.platform {
+                        PlatformKind::Local => format!(
+                            "create it with `bluegreen platform service create {name} --type postgres`"
+                        ),
+                        PlatformKind::Cf => format!(
+                            "create it in space `{space}` (`cf create-service OFFERING PLAN {name}`), \
+                             or correct the name"
+                        ),
+                    };
+                    return Err(crate::cli::BadInput(format!(
+                        "field `services`: no service instance named `{name}`; {fix}"
+                    ))
+                    .into());
+                }
+            }
+        }
         let mut apps = BTreeMap::new();
         for (color, name) in [(Color::Blue, file.blue()), (Color::Green, file.green())] {
             let app = match client.find_app(&space_guid, &name).await? {
@@ -146,6 +176,7 @@ impl Site {
             route_url,
             domain: domain.name.clone(),
             apps,
+            services,
         };
         if file.platform == PlatformKind::Cf && create {
             for color in [Color::Blue, Color::Green] {
@@ -177,6 +208,17 @@ impl Site {
         };
         if !route.destinations.iter().any(|d| d.app.guid == app.guid) {
             self.client.map_route(&route.guid, &app.guid).await?;
+        }
+        Ok(())
+    }
+
+    /// Binds the deploy's services to `color` where not bound yet; they
+    /// reach the app's environment at its next restart.
+    pub async fn bind_services(&self, color: Color, timeout: Duration) -> Result<(), PlatformError> {
+        for s in &self.services {
+            self.client
+                .bind_service(&s.guid, &self.app(color).guid, timeout)
+                .await?;
         }
         Ok(())
     }

@@ -221,16 +221,27 @@ impl CfClient {
     pub async fn upload_package(
         &self,
         package_guid: &str,
-        zip: Vec<u8>,
+        zip: &super::package::Zipped,
         timeout: Duration,
     ) -> Result<v3::Package, PlatformError> {
-        let part = reqwest::multipart::Part::bytes(zip)
+        // Streamed from the file: an app of any size costs no memory here.
+        let file = tokio::fs::File::open(zip.path())
+            .await
+            .map_err(|source| PlatformError::Io {
+                path: zip.path().to_path_buf(),
+                source,
+            })?;
+        let part = reqwest::multipart::Part::stream_with_length(file, zip.size)
             .file_name("app.zip")
             .mime_str("application/zip")
             .expect("static mime");
         let form = reqwest::multipart::Form::new().part("bits", part);
-        self.upload(&format!("/v3/packages/{package_guid}/upload"), form)
-            .await?;
+        self.upload(
+            &format!("/v3/packages/{package_guid}/upload"),
+            form,
+            timeout,
+        )
+        .await?;
         let pkg: v3::Package = self
             .wait_for(
                 "package upload",
@@ -414,6 +425,62 @@ impl CfClient {
             });
         }
         Ok(task)
+    }
+
+    pub async fn find_service_instance(
+        &self,
+        space_guid: &str,
+        name: &str,
+    ) -> Result<Option<v3::ServiceInstance>, PlatformError> {
+        Ok(first(
+            self.list(&format!(
+                "/v3/service_instances?names={}&space_guids={}",
+                q(name),
+                q(space_guid)
+            ))
+            .await?,
+        ))
+    }
+
+    /// Binds a service instance to an app unless it is bound already; true
+    /// if this made the binding. A managed instance answers 202 and a job,
+    /// a user-provided one 201. The app sees it at its next (re)start.
+    pub async fn bind_service(
+        &self,
+        instance_guid: &str,
+        app_guid: &str,
+        timeout: Duration,
+    ) -> Result<bool, PlatformError> {
+        let existing: Vec<v3::ServiceCredentialBinding> = self
+            .list(&format!(
+                "/v3/service_credential_bindings?type=app&app_guids={}&service_instance_guids={}",
+                q(app_guid),
+                q(instance_guid)
+            ))
+            .await?;
+        if !existing.is_empty() {
+            return Ok(false);
+        }
+        let body = json!({
+            "type": "app",
+            "relationships": {
+                "service_instance": CfClient::to_one(instance_guid),
+                "app": CfClient::to_one(app_guid),
+            },
+        });
+        let resp = self
+            .request(Method::POST, "/v3/service_credential_bindings", Some(&body))
+            .await?;
+        if resp.status() == reqwest::StatusCode::ACCEPTED
+            && let Some(location) = resp
+                .headers()
+                .get("location")
+                .and_then(|l| l.to_str().ok())
+                .map(String::from)
+        {
+            self.wait_job(&location, timeout).await?;
+        }
+        Ok(true)
     }
 
     /// Local platform only: requests in flight through the router to an app.

@@ -218,12 +218,14 @@ impl CfClient {
         &self,
         path: &str,
         form: reqwest::multipart::Form,
+        timeout: Duration,
     ) -> Result<(), PlatformError> {
         let url = format!("{}{path}", self.api);
         let token = self.bearer(false).await?;
         let resp = self
             .http
             .post(&url)
+            .timeout(timeout)
             .bearer_auth(&token)
             .multipart(form)
             .send()

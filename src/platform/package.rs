@@ -3,7 +3,7 @@
 
 use crate::platform::PlatformError;
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
-use std::io::Write;
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// What the cf CLI never uploads, plus build output nobody deploys.
@@ -46,10 +46,53 @@ fn ignores(dir: &Path) -> Result<Gitignore, PlatformError> {
     })
 }
 
-/// Zips `dir` (files keep their modes; symlinks are skipped).
-pub fn zip_dir(dir: &Path) -> Result<Vec<u8>, PlatformError> {
+/// An app's bits, zipped into a temporary file (removed when dropped), so an
+/// app of any size is never held in memory.
+#[derive(Debug)]
+pub struct Zipped {
+    file: tempfile::NamedTempFile,
+    /// Hex sha256 of the zip: names a release that is not a git commit.
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl Zipped {
+    pub fn path(&self) -> &Path {
+        self.file.path()
+    }
+
+    /// Bits that are zipped already (or, in tests, that are not a zip).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Zipped, PlatformError> {
+        let mut file = temp_zip()?;
+        std::io::Write::write_all(&mut file, bytes).map_err(io(file.path()))?;
+        Ok(Zipped {
+            file,
+            sha256: hex::encode(Sha256::digest(bytes)),
+            size: bytes.len() as u64,
+        })
+    }
+}
+
+fn temp_zip() -> Result<tempfile::NamedTempFile, PlatformError> {
+    let dir = std::env::temp_dir();
+    tempfile::Builder::new()
+        .prefix("bluegreen-bits-")
+        .suffix(".zip")
+        .tempfile_in(&dir)
+        .map_err(io(&dir))
+}
+
+fn zip_err(e: impl std::fmt::Display) -> PlatformError {
+    PlatformError::Failed {
+        what: "zip".into(),
+        detail: e.to_string(),
+    }
+}
+
+/// Zips `dir` into a temporary file (files keep their modes; symlinks are
+/// skipped).
+pub fn zip_dir(dir: &Path) -> Result<Zipped, PlatformError> {
     let ignore = ignores(dir)?;
-    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let mut stack = vec![dir.to_path_buf()];
     let mut files = Vec::new();
     while let Some(d) = stack.pop() {
@@ -68,6 +111,8 @@ pub fn zip_dir(dir: &Path) -> Result<Vec<u8>, PlatformError> {
         }
     }
     files.sort();
+    let file = temp_zip()?;
+    let mut zip = zip::ZipWriter::new(file.reopen().map_err(io(file.path()))?);
     for path in files {
         let name = path
             .strip_prefix(dir)
@@ -78,23 +123,24 @@ pub fn zip_dir(dir: &Path) -> Result<Vec<u8>, PlatformError> {
             &std::fs::metadata(&path).map_err(io(&path))?.permissions(),
         );
         // A fixed timestamp makes the zip a function of the files alone, so its
-        // hash can name a release.
+        // hash can name a release. Files over 4 GiB need zip64.
         let options = zip::write::SimpleFileOptions::default()
             .unix_permissions(mode & 0o777)
-            .last_modified_time(zip::DateTime::default());
-        zip.start_file(name, options)
-            .map_err(|e| PlatformError::Failed {
-                what: "zip".into(),
-                detail: e.to_string(),
-            })?;
-        zip.write_all(&std::fs::read(&path).map_err(io(&path))?)
-            .map_err(io(&path))?;
+            .last_modified_time(zip::DateTime::default())
+            .large_file(std::fs::metadata(&path).map_err(io(&path))?.len() >= u32::MAX as u64);
+        zip.start_file(name, options).map_err(zip_err)?;
+        let mut src = std::fs::File::open(&path).map_err(io(&path))?;
+        std::io::copy(&mut src, &mut zip).map_err(io(&path))?;
     }
-    let cursor = zip.finish().map_err(|e| PlatformError::Failed {
-        what: "zip".into(),
-        detail: e.to_string(),
-    })?;
-    Ok(cursor.into_inner())
+    zip.finish().map_err(zip_err)?;
+    let mut hasher = Sha256::new();
+    let mut written = std::fs::File::open(file.path()).map_err(io(file.path()))?;
+    let size = std::io::copy(&mut written, &mut hasher).map_err(io(file.path()))?;
+    Ok(Zipped {
+        file,
+        sha256: hex::encode(hasher.finalize()),
+        size,
+    })
 }
 
 #[cfg(test)]
@@ -117,8 +163,8 @@ mod tests {
             std::fs::write(d.join(f), f).unwrap();
         }
         std::fs::write(d.join(".cfignore"), "logs/\n*.env\n").unwrap();
-        let bytes = zip_dir(d).unwrap();
-        let archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
+        let zipped = zip_dir(d).unwrap();
+        let archive = zip::ZipArchive::new(std::fs::File::open(zipped.path()).unwrap()).unwrap();
         let mut names: Vec<&str> = archive.file_names().collect();
         names.sort();
         assert_eq!(names, ["Procfile", "app.py", "lib/util.py"]);

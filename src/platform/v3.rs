@@ -296,3 +296,28 @@ pub struct ApiError {
 pub struct ErrorEnvelope {
     pub errors: Vec<ApiError>,
 }
+
+/// `GET /v3/service_instances`: an instance the space's apps can bind.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceInstance {
+    pub guid: String,
+    pub name: String,
+    /// `managed` or `user-provided`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub relationships: BTreeMap<String, ToOne>,
+}
+
+/// `GET /v3/service_credential_bindings`: an app's binding to an instance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ServiceCredentialBinding {
+    pub guid: String,
+    /// `app` or `key`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub relationships: BTreeMap<String, ToOne>,
+}

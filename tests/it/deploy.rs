@@ -37,9 +37,12 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
 const MIGRATE: &str = r#"
-import os
+import json, os
 with open(os.environ["MIGRATION_LOG"], "a") as f:
     f.write("migrated by %s on %s\n" % (os.environ.get("BLUEGREEN_RELEASE"), os.environ.get("BLUEGREEN_COLOR")))
+if "DATABASE_URL" in os.environ:
+    with open(os.environ["MIGRATION_LOG"] + ".env.json", "w") as f:
+        json.dump({k: os.environ.get(k) for k in ["DATABASE_URL", "VCAP_SERVICES", "PGOPTIONS"]}, f)
 "#;
 
 pub struct Fixture {
@@ -246,12 +249,18 @@ pub fn text(out: &Output) -> String {
 
 /// One GET through the router with the route's Host header.
 pub fn get(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
+    request(port, host, "GET", path)
+}
+
+/// One bodyless request through the router with the route's Host header.
+pub fn request(port: u16, host: &str, method: &str, path: &str) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let length = if method == "GET" { "" } else { "content-length: 0\r\n" };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nhost: {host}.apps.localhost\r\nconnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: {host}.apps.localhost\r\n{length}connection: close\r\n\r\n"
     )
     .map_err(|e| e.to_string())?;
     let mut buf = String::new();

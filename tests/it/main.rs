@@ -13,5 +13,8 @@ mod platform;
 mod plugins;
 mod policy;
 mod probe;
+mod rails;
 mod sandbox;
+mod services;
+mod uploads;
 mod util;

@@ -62,7 +62,7 @@ pub async fn push(client: &CfClient, name: &str, dir: &Path, release: &str) -> S
     let app = client.create_app(&space.guid, name, &env).await.unwrap();
     let pkg = client.create_package(&app.guid).await.unwrap();
     client
-        .upload_package(&pkg.guid, package::zip_dir(dir).unwrap(), WAIT)
+        .upload_package(&pkg.guid, &package::zip_dir(dir).unwrap(), WAIT)
         .await
         .unwrap();
     let droplet = client.stage(&pkg.guid, WAIT).await.unwrap();
@@ -207,7 +207,7 @@ async fn the_client_drives_every_call_against_a_real_daemon() {
     let pkg = client.create_package(&blue).await.unwrap();
     assert_eq!(pkg.state, "AWAITING_UPLOAD");
     client
-        .upload_package(&pkg.guid, package::zip_dir(&dir).unwrap(), WAIT)
+        .upload_package(&pkg.guid, &package::zip_dir(&dir).unwrap(), WAIT)
         .await
         .unwrap();
     let second = client.stage(&pkg.guid, WAIT).await.unwrap();
@@ -290,7 +290,7 @@ async fn the_client_drives_every_call_against_a_real_daemon() {
     let other = client.find_app(&space.guid, "p-1").await.unwrap().unwrap();
     let pkg = client.create_package(&other.guid).await.unwrap();
     client
-        .upload_package(&pkg.guid, b"not a zip".to_vec(), WAIT)
+        .upload_package(&pkg.guid, &package::Zipped::from_bytes(b"not a zip").unwrap(), WAIT)
         .await
         .unwrap();
     let err = client.stage(&pkg.guid, WAIT).await.unwrap_err();

@@ -65,7 +65,11 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
         .route("/v3/processes/{guid}/stats", get(process_stats))
         .route("/v3/packages", post(create_package))
         .route("/v3/packages/{guid}", get(get_package))
-        .route("/v3/packages/{guid}/upload", post(upload_package))
+        .route(
+            "/v3/packages/{guid}/upload",
+            // The handler enforces the platform's own limit while streaming.
+            post(upload_package).layer(axum::extract::DefaultBodyLimit::disable()),
+        )
         .route("/v3/builds", post(create_build))
         .route("/v3/builds/{guid}", get(get_build))
         .route("/v3/droplets/{guid}", get(get_droplet))
@@ -88,6 +92,7 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
             get(get_lock).put(put_lock).delete(delete_lock),
         )
         .route("/v3/droplets", post(copy_droplet))
+        .merge(super::services::routes())
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
                 let token = token.clone();
@@ -137,7 +142,7 @@ fn constant_eq(a: &str, b: &str) -> bool {
 }
 
 /// A CF list page over `items`, honouring `page` and `per_page`.
-fn page<T: serde::Serialize>(
+pub(super) fn page<T: serde::Serialize>(
     p: &Platform,
     path: &str,
     q: &HashMap<String, String>,
@@ -186,7 +191,7 @@ fn page<T: serde::Serialize>(
 }
 
 /// Whether `value` is in the comma-separated filter `key` (absent: match all).
-fn filter(q: &HashMap<String, String>, key: &str, value: &str) -> bool {
+pub(super) fn filter(q: &HashMap<String, String>, key: &str, value: &str) -> bool {
     q.get(key)
         .is_none_or(|list| list.split(',').any(|v| v == value))
 }
@@ -329,7 +334,7 @@ async fn delete_app(State(p): S, Path(guid): Path<String>) -> ApiResult<Response
 
 /// The local platform finishes work before answering; a job still tells the
 /// client where to look, as CF's asynchronous endpoints do.
-fn completed_job(p: &Platform, operation: &str) -> Response {
+pub(super) fn completed_job(p: &Platform, operation: &str) -> Response {
     let guid = format!("{operation}~{}", new_guid());
     let location = format!("{}/v3/jobs/{guid}", p.api_url);
     (StatusCode::ACCEPTED, [("location", location)]).into_response()
@@ -564,38 +569,72 @@ async fn get_package(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<v3
     Ok(Json(p.get::<PackageRec>(PACKAGE, &guid)?.package))
 }
 
+/// Streams the `bits` field to disk chunk by chunk: an upload costs the
+/// daemon a few buffers, whatever its size.
 async fn upload_package(
     State(p): S,
     Path(guid): Path<String>,
+    headers: axum::http::HeaderMap,
     mut form: Multipart,
 ) -> ApiResult<Json<v3::Package>> {
     let mut rec: PackageRec = p.get(PACKAGE, &guid)?;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| ApiErr::unprocessable(format!("bad upload: {e}")))?
-    {
-        if field.name() == Some("bits") {
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| ApiErr::unprocessable(format!("bad upload: {e}")))?;
-            std::fs::write(&rec.zip, &bytes).map_err(|e| {
-                ApiErr(
-                    500,
-                    10001,
-                    "CF-ServerError",
-                    format!("{}: {e}", rec.zip.display()),
-                )
-            })?;
-            rec.package.state = "READY".into();
-            p.put(PACKAGE, &guid, &rec)?;
-            return Ok(Json(rec.package));
+    let declared = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > p.max_upload) {
+        return Err(too_large(p.max_upload));
+    }
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            too_large(p.max_upload)
+        } else {
+            ApiErr::unprocessable(format!("bad upload: {}", e.body_text()))
         }
+    };
+    while let Some(mut field) = form.next_field().await.map_err(bad)? {
+        if field.name() != Some("bits") {
+            continue;
+        }
+        let partial = rec.zip.with_extension("zip.part");
+        let io = |e: std::io::Error| ApiErr::internal(format!("{}: {e}", partial.display()));
+        let mut file = tokio::fs::File::create(&partial).await.map_err(io)?;
+        let mut written = 0u64;
+        while let Some(chunk) = field.chunk().await.map_err(bad)? {
+            written += chunk.len() as u64;
+            if written > p.max_upload {
+                drop(file);
+                let _ = tokio::fs::remove_file(&partial).await;
+                return Err(too_large(p.max_upload));
+            }
+            tokio::io::AsyncWriteExt::write_all(&mut file, &chunk)
+                .await
+                .map_err(io)?;
+        }
+        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(io)?;
+        drop(file);
+        tokio::fs::rename(&partial, &rec.zip).await.map_err(io)?;
+        rec.package.state = "READY".into();
+        p.put(PACKAGE, &guid, &rec)?;
+        return Ok(Json(rec.package));
     }
     Err(ApiErr::unprocessable(
         "the upload needs a multipart field named `bits`".into(),
     ))
+}
+
+fn too_large(limit: u64) -> ApiErr {
+    ApiErr(
+        413,
+        10000,
+        "CF-PayloadTooLarge",
+        format!(
+            "the package is larger than the local platform's upload limit of {}; raise it with \
+             `bluegreen platform stop` then `bluegreen platform start --max-upload SIZE` \
+             (or BLUEGREEN_MAX_UPLOAD=SIZE)",
+            crate::units::format_size(limit)
+        ),
+    )
 }
 
 #[derive(Deserialize)]
@@ -607,10 +646,11 @@ async fn create_build(
     State(p): S,
     Json(body): Json<CreateBuild>,
 ) -> ApiResult<(StatusCode, Json<v3::Build>)> {
-    Ok((
-        StatusCode::CREATED,
-        Json(p.stage(&body.package.guid)?.build),
-    ))
+    // Unzipping a large app takes a while: keep it off the async workers.
+    let rec = tokio::task::spawn_blocking(move || p.stage(&body.package.guid))
+        .await
+        .map_err(ApiErr::internal)??;
+    Ok((StatusCode::CREATED, Json(rec.build)))
 }
 
 async fn get_build(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<v3::Build>> {

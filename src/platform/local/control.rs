@@ -53,6 +53,8 @@ pub async fn ensure_running(config: &Config) -> Result<(Endpoint, CfClient), Pla
         .arg(config.router_port.to_string())
         .arg("--api-port")
         .arg(config.api_port.to_string())
+        .arg("--max-upload")
+        .arg(config.max_upload.to_string())
         .env(
             "BLUEGREEN_HOME",
             config.dir.parent().unwrap_or(Path::new(".")),

@@ -36,7 +36,12 @@ pub struct Config {
     /// How long an app gets between SIGTERM and SIGKILL.
     pub grace: Duration,
     pub task_timeout: Duration,
+    /// The largest package upload accepted, in bytes.
+    pub max_upload: u64,
 }
+
+/// Packages up to 1 GiB by default, as Cloud Foundry's own default.
+pub const DEFAULT_MAX_UPLOAD: u64 = 1 << 30;
 
 impl Config {
     pub fn new(home: &Path) -> Config {
@@ -46,7 +51,22 @@ impl Config {
             router_port: 8080,
             grace: Duration::from_secs(10),
             task_timeout: Duration::from_secs(600),
+            max_upload: DEFAULT_MAX_UPLOAD,
         }
+    }
+
+    /// The default home with `BLUEGREEN_ROUTER_PORT` and `BLUEGREEN_MAX_UPLOAD`
+    /// applied: what a command that starts the daemon on demand uses.
+    pub fn from_env() -> Config {
+        let mut config = Config::new(&home_dir());
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(port) = var("BLUEGREEN_ROUTER_PORT").and_then(|p| p.parse().ok()) {
+            config.router_port = port;
+        }
+        if let Some(n) = var("BLUEGREEN_MAX_UPLOAD").and_then(|s| crate::units::parse_size(&s).ok()) {
+            config.max_upload = n;
+        }
+        config
     }
 }
 
@@ -71,6 +91,7 @@ impl Running {
     /// Stops every app, then the servers.
     pub async fn shutdown(self) {
         self.platform.supervisor.stop_all().await;
+        self.platform.stop_services();
         let _ = self.shutdown.send(true);
         for s in self.servers {
             let _ = s.await;
@@ -114,7 +135,7 @@ pub fn token(dir: &Path) -> Result<String, PlatformError> {
 
 pub async fn start(config: Config) -> Result<Running, PlatformError> {
     let dir = config.dir.clone();
-    for sub in ["", "droplets", "packages", "logs"] {
+    for sub in ["", "droplets", "packages", "logs", "services"] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(io(&d))?;
     }
@@ -140,6 +161,7 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
         api_url: format!("http://{api_addr}"),
         router_port,
         task_timeout: config.task_timeout,
+        max_upload: config.max_upload,
     });
     platform
         .restore()

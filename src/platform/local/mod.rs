@@ -5,8 +5,10 @@
 mod api;
 mod control;
 mod daemon;
+mod postgres;
 mod records;
 mod router;
+mod services;
 mod staging;
 mod state;
 mod store;

@@ -30,7 +30,7 @@ impl ApiErr {
         ApiErr(422, 10008, "CF-UnprocessableEntity", detail)
     }
 
-    fn internal(e: impl std::fmt::Display) -> ApiErr {
+    pub fn internal(e: impl std::fmt::Display) -> ApiErr {
         ApiErr(500, 10001, "CF-ServerError", e.to_string())
     }
 }
@@ -45,6 +45,8 @@ pub struct Platform {
     pub api_url: String,
     pub router_port: u16,
     pub task_timeout: Duration,
+    /// The largest package upload accepted, in bytes.
+    pub max_upload: u64,
 }
 
 impl Platform {
@@ -136,6 +138,7 @@ impl Platform {
                 self.put(ROUTE, &route.guid.clone(), &route)?;
             }
         }
+        self.unbind_app(guid)?;
         self.store
             .lock()
             .unwrap()
@@ -217,7 +220,10 @@ impl Platform {
                     rec.app.name
                 ))
             })?;
-        let mut env = rec.env.clone();
+        // Bindings first, so the app's own variables win (as on CF, where a
+        // buildpack derives DATABASE_URL only when the app did not set it).
+        let mut env = self.binding_env(&rec.app.guid)?;
+        env.extend(rec.env.clone());
         env.insert("BLUEGREEN_APP_NAME".into(), rec.app.name.clone());
         Ok(RunSpec {
             app_guid: rec.app.guid.clone(),
@@ -323,6 +329,8 @@ impl Platform {
 
     /// After a daemon restart: start what was started, restore routes.
     pub async fn restore(&self) -> ApiResult<()> {
+        // Services first: apps bound to a database expect it at start.
+        self.start_services();
         self.refresh_routes()?;
         for rec in self.all::<AppRec>(APP)? {
             if rec.app.state == "STARTED"

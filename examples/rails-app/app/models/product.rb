@@ -1,0 +1,3 @@
+# v1: products(name, legacy_code, timestamps).
+class Product < ApplicationRecord
+end

@@ -1,0 +1,5 @@
+Rails.application.routes.draw do
+  get "up", to: "health#show"
+  root "products#index"
+  resources :products, only: [:index, :create]
+end

@@ -1,0 +1,373 @@
+//! Backing services on the local platform, in Cloud Foundry's shape: a
+//! service instance (a real PostgreSQL, see `postgres.rs`) that apps bind,
+//! and bindings that reach each bound app as `VCAP_SERVICES` and
+//! `DATABASE_URL`, so an app written for CF runs here unchanged.
+//!
+//! The v3 endpoints (`/v3/service_instances`, `/v3/service_credential_bindings`)
+//! are the ones the client also uses on a real CF; creating and deleting an
+//! instance is local-only (`/bluegreen/v1/services`), since CF does that
+//! through brokers and plans this platform has no use for.
+
+use super::api::{completed_job, filter, page};
+use super::postgres;
+use super::records::{SPACE_GUID, new_guid, now};
+use super::state::{ApiErr, ApiResult, Platform};
+use crate::platform::v3;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub const SERVICE: &str = "service";
+pub const BINDING: &str = "binding";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ServiceRec {
+    pub instance: v3::ServiceInstance,
+    /// `postgres`, the one type there is.
+    pub kind: String,
+    pub port: u16,
+    pub password: String,
+    pub database: String,
+    pub dir: PathBuf,
+    pub created_at: String,
+}
+
+impl ServiceRec {
+    /// CF's credentials block, as a postgres broker writes it.
+    pub fn credentials(&self) -> Value {
+        let (user, pw, port, db) = (postgres::USER, &self.password, self.port, &self.database);
+        json!({
+            "uri": format!("postgres://{user}:{pw}@127.0.0.1:{port}/{db}"),
+            "jdbcUrl": format!("jdbc:postgresql://127.0.0.1:{port}/{db}?user={user}&password={pw}"),
+            "hostname": "127.0.0.1",
+            "port": port,
+            "username": user,
+            "password": pw,
+            "name": db,
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BindingRec {
+    pub binding: v3::ServiceCredentialBinding,
+    pub app_guid: String,
+    pub service_guid: String,
+}
+
+/// Serializes creating and deleting services (each takes seconds).
+static SERVICES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl Platform {
+    pub fn service_named(&self, name: &str) -> ApiResult<ServiceRec> {
+        self.all::<ServiceRec>(SERVICE)?
+            .into_iter()
+            .find(|s| s.instance.name == name)
+            .ok_or_else(|| ApiErr::not_found("Service instance"))
+    }
+
+    /// Creates and starts a service (blocking: initdb takes a second or two).
+    pub fn create_service(&self, name: &str, kind: &str) -> ApiResult<ServiceRec> {
+        let _guard = SERVICES.lock().unwrap();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+            return Err(ApiErr::unprocessable(format!(
+                "service name `{name}` must be letters, digits and dashes"
+            )));
+        }
+        if kind != "postgres" {
+            return Err(ApiErr::unprocessable(format!(
+                "service type `{kind}` is not offered; the local platform has `postgres`"
+            )));
+        }
+        if self.service_named(name).is_ok() {
+            return Err(ApiErr::unprocessable(format!(
+                "The service instance name is taken: {name}"
+            )));
+        }
+        let dir = self.dir.join("services").join(name);
+        if dir.exists() {
+            return Err(ApiErr::unprocessable(format!(
+                "{} exists but no service is recorded for it; remove it first",
+                dir.display()
+            )));
+        }
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| ApiErr::internal(format!("{}: {e}", dir.display())))?;
+        let password = uuid::Uuid::new_v4().simple().to_string();
+        let port = super::supervisor::free_port();
+        let database = name.replace('-', "_");
+        let made = postgres::init(&dir, &password)
+            .and_then(|()| postgres::start(&dir, port))
+            .and_then(|()| postgres::create_database(port, &password, &database));
+        if let Err(e) = made {
+            let _ = postgres::stop(&dir);
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(ApiErr::unprocessable(format!(
+                "creating service {name}: {e}"
+            )));
+        }
+        let guid = new_guid();
+        let rec = ServiceRec {
+            instance: v3::ServiceInstance {
+                guid: guid.clone(),
+                name: name.into(),
+                kind: "managed".into(),
+                relationships: [("space".to_string(), v3::ToOne::to(SPACE_GUID))].into(),
+            },
+            kind: kind.into(),
+            port,
+            password,
+            database,
+            dir,
+            created_at: now(),
+        };
+        self.put(SERVICE, &guid, &rec)?;
+        Ok(rec)
+    }
+
+    /// Stops a service and deletes its data; refused while apps are bound.
+    pub fn delete_service(&self, name: &str) -> ApiResult<()> {
+        let _guard = SERVICES.lock().unwrap();
+        let rec = self.service_named(name)?;
+        let bound: Vec<String> = self
+            .all::<BindingRec>(BINDING)?
+            .into_iter()
+            .filter(|b| b.service_guid == rec.instance.guid)
+            .filter_map(|b| self.app(&b.app_guid).ok().map(|a| a.app.name))
+            .collect();
+        if !bound.is_empty() {
+            return Err(ApiErr::unprocessable(format!(
+                "service {name} is bound to {}; delete those apps first",
+                bound.join(", ")
+            )));
+        }
+        postgres::stop(&rec.dir).map_err(ApiErr::internal)?;
+        std::fs::remove_dir_all(&rec.dir)
+            .map_err(|e| ApiErr::internal(format!("{}: {e}", rec.dir.display())))?;
+        self.delete(SERVICE, &rec.instance.guid)
+    }
+
+    /// Starts every service (at daemon start); a failure is logged, not fatal:
+    /// the apps bound to it will say what they miss.
+    pub fn start_services(&self) {
+        for rec in self.all::<ServiceRec>(SERVICE).unwrap_or_default() {
+            if let Err(e) = postgres::start(&rec.dir, rec.port) {
+                eprintln!("service {}: {e}", rec.instance.name);
+            }
+        }
+    }
+
+    pub fn stop_services(&self) {
+        for rec in self.all::<ServiceRec>(SERVICE).unwrap_or_default() {
+            if let Err(e) = postgres::stop(&rec.dir) {
+                eprintln!("service {}: {e}", rec.instance.name);
+            }
+        }
+    }
+
+    /// What an app's bindings put in its environment: `VCAP_SERVICES`, and
+    /// `DATABASE_URL` from the first bound database (as CF buildpacks do).
+    pub fn binding_env(&self, app_guid: &str) -> ApiResult<BTreeMap<String, String>> {
+        let mut vcap: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+        let mut env = BTreeMap::new();
+        for b in self.all::<BindingRec>(BINDING)? {
+            if b.app_guid != app_guid {
+                continue;
+            }
+            let Ok(s) = self.get::<ServiceRec>(SERVICE, &b.service_guid) else {
+                continue;
+            };
+            let credentials = s.credentials();
+            if let Some(uri) = credentials["uri"].as_str() {
+                env.entry("DATABASE_URL".to_string())
+                    .or_insert_with(|| uri.to_string());
+            }
+            vcap.entry(s.kind.clone()).or_default().push(json!({
+                "name": s.instance.name,
+                "instance_name": s.instance.name,
+                "instance_guid": s.instance.guid,
+                "binding_guid": b.binding.guid,
+                "binding_name": b.binding.name,
+                "label": s.kind,
+                "plan": "local",
+                "provider": null,
+                "syslog_drain_url": null,
+                "tags": ["postgres", "postgresql", "relational"],
+                "volume_mounts": [],
+                "credentials": credentials,
+            }));
+        }
+        if !vcap.is_empty() {
+            env.insert("VCAP_SERVICES".into(), json!(vcap).to_string());
+        }
+        Ok(env)
+    }
+
+    /// Removes an app's bindings (when the app is deleted).
+    pub fn unbind_app(&self, app_guid: &str) -> ApiResult<()> {
+        for b in self.all::<BindingRec>(BINDING)? {
+            if b.app_guid == app_guid {
+                self.delete(BINDING, &b.binding.guid)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+type S = State<Arc<Platform>>;
+type Q = Query<HashMap<String, String>>;
+
+pub fn routes() -> Router<Arc<Platform>> {
+    use axum::routing::{delete, get};
+    Router::new()
+        .route("/v3/service_instances", get(list_instances))
+        .route(
+            "/v3/service_credential_bindings",
+            get(list_bindings).post(create_binding),
+        )
+        .route(
+            "/v3/service_credential_bindings/{guid}",
+            delete(delete_binding),
+        )
+        .route("/bluegreen/v1/services", get(list_services).post(create))
+        .route("/bluegreen/v1/services/{name}", delete(remove))
+}
+
+async fn list_instances(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
+    let all: Vec<v3::ServiceInstance> = p
+        .all::<ServiceRec>(SERVICE)?
+        .into_iter()
+        .map(|s| s.instance)
+        .filter(|i| filter(&q, "names", &i.name) && filter(&q, "space_guids", SPACE_GUID))
+        .collect();
+    page(&p, "/v3/service_instances", &q, all)
+}
+
+async fn list_bindings(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
+    let all: Vec<v3::ServiceCredentialBinding> = p
+        .all::<BindingRec>(BINDING)?
+        .into_iter()
+        .filter(|b| {
+            filter(&q, "app_guids", &b.app_guid)
+                && filter(&q, "service_instance_guids", &b.service_guid)
+                && filter(&q, "type", "app")
+        })
+        .map(|b| b.binding)
+        .collect();
+    page(&p, "/v3/service_credential_bindings", &q, all)
+}
+
+#[derive(Deserialize)]
+struct CreateBinding {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    name: Option<String>,
+    relationships: BTreeMap<String, v3::ToOne>,
+}
+
+async fn create_binding(
+    State(p): S,
+    Json(body): Json<CreateBinding>,
+) -> ApiResult<(StatusCode, Json<v3::ServiceCredentialBinding>)> {
+    if body.kind != "app" {
+        return Err(ApiErr::unprocessable(format!(
+            "binding type `{}` is not supported here; use app",
+            body.kind
+        )));
+    }
+    let rel = |k: &str| {
+        body.relationships
+            .get(k)
+            .and_then(|r| r.guid())
+            .map(String::from)
+            .ok_or_else(|| ApiErr::unprocessable(format!("relationships.{k} is required")))
+    };
+    let (app_guid, service_guid) = (rel("app")?, rel("service_instance")?);
+    p.app(&app_guid)?;
+    p.get::<ServiceRec>(SERVICE, &service_guid)?;
+    if p.all::<BindingRec>(BINDING)?
+        .iter()
+        .any(|b| b.app_guid == app_guid && b.service_guid == service_guid)
+    {
+        return Err(ApiErr::unprocessable(
+            "The app is already bound to the service instance.".into(),
+        ));
+    }
+    let guid = new_guid();
+    let binding = v3::ServiceCredentialBinding {
+        guid: guid.clone(),
+        kind: "app".into(),
+        name: body.name,
+        relationships: [
+            ("app".to_string(), v3::ToOne::to(&app_guid)),
+            ("service_instance".to_string(), v3::ToOne::to(&service_guid)),
+        ]
+        .into(),
+    };
+    let rec = BindingRec {
+        binding: binding.clone(),
+        app_guid,
+        service_guid,
+    };
+    p.put(BINDING, &guid, &rec)?;
+    Ok((StatusCode::CREATED, Json(binding)))
+}
+
+async fn delete_binding(State(p): S, Path(guid): Path<String>) -> ApiResult<Response> {
+    p.get::<BindingRec>(BINDING, &guid)?;
+    p.delete(BINDING, &guid)?;
+    Ok(completed_job(&p, "service_bindings.delete"))
+}
+
+/// One service as `platform service list --json` shows it, credentials included.
+fn describe(s: &ServiceRec) -> Value {
+    json!({
+        "name": s.instance.name,
+        "guid": s.instance.guid,
+        "type": s.kind,
+        "state": if postgres::running(&s.dir).is_some() { "running" } else { "stopped" },
+        "created_at": s.created_at,
+        "dir": s.dir,
+        "credentials": s.credentials(),
+    })
+}
+
+async fn list_services(State(p): S) -> ApiResult<Json<Value>> {
+    let all: Vec<Value> = p.all::<ServiceRec>(SERVICE)?.iter().map(describe).collect();
+    Ok(Json(json!({ "resources": all })))
+}
+
+#[derive(Deserialize)]
+struct CreateService {
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+}
+
+async fn create(
+    State(p): S,
+    Json(body): Json<CreateService>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let rec = tokio::task::spawn_blocking(move || p.create_service(&body.name, &body.kind))
+        .await
+        .map_err(ApiErr::internal)??;
+    Ok((StatusCode::CREATED, Json(describe(&rec))))
+}
+
+async fn remove(State(p): S, Path(name): Path<String>) -> ApiResult<Json<Value>> {
+    tokio::task::spawn_blocking(move || p.delete_service(&name))
+        .await
+        .map_err(ApiErr::internal)??;
+    Ok(Json(json!({ "deleted": true })))
+}
