@@ -301,7 +301,10 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
         .and_then(|(s, c)| s.annotation(c, site::RELEASE));
     let release = match release {
         Some(r) => r,
-        None => release::release_id(&l.app_dir, &crate::platform::package::zip_dir(&l.app_dir)?.sha256),
+        None => release::release_id(
+            &l.app_dir,
+            &crate::platform::package::zip_dir(&l.app_dir)?.sha256,
+        ),
     };
     let steps = plan::plan(&l.file, newest, &plugins.by_hook(), &Source::New);
     if args.json {
@@ -326,6 +329,21 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
                 } else {
                     required.join(", ")
                 }
+            );
+        }
+        if !l.file.services.is_empty() {
+            let names: Vec<String> = l
+                .file
+                .services
+                .iter()
+                .map(|s| match s.kind() {
+                    Some(kind) => format!("{} ({kind}, created if missing)", s.name()),
+                    None => s.name().to_string(),
+                })
+                .collect();
+            println!(
+                "Services bound to both colors before their push (DATABASE_URL, VCAP_SERVICES): {}\n",
+                names.join(", ")
             );
         }
         print!("{}", plan::render(&steps));

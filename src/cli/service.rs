@@ -57,13 +57,14 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
     match cmd {
         ServiceCommand::Create { name, kind } => {
             let body = json!({ "name": name, "type": kind });
-            let created: Value = client
-                .post("/bluegreen/v1/services", &body)
-                .await
-                .map_err(|e| match e.cf_title() {
-                    Some("CF-UnprocessableEntity") => BadInput(e.to_string()).into(),
-                    _ => anyhow::Error::from(e),
-                })?;
+            let created: Value =
+                client
+                    .post("/bluegreen/v1/services", &body)
+                    .await
+                    .map_err(|e| match e.cf_title() {
+                        Some("CF-UnprocessableEntity") => BadInput(e.to_string()).into(),
+                        _ => anyhow::Error::from(e),
+                    })?;
             println!(
                 "service {name} ({kind}) running: {}",
                 masked(created["credentials"]["uri"].as_str().unwrap_or(""))
@@ -79,7 +80,9 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
                 return Ok(exit::OK);
             }
             if all.is_empty() {
-                println!("no services (create one: bluegreen platform service create NAME --type postgres)");
+                println!(
+                    "no services (create one: bluegreen platform service create NAME --type postgres)"
+                );
             }
             for s in all {
                 let text = |k: &str| s[k].as_str().unwrap_or("").to_string();
@@ -121,6 +124,9 @@ mod tests {
             super::masked("postgres://bluegreen:s3cret@127.0.0.1:5432/db"),
             "postgres://bluegreen:****@127.0.0.1:5432/db"
         );
-        assert_eq!(super::masked("postgres://127.0.0.1/db"), "postgres://127.0.0.1/db");
+        assert_eq!(
+            super::masked("postgres://127.0.0.1/db"),
+            "postgres://127.0.0.1/db"
+        );
     }
 }

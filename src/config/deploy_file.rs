@@ -101,7 +101,10 @@ impl Default for Health {
 /// An entry of `services`: the name of an existing instance, or
 /// `{name, type}`, which the local platform creates when it is missing.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(untagged, expecting = "a service name, or `{ name: NAME, type: postgres }`")]
+#[serde(
+    untagged,
+    expecting = "a service name, or `{ name: NAME, type: postgres }`"
+)]
 pub enum ServiceRef {
     Name(String),
     Declared(DeclaredService),
@@ -336,7 +339,9 @@ impl DeployFile {
             {
                 return Err(field(
                     &format!("services[{i}].type"),
-                    format!("`{kind}` is not a type bluegreen can create; write `postgres`, or name an existing instance"),
+                    format!(
+                        "`{kind}` is not a type bluegreen can create; write `postgres`, or name an existing instance"
+                    ),
                 ));
             }
         }
@@ -352,7 +357,10 @@ impl DeployFile {
             if m.retries > 20 {
                 return Err(field(
                     "migrate.retries",
-                    format!("{} is more than 20; a lock held that long needs a person", m.retries),
+                    format!(
+                        "{} is more than 20; a lock held that long needs a person",
+                        m.retries
+                    ),
                 ));
             }
         }

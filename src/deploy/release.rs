@@ -11,7 +11,8 @@ use std::process::Command;
 
 /// The release id for `dir`, whose bits zip to a file with this sha256.
 pub fn release_id(dir: &Path, zip_sha256: &str) -> String {
-    git_commit(dir).unwrap_or_else(|| format!("content-{}", zip_sha256.get(..12).unwrap_or(zip_sha256)))
+    git_commit(dir)
+        .unwrap_or_else(|| format!("content-{}", zip_sha256.get(..12).unwrap_or(zip_sha256)))
 }
 
 /// The short commit, if `dir` is in a git work tree with nothing uncommitted

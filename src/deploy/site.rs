@@ -214,7 +214,11 @@ impl Site {
 
     /// Binds the deploy's services to `color` where not bound yet; they
     /// reach the app's environment at its next restart.
-    pub async fn bind_services(&self, color: Color, timeout: Duration) -> Result<(), PlatformError> {
+    pub async fn bind_services(
+        &self,
+        color: Color,
+        timeout: Duration,
+    ) -> Result<(), PlatformError> {
         for s in &self.services {
             self.client
                 .bind_service(&s.guid, &self.app(color).guid, timeout)

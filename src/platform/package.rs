@@ -89,6 +89,24 @@ fn zip_err(e: impl std::fmt::Display) -> PlatformError {
     }
 }
 
+/// Whether deflating a file is worth it. Large files whose first 64 KiB do
+/// not shrink by a tenth (images, archives, bundles) are stored: deflating
+/// them saves nothing and costs seconds per hundred MB.
+fn worth_deflating(path: &Path, len: u64) -> Result<bool, PlatformError> {
+    use std::io::{Read, Write};
+    if len < 1 << 20 {
+        return Ok(true);
+    }
+    let mut sample = Vec::with_capacity(64 << 10);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 << 10).read_to_end(&mut sample))
+        .map_err(io(path))?;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&sample).map_err(io(path))?;
+    let packed = enc.finish().map_err(io(path))?;
+    Ok(packed.len() * 10 < sample.len() * 9)
+}
+
 /// Zips `dir` into a temporary file (files keep their modes; symlinks are
 /// skipped).
 pub fn zip_dir(dir: &Path) -> Result<Zipped, PlatformError> {
@@ -119,15 +137,20 @@ pub fn zip_dir(dir: &Path) -> Result<Zipped, PlatformError> {
             .expect("under dir")
             .to_string_lossy()
             .replace('\\', "/");
-        let mode = std::os::unix::fs::PermissionsExt::mode(
-            &std::fs::metadata(&path).map_err(io(&path))?.permissions(),
-        );
+        let meta = std::fs::metadata(&path).map_err(io(&path))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+        let method = if worth_deflating(&path, meta.len())? {
+            zip::CompressionMethod::Deflated
+        } else {
+            zip::CompressionMethod::Stored
+        };
         // A fixed timestamp makes the zip a function of the files alone, so its
         // hash can name a release. Files over 4 GiB need zip64.
         let options = zip::write::SimpleFileOptions::default()
+            .compression_method(method)
             .unix_permissions(mode & 0o777)
             .last_modified_time(zip::DateTime::default())
-            .large_file(std::fs::metadata(&path).map_err(io(&path))?.len() >= u32::MAX as u64);
+            .large_file(meta.len() >= u32::MAX as u64);
         zip.start_file(name, options).map_err(zip_err)?;
         let mut src = std::fs::File::open(&path).map_err(io(&path))?;
         std::io::copy(&mut src, &mut zip).map_err(io(&path))?;
@@ -163,10 +186,45 @@ mod tests {
             std::fs::write(d.join(f), f).unwrap();
         }
         std::fs::write(d.join(".cfignore"), "logs/\n*.env\n").unwrap();
+        // 2 MiB of text deflates; 2 MiB of noise is stored as it is.
+        std::fs::write(d.join("lib/big.txt"), "hello bluegreen\n".repeat(1 << 17)).unwrap();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        let noise: Vec<u8> = (0..2u32 << 20)
+            .map(|_| {
+                // xorshift64: noise that deflate cannot shrink
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                (x >> 32) as u8
+            })
+            .collect();
+        std::fs::write(d.join("lib/noise.bin"), &noise).unwrap();
         let zipped = zip_dir(d).unwrap();
-        let archive = zip::ZipArchive::new(std::fs::File::open(zipped.path()).unwrap()).unwrap();
+        let mut archive =
+            zip::ZipArchive::new(std::fs::File::open(zipped.path()).unwrap()).unwrap();
         let mut names: Vec<&str> = archive.file_names().collect();
         names.sort();
-        assert_eq!(names, ["Procfile", "app.py", "lib/util.py"]);
+        assert_eq!(
+            names,
+            [
+                "Procfile",
+                "app.py",
+                "lib/big.txt",
+                "lib/noise.bin",
+                "lib/util.py"
+            ]
+        );
+        let method =
+            |a: &mut zip::ZipArchive<std::fs::File>, n: &str| a.by_name(n).unwrap().compression();
+        assert_eq!(
+            method(&mut archive, "lib/big.txt"),
+            zip::CompressionMethod::Deflated
+        );
+        assert_eq!(
+            method(&mut archive, "lib/noise.bin"),
+            zip::CompressionMethod::Stored
+        );
+        // Same files, same bits: the hash names a release.
+        assert_eq!(zip_dir(d).unwrap().sha256, zipped.sha256);
     }
 }

@@ -473,3 +473,125 @@ async fn the_cf_lock_is_an_annotation_lease_on_the_blue_app() {
         "d4"
     );
 }
+
+/// What the fake CF saw of the binding calls.
+#[derive(Default)]
+struct Bindings {
+    queries: Vec<String>,
+    posted: Vec<Value>,
+    bound: bool,
+    job_polls: usize,
+}
+
+type B = State<Arc<Mutex<Bindings>>>;
+
+async fn list_bindings(State(b): B, uri: axum::http::Uri) -> Response {
+    let mut b = b.lock().unwrap();
+    b.queries.push(uri.query().unwrap_or("").to_string());
+    let mut list: Value = serde_json::from_str(&fixture("service_instances_list.json")).unwrap();
+    list["resources"] = if b.bound {
+        serde_json::json!([serde_json::from_str::<Value>(&fixture(
+            "service_credential_binding_app.json"
+        ))
+        .unwrap()])
+    } else {
+        serde_json::json!([])
+    };
+    list["pagination"]["total_results"] = list["resources"].as_array().unwrap().len().into();
+    json(StatusCode::OK, list.to_string())
+}
+
+/// A managed instance: CF answers 202 with the job that binds it.
+async fn create_binding(State(b): B, body: String) -> Response {
+    b.lock()
+        .unwrap()
+        .posted
+        .push(serde_json::from_str(&body).unwrap());
+    (
+        StatusCode::ACCEPTED,
+        [("location", "/v3/jobs/b1c2d3e4-0000-4000-8000-000000000001")],
+    )
+        .into_response()
+}
+
+async fn binding_job(State(b): B) -> Response {
+    let mut b = b.lock().unwrap();
+    b.job_polls += 1;
+    let state = if b.job_polls < 2 {
+        "PROCESSING"
+    } else {
+        "COMPLETE"
+    };
+    if state == "COMPLETE" {
+        b.bound = true;
+    }
+    json(
+        StatusCode::OK,
+        serde_json::json!({"guid": "b1c2d3e4-0000-4000-8000-000000000001", "state": state,
+            "operation": "service_bindings.create", "errors": [], "warnings": []})
+        .to_string(),
+    )
+}
+
+#[tokio::test]
+async fn services_bind_once_through_the_documented_calls() {
+    let instances: v3::List<v3::ServiceInstance> = parse("service_instances_list.json");
+    assert_eq!(
+        instances
+            .resources
+            .iter()
+            .map(|i| i.kind.as_str())
+            .collect::<Vec<_>>(),
+        ["managed", "user-provided"]
+    );
+    let binding: v3::ServiceCredentialBinding = parse("service_credential_binding_app.json");
+    assert_eq!(binding.kind, "app");
+
+    let state = Arc::new(Mutex::new(Bindings::default()));
+    let app = axum::Router::new()
+        .route(
+            "/v3/service_credential_bindings",
+            get(list_bindings).post(create_binding),
+        )
+        .route("/v3/jobs/{guid}", get(binding_job))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = CfClient::with_token(&base, "token");
+    let (instance, app_guid) = (
+        "c89b3280-fe8d-4aa0-a42e-44465bb1c61c",
+        "1cb006ee-fb05-47e1-b541-c34179ddc446",
+    );
+
+    let made = client
+        .bind_service(instance, app_guid, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(made);
+    {
+        let b = state.lock().unwrap();
+        assert_eq!(
+            b.queries[0],
+            format!("type=app&app_guids={app_guid}&service_instance_guids={instance}")
+        );
+        assert_eq!(
+            b.posted,
+            [serde_json::json!({
+                "type": "app",
+                "relationships": {
+                    "service_instance": { "data": { "guid": instance } },
+                    "app": { "data": { "guid": app_guid } },
+                },
+            })]
+        );
+        assert!(b.job_polls >= 2, "waited for the job to complete");
+    }
+    // Bound already: nothing is posted again.
+    let made = client
+        .bind_service(instance, app_guid, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(!made);
+    assert_eq!(state.lock().unwrap().posted.len(), 1);
+}

@@ -257,7 +257,11 @@ pub fn request(port: u16, host: &str, method: &str, path: &str) -> Result<(u16, 
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    let length = if method == "GET" { "" } else { "content-length: 0\r\n" };
+    let length = if method == "GET" {
+        ""
+    } else {
+        "content-length: 0\r\n"
+    };
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nhost: {host}.apps.localhost\r\n{length}connection: close\r\n\r\n"

@@ -290,7 +290,11 @@ async fn the_client_drives_every_call_against_a_real_daemon() {
     let other = client.find_app(&space.guid, "p-1").await.unwrap().unwrap();
     let pkg = client.create_package(&other.guid).await.unwrap();
     client
-        .upload_package(&pkg.guid, &package::Zipped::from_bytes(b"not a zip").unwrap(), WAIT)
+        .upload_package(
+            &pkg.guid,
+            &package::Zipped::from_bytes(b"not a zip").unwrap(),
+            WAIT,
+        )
         .await
         .unwrap();
     let err = client.stage(&pkg.guid, WAIT).await.unwrap_err();

@@ -69,7 +69,10 @@ impl DbLoad {
 }
 
 pub fn failures(samples: &[Sample]) -> Vec<&String> {
-    samples.iter().filter_map(|s| s.answer.as_ref().err()).collect()
+    samples
+        .iter()
+        .filter_map(|s| s.answer.as_ref().err())
+        .collect()
 }
 
 /// A deploy's exit code, its `--json` events with the moment each arrived,
@@ -275,7 +278,10 @@ fn the_guard_blocks_the_destructive_release_and_forcing_it_breaks_the_old_one() 
         samples.len()
     );
     assert!(!failed.is_empty(), "the old release broke");
-    assert!(failed.iter().all(|e| e.starts_with("HTTP 500")), "{failed:?}");
+    assert!(
+        failed.iter().all(|e| e.starts_with("HTTP 500")),
+        "{failed:?}"
+    );
     assert!(!columns(&url).contains("legacy_code"));
     f.assert_colors("d1");
 }

@@ -10,18 +10,26 @@ use std::os::unix::fs::PermissionsExt;
 #[test]
 fn a_postgres_service_keeps_its_rows_across_platform_stop_and_start() {
     let f = Fixture::new("");
-    let out = f.run(&["platform", "service", "create", "shop-db", "--type", "postgres"]);
+    let out = f.run(&[
+        "platform", "service", "create", "shop-db", "--type", "postgres",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let url = database_url(&f, "shop-db");
     assert!(url.starts_with("postgres://bluegreen:"), "{url}");
-    assert!(url.contains("@127.0.0.1:") && url.ends_with("/shop_db"), "{url}");
+    assert!(
+        url.contains("@127.0.0.1:") && url.ends_with("/shop_db"),
+        "{url}"
+    );
 
     // The password is generated and shown only where asked for (--json).
     let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
     assert!(password.len() >= 32, "a generated password");
     let plain = f.run(&["platform", "service", "list"]);
     let shown = String::from_utf8_lossy(&plain.stdout);
-    assert!(shown.contains("shop-db") && shown.contains("running"), "{shown}");
+    assert!(
+        shown.contains("shop-db") && shown.contains("running"),
+        "{shown}"
+    );
     assert!(!shown.contains(password), "masked: {shown}");
     let wrong = url.replace(password, "wrong");
     let denied = std::process::Command::new("psql")
@@ -36,9 +44,20 @@ fn a_postgres_service_keeps_its_rows_across_platform_stop_and_start() {
     assert_eq!(mode, 0o700, "{}", dir.display());
     assert!(dir.join("data/PG_VERSION").exists());
 
-    psql(&url, "CREATE TABLE kept (n int); INSERT INTO kept SELECT generate_series(1, 500)");
+    psql(
+        &url,
+        "CREATE TABLE kept (n int); INSERT INTO kept SELECT generate_series(1, 500)",
+    );
     assert_eq!(f.run(&["platform", "stop"]).status.code(), Some(0));
-    let port: u16 = url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the server stops with the platform"
@@ -46,7 +65,10 @@ fn a_postgres_service_keeps_its_rows_across_platform_stop_and_start() {
     let out = f.run(&["platform", "start", "--router-port", "0"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(database_url(&f, "shop-db"), url, "same port and password");
-    assert_eq!(psql(&url, "SELECT count(*), sum(n) FROM kept"), "500|125250");
+    assert_eq!(
+        psql(&url, "SELECT count(*), sum(n) FROM kept"),
+        "500|125250"
+    );
 
     let out = f.run(&["platform", "service", "delete", "shop-db"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -72,7 +94,9 @@ fn bound_services_reach_both_colors_and_the_migration_in_cf_shape() {
         text(&status)
     );
 
-    let out = f.run(&["platform", "service", "create", "shop-db", "--type", "postgres"]);
+    let out = f.run(&[
+        "platform", "service", "create", "shop-db", "--type", "postgres",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let out = f.deploy("v1");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
@@ -93,7 +117,10 @@ fn bound_services_reach_both_colors_and_the_migration_in_cf_shape() {
     assert_eq!(creds["hostname"], "127.0.0.1");
     assert_eq!(creds["username"], "bluegreen");
     assert_eq!(creds["name"], "shop_db");
-    assert!(creds["port"].is_u64() && creds["password"].is_string(), "{creds}");
+    assert!(
+        creds["port"].is_u64() && creds["password"].is_string(),
+        "{creds}"
+    );
 
     // A bound service cannot be deleted from under its apps.
     let out = f.run(&["platform", "service", "delete", "shop-db"]);

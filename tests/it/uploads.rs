@@ -14,10 +14,9 @@ fn random_file(path: &Path, size: u64) {
 
 /// The daemon's peak resident set (VmHWM), in bytes.
 fn daemon_peak_rss(f: &Fixture) -> u64 {
-    let endpoint: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(f.home().join("platform/daemon.json")).unwrap(),
-    )
-    .unwrap();
+    let endpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(f.home().join("platform/daemon.json")).unwrap())
+            .unwrap();
     let status = std::fs::read_to_string(format!("/proc/{}/status", endpoint["pid"])).unwrap();
     let kb: u64 = status
         .lines()
@@ -52,9 +51,17 @@ fn a_200_mb_app_deploys_and_the_daemon_memory_stays_flat() {
     let droplets = f.home().join("platform/droplets");
     let sizes: Vec<u64> = std::fs::read_dir(&droplets)
         .unwrap()
-        .map(|d| std::fs::metadata(d.unwrap().path().join("assets.bin")).unwrap().len())
+        .map(|d| {
+            std::fs::metadata(d.unwrap().path().join("assets.bin"))
+                .unwrap()
+                .len()
+        })
         .collect();
     assert_eq!(sizes, [SIZE], "one droplet, shared by both colors");
+    let packages = std::fs::read_dir(f.home().join("platform/packages"))
+        .unwrap()
+        .count();
+    assert_eq!(packages, 0, "the staged package's zip is gone");
 }
 
 #[test]
@@ -63,7 +70,14 @@ fn a_package_over_the_limit_is_refused_with_how_to_raise_it() {
     random_file(&f.root.path().join("app/assets.bin"), 3 << 20);
     assert_eq!(f.run(&["platform", "stop"]).status.code(), Some(0));
     let out = f
-        .cmd(&["platform", "start", "--router-port", "0", "--max-upload", "1MiB"])
+        .cmd(&[
+            "platform",
+            "start",
+            "--router-port",
+            "0",
+            "--max-upload",
+            "1MiB",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

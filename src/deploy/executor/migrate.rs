@@ -129,16 +129,26 @@ mod tests {
                 .arg(task_command(cmd, "expand", "-c lock_timeout=5000ms"))
                 .output()
                 .unwrap();
-            (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string())
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).to_string(),
+            )
         };
         let (code, out) = run(
             "echo 'PG::LockNotAvailable: ERROR:  canceling statement due to lock timeout' >&2; exit 1 # trailing comment",
         );
         assert_eq!(code, Some(75), "{out}");
-        assert!(out.contains("canceling statement"), "output is replayed: {out}");
+        assert!(
+            out.contains("canceling statement"),
+            "output is replayed: {out}"
+        );
         assert_eq!(run("echo $PGOPTIONS; exit 3").0, Some(3));
         assert_eq!(run("echo fine").0, Some(0));
-        assert!(run("echo $BLUEGREEN_MIGRATION_PHASE $PGOPTIONS").1.contains("expand -c lock_timeout=5000ms"));
+        assert!(
+            run("echo $BLUEGREEN_MIGRATION_PHASE $PGOPTIONS")
+                .1
+                .contains("expand -c lock_timeout=5000ms")
+        );
         // A successful migration that merely mentions locks stays a success.
         assert_eq!(run("echo 'waited for lock timeout setting'").0, Some(0));
     }

@@ -611,7 +611,9 @@ async fn upload_package(
                 .await
                 .map_err(io)?;
         }
-        tokio::io::AsyncWriteExt::flush(&mut file).await.map_err(io)?;
+        tokio::io::AsyncWriteExt::flush(&mut file)
+            .await
+            .map_err(io)?;
         drop(file);
         tokio::fs::rename(&partial, &rec.zip).await.map_err(io)?;
         rec.package.state = "READY".into();

@@ -63,7 +63,8 @@ impl Config {
         if let Some(port) = var("BLUEGREEN_ROUTER_PORT").and_then(|p| p.parse().ok()) {
             config.router_port = port;
         }
-        if let Some(n) = var("BLUEGREEN_MAX_UPLOAD").and_then(|s| crate::units::parse_size(&s).ok()) {
+        if let Some(n) = var("BLUEGREEN_MAX_UPLOAD").and_then(|s| crate::units::parse_size(&s).ok())
+        {
             config.max_upload = n;
         }
         config

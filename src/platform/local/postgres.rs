@@ -92,8 +92,8 @@ fn run(mut cmd: Command, what: &str) -> Result<(), String> {
     if out.status.success() {
         return Ok(());
     }
-    let text = String::from_utf8_lossy(&out.stderr).to_string()
-        + &String::from_utf8_lossy(&out.stdout);
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
     let tail: Vec<&str> = text.lines().rev().take(6).collect();
     Err(format!(
         "{what} exited with {}:\n{}",
@@ -122,7 +122,15 @@ pub fn init(dir: &Path, password: &str) -> Result<(), String> {
     let mut cmd = program("initdb")?;
     cmd.arg("-D")
         .arg(data(dir))
-        .args(["-U", USER, "-A", "scram-sha-256", "-E", "UTF8", "--no-locale"])
+        .args([
+            "-U",
+            USER,
+            "-A",
+            "scram-sha-256",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ])
         .arg(format!("--pwfile={}", pwfile.display()));
     let result = run(cmd, "initdb");
     let _ = std::fs::remove_file(&pwfile);
@@ -192,8 +200,14 @@ pub fn stop(dir: &Path) -> Result<(), String> {
 /// Creates database `name` on the server at `port`.
 pub fn create_database(port: u16, password: &str, name: &str) -> Result<(), String> {
     let mut cmd = Command::new(bindir()?.join("createdb"));
-    cmd.env_clear()
-        .env("PGPASSWORD", password)
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", USER, name]);
+    cmd.env_clear().env("PGPASSWORD", password).args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        USER,
+        name,
+    ]);
     run(cmd, "createdb")
 }

@@ -190,6 +190,12 @@ impl Platform {
                         dir,
                     },
                 )?;
+                // The droplet holds the files now; the zip would only fill the
+                // disk (CF, too, expires a package's bits).
+                let _ = std::fs::remove_file(&pkg.zip);
+                let mut expired = pkg.clone();
+                expired.package.state = "EXPIRED".into();
+                self.put(PACKAGE, package_guid, &expired)?;
             }
             Err(e) => {
                 build.state = "FAILED".into();
