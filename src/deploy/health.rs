@@ -18,8 +18,11 @@ pub struct Unhealthy {
 pub async fn probe(base: &str, health: &Health, deadline: Instant) -> Result<u32, Unhealthy> {
     let started = Instant::now();
     let url = format!("{}{}", base.trim_end_matches('/'), health.path);
+    // A redirect is an answer of its own: following it could pass a
+    // candidate on the strength of some other, healthy host.
     let client = reqwest::Client::builder()
         .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
         .timeout(health.request_timeout)
         .build()
         .expect("HTTP client");

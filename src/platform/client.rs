@@ -123,6 +123,20 @@ impl CfClient {
         } else {
             format!("{}{path}", self.api)
         };
+        // Absolute URLs come from the server (`next` links, `Location`): the
+        // bearer token goes only to the API's own origin, never to a host a
+        // response names.
+        if origin(&url) != origin(&self.api) {
+            return Err(PlatformError::Http {
+                method: method.to_string(),
+                url: url.clone(),
+                message: format!(
+                    "refusing to send credentials to {}: not the API's origin {}",
+                    origin(&url).unwrap_or_else(|| "an unparsable URL".into()),
+                    origin(&self.api).unwrap_or_default()
+                ),
+            });
+        }
         let idempotent = method != Method::POST;
         let mut refreshed = false;
         let mut attempt = 0;
@@ -312,6 +326,17 @@ impl CfClient {
     pub fn to_one(guid: &str) -> Value {
         json!({ "data": { "guid": guid } })
     }
+}
+
+/// `scheme://host:port` of a URL (the port made explicit).
+fn origin(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    Some(format!(
+        "{}://{}:{}",
+        u.scheme(),
+        u.host_str()?,
+        u.port_or_known_default()?
+    ))
 }
 
 fn backoff(attempt: u32) -> Duration {

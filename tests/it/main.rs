@@ -8,6 +8,7 @@ mod contract;
 mod deploy;
 mod examples;
 mod guard;
+mod hardening;
 mod languages;
 mod platform;
 mod plugins;

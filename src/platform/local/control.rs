@@ -16,9 +16,15 @@ fn read_endpoint(dir: &Path) -> Option<Endpoint> {
     serde_json::from_slice(&std::fs::read(dir.join("daemon.json")).ok()?).ok()
 }
 
-/// A client for the daemon whose state lives in `dir`, if one answers.
+/// A client for the daemon whose state lives in `dir`, if one answers. The
+/// token goes only to the daemon `daemon.json` names, and only while that
+/// very process (pid and start time) is alive: a stale file's port may be
+/// anyone's by now.
 pub async fn connect(dir: &Path) -> Option<(Endpoint, CfClient)> {
     let endpoint = read_endpoint(dir)?;
+    if !ours(&endpoint) {
+        return None;
+    }
     let token = std::fs::read_to_string(dir.join("token")).ok()?;
     let client = CfClient::with_token(&endpoint.api_url, token.trim());
     client.find_org(super::records::ORG_NAME).await.ok()?;
@@ -101,19 +107,27 @@ fn alive(pid: u32) -> bool {
     unsafe { libc::kill(pid as i32, 0) == 0 }
 }
 
+/// Whether the daemon `endpoint` names is still that process, not another
+/// one that got its pid since.
+fn ours(endpoint: &Endpoint) -> bool {
+    endpoint.started.is_some()
+        && alive(endpoint.pid)
+        && super::daemon::process_started(endpoint.pid) == endpoint.started
+}
+
 /// Stops the daemon (its apps stop with it). False if none was running.
 pub async fn stop(dir: &Path) -> Result<bool, PlatformError> {
     let Some(endpoint) = read_endpoint(dir) else {
         return Ok(false);
     };
-    if !alive(endpoint.pid) {
+    if !ours(&endpoint) {
         let _ = std::fs::remove_file(dir.join("daemon.json"));
         return Ok(false);
     }
     // SAFETY: signalling the daemon process recorded in our state directory.
     unsafe { libc::kill(endpoint.pid as i32, libc::SIGTERM) };
     let deadline = Instant::now() + STOP_TIMEOUT;
-    while alive(endpoint.pid) {
+    while ours(&endpoint) {
         if Instant::now() > deadline {
             // SAFETY: as above.
             unsafe { libc::kill(endpoint.pid as i32, libc::SIGKILL) };

@@ -76,6 +76,10 @@ impl Config {
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     pub pid: u32,
+    /// When that process started (clock ticks since boot, from
+    /// `/proc/PID/stat`): a pid alone may have been reused by now.
+    #[serde(default)]
+    pub started: Option<u64>,
     pub api_url: String,
     pub router_port: u16,
 }
@@ -113,25 +117,34 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> PlatformError + '_ {
     }
 }
 
-/// The API token, created on first start, readable by the user only.
+/// A fresh API token for this start, readable by the user only: a token
+/// that leaked (to a stale port, say) dies with the daemon that issued it.
 pub fn token(dir: &Path) -> Result<String, PlatformError> {
     let path = dir.join("token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        return Ok(t.trim().to_string());
-    }
+    let partial = dir.join("token.new");
     let token = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
+    let _ = std::fs::remove_file(&partial);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(&path)
-        .map_err(io(&path))?;
-    std::io::Write::write_all(&mut f, token.as_bytes()).map_err(io(&path))?;
+        .open(&partial)
+        .map_err(io(&partial))?;
+    std::io::Write::write_all(&mut f, token.as_bytes()).map_err(io(&partial))?;
+    std::fs::rename(&partial, &path).map_err(io(&path))?;
     Ok(token)
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of
+/// `/proc/PID/stat`, after the parenthesised command name).
+pub fn process_started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 pub async fn start(config: Config) -> Result<Running, PlatformError> {
@@ -182,6 +195,7 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
     let routing = tokio::spawn(router.serve(router_listener, rx));
     let endpoint = Endpoint {
         pid: std::process::id(),
+        started: process_started(std::process::id()),
         api_url: platform.api_url.clone(),
         router_port,
     };

@@ -14,6 +14,8 @@ use tokio::sync::watch;
 
 /// Logs rotate past this size (one previous file is kept).
 const LOG_CAP: u64 = 1 << 20;
+/// A longer output line is cut here (the rest up to its newline is dropped).
+const LINE_CAP: usize = 16 << 10;
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// What to run for one app.
@@ -301,14 +303,40 @@ fn spawn(
     .flatten()
     {
         let log = log.to_path_buf();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                append_log(&log, &line);
-            }
-        });
+        tokio::spawn(copy_lines(pipe, log));
     }
     Ok(child)
+}
+
+/// Copies an app's output into its log line by line. Bytes that are not
+/// UTF-8 are replaced, not fatal, and a line is cut at `LINE_CAP`: the pipe
+/// is drained to its end whatever the app writes, or the app would die of
+/// SIGPIPE on its next write.
+async fn copy_lines(pipe: Box<dyn AsyncRead + Send + Unpin>, log: PathBuf) {
+    use tokio::io::AsyncReadExt;
+    let mut reader = BufReader::new(pipe);
+    let mut buf = Vec::with_capacity(1024);
+    let mut cut = false;
+    loop {
+        buf.clear();
+        let mut limited = (&mut reader).take(LINE_CAP as u64);
+        match limited.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let whole = buf.ends_with(b"\n");
+        if !cut {
+            let text = String::from_utf8_lossy(&buf);
+            let text = text.trim_end_matches(['\n', '\r']);
+            if whole {
+                append_log(&log, text);
+            } else {
+                append_log(&log, &format!("{text} [line cut at {LINE_CAP} bytes]"));
+            }
+        }
+        // The rest of a cut line is dropped up to its newline.
+        cut = !whole;
+    }
 }
 
 fn boxed(r: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead + Send + Unpin> {

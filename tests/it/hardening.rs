@@ -1,0 +1,223 @@
+//! Regression tests for the defects of «7 · Hardening», each named after its
+//! defect and written to fail on the code before the fix.
+
+use crate::util::TestServer;
+use bluegreen::config::Health;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+/// Answers every request with a redirect to `to`.
+fn redirector(to: String) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut reader = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                line.clear();
+            }
+            let _ = write!(
+                s,
+                "HTTP/1.1 302 Found\r\nlocation: {to}/health\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn defect_5_the_health_probe_does_not_follow_redirects() {
+    let healthy = TestServer::start(200, "ok");
+    let candidate = redirector(healthy.url());
+    let health = Health {
+        path: "/health".into(),
+        body: Some("ok".into()),
+        interval: Duration::from_millis(50),
+        ..Health::default()
+    };
+    let deadline = Instant::now() + Duration::from_millis(400);
+    let err = bluegreen::deploy::health::probe(&candidate, &health, deadline)
+        .await
+        .expect_err("a redirect to a healthy host is not the candidate being healthy");
+    assert!(err.last.contains("302"), "{}", err.last);
+    assert_eq!(healthy.hits(), 0, "the probe never reached the other host");
+    // The healthy host itself passes: the probe is not simply failing.
+    assert!(
+        bluegreen::deploy::health::probe(
+            &healthy.url(),
+            &health,
+            Instant::now() + Duration::from_secs(2)
+        )
+        .await
+        .is_ok()
+    );
+}
+
+/// An app that writes bytes that are not UTF-8, and one very long line, to
+/// its stdout on every request before answering.
+const NOISY_APP: &str = r#"
+import os, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        sys.stdout.buffer.write(b"bad \xff\xfe bytes\n" + b"x" * 100000 + b"\nafter the long line\n")
+        sys.stdout.buffer.flush()
+        body = ("release %s x\n" % os.environ.get("BLUEGREEN_RELEASE")).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn defect_6_output_that_is_not_utf8_neither_stops_the_log_nor_kills_the_app() {
+    let f = crate::deploy::Fixture::new("");
+    std::fs::write(f.root.path().join("app/app.py"), NOISY_APP).unwrap();
+    let out = f.deploy("v1");
+    assert_eq!(out.status.code(), Some(0), "{}", crate::deploy::text(&out));
+    for i in 0..20 {
+        let (status, body) = crate::deploy::get(f.router_port, "shop", "/").unwrap();
+        assert_eq!(status, 200, "request {i}: {body}");
+    }
+    let logs = f.run(&["platform", "logs", "shop-blue"]);
+    let log = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        log.contains("bad \u{FFFD}\u{FFFD} bytes"),
+        "replaced, not fatal"
+    );
+    assert!(
+        log.contains("[line cut at 16384 bytes]"),
+        "long lines are cut"
+    );
+    assert!(
+        log.contains("after the long line"),
+        "the log goes on after it"
+    );
+    assert!(
+        log.lines().all(|l| l.len() < 17 << 10),
+        "no line over the cap"
+    );
+    assert!(!log.contains("restarting"), "the app never crashed:\n{log}");
+}
+
+/// A listener that records every request head it is sent.
+fn recorder() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heads = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(20) {
+            let Ok(s) = stream else { continue };
+            let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+            let mut head = String::new();
+            let mut reader = BufReader::new(s);
+            let mut line = String::new();
+            while reader.read_line(&mut line).map(|n| n > 2).unwrap_or(false) {
+                head.push_str(&line);
+                line.clear();
+            }
+            heads.lock().unwrap().push(head);
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn defect_2_the_token_never_goes_to_a_stale_port_and_changes_per_start() {
+    let f = crate::deploy::Fixture::new("");
+    let dir = f.home().join("platform");
+    let token = || std::fs::read_to_string(dir.join("token")).unwrap();
+    let first = token();
+    assert_eq!(f.run(&["platform", "stop"]).status.code(), Some(0));
+    assert_eq!(
+        f.run(&["platform", "start", "--router-port", "0"])
+            .status
+            .code(),
+        Some(0)
+    );
+    let second = token();
+    assert_ne!(first, second, "a fresh token per start");
+    assert_eq!(f.run(&["platform", "stop"]).status.code(), Some(0));
+
+    // A stale daemon.json: its process is gone and its port is someone else's.
+    let (url, seen) = recorder();
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead_pid = gone.id();
+    gone.wait().unwrap();
+    let stale =
+        serde_json::json!({"pid": dead_pid, "started": 1, "api_url": url, "router_port": 1});
+    std::fs::write(dir.join("daemon.json"), stale.to_string()).unwrap();
+    let out = f.run(&["platform", "status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", crate::deploy::text(&out));
+    std::thread::sleep(Duration::from_millis(200));
+    let heads = seen.lock().unwrap().clone();
+    assert!(
+        heads.iter().all(|h| !h.contains(token().trim())),
+        "the token reached a stranger: {heads:?}"
+    );
+    assert!(heads.is_empty(), "nothing was sent at all: {heads:?}");
+
+    // A pid reused by another process is not signalled by `platform stop`.
+    let mut bystander = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let reused =
+        serde_json::json!({"pid": bystander.id(), "started": 1, "api_url": url, "router_port": 1});
+    std::fs::write(dir.join("daemon.json"), reused.to_string()).unwrap();
+    assert_eq!(f.run(&["platform", "stop"]).status.code(), Some(0));
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the bystander lives"
+    );
+    bystander.kill().unwrap();
+    bystander.wait().unwrap();
+}
+
+#[tokio::test]
+async fn defect_12_the_cf_client_sends_its_token_only_to_the_apis_origin() {
+    use axum::routing::get;
+    let (elsewhere, seen) = recorder();
+    let page1 = std::fs::read_to_string(format!(
+        "{}/tests/fixtures/cf/apps_list_page1.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let mut page1: serde_json::Value = serde_json::from_str(&page1).unwrap();
+    // A response (tampered, or a misconfigured proxy) names another host.
+    page1["pagination"]["next"]["href"] = format!("{elsewhere}/v3/apps?page=2").into();
+    let app = axum::Router::new().route(
+        "/v3/apps",
+        get(move || {
+            let body = page1.to_string();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = bluegreen::platform::client::CfClient::with_token(&api, "s3cret-token");
+    let err = client
+        .list::<bluegreen::platform::v3::App>("/v3/apps")
+        .await
+        .expect_err("a next link to another origin is refused");
+    assert!(
+        err.to_string().contains("refusing to send credentials"),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("s3cret-token"), "{err}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the other host"
+    );
+}
