@@ -122,10 +122,15 @@ impl Journal {
     }
 
     /// Starts a journal for `record`; fails if one exists (an interrupted
-    /// deploy must be recovered first).
+    /// deploy must be recovered first). A journal with no `begin` (its
+    /// runner died before the first line was durable) recorded no action,
+    /// so it is replaced. The caller holds the app's lock.
     pub fn begin(dir: &Path, record: &DeployRecord) -> anyhow::Result<Journal> {
         fs_err::create_dir_all(dir)?;
         let path = Self::path(dir);
+        if path.exists() && Self::read(dir)?.is_none() {
+            std::fs::remove_file(&path).map_err(io(&path))?;
+        }
         let file = std::fs::OpenOptions::new()
             .create_new(true)
             .append(true)
@@ -142,13 +147,22 @@ impl Journal {
         Ok(j)
     }
 
-    /// Reopens an interrupted journal to carry on writing to it.
+    /// Reopens an interrupted journal to carry on writing to it. A torn
+    /// last line (the runner died mid-write) is cut off first, so what is
+    /// appended now starts a line of its own and survives a second
+    /// interruption.
     pub fn reopen(dir: &Path) -> anyhow::Result<Journal> {
         let path = Self::path(dir);
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let whole = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
         let file = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .map_err(io(&path))?;
+        if whole < bytes.len() {
+            file.set_len(whole as u64).map_err(io(&path))?;
+            file.sync_data().map_err(io(&path))?;
+        }
         Ok(Journal { path, file })
     }
 
@@ -159,8 +173,10 @@ impl Journal {
         self.file.sync_data().map_err(io(&self.path))
     }
 
-    /// Reads the journal in `dir`, if there is one. A torn last line (the
-    /// runner died mid-write) is ignored; nothing after it was acted on.
+    /// Reads the journal in `dir`, if there is one. A line that does not
+    /// parse (torn by a crash mid-write) is skipped: entries after it were
+    /// written by a later run and count. A journal with no `begin` reads as
+    /// none (see `begin`).
     pub fn read(dir: &Path) -> anyhow::Result<Option<Replay>> {
         let path = Self::path(dir);
         let text = match std::fs::read_to_string(&path) {
@@ -171,7 +187,7 @@ impl Journal {
         let mut replay: Option<Replay> = None;
         for line in text.lines() {
             let Ok(entry) = serde_json::from_str::<Entry>(line) else {
-                break;
+                continue;
             };
             match (entry, replay.as_mut()) {
                 (Entry::Begin { deploy }, _) => {
@@ -313,5 +329,48 @@ mod tests {
         let r = Journal::read(dir.path()).unwrap().unwrap();
         assert_eq!(r.resume_at(), 1);
         assert_eq!(r.record.droplets[&Color::Blue], "dr1");
+    }
+
+    /// Defect 8 of «7 · Hardening»: `recover` appended onto the torn line,
+    /// and `read` stopped there, so a second interruption lost what the
+    /// recovery had done.
+    #[test]
+    fn defect_8_a_second_interruption_keeps_what_the_recovery_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut j = Journal::begin(dir.path(), &record()).unwrap();
+        j.append(&Entry::Done { step: 0 }).unwrap();
+        drop(j);
+        let path = Journal::path(dir.path());
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        text.push_str("{\"event\":\"done\",\"st");
+        std::fs::write(&path, text).unwrap();
+        // The recovery carries on, then is interrupted in turn.
+        let mut j = Journal::reopen(dir.path()).unwrap();
+        j.append(&Entry::Done { step: 1 }).unwrap();
+        drop(j);
+        let r = Journal::read(dir.path()).unwrap().unwrap();
+        assert_eq!(r.done, BTreeSet::from([0, 1]));
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .all(|l| serde_json::from_str::<Entry>(l).is_ok()),
+            "no torn line is left inside the journal"
+        );
+    }
+
+    /// Defect 8: an empty journal (killed before `begin` was durable) made
+    /// every later deploy fail with "File exists".
+    #[test]
+    fn defect_8_an_empty_journal_does_not_block_the_next_deploy() {
+        let dir = tempfile::tempdir().unwrap();
+        for stale in ["", "{\"event\":\"beg"] {
+            std::fs::write(Journal::path(dir.path()), stale).unwrap();
+            assert!(Journal::read(dir.path()).unwrap().is_none());
+            let j = Journal::begin(dir.path(), &record()).expect("a deploy can begin");
+            drop(j);
+            assert!(Journal::read(dir.path()).unwrap().is_some());
+            std::fs::remove_file(Journal::path(dir.path())).unwrap();
+        }
     }
 }
