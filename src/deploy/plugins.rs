@@ -192,14 +192,31 @@ impl Plugins {
             );
         }
         let required_names = required.iter().map(|p| p.name.clone()).collect();
-        let loaded: Vec<Plugin> = required.into_iter().chain(app).collect();
+        // Only a plugin the policy itself requires (pinned by digest)
+        // satisfies a required hook: the app's own no-op must not.
         for hook in &policy.policy.required_hooks {
-            if !loaded.iter().any(|p| p.hooks.contains(hook)) {
+            if !required.iter().any(|p| p.hooks.contains(hook)) {
+                let app_has = app.iter().any(|p| p.hooks.contains(hook));
                 violations.push(format!(
-                    "the policy requires a plugin on `{hook}`, and none of the plugins handles it"
+                    "the policy requires a plugin on `{hook}`, and none of its required plugins \
+                     handles it{}",
+                    if app_has {
+                        " (the deploy file's own plugins cannot stand in for the org's)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            // The migration check runs only with a `migrate` section: without
+            // one, migrations started some other way would go unchecked.
+            if *hook == Hook::MigrationSafetyCheck && file.migrate.is_none() {
+                violations.push(format!(
+                    "the policy requires `{hook}`, which runs only when the deploy file has a \
+                     `migrate` section; add one (its `command`, `dirs`) so migrations are checked"
                 ));
             }
         }
+        let loaded: Vec<Plugin> = required.into_iter().chain(app).collect();
         Ok((
             Plugins {
                 host,

@@ -308,3 +308,33 @@ fn overrides_follow_the_policy_and_are_recorded() {
         text(&out)
     );
 }
+
+/// Defect 4 of «7 · Hardening»: a required hook was satisfied by any
+/// plugin, even the app's own no-op, and a deploy file without `migrate`
+/// skipped the migration check entirely.
+#[test]
+fn defect_4_a_required_hook_needs_the_orgs_plugin_and_a_migrate_section() {
+    // The policy requires the hook but pins no plugin for it; the app
+    // brings its own (hello handles every hook, and proceeds).
+    let repo = Repo::new("", "required_hooks: [migration-safety-check]\n");
+    repo.plugin("hello", "hello");
+    let (code, out) = repo.check();
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("none of its required plugins handles it")
+            && out.contains("cannot stand in for the org's"),
+        "{out}"
+    );
+
+    // The org's guard is there, but the deploy file has no `migrate`.
+    let repo = Repo::new("", &guard_policy(""));
+    repo.plugin("migration-guard", "migration-guard");
+    let file = repo.dir.path().join("bluegreen.yaml");
+    let yaml = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("migrate: { command: migrate }\n", "");
+    std::fs::write(&file, yaml).unwrap();
+    let (code, out) = repo.check();
+    assert_eq!(code, 3, "{out}");
+    assert!(out.contains("add one (its `command`, `dirs`)"), "{out}");
+}
