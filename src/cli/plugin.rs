@@ -3,6 +3,7 @@
 //! every checked plugin without compiling it.
 
 use super::{BadInput, exit};
+use crate::deploy::progress::printable;
 use crate::plugin::context::{HookContext, Severity};
 use crate::plugin::{
     CallReport, DirGrant, Hook, OnError, Origin, Plugin, PluginConfig, PluginHost, Sandbox, Verdict,
@@ -202,7 +203,7 @@ async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<u8> {
 fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
     let verdict = match &r.outcome.verdict {
         Verdict::Proceed => "proceed".to_string(),
-        Verdict::Block(reason) => format!("block: {reason}"),
+        Verdict::Block(reason) => format!("block: {}", printable(reason)),
         Verdict::RetryAfterMs(ms) => format!("retry after {ms} ms"),
     };
     println!(
@@ -213,18 +214,23 @@ fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
     println!("verdict: {verdict}");
     for f in &r.outcome.findings {
         let at = match (&f.file, f.line) {
-            (Some(file), Some(line)) => format!(" ({file}:{line})"),
-            (Some(file), None) => format!(" ({file})"),
+            (Some(file), Some(line)) => format!(" ({}:{line})", printable(file)),
+            (Some(file), None) => format!(" ({})", printable(file)),
             _ => String::new(),
         };
-        println!("  {} [{}] {}{at}", severity(f.severity), f.rule, f.message);
+        println!(
+            "  {} [{}] {}{at}",
+            severity(f.severity),
+            printable(&f.rule),
+            printable(&f.message)
+        );
     }
     for line in &r.log {
-        println!("log {}: {}", severity(line.level), line.message);
+        println!("log {}: {}", severity(line.level), printable(&line.message));
     }
     for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
         for line in text.lines() {
-            println!("{name}: {line}");
+            println!("{name}: {}", printable(line));
         }
     }
     if r.dropped > 0 {

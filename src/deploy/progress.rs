@@ -174,29 +174,79 @@ impl Reporter {
         if self.json {
             return;
         }
-        let shown = match (verdict, &detail) {
+        let shown = match (verdict, detail.as_deref().map(printable)) {
             (Verdict::Block(_), Some(d)) => self.paint("31", &format!("block: {d}")),
             (_, Some(d)) => format!("{name} {d}"),
             _ => name.to_string(),
         };
         let mut pending = self.pending.lock().unwrap();
         pending.push(format!("      {plugin} → {shown} ({})", secs(took)));
-        for f in findings {
+        if findings.len() > SHOWN_FINDINGS {
+            pending.push(format!(
+                "        ({} findings; the first {SHOWN_FINDINGS} follow, `--json` has them all)",
+                findings.len()
+            ));
+        }
+        for f in findings.iter().take(SHOWN_FINDINGS) {
             let sev = match f.severity {
                 Severity::Error => self.paint("31", "error"),
                 Severity::Warning => self.paint("33", "warning"),
                 Severity::Info => "info".to_string(),
             };
             let place = match (&f.file, f.line) {
-                (Some(file), Some(line)) => format!(" {file}:{line}"),
-                (Some(file), None) => format!(" {file}"),
+                (Some(file), Some(line)) => format!(" {}:{line}", printable(file)),
+                (Some(file), None) => format!(" {}", printable(file)),
                 _ => String::new(),
             };
-            pending.push(format!("        {sev}[{}]{place}: {}", f.rule, f.message));
+            pending.push(format!(
+                "        {sev}[{}]{place}: {}",
+                printable(&f.rule),
+                printable(&f.message)
+            ));
             if let Some(fix) = &f.fix {
-                pending.push(format!("          fix: {fix}"));
+                pending.push(format!("          fix: {}", printable(fix)));
             }
         }
+    }
+}
+
+/// Plugin text as it may reach a terminal: control characters (escape
+/// sequences could rewrite the screen or hide a block) are shown escaped,
+/// and a text is cut at `MAX` characters.
+pub fn printable(s: &str) -> String {
+    const MAX: usize = 2000;
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i == MAX {
+            out.push_str("… (cut)");
+            break;
+        }
+        if c.is_control() && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Findings shown under a step; `--json` carries them all.
+const SHOWN_FINDINGS: usize = 50;
+
+#[cfg(test)]
+mod tests {
+    /// Defect 12 of «7 · Hardening»: plugin text reached the terminal raw.
+    #[test]
+    fn defect_12_plugin_text_cannot_send_escape_sequences() {
+        let hostile = "ok\x1b[2K\r\x1b[32m✓ all good\x07";
+        let shown = super::printable(hostile);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(shown.contains("\\u{1b}[2K"), "{shown}");
+        assert_eq!(
+            super::printable(&"x".repeat(5000)).chars().count(),
+            2000 + "… (cut)".chars().count()
+        );
+        assert_eq!(super::printable("tab\tand ünïcode"), "tab\tand ünïcode");
     }
 }
 

@@ -152,10 +152,38 @@ pub struct Outcome {
     pub findings: Vec<Finding>,
 }
 
+/// The most text an outcome may carry (reason and findings together): the
+/// host keeps outcomes in memory and prints them.
+pub const OUTCOME_TEXT_CAP: usize = 16 << 20;
+
 impl Outcome {
     /// Checks what the type system cannot: a veto must say why, a finding
-    /// must name its rule, lines are 1-based.
+    /// must name its rule, lines are 1-based, and the whole stays under
+    /// `OUTCOME_TEXT_CAP`.
     pub fn validate(&self) -> Result<(), String> {
+        let reason = match &self.verdict {
+            Verdict::Block(r) => r.len(),
+            _ => 0,
+        };
+        let text: usize = reason
+            + self
+                .findings
+                .iter()
+                .map(|f| {
+                    f.rule.len()
+                        + f.message.len()
+                        + f.file.as_ref().map_or(0, String::len)
+                        + f.fix.as_ref().map_or(0, String::len)
+                })
+                .sum::<usize>();
+        if text > OUTCOME_TEXT_CAP {
+            return Err(format!(
+                "the outcome carries {} MiB of text ({} findings); the most is {} MiB",
+                text >> 20,
+                self.findings.len(),
+                OUTCOME_TEXT_CAP >> 20
+            ));
+        }
         if let Verdict::Block(reason) = &self.verdict
             && reason.trim().is_empty()
         {
@@ -193,6 +221,27 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown field `targte`"), "{err}");
+    }
+
+    /// Defect 12 of «7 · Hardening»: findings had no size cap.
+    #[test]
+    fn defect_12_an_outcome_over_the_text_cap_is_a_bad_result() {
+        let big = |n: usize| Outcome {
+            verdict: Verdict::Proceed,
+            findings: (0..n)
+                .map(|_| Finding {
+                    severity: Severity::Info,
+                    rule: "r".into(),
+                    message: "m".repeat(1 << 20),
+                    file: None,
+                    line: None,
+                    fix: None,
+                })
+                .collect(),
+        };
+        assert_eq!(big(15).validate(), Ok(()));
+        let err = big(17).validate().unwrap_err();
+        assert!(err.contains("the most is 16 MiB"), "{err}");
     }
 
     #[test]

@@ -107,7 +107,8 @@ impl Executor {
                     }
                     Verdict::Block(reason) => {
                         return Err(Stop::Blocked(format!(
-                            "plugin `{name}` blocked at {hook}: {reason}"
+                            "plugin `{name}` blocked at {hook}: {}",
+                            crate::deploy::progress::printable(&reason)
                         )));
                     }
                     Verdict::RetryAfterMs(ms) => {
