@@ -221,3 +221,74 @@ async fn defect_12_the_cf_client_sends_its_token_only_to_the_apis_origin() {
         "nothing reached the other host"
     );
 }
+
+/// An app that answers with the request headers it received, one per line.
+const ECHO_APP: &str = r#"
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = "".join("%s: %s\n" % (k.lower(), v) for k, v in self.headers.items()).encode()
+        self.send_response(200)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+#[test]
+fn defect_12_the_router_sets_forwarding_headers_and_drops_hop_by_hop_ones() {
+    use std::io::Read;
+    let f = crate::deploy::Fixture::new("");
+    std::fs::write(f.root.path().join("app/app.py"), ECHO_APP).unwrap();
+    let out = f.deploy("v1");
+    assert_eq!(out.status.code(), Some(0), "{}", crate::deploy::text(&out));
+
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", f.router_port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nhost: shop.apps.localhost\r\nx-forwarded-for: 6.6.6.6\r\n\
+         x-forwarded-host: evil.example\r\nconnection: close, x-internal-token\r\n\
+         x-internal-token: s3cret\r\nkeep-alive: timeout=99\r\nx-kept: yes\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let seen = reply.split_once("\r\n\r\n").unwrap().1;
+    assert!(seen.contains("x-forwarded-for: 127.0.0.1\n"), "{seen}");
+    assert!(
+        !seen.contains("6.6.6.6"),
+        "a client's XFF is not trusted: {seen}"
+    );
+    assert!(seen.contains("x-forwarded-proto: http\n"), "{seen}");
+    assert!(
+        seen.contains("x-forwarded-host: shop.apps.localhost\n"),
+        "{seen}"
+    );
+    assert!(
+        !seen.contains("s3cret") && !seen.contains("timeout=99"),
+        "{seen}"
+    );
+    assert!(
+        seen.contains("x-kept: yes"),
+        "end-to-end headers pass: {seen}"
+    );
+
+    // A client that never finishes its headers is cut off, not kept forever.
+    let mut slow = std::net::TcpStream::connect(("127.0.0.1", f.router_port)).unwrap();
+    slow.set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    write!(slow, "GET / HTTP/1.1\r\nhost: shop.apps.localhost\r\n").unwrap();
+    let t = Instant::now();
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest);
+    assert!(
+        t.elapsed() < Duration::from_secs(10),
+        "closed after the header timeout, not the client's: {:?}",
+        t.elapsed()
+    );
+}

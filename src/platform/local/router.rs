@@ -20,6 +20,24 @@ use tokio::sync::watch;
 
 pub const DOMAIN: &str = "apps.localhost";
 
+/// Connections served at once; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 4096;
+/// How long a client may take to send a request's headers (slowloris).
+const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and
+/// are never forwarded.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RouterBody = BoxBody<Bytes, BoxError>;
 
@@ -73,26 +91,42 @@ impl Router {
             .clone()
     }
 
-    /// Serves until `shutdown` turns true.
+    /// Serves until `shutdown` turns true, at most `MAX_CONNECTIONS`
+    /// connections at once.
     pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let mut backoff = std::time::Duration::from_millis(5);
         loop {
-            let (stream, _) = tokio::select! {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = shutdown.changed() => return,
+            };
+            let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(s) => s,
-                    Err(_) => continue,
+                    // Out of file descriptors, say: wait instead of spinning.
+                    Err(_) => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                        continue;
+                    }
                 },
                 _ = shutdown.changed() => return,
             };
+            backoff = std::time::Duration::from_millis(5);
             let _ = stream.set_nodelay(true);
             let router = self.clone();
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let service = hyper::service::service_fn(move |req| {
                     let router = router.clone();
-                    async move { Ok::<_, std::convert::Infallible>(router.handle(req).await) }
+                    async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
                     .serve_connection(TokioIo::new(stream), service);
                 tokio::pin!(conn);
                 tokio::select! {
@@ -103,7 +137,12 @@ impl Router {
         }
     }
 
-    async fn handle(&self, req: Request<Incoming>) -> Response<RouterBody> {
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: std::net::SocketAddr,
+    ) -> Response<RouterBody> {
+        forwarding_headers(req.headers_mut(), peer);
         let host = req
             .headers()
             .get(http::header::HOST)
@@ -191,6 +230,37 @@ impl Router {
             format!("bluegreen router: upstream for `{host}` failed: {last_error}\n"),
         )
     }
+}
+
+/// Drops hop-by-hop headers (and those the client's `Connection` names) and
+/// sets `X-Forwarded-*`. The router is the edge: a client's own
+/// `X-Forwarded-For` is replaced, not trusted.
+fn forwarding_headers(headers: &mut http::HeaderMap, peer: std::net::SocketAddr) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|t| t.trim().to_ascii_lowercase())
+        .filter(|t| !t.is_empty())
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(named.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+    let host = headers.get(http::header::HOST).cloned();
+    headers.insert(
+        "x-forwarded-for",
+        http::HeaderValue::from_str(&peer.ip().to_string()).expect("an IP is a valid header"),
+    );
+    headers.insert("x-forwarded-proto", http::HeaderValue::from_static("http"));
+    match host {
+        Some(h) => headers.insert("x-forwarded-host", h),
+        None => headers.remove("x-forwarded-host"),
+    };
 }
 
 fn text(status: StatusCode, body: String) -> Response<RouterBody> {
