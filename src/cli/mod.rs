@@ -125,7 +125,10 @@ pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     {
         return exit::BLOCKED;
     }
-    if err.chain().any(|c| c.is::<crate::deploy::lock::Locked>()) {
+    if err
+        .chain()
+        .any(|c| c.is::<crate::deploy::lock::Locked>() || c.is::<crate::deploy::lock::LostLock>())
+    {
         return exit::LOCKED;
     }
     if let Some(e) = err.downcast_ref::<crate::deploy::executor::DeployError>() {

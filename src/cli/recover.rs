@@ -37,6 +37,22 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
         &site.app(Color::Blue).guid,
         lease(&l.file.app, &replay.record.id),
     );
+    // Taking over the interrupted deploy's own lease is for a runner that
+    // died; one still at work is left alone (it would find its lease and
+    // journal gone).
+    let holder = crate::deploy::lock::holder(
+        &site.client,
+        l.file.platform,
+        &l.file.app,
+        &site.app(Color::Blue).guid,
+    )
+    .await?;
+    if let Some(h) = holder
+        && h.id == replay.record.id
+        && crate::deploy::lock::may_be_alive(&h)
+    {
+        return Err(crate::deploy::lock::Locked { holder: h }.into());
+    }
     lock.acquire(args.wait, Some(&replay.record.id)).await?;
     let heartbeat = lock.heartbeat();
     let result = recover_replay(&l, &policy, replay, &report, lock, false).await;

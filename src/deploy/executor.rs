@@ -139,6 +139,16 @@ impl Executor {
         }
         for i in from..n {
             let step = self.steps()[i].clone();
+            if let Err(why) = self.lock.ensure_held().await {
+                self.report
+                    .say(&format!("Stopped: lost the deploy lock ({why})"));
+                return Err(super::lock::LostLock {
+                    app: self.file.app.clone(),
+                    why,
+                    step: step.to_string(),
+                }
+                .into());
+            }
             self.journal.append(&Entry::Start { step: i })?;
             let spinner = self.report.step_started(i, n, &step);
             let t = Instant::now();

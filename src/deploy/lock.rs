@@ -7,6 +7,7 @@
 use crate::config::PlatformKind;
 use crate::platform::client::CfClient;
 use crate::platform::lease::{Acquired, Lease, unix_now};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Long enough to ride out a slow API call, short enough that a dead
@@ -19,9 +20,32 @@ pub struct Locked {
     pub holder: Lease,
 }
 
+/// The deploy's lease is gone (taken by another deploy, or not renewed in
+/// time): it stops before its next step rather than act beside another.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "lost the deploy lock of `{app}`: {why}. Stopped before `{step}`, changing nothing \
+     more; once the other holder is done, `bluegreen recover` finishes or rolls back this deploy"
+)]
+pub struct LostLock {
+    pub app: String,
+    pub why: String,
+    pub step: String,
+}
+
 fn pid_alive(pid: u32) -> bool {
     // Signal 0 checks existence without sending anything.
     unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
+/// Whether the holder of `h` may still be at work: on this host, its
+/// process is alive; elsewhere nobody can tell, so until its lease expires.
+pub fn may_be_alive(h: &Lease) -> bool {
+    if h.host == hostname() {
+        h.pid != std::process::id() && pid_alive(h.pid)
+    } else {
+        h.expires > unix_now()
+    }
 }
 
 pub fn hostname() -> String {
@@ -57,6 +81,8 @@ pub struct DeployLock {
     /// CF keeps the lease on the blue app.
     app_guid: String,
     lease: Lease,
+    /// Why the lease was lost, once the heartbeat or a check found out.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl DeployLock {
@@ -66,6 +92,7 @@ impl DeployLock {
             kind,
             app_guid: app_guid.into(),
             lease,
+            lost: Arc::default(),
         }
     }
 
@@ -100,15 +127,54 @@ impl DeployLock {
         }
     }
 
-    /// Renews the lease every third of its TTL until dropped.
+    /// Renews the lease every third of its TTL until aborted. A renewal
+    /// that finds another holder, or renewals failing for so long that the
+    /// lease may have expired, mark the lock lost (see `ensure_held`).
     pub fn heartbeat(&self) -> tokio::task::JoinHandle<()> {
         let me = self.clone();
         tokio::spawn(async move {
+            let mut renewed = Instant::now();
             loop {
                 tokio::time::sleep(TTL / 3).await;
-                let _ = me.try_once(None).await;
+                let why = match me.try_once(None).await {
+                    Ok(got) if got.acquired => {
+                        renewed = Instant::now();
+                        continue;
+                    }
+                    Ok(got) => format!("deploy {} holds it now", got.holder.id),
+                    Err(_) if renewed.elapsed() < TTL - TTL / 6 => continue,
+                    Err(e) => format!(
+                        "it could not be renewed for {}s, so it may have expired: {e:#}",
+                        renewed.elapsed().as_secs()
+                    ),
+                };
+                *me.lost.lock().unwrap() = Some(why);
+                return;
             }
         })
+    }
+
+    /// Whether this deploy still holds its lease. Locally the daemon is
+    /// asked each time (a cheap call), so a lock taken over is noticed
+    /// before the next step; on CF the heartbeat's last word counts.
+    pub async fn ensure_held(&self) -> Result<(), String> {
+        if let Some(why) = self.lost.lock().unwrap().clone() {
+            return Err(why);
+        }
+        if self.kind == PlatformKind::Local {
+            let current = self.client.lease_holder_local(&self.lease.app).await;
+            let why = match current {
+                Ok(Some(h)) if h.id == self.lease.id => return Ok(()),
+                Ok(Some(h)) => {
+                    format!("deploy {} (pid {} on {}) holds it now", h.id, h.pid, h.host)
+                }
+                Ok(None) => "it was released (`unlock --force`?)".to_string(),
+                Err(e) => format!("the platform could not say who holds it: {e}"),
+            };
+            *self.lost.lock().unwrap() = Some(why.clone());
+            return Err(why);
+        }
+        Ok(())
     }
 
     pub async fn release(&self) -> anyhow::Result<bool> {

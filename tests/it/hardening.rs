@@ -292,3 +292,108 @@ fn defect_12_the_router_sets_forwarding_headers_and_drops_hop_by_hop_ones() {
         t.elapsed()
     );
 }
+
+/// Defect 3 of «7 · Hardening»: a deploy whose lease was taken went on
+/// acting beside the new holder.
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_3_a_deploy_that_loses_its_lock_stops_before_its_next_step() {
+    use bluegreen::platform::lease::{Lease, unix_now};
+    let f = crate::deploy::Fixture::new("");
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    f.gate("sleep-ms: \"400\"");
+    let child = f.spawn(&["deploy", "--release", "v2", "--json"]);
+    let (_, client) = bluegreen::platform::local::connect(&f.home().join("platform"))
+        .await
+        .expect("the daemon answers");
+    // Wait until the deploy is under way (bounded), then take its lock.
+    let t = Instant::now();
+    while client.lease_holder_local("shop").await.unwrap().is_none() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the deploy never took the lock"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(client.release_local("shop", None).await.unwrap());
+    let intruder = Lease {
+        id: "intruder".into(),
+        app: "shop".into(),
+        host: "elsewhere".into(),
+        pid: 1,
+        command: "bluegreen deploy".into(),
+        since: "2026-12-01T00:00:00Z".into(),
+        expires: unix_now() + 60,
+    };
+    assert!(client.lease_local(&intruder, None).await.unwrap().acquired);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("lost the deploy lock of `shop`: deploy intruder"),
+        "{stderr}"
+    );
+    // Nothing ran after the loss: the last event is a finished step.
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let last = events.iter().rfind(|e| e["event"] == "step").unwrap();
+    assert_ne!(last["status"], "started", "{last}");
+    assert_eq!(
+        client.lease_holder_local("shop").await.unwrap().unwrap().id,
+        "intruder",
+        "the loser did not release the winner's lock"
+    );
+    // Once the other holder is done, recover puts things right.
+    assert!(
+        client
+            .release_local("shop", Some("intruder"))
+            .await
+            .unwrap()
+    );
+    let out = f.run(&["recover"]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::deploy::text(&out));
+    let s = f.status();
+    for c in s["colors"].as_array().unwrap() {
+        assert_eq!(
+            (&c["mapped"], &c["healthy"]),
+            (&true.into(), &true.into()),
+            "{s}"
+        );
+    }
+}
+
+/// Defect 3: `recover` took over the lease of a deploy whose runner was
+/// still at work, then deleted its lease and journal.
+#[test]
+fn defect_3_recover_leaves_a_live_deploy_alone() {
+    let f = crate::deploy::Fixture::new("");
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    f.gate("sleep-ms: \"300\"");
+    let child = f.spawn(&["deploy", "--release", "v2"]);
+    let t = Instant::now();
+    while !f.journal().exists() {
+        assert!(
+            t.elapsed() < Duration::from_secs(30),
+            "the deploy never began"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = f.run(&["recover"]);
+    assert_eq!(out.status.code(), Some(4), "{}", crate::deploy::text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is locked by deploy"),
+        "{}",
+        crate::deploy::text(&out)
+    );
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the live deploy finished undisturbed"
+    );
+    f.assert_serving("v2");
+}
