@@ -233,6 +233,14 @@ pub fn printable(s: &str) -> String {
 /// Findings shown under a step; `--json` carries them all.
 const SHOWN_FINDINGS: usize = 50;
 
+pub fn millis(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1e5).round() / 100.0
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
 #[cfg(test)]
 mod tests {
     /// Defect 12 of «7 · Hardening»: plugin text reached the terminal raw.
@@ -248,12 +256,4 @@ mod tests {
         );
         assert_eq!(super::printable("tab\tand ünïcode"), "tab\tand ünïcode");
     }
-}
-
-pub fn millis(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e5).round() / 100.0
-}
-
-fn secs(d: Duration) -> String {
-    format!("{:.2}s", d.as_secs_f64())
 }
