@@ -5,8 +5,12 @@
 //! An entry is keyed by the component's sha256 and the engine's
 //! compatibility hash, and comes with a sidecar recording that key and the
 //! sha256 of the `.cwasm` itself. Loading native code is `unsafe`, so an entry
-//! is used only if the directory is ours alone (owner-only permissions) and
-//! the sidecar matches; anything else is recompiled and rewritten.
+//! is used only if the directory is ours alone (owner-only permissions), the
+//! entry and its sidecar are regular files we own that nobody else can
+//! write, with one link, opened without following symlinks, and the sidecar
+//! matches the bytes read; those very bytes are what is deserialized. A
+//! directory found open to others is emptied before it is closed and used:
+//! anything planted while it was open goes with it.
 
 use fs_err as fs;
 use sha2::{Digest, Sha256};
@@ -78,14 +82,15 @@ impl Cache {
         let key = self.key(wasm_sha256);
         let cwasm = dir.join(format!("{key}.cwasm"));
         let sidecar = dir.join(format!("{key}.cwasm.sha256"));
-        if dir_is_private(dir)
-            && let Some(component) = load_verified(engine, &key, &cwasm, &sidecar)
-        {
+        let usable = make_private(dir);
+        if usable && let Some(component) = load_verified(engine, &key, &cwasm, &sidecar) {
             return Ok((component, CacheStatus::Hit));
         }
         let compiled = engine.precompile_component(wasm)?;
         // A cache we cannot write only costs speed, never correctness.
-        let _ = store(dir, &key, &cwasm, &sidecar, &compiled);
+        if usable {
+            let _ = store(dir, &key, &cwasm, &sidecar, &compiled);
+        }
         // SAFETY: these bytes were produced by this engine just now.
         let component = unsafe { Component::deserialize(engine, &compiled)? };
         Ok((component, CacheStatus::Compiled))
@@ -96,27 +101,80 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Only a directory owned by us and closed to everyone else may hold native
-/// code we are about to run.
-fn dir_is_private(dir: &Path) -> bool {
+fn uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    std::fs::symlink_metadata(dir)
-        .map(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
-        .unwrap_or(false)
+    unsafe { libc::geteuid() }
+}
+
+/// Makes `dir` a directory only we can use, creating it if needed; false if
+/// it cannot be (someone else owns it, it is a symlink, ...). A directory
+/// that was open to others is emptied first: entries may have been planted
+/// or swapped while it was open, and closing it would not take them out.
+fn make_private(dir: &Path) -> bool {
+    if std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .is_err()
+    {
+        return false;
+    }
+    let Ok(m) = std::fs::symlink_metadata(dir) else {
+        return false;
+    };
+    if !m.is_dir() || m.uid() != uid() {
+        return false;
+    }
+    if m.mode() & 0o077 == 0 {
+        return true;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return false;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let gone = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        if gone.is_err() {
+            return false;
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).is_ok()
+}
+
+/// The contents of `path` if it is a regular file of ours, with one link,
+/// that nobody else can write; a symlink is not followed.
+fn read_owned(path: &Path) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() || m.uid() != uid() || m.mode() & 0o022 != 0 || m.nlink() != 1 {
+        return None;
+    }
+    let mut bytes = Vec::with_capacity(m.len() as usize);
+    f.read_to_end(&mut bytes).ok()?;
+    Some(bytes)
 }
 
 fn load_verified(engine: &Engine, key: &str, cwasm: &Path, sidecar: &Path) -> Option<Component> {
-    let recorded = std::fs::read_to_string(sidecar).ok()?;
+    let recorded = String::from_utf8(read_owned(sidecar)?).ok()?;
     let (recorded_key, recorded_sha) = recorded.trim().split_once(' ')?;
-    let bytes = std::fs::read(cwasm).ok()?;
+    let bytes = read_owned(cwasm)?;
     if recorded_key != key || recorded_sha != sha256_hex(&bytes) {
         return None;
     }
-    // SAFETY: the file is the one this cache wrote for this exact component
-    // and engine (key and content hash verified above) in a directory only we
-    // can write; `deserialize_file` still rejects other engines' output.
-    unsafe { Component::deserialize_file(engine, cwasm).ok() }
+    // SAFETY: these are the bytes this cache wrote for this exact component
+    // and engine (key and content hash verified on the very bytes, read from
+    // files of ours in a directory only we can write); `deserialize` still
+    // rejects other engines' output.
+    unsafe { Component::deserialize(engine, &bytes).ok() }
 }
 
 fn store(
@@ -126,21 +184,23 @@ fn store(
     sidecar: &Path,
     compiled: &[u8],
 ) -> std::io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    // An existing directory keeps its mode; close it if it was created open.
-    let perms = std::fs::metadata(dir)?.permissions();
-    if perms.mode() & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-    }
     // Write-then-rename, so a reader never sees half an entry.
+    // Owner-only whatever the umask: `read_owned` refuses anything more open.
+    let write = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _ = std::fs::remove_file(path);
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)?;
+        f.write_all(bytes)
+    };
     let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
-    fs::File::create(&tmp)?.write_all(compiled)?;
+    write(&tmp, compiled)?;
     fs::rename(&tmp, cwasm)?;
     let tmp = dir.join(format!(".{key}.{}.sha.tmp", std::process::id()));
-    fs::write(&tmp, format!("{key} {}\n", sha256_hex(compiled)))?;
+    write(&tmp, format!("{key} {}\n", sha256_hex(compiled)).as_bytes())?;
     fs::rename(&tmp, sidecar)?;
     Ok(())
 }

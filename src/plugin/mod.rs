@@ -10,7 +10,7 @@ mod hook;
 mod host;
 mod sandbox;
 
-pub use cache::{Cache, CacheStatus};
+pub use cache::{Cache, CacheStatus, sha256_hex};
 pub use context::{HookContext, Outcome, Verdict};
 pub use error::{FailureKind, PluginError};
 pub use hook::Hook;
