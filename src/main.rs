@@ -4,10 +4,18 @@
 use clap::Parser;
 use std::process::ExitCode;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = bluegreen::cli::Cli::parse();
-    match bluegreen::cli::run(cli).await {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let result = runtime.block_on(bluegreen::cli::run(cli));
+    // A plugin call that timed out may leave a blocking thread stuck in a
+    // host call (opening a FIFO in a granted directory, say): the command has
+    // its answer, so it does not wait for that thread to end.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err}");

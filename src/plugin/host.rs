@@ -202,10 +202,16 @@ impl PluginHost {
         let mut store = self
             .store(&Sandbox::default())
             .map_err(|e| fail(FailureKind::Host(e)))?;
-        let instance = pre
-            .instantiate_async(&mut store)
-            .await
-            .map_err(|e| fail(classify(&store, e, Sandbox::default().timeout)))?;
+        // Epochs stop a start function that spins; this stops one blocked in
+        // a host call, which epochs cannot interrupt.
+        let budget = Sandbox::default().timeout;
+        let instance = tokio::time::timeout(
+            budget + Duration::from_secs(1),
+            pre.instantiate_async(&mut store),
+        )
+        .await
+        .map_err(|_| fail(FailureKind::Timeout(budget)))?
+        .map_err(|e| fail(classify(&store, e, budget)))?;
         for hook in &exported {
             typecheck(*hook, pre, &mut store, &instance).map_err(|e| {
                 fail(FailureKind::WorldMismatch(format!(

@@ -397,3 +397,52 @@ fn defect_3_recover_leaves_a_live_deploy_alone() {
     );
     f.assert_serving("v2");
 }
+
+/// Defect 7 of «7 · Hardening»: a FIFO in a granted directory blocked the
+/// plugin's `open()` past its timeout, and the command never exited.
+#[test]
+fn defect_7_a_plugin_stuck_on_a_fifo_times_out_and_the_command_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .arg("plugin")
+        .arg("run")
+        .arg(crate::util::component("hostile"))
+        .args(["--hook", "pre-deploy", "--timeout", "1s"])
+        .args(["--setting", "attack=read-file", "--setting", "path=/g/pipe"])
+        .arg("--grant-dir")
+        .arg(format!("{}:/g", dir.path().display()))
+        .env("BLUEGREEN_CACHE_DIR", crate::util::shared_cache_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break Some(s);
+        }
+        if t.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let status = status.expect("the command exits after the plugin's timeout");
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("timeout") || err.contains("timed out"),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+}
