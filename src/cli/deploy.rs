@@ -202,10 +202,16 @@ pub async fn run(
                 (Source::Existing(r.clone()), r, d)
             }
         };
-        let since = journal::last_done(&history).and_then(|h| h.migration_version.clone());
-        let pending = match (&l.file.migrate, &source) {
-            (Some(m), Source::New) => release::pending(&l.app_dir, m, since.as_deref())?,
-            _ => Vec::new(),
+        let last = journal::last_done(&history);
+        let since = last.and_then(|h| h.migration_version.clone());
+        let applied = release::Applied::from_history(last);
+        let (pending, present) = match (&l.file.migrate, &source) {
+            (Some(m), Source::New) => {
+                let all = release::all(&l.app_dir, m)?;
+                let present: BTreeSet<String> = all.iter().map(|m| m.version.clone()).collect();
+                (all.into_iter().filter(|m| !applied.contains(&m.version)).collect::<Vec<_>>(), present)
+            }
+            _ => (Vec::new(), BTreeSet::new()),
         };
         let steps = plan::plan(&l.file, newest, &plugins.by_hook(), &source);
         let mut before = BTreeMap::new();
@@ -231,6 +237,8 @@ pub async fn run(
                 .map(|m| m.version.clone())
                 .max_by(|a, b| release::compare_versions(a, b))
                 .or(since),
+            // After success every migration file of this release has run.
+            applied: applied.versions.iter().cloned().chain(present).collect::<BTreeSet<_>>().into_iter().collect(),
             contract: pending
                 .iter()
                 .filter(|m| m.phase == "contract")

@@ -53,6 +53,9 @@ pub struct DeployRecord {
     pub droplets: BTreeMap<Color, String>,
     /// The newest migration version this release brings (recorded on success).
     pub migration_version: Option<String>,
+    /// Every migration version applied once this deploy succeeds.
+    #[serde(default)]
+    pub applied: Vec<String>,
     /// Versions of the contract-phase migrations pending.
     #[serde(default)]
     pub contract: Vec<String>,
@@ -238,6 +241,10 @@ pub struct HistoryEntry {
     pub droplets: BTreeMap<Color, String>,
     pub releases: BTreeMap<Color, String>,
     pub migration_version: Option<String>,
+    /// Every migration version applied after this deploy (what is pending
+    /// next time is what is not in it).
+    #[serde(default)]
+    pub applied: Vec<String>,
     pub message: Option<String>,
     /// Set when `recover` finished it.
     #[serde(default)]
@@ -301,6 +308,7 @@ mod tests {
             before: BTreeMap::new(),
             droplets: BTreeMap::new(),
             migration_version: None,
+            applied: Vec::new(),
             contract: Vec::new(),
         }
     }

@@ -76,10 +76,54 @@ fn default_dir(kind: MigrationKind) -> &'static str {
     }
 }
 
-/// Migrations in `app_dir` newer than `since`, in version order: the
+/// The migration versions a successful deploy has applied: the set the
+/// history recorded, or, for a history from before sets were recorded, every
+/// version up to the newest one it recorded.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Applied {
+    pub versions: std::collections::BTreeSet<String>,
+    pub legacy_max: Option<String>,
+}
+
+impl Applied {
+    pub fn from_history(last_done: Option<&crate::deploy::journal::HistoryEntry>) -> Applied {
+        match last_done {
+            Some(h) if !h.applied.is_empty() => Applied {
+                versions: h.applied.iter().cloned().collect(),
+                legacy_max: None,
+            },
+            Some(h) => Applied {
+                versions: Default::default(),
+                legacy_max: h.migration_version.clone(),
+            },
+            None => Applied::default(),
+        }
+    }
+
+    /// A set, not a maximum: a migration with an old timestamp that arrives
+    /// late (a long-lived branch) still runs under `db:migrate`, so it must
+    /// still be checked.
+    pub fn contains(&self, version: &str) -> bool {
+        self.versions.contains(version)
+            || self
+                .legacy_max
+                .as_deref()
+                .is_some_and(|max| compare_versions(version, max).is_le())
+    }
+}
+
+/// Migrations in `app_dir` not yet `applied`, in version order: the
 /// expand-phase ones from `dirs`, and the contract-phase ones (`post_dirs`)
 /// marked as such.
-pub fn pending(app_dir: &Path, m: &Migrate, since: Option<&str>) -> anyhow::Result<Vec<Migration>> {
+pub fn pending(app_dir: &Path, m: &Migrate, applied: &Applied) -> anyhow::Result<Vec<Migration>> {
+    Ok(all(app_dir, m)?
+        .into_iter()
+        .filter(|mig| !applied.contains(&mig.version))
+        .collect())
+}
+
+/// Every up migration in `app_dir`, in version order.
+pub fn all(app_dir: &Path, m: &Migrate) -> anyhow::Result<Vec<Migration>> {
     let dirs = if m.dirs.is_empty() {
         vec![default_dir(m.kind).into()]
     } else {
@@ -102,9 +146,7 @@ pub fn pending(app_dir: &Path, m: &Migrate, since: Option<&str>) -> anyhow::Resu
                 let Some(version) = version_of(&name) else {
                     continue;
                 };
-                if !is_up_migration(&name, m.kind)
-                    || since.is_some_and(|s| compare_versions(&version, s).is_le())
-                {
+                if !is_up_migration(&name, m.kind) {
                     continue;
                 }
                 out.push(Migration {
@@ -143,7 +185,7 @@ mod tests {
     }
 
     #[test]
-    fn pending_is_newer_than_the_recorded_version_and_skips_down_files() {
+    fn pending_is_what_was_not_applied_and_skips_down_files() {
         let dir = tempfile::tempdir().unwrap();
         let m = dir.path().join("migrations");
         std::fs::create_dir_all(&m).unwrap();
@@ -165,14 +207,28 @@ mod tests {
             statement_timeout: None,
             retries: 3,
         };
-        let names: Vec<String> = pending(dir.path(), &cfg, Some("1"))
-            .unwrap()
-            .into_iter()
-            .map(|m| m.path)
-            .collect();
+        let names = |applied: Applied| -> Vec<String> {
+            pending(dir.path(), &cfg, &applied)
+                .unwrap()
+                .into_iter()
+                .map(|m| m.path)
+                .collect()
+        };
+        // A history from before sets were recorded: newer than its maximum.
+        let legacy = Applied {
+            legacy_max: Some("1".into()),
+            ..Applied::default()
+        };
         assert_eq!(
-            names,
+            names(legacy),
             ["migrations/0002_b.up.sql", "migrations/0003_c.up.sql"]
         );
+        // Defect 4 of «7 · Hardening»: 0002 arrived after 0003 was applied
+        // (an old timestamp from a long-lived branch). It is still pending.
+        let applied = Applied {
+            versions: ["0001", "0003"].map(String::from).into(),
+            legacy_max: None,
+        };
+        assert_eq!(names(applied), ["migrations/0002_b.up.sql"]);
     }
 }

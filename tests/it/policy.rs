@@ -338,3 +338,36 @@ fn defect_4_a_required_hook_needs_the_orgs_plugin_and_a_migrate_section() {
     assert_eq!(code, 3, "{out}");
     assert!(out.contains("add one (its `command`, `dirs`)"), "{out}");
 }
+
+/// Defect 4 of «7 · Hardening»: a migration with an old timestamp (merged
+/// late from a long-lived branch) was not pending, so the guard never saw
+/// it, though `db:migrate` runs it.
+#[test]
+fn defect_4_a_late_migration_with_an_old_version_is_still_checked() {
+    let f = Fixture::new("");
+    f.plugins(&["migration-guard"]);
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    std::fs::write(
+        f.root.path().join("app/migrations/0000_drop_items.up.sql"),
+        "DROP TABLE items;\n",
+    )
+    .unwrap();
+    let out = f.run(&["deploy", "--release", "v2", "--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("drop-table"),
+        "{}",
+        text(&out)
+    );
+    // Once it is gone, the next deploy goes through; the history records
+    // the set of versions applied, which the next deploy subtracts.
+    std::fs::remove_file(f.root.path().join("app/migrations/0000_drop_items.up.sql")).unwrap();
+    assert_eq!(f.deploy("v3").status.code(), Some(0));
+    let history = f.run(&["history", "--json"]);
+    let last: serde_json::Value = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .last()
+        .unwrap();
+    assert_eq!(last["applied"], serde_json::json!(["0001"]), "{last}");
+}

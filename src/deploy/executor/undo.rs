@@ -181,6 +181,11 @@ impl Executor {
                 (Outcome::Done, Kind::Deploy) => r.migration_version.clone(),
                 _ => None,
             },
+            // A rollback carries the set forward: its schema stays.
+            applied: match result {
+                Outcome::Done => r.applied.clone(),
+                _ => Vec::new(),
+            },
             message,
             recovered: self.recovered,
             overrides: self.overrides.clone(),
