@@ -367,7 +367,7 @@ fn defect_4_a_late_migration_with_an_old_version_is_still_checked() {
     let last: serde_json::Value = String::from_utf8_lossy(&history.stdout)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
-        .last()
+        .next_back()
         .unwrap();
     assert_eq!(last["applied"], serde_json::json!(["0001"]), "{last}");
 }
