@@ -446,3 +446,31 @@ fn defect_7_a_plugin_stuck_on_a_fifo_times_out_and_the_command_exits() {
     );
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
 }
+
+/// Defect 10 of «7 · Hardening»: a block at post-deploy (after both colors
+/// switched) was recorded as if nothing had changed, so the history
+/// disagreed with `status` and the next deploy sent the same migrations
+/// again as pending.
+#[test]
+fn defect_10_a_block_at_post_deploy_records_the_release_that_serves() {
+    let f = crate::deploy::Fixture::new("");
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    f.gate("block-at: \"post-deploy\"");
+    let out = f.deploy("v2");
+    assert_eq!(out.status.code(), Some(3), "{}", crate::deploy::text(&out));
+    f.assert_serving("v2");
+    let history = f.run(&["history", "--json"]);
+    let last: serde_json::Value = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .next_back()
+        .unwrap();
+    assert_eq!(last["result"], "done", "{last}");
+    assert_eq!(last["releases"]["blue"], "v2", "{last}");
+    assert_eq!(last["releases"]["green"], "v2", "{last}");
+    assert_eq!(last["applied"], serde_json::json!(["0001"]), "{last}");
+    assert!(
+        last["message"].as_str().unwrap().contains("post-deploy"),
+        "{last}"
+    );
+}

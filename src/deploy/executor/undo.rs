@@ -35,7 +35,7 @@ impl Executor {
                 ..
             }
         ) {
-            aftermath.push("the deploy itself had finished; nothing was rolled back".into());
+            aftermath.push("the deploy itself had finished; nothing was rolled back, and the history records the release as serving".into());
         } else {
             aftermath.push("nothing on the route changed".into());
         }
@@ -45,7 +45,20 @@ impl Executor {
             message: what.clone(),
         };
         aftermath.extend(self.on_failure(failure).await);
-        let outcome = if blocked {
+        // Past post-deploy nothing is undone: the release serves, its
+        // migrations ran. The history says so (done, with the block as its
+        // message), so it agrees with `status` and the next deploy does not
+        // send those migrations again. The exit code still reports the block.
+        let finished = matches!(
+            step,
+            Step::Hook {
+                hook: Hook::PostDeploy,
+                ..
+            }
+        );
+        let outcome = if finished {
+            Outcome::Done
+        } else if blocked {
             Outcome::Blocked
         } else {
             Outcome::Failed
