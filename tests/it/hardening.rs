@@ -474,3 +474,62 @@ fn defect_10_a_block_at_post_deploy_records_the_release_that_serves() {
         "{last}"
     );
 }
+
+/// The release's app, unhealthy when `SICK=1` is set unless its bits carry
+/// a `V2` file: the old release, restarted with the new deploy file's
+/// environment, fails its probe.
+const SICK_APP: &str = r#"
+import os
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+SICK = os.environ.get("SICK") == "1" and not os.path.exists("V2")
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        status = 500 if SICK else 200
+        body = ("release %s %s\n" % (os.environ.get("BLUEGREEN_RELEASE"), os.environ.get("BLUEGREEN_COLOR"))).encode()
+        self.send_response(status)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// Defect 9 of «7 · Hardening»: a color whose restore probe failed stayed
+/// mapped, so the route kept an unhealthy color that we had mapped.
+#[test]
+fn defect_9_a_color_that_fails_its_restore_probe_leaves_the_route() {
+    let f = crate::deploy::Fixture::new("");
+    std::fs::write(f.root.path().join("app/app.py"), SICK_APP).unwrap();
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    // v2 is healthy, blocks after blue is mapped, and sets SICK=1, which
+    // the old release cannot take.
+    std::fs::write(f.root.path().join("app/V2"), "").unwrap();
+    f.gate("block-at: \"post-map:blue\"");
+    let yaml = std::fs::read_to_string(&f.file)
+        .unwrap()
+        .replace("timeout: 5s", "timeout: 2s")
+        .replace("env: {", "env: { SICK: \"1\",");
+    std::fs::write(&f.file, yaml).unwrap();
+    let out = f.deploy("v2");
+    assert_eq!(out.status.code(), Some(3), "{}", crate::deploy::text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("blue could not be restored")
+            && err.contains("off the route while green serves"),
+        "{err}"
+    );
+    let s = f.status();
+    for c in s["colors"].as_array().unwrap() {
+        let (mapped, healthy) = (
+            c["mapped"].as_bool().unwrap(),
+            c["healthy"].as_bool().unwrap(),
+        );
+        assert!(!mapped || healthy, "an unhealthy color is mapped: {s}");
+    }
+    for _ in 0..10 {
+        let (status, body) = crate::deploy::get(f.router_port, "shop", "/").unwrap();
+        assert_eq!((status, body.as_str()), (200, "release v1 green\n"));
+    }
+}

@@ -114,11 +114,36 @@ impl Executor {
     pub async fn restore(&mut self, color: Color) -> String {
         match self.try_restore(color).await {
             Ok(done) => done,
-            Err(e) => format!(
-                "{color} could not be restored ({}); it stays off the route while {} serves",
-                chain(&e),
+            Err(e) => {
+                // Never leave a color we could not check on the route: the
+                // other one serves, if it is there.
+                let off = self.take_off_route(color).await;
+                format!("{color} could not be restored ({}); {off}", chain(&e),)
+            }
+        }
+    }
+
+    /// Unmaps `color` when the other color is on the route; says what it did.
+    async fn take_off_route(&self, color: Color) -> String {
+        let other_mapped = self.site.mapped(color.other()).await.unwrap_or(false);
+        let mapped = self.site.mapped(color).await.unwrap_or(true);
+        if !mapped {
+            return format!("it stays off the route while {} serves", color.other());
+        }
+        if !other_mapped {
+            return format!(
+                "it stays on the route: {} is not on it to take over",
                 color.other()
-            ),
+            );
+        }
+        match self
+            .site
+            .client
+            .unmap_route(&self.site.route.guid, &self.site.app(color).guid)
+            .await
+        {
+            Ok(()) => format!("it was taken off the route while {} serves", color.other()),
+            Err(e) => format!("taking it off the route failed too: {e}"),
         }
     }
 
@@ -134,6 +159,12 @@ impl Executor {
                 "{color} had no earlier release: stopped and left off the route"
             ));
         };
+        // A color that is restarted on its old bits must not take traffic
+        // until it has been checked: off the route first, if the other
+        // color serves.
+        if self.site.mapped(color.other()).await? && self.site.mapped(color).await? {
+            client.unmap_route(&self.site.route.guid, &app.guid).await?;
+        }
         let current = client.current_droplet(&app.guid).await?;
         let app_now = client.get_app(&app.guid).await?;
         if current.as_deref() != Some(droplet.as_str()) {
