@@ -8,6 +8,7 @@
 
 use bluegreen::platform::client::CfClient;
 use bluegreen::platform::{local, package};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::time::Duration;
 
@@ -171,6 +172,8 @@ http {{ access_log off;
             "-p",
             &nginx_dir.display().to_string(),
         ])
+        // A group of its own: stopping it reaches the workers too.
+        .process_group(0)
         .spawn()
         .expect("nginx (run benches/router.sh, which installs it)");
     std::thread::sleep(Duration::from_millis(500));
@@ -181,7 +184,18 @@ http {{ access_log off;
         Some("bench.apps.localhost"),
     );
     let proxy = wrk(&format!("http://127.0.0.1:{nginx_port}/"), None);
-    let _ = nginx.kill();
+    // SIGQUIT: the master stops its workers and exits; the group gets
+    // SIGKILL if that takes more than five seconds. Killing only the master
+    // left its workers running.
+    let group = -(nginx.id() as i32);
+    // SAFETY: signalling the process group this bench started.
+    unsafe { libc::kill(group, libc::SIGQUIT) };
+    let until = std::time::Instant::now() + Duration::from_secs(5);
+    while nginx.try_wait().ok().flatten().is_none() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: as above; whatever is left of the group goes.
+    unsafe { libc::kill(group, libc::SIGKILL) };
     let _ = nginx.wait();
     rt.block_on(running.shutdown());
 

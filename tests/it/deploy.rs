@@ -202,6 +202,12 @@ impl Fixture {
         assert!(body.starts_with(&format!("release {release} ")), "{body}");
     }
 
+    /// The newest entry of `history --json`.
+    pub fn last_history(&self) -> Value {
+        let out = self.run(&["history", "--json"]);
+        events(&out).pop().expect("a history entry")
+    }
+
     pub fn assert_colors(&self, release: &str) {
         let s = self.status();
         for c in s["colors"].as_array().unwrap() {

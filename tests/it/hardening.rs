@@ -57,30 +57,43 @@ async fn defect_5_the_health_probe_does_not_follow_redirects() {
     );
 }
 
-/// An app that writes bytes that are not UTF-8, and one very long line, to
-/// its stdout on every request before answering.
-const NOISY_APP: &str = r#"
+/// A Python app on `$PORT` whose GET runs `before` (statements on one
+/// line) and answers `status` with `body` (Python expressions).
+fn py_app(before: &str, status: &str, body: &str) -> String {
+    format!(
+        r#"
 import os, sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def do_GET(self):
-        sys.stdout.buffer.write(b"bad \xff\xfe bytes\n" + b"x" * 100000 + b"\nafter the long line\n")
-        sys.stdout.buffer.flush()
-        body = ("release %s x\n" % os.environ.get("BLUEGREEN_RELEASE")).encode()
-        self.send_response(200)
+        {before}
+        body = ({body}).encode()
+        self.send_response({status})
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
     def log_message(self, *a):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+"#
+    )
+}
+
+/// Writes bytes that are not UTF-8, and one very long line, to stdout on
+/// every request before answering.
+fn noisy_app() -> String {
+    py_app(
+        r#"sys.stdout.buffer.write(b"bad \xff\xfe bytes\n" + b"x" * 100000 + b"\nafter the long line\n"); sys.stdout.buffer.flush()"#,
+        "200",
+        r#""release %s x\n" % os.environ.get("BLUEGREEN_RELEASE")"#,
+    )
+}
 
 #[test]
 fn defect_6_output_that_is_not_utf8_neither_stops_the_log_nor_kills_the_app() {
     let f = crate::deploy::Fixture::new("");
-    std::fs::write(f.root.path().join("app/app.py"), NOISY_APP).unwrap();
+    std::fs::write(f.root.path().join("app/app.py"), noisy_app()).unwrap();
     let out = f.deploy("v1");
     assert_eq!(out.status.code(), Some(0), "{}", crate::deploy::text(&out));
     for i in 0..20 {
@@ -222,28 +235,20 @@ async fn defect_12_the_cf_client_sends_its_token_only_to_the_apis_origin() {
     );
 }
 
-/// An app that answers with the request headers it received, one per line.
-const ECHO_APP: &str = r#"
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        body = "".join("%s: %s\n" % (k.lower(), v) for k, v in self.headers.items()).encode()
-        self.send_response(200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+/// Answers with the request headers it received, one per line.
+fn echo_app() -> String {
+    py_app(
+        "pass",
+        "200",
+        r#""".join("%s: %s\n" % (k.lower(), v) for k, v in self.headers.items())"#,
+    )
+}
 
 #[test]
 fn defect_12_the_router_sets_forwarding_headers_and_drops_hop_by_hop_ones() {
     use std::io::Read;
     let f = crate::deploy::Fixture::new("");
-    std::fs::write(f.root.path().join("app/app.py"), ECHO_APP).unwrap();
+    std::fs::write(f.root.path().join("app/app.py"), echo_app()).unwrap();
     let out = f.deploy("v1");
     assert_eq!(out.status.code(), Some(0), "{}", crate::deploy::text(&out));
 
@@ -459,12 +464,7 @@ fn defect_10_a_block_at_post_deploy_records_the_release_that_serves() {
     let out = f.deploy("v2");
     assert_eq!(out.status.code(), Some(3), "{}", crate::deploy::text(&out));
     f.assert_serving("v2");
-    let history = f.run(&["history", "--json"]);
-    let last: serde_json::Value = String::from_utf8_lossy(&history.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .next_back()
-        .unwrap();
+    let last = f.last_history();
     assert_eq!(last["result"], "done", "{last}");
     assert_eq!(last["releases"]["blue"], "v2", "{last}");
     assert_eq!(last["releases"]["green"], "v2", "{last}");
@@ -475,33 +475,23 @@ fn defect_10_a_block_at_post_deploy_records_the_release_that_serves() {
     );
 }
 
-/// The release's app, unhealthy when `SICK=1` is set unless its bits carry
-/// a `V2` file: the old release, restarted with the new deploy file's
-/// environment, fails its probe.
-const SICK_APP: &str = r#"
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-SICK = os.environ.get("SICK") == "1" and not os.path.exists("V2")
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        status = 500 if SICK else 200
-        body = ("release %s %s\n" % (os.environ.get("BLUEGREEN_RELEASE"), os.environ.get("BLUEGREEN_COLOR"))).encode()
-        self.send_response(status)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+/// Unhealthy when `SICK=1` is set unless its bits carry a `V2` file: the
+/// old release, restarted with the new deploy file's environment, fails
+/// its probe.
+fn sick_app() -> String {
+    py_app(
+        r#"sick = os.environ.get("SICK") == "1" and not os.path.exists("V2")"#,
+        "500 if sick else 200",
+        r#""release %s %s\n" % (os.environ.get("BLUEGREEN_RELEASE"), os.environ.get("BLUEGREEN_COLOR"))"#,
+    )
+}
 
 /// Defect 9 of «7 · Hardening»: a color whose restore probe failed stayed
 /// mapped, so the route kept an unhealthy color that we had mapped.
 #[test]
 fn defect_9_a_color_that_fails_its_restore_probe_leaves_the_route() {
     let f = crate::deploy::Fixture::new("");
-    std::fs::write(f.root.path().join("app/app.py"), SICK_APP).unwrap();
+    std::fs::write(f.root.path().join("app/app.py"), sick_app()).unwrap();
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     // v2 is healthy, blocks after blue is mapped, and sets SICK=1, which
     // the old release cannot take.

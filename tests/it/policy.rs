@@ -363,11 +363,6 @@ fn defect_4_a_late_migration_with_an_old_version_is_still_checked() {
     // the set of versions applied, which the next deploy subtracts.
     std::fs::remove_file(f.root.path().join("app/migrations/0000_drop_items.up.sql")).unwrap();
     assert_eq!(f.deploy("v3").status.code(), Some(0));
-    let history = f.run(&["history", "--json"]);
-    let last: serde_json::Value = String::from_utf8_lossy(&history.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .next_back()
-        .unwrap();
+    let last = f.last_history();
     assert_eq!(last["applied"], serde_json::json!(["0001"]), "{last}");
 }
