@@ -117,10 +117,14 @@ impl Router {
             let _ = stream.set_nodelay(true);
             let router = self.clone();
             let mut stop = shutdown.clone();
+            // The client's address, formatted once per connection.
+            let peer = http::HeaderValue::from_str(&peer.ip().to_string())
+                .expect("an IP is a valid header value");
             tokio::spawn(async move {
                 let _permit = permit;
                 let service = hyper::service::service_fn(move |req| {
                     let router = router.clone();
+                    let peer = peer.clone();
                     async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
@@ -140,7 +144,7 @@ impl Router {
     async fn handle(
         &self,
         mut req: Request<Incoming>,
-        peer: std::net::SocketAddr,
+        peer: http::HeaderValue,
     ) -> Response<RouterBody> {
         forwarding_headers(req.headers_mut(), peer);
         let host = req
@@ -235,27 +239,25 @@ impl Router {
 /// Drops hop-by-hop headers (and those the client's `Connection` names) and
 /// sets `X-Forwarded-*`. The router is the edge: a client's own
 /// `X-Forwarded-For` is replaced, not trusted.
-fn forwarding_headers(headers: &mut http::HeaderMap, peer: std::net::SocketAddr) {
-    let named: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .filter(|t| !t.is_empty())
-        .collect();
-    for name in HOP_BY_HOP
-        .iter()
-        .copied()
-        .chain(named.iter().map(String::as_str))
-    {
-        headers.remove(name);
+fn forwarding_headers(headers: &mut http::HeaderMap, peer: http::HeaderValue) {
+    if headers.contains_key(http::header::CONNECTION) {
+        let named: Vec<String> = headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
+        for name in named {
+            headers.remove(name.as_str());
+        }
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
     }
     let host = headers.get(http::header::HOST).cloned();
-    headers.insert(
-        "x-forwarded-for",
-        http::HeaderValue::from_str(&peer.ip().to_string()).expect("an IP is a valid header"),
-    );
+    headers.insert("x-forwarded-for", peer);
     headers.insert("x-forwarded-proto", http::HeaderValue::from_static("http"));
     match host {
         Some(h) => headers.insert("x-forwarded-host", h),
