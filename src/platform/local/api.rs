@@ -92,7 +92,7 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
             get(get_lock).put(put_lock).delete(delete_lock),
         )
         .route("/v3/droplets", post(copy_droplet))
-        .merge(super::services::routes())
+        .merge(super::service_api::routes())
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
                 let token = token.clone();

@@ -8,6 +8,7 @@ mod daemon;
 mod postgres;
 mod records;
 mod router;
+mod service_api;
 mod services;
 mod staging;
 mod state;

@@ -3,26 +3,17 @@
 //! and bindings that reach each bound app as `VCAP_SERVICES` and
 //! `DATABASE_URL`, so an app written for CF runs here unchanged.
 //!
-//! The v3 endpoints (`/v3/service_instances`, `/v3/service_credential_bindings`)
-//! are the ones the client also uses on a real CF; creating and deleting an
-//! instance is local-only (`/bluegreen/v1/services`), since CF does that
-//! through brokers and plans this platform has no use for.
+//! Their HTTP endpoints are in `service_api.rs`.
 
-use super::api::{completed_job, filter, page};
 use super::postgres;
 use super::records::{SPACE_GUID, new_guid, now};
 use super::state::{ApiErr, ApiResult, Platform};
 use crate::platform::v3;
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
-use axum::response::Response;
-use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 pub const SERVICE: &str = "service";
 pub const BINDING: &str = "binding";
@@ -222,152 +213,4 @@ impl Platform {
         }
         Ok(())
     }
-}
-
-type S = State<Arc<Platform>>;
-type Q = Query<HashMap<String, String>>;
-
-pub fn routes() -> Router<Arc<Platform>> {
-    use axum::routing::{delete, get};
-    Router::new()
-        .route("/v3/service_instances", get(list_instances))
-        .route(
-            "/v3/service_credential_bindings",
-            get(list_bindings).post(create_binding),
-        )
-        .route(
-            "/v3/service_credential_bindings/{guid}",
-            delete(delete_binding),
-        )
-        .route("/bluegreen/v1/services", get(list_services).post(create))
-        .route("/bluegreen/v1/services/{name}", delete(remove))
-}
-
-async fn list_instances(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
-    let all: Vec<v3::ServiceInstance> = p
-        .all::<ServiceRec>(SERVICE)?
-        .into_iter()
-        .map(|s| s.instance)
-        .filter(|i| filter(&q, "names", &i.name) && filter(&q, "space_guids", SPACE_GUID))
-        .collect();
-    page(&p, "/v3/service_instances", &q, all)
-}
-
-async fn list_bindings(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
-    let all: Vec<v3::ServiceCredentialBinding> = p
-        .all::<BindingRec>(BINDING)?
-        .into_iter()
-        .filter(|b| {
-            filter(&q, "app_guids", &b.app_guid)
-                && filter(&q, "service_instance_guids", &b.service_guid)
-                && filter(&q, "type", "app")
-        })
-        .map(|b| b.binding)
-        .collect();
-    page(&p, "/v3/service_credential_bindings", &q, all)
-}
-
-#[derive(Deserialize)]
-struct CreateBinding {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    name: Option<String>,
-    relationships: BTreeMap<String, v3::ToOne>,
-}
-
-async fn create_binding(
-    State(p): S,
-    Json(body): Json<CreateBinding>,
-) -> ApiResult<(StatusCode, Json<v3::ServiceCredentialBinding>)> {
-    if body.kind != "app" {
-        return Err(ApiErr::unprocessable(format!(
-            "binding type `{}` is not supported here; use app",
-            body.kind
-        )));
-    }
-    let rel = |k: &str| {
-        body.relationships
-            .get(k)
-            .and_then(|r| r.guid())
-            .map(String::from)
-            .ok_or_else(|| ApiErr::unprocessable(format!("relationships.{k} is required")))
-    };
-    let (app_guid, service_guid) = (rel("app")?, rel("service_instance")?);
-    p.app(&app_guid)?;
-    p.get::<ServiceRec>(SERVICE, &service_guid)?;
-    if p.all::<BindingRec>(BINDING)?
-        .iter()
-        .any(|b| b.app_guid == app_guid && b.service_guid == service_guid)
-    {
-        return Err(ApiErr::unprocessable(
-            "The app is already bound to the service instance.".into(),
-        ));
-    }
-    let guid = new_guid();
-    let binding = v3::ServiceCredentialBinding {
-        guid: guid.clone(),
-        kind: "app".into(),
-        name: body.name,
-        relationships: [
-            ("app".to_string(), v3::ToOne::to(&app_guid)),
-            ("service_instance".to_string(), v3::ToOne::to(&service_guid)),
-        ]
-        .into(),
-    };
-    let rec = BindingRec {
-        binding: binding.clone(),
-        app_guid,
-        service_guid,
-    };
-    p.put(BINDING, &guid, &rec)?;
-    Ok((StatusCode::CREATED, Json(binding)))
-}
-
-async fn delete_binding(State(p): S, Path(guid): Path<String>) -> ApiResult<Response> {
-    p.get::<BindingRec>(BINDING, &guid)?;
-    p.delete(BINDING, &guid)?;
-    Ok(completed_job(&p, "service_bindings.delete"))
-}
-
-/// One service as `platform service list --json` shows it, credentials included.
-fn describe(s: &ServiceRec) -> Value {
-    json!({
-        "name": s.instance.name,
-        "guid": s.instance.guid,
-        "type": s.kind,
-        "state": if postgres::running(&s.dir).is_some() { "running" } else { "stopped" },
-        "created_at": s.created_at,
-        "dir": s.dir,
-        "credentials": s.credentials(),
-    })
-}
-
-async fn list_services(State(p): S) -> ApiResult<Json<Value>> {
-    let all: Vec<Value> = p.all::<ServiceRec>(SERVICE)?.iter().map(describe).collect();
-    Ok(Json(json!({ "resources": all })))
-}
-
-#[derive(Deserialize)]
-struct CreateService {
-    name: String,
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-async fn create(
-    State(p): S,
-    Json(body): Json<CreateService>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let rec = tokio::task::spawn_blocking(move || p.create_service(&body.name, &body.kind))
-        .await
-        .map_err(ApiErr::internal)??;
-    Ok((StatusCode::CREATED, Json(describe(&rec))))
-}
-
-async fn remove(State(p): S, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    tokio::task::spawn_blocking(move || p.delete_service(&name))
-        .await
-        .map_err(ApiErr::internal)??;
-    Ok(Json(json!({ "deleted": true })))
 }
