@@ -192,8 +192,44 @@ fn defect_2_the_token_never_goes_to_a_stale_port_and_changes_per_start() {
         bystander.try_wait().unwrap().is_none(),
         "the bystander lives"
     );
+    // Nor when the file predates start times (no `started`).
+    let legacy = serde_json::json!({"pid": bystander.id(), "api_url": url, "router_port": 1});
+    std::fs::write(dir.join("daemon.json"), legacy.to_string()).unwrap();
+    assert_eq!(f.run(&["platform", "stop"]).status.code(), Some(0));
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "the bystander lives"
+    );
     bystander.kill().unwrap();
     bystander.wait().unwrap();
+
+    // A daemon started by an older bluegreen (no `started` in its file) is
+    // still found and stopped after an upgrade.
+    let out = f.run(&["platform", "start", "--router-port", "0"]);
+    assert_eq!(out.status.code(), Some(0), "{}", crate::deploy::text(&out));
+    let mut endpoint: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("daemon.json")).unwrap()).unwrap();
+    let pid = endpoint["pid"].as_u64().unwrap() as i32;
+    endpoint.as_object_mut().unwrap().remove("started");
+    std::fs::write(dir.join("daemon.json"), endpoint.to_string()).unwrap();
+    let out = f.run(&["platform", "stop"]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("local platform stopped"),
+        "{}",
+        crate::deploy::text(&out)
+    );
+    // Gone, or a zombie its parent has not reaped yet.
+    let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let state = state
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .next();
+    assert!(
+        matches!(state, None | Some("Z")),
+        "the old daemon is gone: {state:?}"
+    );
 }
 
 #[tokio::test]

@@ -108,11 +108,33 @@ fn alive(pid: u32) -> bool {
 }
 
 /// Whether the daemon `endpoint` names is still that process, not another
-/// one that got its pid since.
+/// one that got its pid since. A `daemon.json` written before start times
+/// were recorded is trusted only while its pid runs a bluegreen daemon.
 fn ours(endpoint: &Endpoint) -> bool {
-    endpoint.started.is_some()
-        && alive(endpoint.pid)
-        && super::daemon::process_started(endpoint.pid) == endpoint.started
+    // A zombie has exited; only its parent has yet to notice.
+    let zombie = std::fs::read_to_string(format!("/proc/{}/stat", endpoint.pid))
+        .ok()
+        .and_then(|s| {
+            s.rsplit(')')
+                .next()
+                .map(|r| r.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false);
+    if zombie || !alive(endpoint.pid) {
+        return false;
+    }
+    match endpoint.started {
+        Some(started) => super::daemon::process_started(endpoint.pid) == Some(started),
+        None => std::fs::read(format!("/proc/{}/cmdline", endpoint.pid))
+            .map(|c| {
+                let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                args.first().is_some_and(|a| a.ends_with(b"bluegreen"))
+                    && args
+                        .windows(2)
+                        .any(|w| w == [&b"platform"[..], &b"start"[..]])
+            })
+            .unwrap_or(false),
+    }
 }
 
 /// Stops the daemon (its apps stop with it). False if none was running.
