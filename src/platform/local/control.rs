@@ -157,5 +157,11 @@ pub async fn stop(dir: &Path) -> Result<bool, PlatformError> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // It has exited; give its parent a moment to reap it, so the pid is
+    // gone when we say it stopped (bounded: a parent may never reap).
+    let reaped = Instant::now() + Duration::from_secs(2);
+    while alive(endpoint.pid) && Instant::now() < reaped {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(true)
 }
