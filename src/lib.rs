@@ -8,3 +8,10 @@ pub mod deploy;
 pub mod platform;
 pub mod plugin;
 pub mod units;
+
+/// Input the user can fix: reported with exit code 2. It lives at the root
+/// so every layer (config, deploy, cli) can raise it without importing the
+/// CLI.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);

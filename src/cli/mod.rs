@@ -110,10 +110,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
     }
 }
 
-/// Input the user can fix: reported with exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
+pub use crate::BadInput;
 
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
     if err.chain().any(|c| c.is::<BadInput>()) {

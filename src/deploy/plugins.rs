@@ -5,7 +5,7 @@
 //! sha256, keep the settings the policy locks, and run first on every hook,
 //! so an app's deploy file can neither remove, weaken nor pre-empt them.
 
-use crate::cli::BadInput;
+use crate::BadInput;
 use crate::config::policy;
 use crate::config::{CANDIDATE, DeployFile};
 use crate::plugin::{

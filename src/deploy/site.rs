@@ -143,7 +143,7 @@ impl Site {
                              or correct the name"
                         ),
                     };
-                    return Err(crate::cli::BadInput(format!(
+                    return Err(crate::BadInput(format!(
                         "field `services`: no service instance named `{name}`; {fix}"
                     ))
                     .into());
