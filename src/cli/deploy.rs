@@ -209,7 +209,7 @@ pub async fn run(
             (Some(m), Source::New) => {
                 let all = release::all(&l.app_dir, m)?;
                 let present: BTreeSet<String> = all.iter().map(|m| m.version.clone()).collect();
-                (all.into_iter().filter(|m| !applied.contains(&m.version)).collect::<Vec<_>>(), present)
+                (release::pending(all, &applied), present)
             }
             _ => (Vec::new(), BTreeSet::new()),
         };

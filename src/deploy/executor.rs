@@ -187,7 +187,7 @@ impl Executor {
                 color,
                 command,
                 contract,
-            } => self.migrate(*color, command, *contract).await,
+            } => self.migrate(step, *color, command, *contract).await,
             Step::Health { color, timeout, .. } => {
                 let deadline = Instant::now() + *timeout;
                 self.health_deadline.insert(*color, deadline);

@@ -112,17 +112,16 @@ impl Applied {
     }
 }
 
-/// Migrations in `app_dir` not yet `applied`, in version order: the
-/// expand-phase ones from `dirs`, and the contract-phase ones (`post_dirs`)
-/// marked as such.
-pub fn pending(app_dir: &Path, m: &Migrate, applied: &Applied) -> anyhow::Result<Vec<Migration>> {
-    Ok(all(app_dir, m)?
-        .into_iter()
+/// The migrations of `all` not yet `applied`.
+pub fn pending(all: Vec<Migration>, applied: &Applied) -> Vec<Migration> {
+    all.into_iter()
         .filter(|mig| !applied.contains(&mig.version))
-        .collect())
+        .collect()
 }
 
-/// Every up migration in `app_dir`, in version order.
+/// Every up migration in `app_dir`, in version order: the expand-phase
+/// ones from `dirs`, and the contract-phase ones (`post_dirs`) marked as
+/// such.
 pub fn all(app_dir: &Path, m: &Migrate) -> anyhow::Result<Vec<Migration>> {
     let dirs = if m.dirs.is_empty() {
         vec![default_dir(m.kind).into()]
@@ -208,8 +207,7 @@ mod tests {
             retries: 3,
         };
         let names = |applied: Applied| -> Vec<String> {
-            pending(dir.path(), &cfg, &applied)
-                .unwrap()
+            pending(all(dir.path(), &cfg).unwrap(), &applied)
                 .into_iter()
                 .map(|m| m.path)
                 .collect()
@@ -230,5 +228,22 @@ mod tests {
             legacy_max: None,
         };
         assert_eq!(names(applied), ["migrations/0002_b.up.sql"]);
+
+        // Real size: 400 migrations, all applied but one old one.
+        for i in 10..410 {
+            std::fs::write(m.join(format!("{i:04}_m.up.sql")), "select 1;").unwrap();
+        }
+        let mut versions: std::collections::BTreeSet<String> =
+            (10..410).map(|i| format!("{i:04}")).collect();
+        versions.extend(["0001", "0003"].map(String::from));
+        versions.remove("0100");
+        let applied = Applied {
+            versions,
+            legacy_max: None,
+        };
+        assert_eq!(
+            names(applied),
+            ["migrations/0002_b.up.sql", "migrations/0100_m.up.sql"]
+        );
     }
 }

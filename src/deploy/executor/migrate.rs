@@ -14,6 +14,7 @@
 //! (`PG::LockNotAvailable`, `ActiveRecord::LockWaitTimeout`) and psycopg's.
 
 use super::{Executor, Stop, TASK_TIMEOUT};
+use crate::deploy::plan::Step;
 use crate::platform::PlatformError;
 use crate::plugin::context::Color;
 use std::time::Duration;
@@ -52,8 +53,11 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 impl Executor {
+    /// Runs `step` (a `Step::Migrate`), trying again while it gives up on
+    /// a lock.
     pub(super) async fn migrate(
         &self,
+        step: &Step,
         color: Color,
         command: &str,
         contract: bool,
@@ -66,11 +70,6 @@ impl Executor {
         let app = self.site.app(color).guid.clone();
         let task = task_command(command, phase, &pgoptions);
         let attempts = retries + 1;
-        let step = self
-            .steps()
-            .iter()
-            .find(|s| matches!(s, crate::deploy::plan::Step::Migrate { contract: c, .. } if *c == contract))
-            .cloned();
         for attempt in 1..=attempts {
             let failure = match self.site.client.run_task(&app, &task, TASK_TIMEOUT).await {
                 Ok(_) => return Ok(()),
@@ -97,9 +96,7 @@ impl Executor {
                 )));
             }
             let wait = backoff(attempt);
-            if let Some(step) = &step {
-                self.report.attempt(step, attempt, attempts, &why, wait);
-            }
+            self.report.attempt(step, attempt, attempts, &why, wait);
             tokio::time::sleep(wait).await;
         }
         unreachable!("the last attempt returns")

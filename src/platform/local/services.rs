@@ -67,11 +67,7 @@ impl Platform {
     /// Creates and starts a service (blocking: initdb takes a second or two).
     pub fn create_service(&self, name: &str, kind: &str) -> ApiResult<ServiceRec> {
         let _guard = SERVICES.lock().unwrap();
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(ApiErr::unprocessable(format!(
-                "service name `{name}` must be letters, digits and dashes"
-            )));
-        }
+        super::state::check_name("service", name)?;
         if kind != "postgres" {
             return Err(ApiErr::unprocessable(format!(
                 "service type `{kind}` is not offered; the local platform has `postgres`"

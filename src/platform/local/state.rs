@@ -88,11 +88,7 @@ impl Platform {
     }
 
     pub fn create_app(&self, name: &str, env: BTreeMap<String, String>) -> ApiResult<AppRec> {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(ApiErr::unprocessable(format!(
-                "app name `{name}` must be letters, digits and dashes"
-            )));
-        }
+        check_name("app", name)?;
         if self.all::<AppRec>(APP)?.iter().any(|a| a.app.name == name) {
             return Err(ApiErr::unprocessable(format!(
                 "App with the name '{name}' already exists."
@@ -347,6 +343,16 @@ impl Platform {
         }
         Ok(())
     }
+}
+
+/// App and service names: they become host names and directory names.
+pub fn check_name(what: &str, name: &str) -> ApiResult<()> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(ApiErr::unprocessable(format!(
+            "{what} name `{name}` must be letters, digits and dashes"
+        )));
+    }
+    Ok(())
 }
 
 fn task_name(p: &Platform, guid: &str) -> String {
