@@ -213,7 +213,8 @@ pub async fn run(
             }
             _ => (Vec::new(), BTreeSet::new()),
         };
-        let steps = plan::plan(&l.file, newest, &plugins.by_hook(), &source);
+        let order = site.order().await?;
+        let steps = plan::plan(&l.file, order, &plugins.by_hook(), &source);
         let mut before = BTreeMap::new();
         for c in [Color::Blue, Color::Green] {
             before.insert(c, site.before(c).await?);
@@ -228,7 +229,7 @@ pub async fn run(
             started: now(),
             host: hostname(),
             pid: std::process::id(),
-            order: plan::order(newest),
+            order,
             steps: steps.clone(),
             before,
             droplets,
@@ -314,7 +315,11 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
             &crate::platform::package::zip_dir(&l.app_dir)?.sha256,
         ),
     };
-    let steps = plan::plan(&l.file, newest, &plugins.by_hook(), &Source::New);
+    let order = match &site {
+        Some(s) => s.order().await?,
+        None => plan::order(None, &[]),
+    };
+    let steps = plan::plan(&l.file, order, &plugins.by_hook(), &Source::New);
     if args.json {
         println!(
             "{}",
@@ -361,7 +366,8 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
             .unwrap_or_default();
         println!(
             "\nIf a step fails or a plugin blocks: the color in flight goes back to its previous \
-             droplet and onto the route, then hook on-failure: {}",
+             droplet and onto the route, then a color already switched goes back too (one release \
+             serves), then hook on-failure: {}",
             if on_failure.is_empty() {
                 "no plugins".to_string()
             } else {

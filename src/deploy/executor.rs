@@ -51,6 +51,8 @@ impl From<crate::platform::PlatformError> for Stop {
 
 const TASK_TIMEOUT: Duration = Duration::from_secs(600);
 const STAGE_TIMEOUT: Duration = Duration::from_secs(900);
+/// How long the color staying on the route gets to prove it is healthy.
+const RECHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub struct Executor {
     pub file: DeployFile,
@@ -76,6 +78,10 @@ pub struct Executor {
     candidates: BTreeMap<Color, String>,
     health_deadline: BTreeMap<Color, Instant>,
     touched: BTreeSet<Color>,
+    /// Colors this deploy put on the route with the new release.
+    switched: BTreeSet<Color>,
+    /// Colors a stopped deploy leaves on the new release (see `undo`).
+    forward: BTreeSet<Color>,
 }
 
 impl Executor {
@@ -110,6 +116,8 @@ impl Executor {
             candidates: BTreeMap::new(),
             health_deadline: BTreeMap::new(),
             touched: BTreeSet::new(),
+            switched: BTreeSet::new(),
+            forward: BTreeSet::new(),
         }
     }
 
@@ -124,6 +132,11 @@ impl Executor {
         // A color whose steps began before an interruption may be off the
         // route or on new bits: treat it as in flight.
         for i in done.iter().copied().chain([from]) {
+            if let Some(Step::Map { color }) = self.steps().get(i)
+                && done.contains(&i)
+            {
+                self.switched.insert(*color);
+            }
             if let Some(step) = self.steps().get(i)
                 && !matches!(
                     step,
@@ -176,6 +189,7 @@ impl Executor {
             Step::Validate | Step::AcquireLock => Ok(()),
             Step::Hook { hook, color, .. } => self.hooks(*hook, *color).await,
             Step::Unmap { color } => {
+                self.other_serves(*color).await?;
                 self.touched.insert(*color);
                 let app = self.site.app(*color).guid.clone();
                 client.unmap_route(&self.site.route.guid, &app).await?;
@@ -201,6 +215,7 @@ impl Executor {
             }
             Step::Map { color } => {
                 self.map(*color).await?;
+                self.switched.insert(*color);
                 let mut meta = v3::Metadata::default();
                 meta.annotations.insert(
                     site::DEPLOYED_AT.into(),
@@ -232,6 +247,33 @@ impl Executor {
                 .await?;
         }
         Ok(())
+    }
+
+    /// Before `color` leaves the route the other color must be on it and
+    /// answer healthy on its own URL now, not just when it was mapped:
+    /// otherwise the unmap would leave the route empty or to a sick color.
+    async fn other_serves(&self, color: Color) -> Result<(), Stop> {
+        if !self.site.mapped(color).await? {
+            return Ok(());
+        }
+        let other = color.other();
+        if !self.site.mapped(other).await? {
+            return Err(Stop::Failed(anyhow::anyhow!(
+                "{other} is not on the route, so unmapping {color} would leave it empty; \
+                 {color} keeps serving"
+            )));
+        }
+        let deadline = Instant::now() + self.file.health.timeout.min(RECHECK_TIMEOUT);
+        let check = async {
+            let url = self.site.candidate_url(other, deadline).await?;
+            health::probe(&url, &self.file.health, deadline).await?;
+            self.site.until_running(other, deadline).await
+        };
+        check.await.map_err(|e| {
+            Stop::Failed(e.context(format!(
+                "{other} must serve while {color} is off the route, and it is not healthy now"
+            )))
+        })
     }
 
     /// Waits until requests in flight to `color` finish (the local router

@@ -1,7 +1,8 @@
 //! The deploy sequence as a pure list of steps, so it can be shown
 //! (`bluegreen plan`) and tested without touching a platform. The order is
 //! the Cloud Foundry blue-green recipe with hooks at every step; the first
-//! color is the one *not* serving the newest release, so the newest survives
+//! color is one whose leaving the route costs nothing (it does not serve),
+//! else the one *not* serving the newest release, so the newest survives
 //! longest.
 
 use crate::config::DeployFile;
@@ -73,19 +74,26 @@ pub enum Source {
     Existing(String),
 }
 
-/// The colors in deploy order: the one not serving the newest release first.
-pub fn order(newest: Option<Color>) -> [Color; 2] {
-    match newest {
-        Some(Color::Blue) => [Color::Green, Color::Blue],
-        _ => [Color::Blue, Color::Green],
-    }
+/// The colors in deploy order. When exactly one color serves (mapped and
+/// running), the other goes first: unmapping the only one serving would
+/// empty the route. Otherwise the one not serving the newest release goes
+/// first.
+pub fn order(newest: Option<Color>, serving: &[Color]) -> [Color; 2] {
+    let first = match serving {
+        [only] => only.other(),
+        _ => match newest {
+            Some(c) => c.other(),
+            None => Color::Blue,
+        },
+    };
+    [first, first.other()]
 }
 
-/// The steps of a deploy of `file`, given which color serves the newest
-/// release and which plugins handle each hook.
+/// The steps of a deploy of `file`, given the colors' `order` and which
+/// plugins handle each hook.
 pub fn plan(
     file: &DeployFile,
-    newest: Option<Color>,
+    order: [Color; 2],
     plugins: &BTreeMap<Hook, Vec<String>>,
     source: &Source,
 ) -> Vec<Step> {
@@ -106,7 +114,7 @@ pub fn plan(
     if migrate.is_some() {
         steps.push(hook(Hook::MigrationSafetyCheck, None));
     }
-    for (i, color) in order(newest).into_iter().enumerate() {
+    for (i, color) in order.into_iter().enumerate() {
         let c = Some(color);
         steps.extend([
             hook(Hook::PreUnmap, c),
@@ -146,7 +154,7 @@ pub fn plan(
     }
     if let Some(m) = migrate.filter(|m| !m.post_dirs.is_empty()) {
         steps.push(Step::Migrate {
-            color: order(newest)[0],
+            color: order[0],
             command: m.command.clone(),
             contract: true,
         });
@@ -301,16 +309,28 @@ mod tests {
 
     #[test]
     fn the_color_not_serving_the_newest_release_goes_first() {
-        assert_eq!(order(None), [Color::Blue, Color::Green]);
-        assert_eq!(order(Some(Color::Green)), [Color::Blue, Color::Green]);
-        assert_eq!(order(Some(Color::Blue)), [Color::Green, Color::Blue]);
+        use Color::{Blue, Green};
+        assert_eq!(order(None, &[]), [Blue, Green]);
+        assert_eq!(order(Some(Green), &[Blue, Green]), [Blue, Green]);
+        assert_eq!(order(Some(Blue), &[Blue, Green]), [Green, Blue]);
+        assert_eq!(order(Some(Blue), &[]), [Green, Blue]);
+    }
+
+    /// Defect 9 of «7 · Hardening»: the order ignored which color serves,
+    /// so a deploy could unmap the only color on the route first.
+    #[test]
+    fn defect_9_the_only_color_serving_goes_last_whatever_is_newest() {
+        use Color::{Blue, Green};
+        assert_eq!(order(Some(Blue), &[Green]), [Blue, Green]);
+        assert_eq!(order(Some(Green), &[Blue]), [Green, Blue]);
+        assert_eq!(order(None, &[Green]), [Blue, Green]);
     }
 
     #[test]
     fn stages_once_migrates_once_on_the_first_color_and_maps_only_after_health() {
         let steps = plan(
             &file("app: shop\nmigrate: { command: bin/migrate }\n"),
-            Some(Color::Blue),
+            order(Some(Color::Blue), &[]),
             &BTreeMap::new(),
             &Source::New,
         );
@@ -404,7 +424,7 @@ mod tests {
     fn a_rollback_switches_droplets_and_never_migrates() {
         let steps = plan(
             &file("app: shop\nmigrate: { command: bin/migrate }\n"),
-            Some(Color::Green),
+            order(Some(Color::Green), &[]),
             &BTreeMap::new(),
             &Source::Existing("r1".into()),
         );
@@ -434,7 +454,7 @@ mod tests {
         ]);
         let text = render(&plan(
             &file("app: shop\ndrain: 3s\nhealth: { path: /up, timeout: 45s }\n"),
-            None,
+            order(None, &[]),
             &plugins,
             &Source::New,
         ));

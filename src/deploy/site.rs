@@ -276,6 +276,30 @@ impl Site {
             .map(|(_, c)| c)
     }
 
+    /// The colors serving now: on the route, with an instance the platform
+    /// counts as running.
+    pub async fn serving(&self) -> Result<Vec<Color>, PlatformError> {
+        let destinations = self.client.destinations(&self.route.guid).await?;
+        let mut serving = Vec::new();
+        for c in [Color::Blue, Color::Green] {
+            let guid = &self.app(c).guid;
+            if !destinations.iter().any(|d| &d.app.guid == guid) {
+                continue;
+            }
+            let process = self.client.web_process(guid).await?;
+            let stats = self.client.process_stats(&process.guid).await?;
+            if stats.iter().any(|s| s.state == "RUNNING") {
+                serving.push(c);
+            }
+        }
+        Ok(serving)
+    }
+
+    /// The colors in deploy order (see `plan::order`).
+    pub async fn order(&self) -> Result<[Color; 2], PlatformError> {
+        Ok(super::plan::order(self.newest(), &self.serving().await?))
+    }
+
     /// Polls the color's process stats until `found` picks something out
     /// of them, or `deadline` passes (the error names what was seen).
     async fn poll_stats<T>(

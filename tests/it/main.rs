@@ -10,6 +10,7 @@ mod examples;
 mod guard;
 mod hardening;
 mod languages;
+mod order;
 mod platform;
 mod plugins;
 mod policy;

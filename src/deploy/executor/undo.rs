@@ -1,6 +1,7 @@
 //! Undoing: after a failed or vetoed step the color in flight goes back to
-//! the droplet it ran before and onto the route; the history records what
-//! happened and the lock is released.
+//! the droplet it ran before and onto the route, then a color that had
+//! already switched to the new release goes back too, so one release serves
+//! the route. The history records what happened and the lock is released.
 
 use super::{DeployError, Executor, Stop, chain};
 use crate::deploy::health;
@@ -26,8 +27,6 @@ impl Executor {
             aftermath.push(
                 "both colors serve the new release; the contract migration did not finish (fix it and deploy again)".into(),
             );
-        } else if let Some(c) = step.color().filter(|c| self.touched.contains(c)) {
-            aftermath.push(self.restore(c).await);
         } else if matches!(
             step,
             Step::Hook {
@@ -37,7 +36,18 @@ impl Executor {
         ) {
             aftermath.push("the deploy itself had finished; nothing was rolled back, and the history records the release as serving".into());
         } else {
-            aftermath.push("nothing on the route changed".into());
+            let in_flight = step.color().filter(|c| self.touched.contains(c));
+            if let Some(c) = in_flight {
+                aftermath.push(self.restore(c).await);
+            }
+            for c in self.switched.clone() {
+                if Some(c) != in_flight {
+                    aftermath.push(self.bring_back(c).await);
+                }
+            }
+            if aftermath.is_empty() {
+                aftermath.push("nothing on the route changed".into());
+            }
         }
         let failure = FailureInfo {
             step: step.kind().into(),
@@ -123,6 +133,32 @@ impl Executor {
         }
     }
 
+    /// Takes `color`, already serving the new release, back to its earlier
+    /// one, while the other color (back on its own earlier release) serves.
+    /// Without an earlier release, or with the other color off the route,
+    /// it keeps serving the new one: an empty route is worse.
+    async fn bring_back(&mut self, color: Color) -> String {
+        let other = color.other();
+        let why = if self.record.before[&color].droplet.is_none() {
+            Some(format!("{color} had no earlier release"))
+        } else if !self.site.mapped(other).await.unwrap_or(false) {
+            Some(format!("{other} is not on the route to serve meanwhile"))
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.forward.insert(color);
+            return format!(
+                "{color} keeps serving release {}: {why}",
+                self.record.release
+            );
+        }
+        format!(
+            "{} (so one release serves the route)",
+            self.restore(color).await
+        )
+    }
+
     /// Unmaps `color` when the other color is on the route; says what it did.
     async fn take_off_route(&self, color: Color) -> String {
         let other_mapped = self.site.mapped(color.other()).await.unwrap_or(false);
@@ -201,6 +237,9 @@ impl Executor {
         for c in [Color::Blue, Color::Green] {
             let (d, rel) = match result {
                 Outcome::Done => (r.droplets.get(&c).cloned(), Some(r.release.clone())),
+                _ if self.forward.contains(&c) => {
+                    (r.droplets.get(&c).cloned(), Some(r.release.clone()))
+                }
                 _ => (r.before[&c].droplet.clone(), r.before[&c].release.clone()),
             };
             if let Some(d) = d {
