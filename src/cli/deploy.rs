@@ -38,8 +38,9 @@ pub struct RunArgs {
     /// Wait this long for another deploy's lock (`30s`, `10m`).
     #[arg(long, value_parser = crate::units::parse_duration, default_value = "0s")]
     pub wait: Duration,
-    /// The org policy (else $BLUEGREEN_POLICY, /etc/bluegreen/policy.yaml,
-    /// then the deploy file's `policy`).
+    /// A policy layered on the system's (/etc/bluegreen/policy.yaml), which
+    /// it can only add to; else $BLUEGREEN_POLICY, then the deploy file's
+    /// `policy`.
     #[arg(long)]
     pub policy: Option<PathBuf>,
 }
@@ -47,6 +48,7 @@ pub struct RunArgs {
 /// The org policy for this deploy file, in the documented order.
 pub fn find_policy(policy: Option<&Path>, l: &Loaded) -> anyhow::Result<policy::Loaded> {
     policy::find(
+        policy::system_path(),
         policy,
         std::env::var_os("BLUEGREEN_POLICY").map(PathBuf::from),
         l.file.policy.as_ref().map(|p| l.base.join(p)),

@@ -43,7 +43,9 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<u8> {
     if args.json {
         println!(
             "{}",
-            json!({"policy": p.path, "source": p.source, "required_plugins": required,
+            json!({"policy": p.path, "source": p.source,
+                "added": p.added.as_ref().map(|(path, source)| json!({"policy": path, "source": source})),
+                "required_plugins": required,
                 "required_hooks": p.policy.required_hooks, "overrides": {
                     "allowed": p.policy.overrides.allowed,
                     "require_reason": p.policy.overrides.require_reason},

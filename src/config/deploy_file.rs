@@ -30,7 +30,7 @@ pub struct DeployFile {
     #[serde(default)]
     pub health: Health,
     /// How long to wait for in-flight requests after unmapping a color.
-    #[serde(default = "default_drain", with = "humantime_serde_compat")]
+    #[serde(default = "default_drain", with = "crate::config::duration")]
     pub drain: Duration,
     #[serde(default)]
     pub migrate: Option<Migrate>,
@@ -74,11 +74,11 @@ pub struct Health {
     pub status: u16,
     /// Text the body must contain.
     pub body: Option<String>,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::config::duration")]
     pub request_timeout: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::config::duration")]
     pub interval: Duration,
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::config::duration")]
     pub timeout: Duration,
     /// Consecutive healthy answers needed.
     pub successes: u32,
@@ -149,10 +149,10 @@ pub struct Migrate {
     /// PostgreSQL `lock_timeout` for the migration (through `PGOPTIONS`): a
     /// migration waiting for a lock gives up instead of queueing the site's
     /// queries behind it.
-    #[serde(default = "default_lock_timeout", with = "humantime_serde_compat")]
+    #[serde(default = "default_lock_timeout", with = "crate::config::duration")]
     pub lock_timeout: Duration,
     /// PostgreSQL `statement_timeout` for the migration, if set.
-    #[serde(default, with = "humantime_serde_compat::option")]
+    #[serde(default, with = "crate::config::duration::option")]
     pub statement_timeout: Option<Duration>,
     /// How often a migration that hit the lock timeout is tried again.
     #[serde(default = "default_retries")]
@@ -202,7 +202,7 @@ pub struct PluginSettings {
     pub settings: BTreeMap<String, String>,
     pub grant_dirs: Vec<PathBuf>,
     pub allow_http: Vec<String>,
-    #[serde(with = "humantime_serde_compat::option")]
+    #[serde(with = "crate::config::duration::option")]
     pub timeout: Option<Duration>,
     pub memory: Option<String>,
     pub on_error: Option<crate::plugin::OnError>,
@@ -402,39 +402,5 @@ impl DeployFile {
 
     pub fn route_host(&self) -> &str {
         self.route.as_deref().unwrap_or(&self.app)
-    }
-}
-
-/// `humantime` strings (`5s`, `500ms`) for `Duration` fields. Parsing inside
-/// the visitor lets serde_yaml attach the line and column to a bad value.
-mod humantime_serde_compat {
-    use serde::Deserializer;
-    use serde::de::{Error, Unexpected, Visitor};
-    use std::time::Duration;
-
-    struct Human;
-
-    impl Visitor<'_> for Human {
-        type Value = Duration;
-
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("a duration like `500ms`, `5s` or `2m`")
-        }
-
-        fn visit_str<E: Error>(self, s: &str) -> Result<Duration, E> {
-            humantime::parse_duration(s).map_err(|_| E::invalid_value(Unexpected::Str(s), &self))
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        d.deserialize_str(Human)
-    }
-
-    pub mod option {
-        use super::*;
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-            super::deserialize(d).map(Some)
-        }
     }
 }

@@ -2,6 +2,7 @@
 //! (exit code 2) and always name the file, position or field, and the fix.
 
 mod deploy_file;
+pub(crate) mod duration;
 pub mod policy;
 
 pub use deploy_file::{

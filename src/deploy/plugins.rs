@@ -14,6 +14,42 @@ use crate::plugin::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
+/// What a plugin may reach and use, from the deploy file or, for a required
+/// plugin, the policy.
+struct Grants<'a> {
+    dirs: &'a [std::path::PathBuf],
+    http: &'a [String],
+    timeout: Option<std::time::Duration>,
+    memory: Option<&'a str>,
+}
+
+impl Grants<'_> {
+    /// The sandbox; directories are relative to the deploy file's `base`.
+    /// An error names the field.
+    fn sandbox(&self, base: &Path) -> Result<Sandbox, (&'static str, String)> {
+        let mut sandbox = Sandbox::default();
+        for d in self.dirs {
+            let host_dir = base.join(d);
+            let spec = format!("{}:/{}", host_dir.display(), d.display()).replace("//", "/");
+            sandbox
+                .dirs
+                .push(DirGrant::parse(&spec).map_err(|e| ("grant_dirs", e))?);
+        }
+        for o in self.http.iter().filter(|o| *o != CANDIDATE) {
+            sandbox
+                .http
+                .push(Origin::parse(o).map_err(|e| ("allow_http", e))?);
+        }
+        if let Some(t) = self.timeout {
+            sandbox.timeout = t;
+        }
+        if let Some(m) = self.memory {
+            sandbox.memory = crate::units::parse_size(m).map_err(|e| ("memory", e))?;
+        }
+        Ok(sandbox)
+    }
+}
+
 /// The deploy file breaks the org policy: exit code 3, nothing changes.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -82,7 +118,7 @@ impl Plugins {
         let mut required = Vec::new();
         for (name, r) in &policy.policy.required_plugins {
             let at = app.iter().position(|p| &p.name == name);
-            let plugin = match (policy.plugin_path(r), at) {
+            let plugin = match (r.path.clone(), at) {
                 (Some(path), at) => {
                     let mut org = host.load(&path).await?;
                     // Named by the policy, whatever the org's file is called.
@@ -135,35 +171,59 @@ impl Plugins {
                 .get(&p.name)
                 .cloned()
                 .unwrap_or_default();
-            let field = |f: &str, e: String| {
-                BadInput(format!(
-                    "{}: field `plugins.config.{}.{f}`: {e}",
-                    file_path.display(),
-                    p.name
-                ))
+            let required = policy.policy.required_plugins.get(&p.name);
+            let (grants, source) = match required {
+                // The policy owns a required plugin's grants and limits: the
+                // deploy file could otherwise open `/` and any origin to the
+                // org's code, or starve it of time.
+                Some(r) => {
+                    if !s.grant_dirs.is_empty()
+                        || !s.allow_http.is_empty()
+                        || s.timeout.is_some()
+                        || s.memory.is_some()
+                    {
+                        violations.push(format!(
+                            "`plugins.config.{}`: grant_dirs, allow_http, timeout and memory of a \
+                             required plugin are the policy's; remove them (the platform team \
+                             changes them in the policy)",
+                            p.name
+                        ));
+                    }
+                    let grants = Grants {
+                        dirs: &r.grant_dirs,
+                        http: &r.allow_http,
+                        timeout: r.timeout,
+                        memory: r.memory.as_deref(),
+                    };
+                    (
+                        grants,
+                        format!(
+                            "the org {}: field `required_plugins.{}",
+                            policy.describe(),
+                            p.name
+                        ),
+                    )
+                }
+                None => {
+                    let grants = Grants {
+                        dirs: &s.grant_dirs,
+                        http: &s.allow_http,
+                        timeout: s.timeout,
+                        memory: s.memory.as_deref(),
+                    };
+                    (
+                        grants,
+                        format!("{}: field `plugins.config.{}", file_path.display(), p.name),
+                    )
+                }
             };
-            let mut sandbox = Sandbox::default();
-            for d in &s.grant_dirs {
-                let host_dir = base.join(d);
-                let spec = format!("{}:/{}", host_dir.display(), d.display()).replace("//", "/");
-                sandbox
-                    .dirs
-                    .push(DirGrant::parse(&spec).map_err(|e| field("grant_dirs", e))?);
-            }
-            for o in s.allow_http.iter().filter(|o| *o != CANDIDATE) {
-                sandbox
-                    .http
-                    .push(Origin::parse(o).map_err(|e| field("allow_http", e))?);
-            }
-            if let Some(t) = s.timeout {
-                sandbox.timeout = t;
-            }
-            if let Some(m) = &s.memory {
-                sandbox.memory = crate::units::parse_size(m).map_err(|e| field("memory", e))?;
-            }
+            let sandbox = grants
+                .sandbox(base)
+                .map_err(|(f, e)| BadInput(format!("{source}.{f}`: {e}")))?;
+            let wants_candidate = grants.http.iter().any(|o| o == CANDIDATE);
             let mut settings = s.settings.clone();
             let mut on_error = s.on_error.unwrap_or_default();
-            if let Some(r) = policy.policy.required_plugins.get(&p.name) {
+            if let Some(r) = required {
                 for (k, locked) in &r.settings {
                     if let Some(v) = settings.get(k).filter(|v| *v != locked) {
                         violations.push(format!(
@@ -186,10 +246,7 @@ impl Plugins {
                 sandbox,
                 on_error,
             };
-            configs.insert(
-                p.name.clone(),
-                (config, s.allow_http.iter().any(|o| o == CANDIDATE)),
-            );
+            configs.insert(p.name.clone(), (config, wants_candidate));
         }
         let required_names = required.iter().map(|p| p.name.clone()).collect();
         // Only a plugin the policy itself requires (pinned by digest)

@@ -113,10 +113,9 @@ fn defect_9_the_second_color_leaves_the_route_only_while_the_first_is_healthy() 
     std::fs::write(f.root.path().join("app/app.py"), TURNS_SICK).unwrap();
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     f.gate("sleep-ms: \"300\"");
-    let yaml = std::fs::read_to_string(&f.file).unwrap().replace(
-        "env: {",
-        &format!("env: {{ SICK_FILE: {},", sick.display()),
-    );
+    let yaml = std::fs::read_to_string(&f.file)
+        .unwrap()
+        .replace("env: {", &format!("env: {{ SICK_FILE: {},", sick.display()));
     std::fs::write(&f.file, yaml).unwrap();
     let mut child = f.spawn(&["deploy", "--release", "v2", "--json"]);
     // Blue goes first; once it is mapped, it turns sick.

@@ -46,6 +46,7 @@ impl Repo {
             .env("BLUEGREEN_HOME", self.dir.path().join("home"))
             .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
             .env_remove("BLUEGREEN_POLICY")
+            .env_remove("BLUEGREEN_SYSTEM_POLICY")
             .output()
             .unwrap()
     }
@@ -97,7 +98,7 @@ fn a_complying_deploy_file_passes_and_required_plugins_run_first() {
 
 #[test]
 fn every_weakening_attempt_is_refused_with_what_was_tried() {
-    let attempts: [(&str, Setup, &str); 5] = [
+    let attempts: [(&str, Setup, &str); 7] = [
         (
             "",
             &|_| {},
@@ -122,6 +123,18 @@ fn every_weakening_attempt_is_refused_with_what_was_tried() {
             "  config:\n    migration-guard: { settings: { inline-overrides: allow } }\n",
             &|r| r.plugin("migration-guard", "migration-guard"),
             "settings.inline-overrides: allow` would weaken a required plugin",
+        ),
+        // Defect 4 of «7 · Hardening»: the org's code reading `/` and
+        // talking to any origin, on the deploy file's say-so.
+        (
+            "  config:\n    migration-guard: { grant_dirs: [/], allow_http: [\"http://127.0.0.1:9\"] }\n",
+            &|r| r.plugin("migration-guard", "migration-guard"),
+            "grant_dirs, allow_http, timeout and memory of a required plugin are the policy's",
+        ),
+        (
+            "  config:\n    migration-guard: { timeout: 1ms }\n",
+            &|r| r.plugin("migration-guard", "migration-guard"),
+            "grant_dirs, allow_http, timeout and memory of a required plugin are the policy's",
         ),
     ];
     for (extra, setup, expected) in attempts {
@@ -365,4 +378,80 @@ fn defect_4_a_late_migration_with_an_old_version_is_still_checked() {
     assert_eq!(f.deploy("v3").status.code(), Some(0));
     let last = f.last_history();
     assert_eq!(last["applied"], serde_json::json!(["0001"]), "{last}");
+}
+
+/// Defect 4 of «7 · Hardening»: `--policy` and `BLUEGREEN_POLICY` used to
+/// replace the system policy, so a CI job could deploy under an empty one.
+/// Now they are layered on it and can only add.
+#[test]
+fn defect_4_the_system_policy_outranks_the_flag_and_the_environment() {
+    let repo = Repo::new(
+        "",
+        "required_plugins: {}\noverrides: { allowed: true, require_reason: false }\n",
+    );
+    let system = repo.dir.path().join("system.yaml");
+    std::fs::write(&system, guard_policy("overrides: { allowed: false }\n")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bluegreen"));
+        c.args(args)
+            .current_dir(repo.dir.path())
+            .env("BLUEGREEN_HOME", repo.dir.path().join("home"))
+            .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
+            .env("BLUEGREEN_SYSTEM_POLICY", &system)
+            .env_remove("BLUEGREEN_POLICY");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    for (args, env) in [
+        (&["policy", "check", "--policy", "policy.yaml"][..], &[][..]),
+        (
+            &["policy", "check"][..],
+            &[("BLUEGREEN_POLICY", "policy.yaml")][..],
+        ),
+    ] {
+        let out = run(args, env);
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+        let t = text(&out);
+        assert!(t.contains("has no `migration-guard.wasm`"), "{t}");
+        assert!(
+            t.contains("(from the system policy) plus policy.yaml")
+                && t.contains("which can only add to it"),
+            "{t}"
+        );
+        assert!(t.contains("overrides (--allow): not allowed"), "{t}");
+    }
+    // A deploy under the lax layer is refused before anything starts.
+    let out = run(&["deploy", "--policy", "policy.yaml"], &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(!repo.dir.path().join("home/platform").exists());
+    // A system policy anyone may rewrite protects nothing: refused.
+    std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = run(&["policy", "check"], &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("writable by group or others"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// The policy's own grants must stay inside the app's directory.
+#[test]
+fn defect_4_a_policy_grant_outside_the_app_is_bad_input() {
+    let policy = guard_policy("").replace(
+        "    settings:",
+        "    grant_dirs: [../../etc]\n    settings:",
+    );
+    let repo = Repo::new("", &policy);
+    repo.plugin("migration-guard", "migration-guard");
+    let (code, out) = repo.check();
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("field `required_plugins.migration-guard.grant_dirs`: `../../etc` leaves the app's directory"),
+        "{out}"
+    );
 }
