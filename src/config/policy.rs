@@ -125,7 +125,7 @@ pub fn find(
         Some((p, source)) => {
             let extra = read(&p, source)?;
             Ok(Loaded {
-                policy: base.policy.add(extra),
+                policy: base.policy.layered(extra),
                 added: Some((p, source)),
                 ..base
             })
@@ -211,7 +211,7 @@ impl Policy {
     /// This policy with `layer`'s additions: its required plugins and hooks
     /// join, its settings apply where this one locks nothing, and overrides
     /// get only stricter. Nothing `layer` says removes or loosens anything.
-    pub fn add(mut self, layer: Policy) -> Policy {
+    pub fn layered(mut self, layer: Policy) -> Policy {
         for (name, r) in layer.required_plugins {
             match self.required_plugins.get_mut(&name) {
                 None => {
@@ -277,7 +277,7 @@ mod tests {
              required_hooks: [post-deploy]\n\
              overrides: {{ allowed: true, require_reason: false }}\n"
         ));
-        let merged = base.add(lax);
+        let merged = base.layered(lax);
         let guard = &merged.required_plugins["guard"];
         assert_eq!(guard.sha256, PIN);
         assert_eq!(guard.settings["mode"], "block");
