@@ -8,7 +8,9 @@
 //! annotation on the blue app, written and then read back after a pause.
 //! CF has no compare-and-swap on metadata, so two runners whose read and
 //! write both fall inside that pause can both believe they hold it; the
-//! README documents this window.
+//! README documents this window. Runners' clocks differ, so the annotation
+//! holds its expiry in the server's time (from each response's `Date`), and
+//! a lease read back is shifted onto this machine's clock.
 
 use super::PlatformError;
 use super::client::CfClient;
@@ -113,16 +115,37 @@ impl CfClient {
         Ok(v["released"].as_bool().unwrap_or(false))
     }
 
-    /// Cloud Foundry: the lease annotation on `app_guid`, if any.
+    /// Cloud Foundry: the lease annotation on `app_guid`, if any, with its
+    /// expiry on this machine's clock.
     pub async fn lease_holder_cf(&self, app_guid: &str) -> Result<Option<Lease>, PlatformError> {
-        let app = self.get_app(app_guid).await?;
-        Ok(app
+        Ok(self.lease_and_skew(app_guid).await?.0)
+    }
+
+    /// The lease (expiry on our clock) and how far the server's clock is
+    /// ahead of ours.
+    async fn lease_and_skew(&self, app_guid: &str) -> Result<(Option<Lease>, i64), PlatformError> {
+        let path = format!("/v3/apps/{app_guid}");
+        let resp = self
+            .request::<()>(reqwest::Method::GET, &path, None)
+            .await?;
+        let skew = skew(resp.headers().get(reqwest::header::DATE));
+        let app: v3::App = resp.json().await.map_err(|e| PlatformError::Http {
+            method: "GET".into(),
+            url: path,
+            message: format!("unexpected response body: {}", e.without_url()),
+        })?;
+        let lease = app
             .metadata
             .annotations
             .get(ANNOTATION)
             .cloned()
             .flatten()
-            .and_then(|s| serde_json::from_str(&s).ok()))
+            .and_then(|s| serde_json::from_str::<Lease>(&s).ok())
+            .map(|l| Lease {
+                expires: shift(l.expires, -skew),
+                ..l
+            });
+        Ok((lease, skew))
     }
 
     /// Cloud Foundry: write, wait, read back (see the module doc's race window).
@@ -132,7 +155,8 @@ impl CfClient {
         lease: &Lease,
         take_over: Option<&str>,
     ) -> Result<Acquired, PlatformError> {
-        if let Some(held) = self.lease_holder_cf(app_guid).await?
+        let (held, skew) = self.lease_and_skew(app_guid).await?;
+        if let Some(held) = held
             && !held.yields_to(lease, take_over)
         {
             return Ok(Acquired {
@@ -141,8 +165,15 @@ impl CfClient {
             });
         }
         let fresh = lease.id != take_over.unwrap_or_default();
-        self.write_annotation(app_guid, Some(serde_json::to_string(lease).expect("json")))
-            .await?;
+        let on_server = Lease {
+            expires: shift(lease.expires, skew),
+            ..lease.clone()
+        };
+        self.write_annotation(
+            app_guid,
+            Some(serde_json::to_string(&on_server).expect("json")),
+        )
+        .await?;
         if fresh {
             tokio::time::sleep(SETTLE).await;
         }
@@ -184,6 +215,24 @@ impl CfClient {
         self.set_metadata(app_guid, &metadata).await?;
         Ok(())
     }
+}
+
+/// Seconds the server's clock (a response's `Date`) is ahead of ours. The
+/// header has whole seconds, so within 2 s the clocks count as agreeing.
+fn skew(date: Option<&reqwest::header::HeaderValue>) -> i64 {
+    let Some(server) = date
+        .and_then(|d| d.to_str().ok())
+        .and_then(|d| httpdate::parse_http_date(d).ok())
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+    else {
+        return 0;
+    };
+    let skew = server.as_secs() as i64 - unix_now() as i64;
+    if skew.abs() <= 2 { 0 } else { skew }
+}
+
+fn shift(t: u64, by: i64) -> u64 {
+    t.saturating_add_signed(by)
 }
 
 /// The lease store the local daemon serves (`/bluegreen/v1/locks/{app}`).

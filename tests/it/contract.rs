@@ -474,6 +474,98 @@ async fn the_cf_lock_is_an_annotation_lease_on_the_blue_app() {
     );
 }
 
+/// Defect 3 of «7 · Hardening»: CF lease expiry was judged by each
+/// runner's own clock. A runner whose clock runs an hour ahead of the one
+/// that wrote a live lease took it over; one an hour behind stayed locked
+/// out by a dead one. The fake's `Date` header carries its clock.
+#[tokio::test]
+async fn defect_3_the_cf_lease_expires_by_the_servers_clock() {
+    use bluegreen::platform::lease::{ANNOTATION, Lease, unix_now};
+    use std::sync::atomic::AtomicI64;
+    #[derive(Clone)]
+    struct Skewed {
+        store: Arc<Mutex<Value>>,
+        offset: Arc<AtomicI64>,
+    }
+    fn dated(offset: i64, mut r: Response) -> Response {
+        let t = std::time::SystemTime::now()
+            .checked_add(Duration::from_secs(offset.max(0) as u64))
+            .and_then(|t| t.checked_sub(Duration::from_secs((-offset).max(0) as u64)))
+            .unwrap();
+        r.headers_mut()
+            .insert("date", httpdate::fmt_http_date(t).parse().unwrap());
+        r
+    }
+    async fn read(State(s): State<Skewed>) -> Response {
+        let offset = s.offset.load(Ordering::SeqCst);
+        dated(offset, app_with_metadata(State(s.store)).await)
+    }
+    async fn write(State(s): State<Skewed>, body: String) -> Response {
+        let offset = s.offset.load(Ordering::SeqCst);
+        dated(offset, patch_metadata(State(s.store), body).await)
+    }
+    let guid = "1cb006ee-fb05-47e1-b541-c34179ddc446";
+    let state = Skewed {
+        store: Arc::new(Mutex::new(serde_json::json!({}))),
+        offset: Arc::default(),
+    };
+    let app = axum::Router::new()
+        .route(&format!("/v3/apps/{guid}"), get(read).patch(write))
+        .with_state(state.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let client = CfClient::with_token(&base, "token");
+    let lease = |id: &str, expires: u64| Lease {
+        id: id.into(),
+        app: "my_app".into(),
+        host: "ci-1".into(),
+        pid: 42,
+        command: "bluegreen deploy".into(),
+        since: "2026-01-01T00:00:00Z".into(),
+        expires,
+    };
+    let plant = |l: &Lease| {
+        state.store.lock().unwrap()[ANNOTATION] = serde_json::to_string(l).unwrap().into();
+    };
+    const HOUR: i64 = 3600;
+
+    // The server runs an hour behind us; another runner holds a lease
+    // with 60 s left by the server's clock (an hour ago by ours).
+    state.offset.store(-HOUR, Ordering::SeqCst);
+    let server_now = unix_now() - HOUR as u64;
+    plant(&lease("live", server_now + 60));
+    let got = client
+        .lease_cf(guid, &lease("intruder", unix_now() + 60), None)
+        .await
+        .unwrap();
+    assert!(!got.acquired, "took over a live lease");
+    let left = got.holder.expires as i64 - unix_now() as i64;
+    assert!((55..=65).contains(&left), "{left} s left on our clock");
+
+    // The server runs an hour ahead; the lease ran out 10 s ago by its clock.
+    state.offset.store(HOUR, Ordering::SeqCst);
+    let server_now = unix_now() + HOUR as u64;
+    plant(&lease("dead", server_now - 10));
+    let got = client
+        .lease_cf(guid, &lease("next", unix_now() + 60), None)
+        .await
+        .unwrap();
+    assert!(
+        got.acquired,
+        "locked out by an expired lease: {:?}",
+        got.holder
+    );
+    // What it wrote is in the server's time, so other runners agree.
+    let stored: Lease =
+        serde_json::from_str(state.store.lock().unwrap()[ANNOTATION].as_str().unwrap()).unwrap();
+    let ahead = stored.expires as i64 - server_now as i64;
+    assert!(
+        (55..=65).contains(&ahead),
+        "{ahead} s on the server's clock"
+    );
+}
+
 /// What the fake CF saw of the binding calls.
 #[derive(Default)]
 struct Bindings {
