@@ -100,7 +100,7 @@ impl Fixture {
         f
     }
 
-    fn start_platform(&mut self) {
+    pub fn start_platform(&mut self) {
         let out = self.run(&["platform", "start", "--router-port", "0"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
         let endpoint: Value = serde_json::from_slice(

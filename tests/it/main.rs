@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod config;
 mod contract;
+mod crash;
 mod deploy;
 mod examples;
 mod guard;

@@ -149,7 +149,7 @@ pub fn process_started(pid: u32) -> Option<u64> {
 
 pub async fn start(config: Config) -> Result<Running, PlatformError> {
     let dir = config.dir.clone();
-    for sub in ["", "droplets", "packages", "logs", "services"] {
+    for sub in ["", "droplets", "packages", "logs", "services", "run"] {
         let d = dir.join(sub);
         std::fs::create_dir_all(&d).map_err(io(&d))?;
     }
@@ -165,7 +165,20 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
     let router_listener = bind(config.router_port).await?;
     let api_addr = api_listener.local_addr().map_err(io(&dir))?;
     let router_port = router_listener.local_addr().map_err(io(&dir))?.port();
-    let supervisor = Supervisor::new(dir.join("logs"), config.grace);
+    // Apps a killed daemon left running would otherwise serve beside the
+    // copies `restore` is about to start.
+    let run = dir.join("run");
+    let grace = config.grace;
+    let reaped = tokio::task::spawn_blocking({
+        let run = run.clone();
+        move || super::pidfiles::reap(&run, grace)
+    })
+    .await
+    .unwrap_or(0);
+    if reaped > 0 {
+        eprintln!("stopped {reaped} app process group(s) left running by a daemon that was killed");
+    }
+    let supervisor = Supervisor::new(dir.join("logs"), run, config.grace);
     let router = Router::new(supervisor.clone());
     let platform = Arc::new(Platform {
         store: Mutex::new(store),

@@ -5,6 +5,7 @@
 mod api;
 mod control;
 mod daemon;
+mod pidfiles;
 mod postgres;
 mod records;
 mod router;

@@ -3,6 +3,7 @@
 //! stopped with SIGTERM then SIGKILL after a grace period. Also runs one-off
 //! tasks (migrations) in a droplet.
 
+use super::pidfiles::PidFile;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -67,14 +68,17 @@ struct Instance {
 pub struct Supervisor {
     instances: Arc<Mutex<HashMap<String, Instance>>>,
     logs: PathBuf,
+    /// Where running process groups are recorded (see `pidfiles`).
+    run: PathBuf,
     grace: Duration,
 }
 
 impl Supervisor {
-    pub fn new(logs: PathBuf, grace: Duration) -> Supervisor {
+    pub fn new(logs: PathBuf, run: PathBuf, grace: Duration) -> Supervisor {
         Supervisor {
             instances: Arc::default(),
             logs,
+            run,
             grace,
         }
     }
@@ -95,7 +99,13 @@ impl Supervisor {
         let (stop, stop_rx) = watch::channel(false);
         let log = self.log_path(&spec.app_guid);
         let guid = spec.app_guid.clone();
-        let done = tokio::spawn(supervise(spec, status.clone(), stop_rx, log, self.grace));
+        let done = tokio::spawn(supervise(
+            spec,
+            status.clone(),
+            stop_rx,
+            (log, self.run.clone()),
+            self.grace,
+        ));
         self.instances
             .lock()
             .unwrap()
@@ -137,10 +147,11 @@ impl Supervisor {
     /// returns `None` on success, else why it failed.
     pub async fn run_task(&self, spec: &RunSpec, name: &str, timeout: Duration) -> Option<String> {
         let log = self.log_path(&spec.app_guid);
-        let mut child = match spawn(spec, None, &log, &format!("task {name}")) {
-            Ok(c) => c,
-            Err(e) => return Some(format!("could not start `{}`: {e}", spec.command)),
-        };
+        let (mut child, _recorded) =
+            match spawn(spec, None, &log, &format!("task {name}"), &self.run) {
+                Ok(c) => c,
+                Err(e) => return Some(format!("could not start `{}`: {e}", spec.command)),
+            };
         match tokio::time::timeout(timeout, child.wait()).await {
             Ok(Ok(status)) if status.success() => None,
             Ok(Ok(status)) => Some(format!("task `{}` exited with {status}", spec.command)),
@@ -161,7 +172,7 @@ async fn supervise(
     spec: RunSpec,
     status: Arc<Mutex<Status>>,
     mut stop: watch::Receiver<bool>,
-    log: PathBuf,
+    (log, run): (PathBuf, PathBuf),
     grace: Duration,
 ) {
     let mut backoff = Duration::from_millis(500);
@@ -173,7 +184,7 @@ async fn supervise(
     };
     loop {
         let port = free_port();
-        let mut child = match spawn(&spec, Some(port), &log, "app") {
+        let (mut child, _recorded) = match spawn(&spec, Some(port), &log, "app", &run) {
             Ok(child) => child,
             Err(e) => {
                 append_log(
@@ -190,13 +201,21 @@ async fn supervise(
             }
         };
         set(State::Starting, port);
+        let leader = child.id();
         let started = Instant::now();
         let ready = ready(&spec, port);
         tokio::pin!(ready);
         let mut is_ready = false;
         let exit = loop {
             tokio::select! {
-                exit = child.wait() => break exit,
+                exit = child.wait() => {
+                    // What the app left behind in its group goes with it.
+                    if let Some(pid) = leader {
+                        // SAFETY: the group we created; no memory involved.
+                        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                    }
+                    break exit;
+                }
                 _ = stop.changed() => {
                     terminate(&mut child, grace).await;
                     set(State::Down, 0);
@@ -269,7 +288,8 @@ fn spawn(
     port: Option<u16>,
     log: &std::path::Path,
     what: &str,
-) -> std::io::Result<Child> {
+    run: &std::path::Path,
+) -> std::io::Result<(Child, PidFile)> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&spec.command)
@@ -291,6 +311,7 @@ fn spawn(
     // A process group of its own, so a stop reaches the shell's children too.
     cmd.process_group(0).kill_on_drop(true);
     let mut child = cmd.spawn()?;
+    let recorded = PidFile::record(run, child.id());
     append_log(
         log,
         &format!("[bluegreen] {what} started: {}", spec.command),
@@ -305,7 +326,7 @@ fn spawn(
         let log = log.to_path_buf();
         tokio::spawn(copy_lines(pipe, log));
     }
-    Ok(child)
+    Ok((child, recorded))
 }
 
 /// Copies an app's output into its log line by line. Bytes that are not
