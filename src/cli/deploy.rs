@@ -201,6 +201,7 @@ pub async fn run(
             }
             Some(to) => {
                 let (r, d) = super::rollback::rollback_target(&site, &history, to.as_deref(), current.as_deref())?;
+                super::rollback::check_droplets(&site, &r, &d).await?;
                 (Source::Existing(r.clone()), r, d)
             }
         };

@@ -100,3 +100,31 @@ pub(super) fn rollback_target(
     }
     Ok((target, droplets))
 }
+
+/// Each color's droplet for the rollback still exists: platforms keep only
+/// the newest few per app, so an old release may be gone.
+pub(super) async fn check_droplets(
+    site: &Site,
+    target: &str,
+    droplets: &BTreeMap<Color, String>,
+) -> anyhow::Result<()> {
+    for (color, guid) in droplets {
+        let found = site
+            .client
+            .get::<crate::platform::v3::Droplet>(&format!("/v3/droplets/{guid}"))
+            .await;
+        match found {
+            Ok(_) => {}
+            Err(crate::platform::PlatformError::Api { status: 404, .. }) => {
+                return Err(BadInput(format!(
+                    "release `{target}`: {color}'s droplet {guid} is gone (the platform keeps the \
+                     newest {} per app, as Cloud Foundry does); deploy that release again instead",
+                    crate::platform::local::DROPLETS_KEPT
+                ))
+                .into());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}

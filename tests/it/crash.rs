@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 fn alive(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.trim_start().to_string()))
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
         .is_some_and(|rest| !rest.starts_with('Z'))
 }
 
@@ -44,23 +47,26 @@ fn defect_12_a_killed_daemons_apps_are_stopped_at_its_next_start_not_doubled() {
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     let before = processes_under(f.home());
     assert_eq!(before.len(), 2, "one process per color: {before:?}");
-    let endpoint: Value = serde_json::from_slice(
-        &std::fs::read(f.home().join("platform/daemon.json")).unwrap(),
-    )
-    .unwrap();
+    let endpoint: Value =
+        serde_json::from_slice(&std::fs::read(f.home().join("platform/daemon.json")).unwrap())
+            .unwrap();
     let daemon = endpoint["pid"].as_u64().unwrap() as u32;
     // SAFETY: signalling the test's own daemon.
     unsafe { libc::kill(daemon as i32, libc::SIGKILL) };
-    wait_until("the daemon dies", Duration::from_secs(10), || !alive(daemon));
+    wait_until("the daemon dies", Duration::from_secs(10), || {
+        !alive(daemon)
+    });
     assert!(
         before.iter().all(|p| alive(*p)),
         "the apps outlive their daemon (the case this covers)"
     );
 
     f.start_platform();
-    wait_until("the old app processes stop", Duration::from_secs(15), || {
-        before.iter().all(|p| !alive(*p))
-    });
+    wait_until(
+        "the old app processes stop",
+        Duration::from_secs(15),
+        || before.iter().all(|p| !alive(*p)),
+    );
     wait_until("both colors serve again", Duration::from_secs(30), || {
         let s = f.status();
         s["colors"]

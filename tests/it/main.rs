@@ -17,6 +17,7 @@ mod plugins;
 mod policy;
 mod probe;
 mod rails;
+mod retention;
 mod sandbox;
 mod services;
 mod uploads;

@@ -885,9 +885,10 @@ async fn copy_droplet(
         &guid,
         &DropletRec {
             droplet: droplet.clone(),
-            app_guid,
+            app_guid: app_guid.clone(),
             dir: src.dir,
         },
     )?;
+    p.prune(&app_guid)?;
     Ok((StatusCode::CREATED, Json(droplet)))
 }

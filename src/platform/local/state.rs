@@ -143,7 +143,8 @@ impl Platform {
         self.refresh_routes()
     }
 
-    /// Unpacks an uploaded package into a new droplet (kept for rollback).
+    /// Unpacks an uploaded package into a new droplet (kept for rollback,
+    /// see `retention`).
     pub fn stage(&self, package_guid: &str) -> ApiResult<BuildRec> {
         let pkg: PackageRec = self.get(PACKAGE, package_guid)?;
         if pkg.package.state != "READY" {
@@ -194,6 +195,7 @@ impl Platform {
                 self.put(PACKAGE, package_guid, &expired)?;
             }
             Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
                 build.state = "FAILED".into();
                 build.error = Some(format!("StagingError - {e}"));
                 build.droplet = None;
@@ -204,6 +206,7 @@ impl Platform {
             app_guid: pkg.app_guid,
         };
         self.put(BUILD, &build_guid, &rec)?;
+        self.prune(&rec.app_guid)?;
         Ok(rec)
     }
 
