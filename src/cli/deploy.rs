@@ -163,7 +163,76 @@ pub async fn run(
 ) -> anyhow::Result<u8> {
     let started = Instant::now();
     let report = Reporter::new(args.json);
+    let id = new_id();
+    let kind = if rollback_to.is_some() { Kind::Rollback } else { Kind::Deploy };
+    report.event(json!({"event": "deploy", "status": "started", "id": id, "kind": kind}));
+    // The plan's length is not known before the deploy file is read.
+    report.event(json!({"event": "step", "status": "started", "index": 1, "total": null,
+        "step": "validate", "color": null, "text": plan::Step::Validate.to_string()}));
+    let mut reached = Reached::Validate { total: None };
+    let result = deploy(args, release, rollback_to, overrides, &report, &id, &mut reached).await;
+    let took = started.elapsed();
+    match result {
+        Ok((release, route_url)) => {
+            report.event(json!({"event": "deploy", "status": "done", "id": id, "release": release,
+                "route_url": route_url, "duration_ms": millis(took)}));
+            report.say(&format!(
+                "Done in {:.1}s: release {release} serves {route_url}",
+                took.as_secs_f64()
+            ));
+            Ok(super::exit::OK)
+        }
+        Err(e) => {
+            let code = super::exit_code_for(&e);
+            let failed = match reached {
+                Reached::Validate { total } => Some((0, total, plan::Step::Validate)),
+                Reached::AcquireLock { total } => Some((1, Some(total), plan::Step::AcquireLock)),
+                Reached::Steps => None,
+            };
+            if let Some((i, total, step)) = failed {
+                report.event(json!({"event": "step", "status": "failed", "index": i + 1,
+                    "total": total, "step": step.kind(), "color": null, "text": step.to_string(),
+                    "error": format!("{e:#}")}));
+            }
+            let status = match code {
+                super::exit::BAD_INPUT => "bad-input",
+                super::exit::BLOCKED => "blocked",
+                super::exit::LOCKED => "locked",
+                _ => "failed",
+            };
+            report.event(json!({"event": "deploy", "status": status, "id": id,
+                "exit_code": code, "error": format!("{e:#}"), "duration_ms": millis(took)}));
+            Err(e)
+        }
+    }
+}
+
+/// How far a deploy got before the executor took over, so the step that
+/// failed is reported as such.
+enum Reached {
+    Validate { total: Option<usize> },
+    AcquireLock { total: usize },
+    Steps,
+}
+
+/// `run` without its first and last events: the release and route URL.
+async fn deploy(
+    args: &RunArgs,
+    release: Option<String>,
+    rollback_to: Option<Option<String>>,
+    overrides: &OverrideArgs,
+    report: &Reporter,
+    id: &str,
+    reached: &mut Reached,
+) -> anyhow::Result<(String, String)> {
+    let started = Instant::now();
     let l = load(&args.file.file)?;
+    let provisional = match &rollback_to {
+        None => Source::New,
+        Some(_) => Source::Existing(String::new()),
+    };
+    let total = plan::plan(&l.file, plan::order(None, &[]), &BTreeMap::new(), &provisional).len();
+    *reached = Reached::Validate { total: Some(total) };
     let policy = find_policy(args.policy.as_deref(), &l)?;
     check_overrides(overrides, &policy)?;
     let plugins = Plugins::load(&l.file, &l.path, &l.base, policy).await?;
@@ -172,18 +241,22 @@ pub async fn run(
         Some(_) => None,
     };
     let mut site = open_site(&l, true).await?.expect("created");
-    let validated = started.elapsed();
-    let id = new_id();
+    report.step_finished(0, total, &plan::Step::Validate, started.elapsed(), None);
+    let waiting = report.step_started(1, total, &plan::Step::AcquireLock);
+    *reached = Reached::AcquireLock { total };
     let t = Instant::now();
     let lock = DeployLock::new(
         site.client.clone(),
         l.file.platform,
         &site.app(Color::Blue).guid,
-        lease(&l.file.app, &id),
+        lease(&l.file.app, id),
     );
     lock.acquire(args.wait, None).await?;
+    drop(waiting);
     let heartbeat = lock.heartbeat();
-    let locked = t.elapsed();
+    report.step_finished(1, total, &plan::Step::AcquireLock, t.elapsed(), None);
+    *reached = Reached::Steps;
+    let id = id.to_string();
     let result = async {
         let jdir = journal::dir(&local::home_dir(), &l.file.app);
         if let Some(replay) = Journal::read(&jdir)? {
@@ -253,7 +326,7 @@ pub async fn run(
             super::rollback::warn_contracted(&report, &history, &release);
         }
         let mut journal = Journal::begin(&jdir, &record)?;
-        report.event(json!({"event": "deploy", "status": "started", "id": id, "app": l.file.app,
+        report.event(json!({"event": "deploy", "status": "running", "id": id, "app": l.file.app,
             "kind": record.kind, "release": release, "previous_release": current, "route_url": site.route_url}));
         report.say(&format!(
             "{} {} release {release} (now: {}) via {}",
@@ -262,9 +335,7 @@ pub async fn run(
             current.as_deref().unwrap_or("nothing"),
             site.route_url
         ));
-        let n = steps.len();
-        for (i, took) in [validated, locked].into_iter().enumerate() {
-            report.step_finished(i, n, &steps[i], took, None);
+        for i in [0, 1] {
             journal.append(&journal::Entry::Done { step: i })?;
         }
         let route_url = site.route_url.clone();
@@ -278,26 +349,13 @@ pub async fn run(
     }
     .await;
     heartbeat.abort();
-    let (release, route_url) = match result {
-        Ok(r) => r,
-        Err(e) => {
-            if !e.is::<crate::deploy::executor::DeployError>() {
-                // The executor releases the lock itself; errors before it did not.
-                let _ = lock.release().await;
-            }
-            return Err(e);
-        }
-    };
-    let took = started.elapsed();
-    report.event(
-        json!({"event": "deploy", "status": "done", "release": release,
-        "route_url": route_url, "duration_ms": millis(took)}),
-    );
-    report.say(&format!(
-        "Done in {:.1}s: release {release} serves {route_url}",
-        took.as_secs_f64()
-    ));
-    Ok(super::exit::OK)
+    if let Err(e) = &result
+        && !e.is::<crate::deploy::executor::DeployError>()
+    {
+        // The executor releases the lock itself; errors before it did not.
+        let _ = lock.release().await;
+    }
+    result
 }
 
 /// `plan`: every step and the plugins at each hook, without acting.

@@ -7,6 +7,7 @@ mod config;
 mod contract;
 mod crash;
 mod deploy;
+mod events;
 mod examples;
 mod guard;
 mod hardening;
