@@ -58,13 +58,26 @@ async fn hello_handles_every_hook_and_logs_its_context() {
             "{}",
             line.message
         );
-        let expected = match hook {
-            h if h.per_color() => "(shop-green)",
-            Hook::MigrationSafetyCheck => "pending [db/migrate/1_add.rb]",
-            Hook::OnFailure => "after health failed: never healthy",
-            _ => "",
-        };
-        assert!(line.message.contains(expected), "{hook}: {}", line.message);
+        // Each hook's own part of the context, after the common part. (An
+        // empty expectation here once let any message pass: defect 11 of
+        // «7 · Hardening».)
+        let common = format!(
+            "hello from {hook}: deploy {} of shop release {} (previous r41) route {} settings [greeting=hi]",
+            context.deploy.id, context.deploy.release, context.deploy.route_url
+        );
+        let own = line
+            .message
+            .strip_prefix(&common)
+            .unwrap_or_else(|| panic!("{hook}: {} does not start with {common}", line.message));
+        match hook {
+            h if h.per_color() => assert!(own.contains("(shop-green)"), "{hook}: {own}"),
+            Hook::MigrationSafetyCheck => {
+                assert!(own.contains("pending [db/migrate/1_add.rb]"), "{own}")
+            }
+            Hook::OnFailure => assert_eq!(own, " after health failed: never healthy"),
+            Hook::PreDeploy | Hook::PostDeploy => assert_eq!(own, "", "{hook}"),
+            other => panic!("{other}: no expectation for this hook"),
+        }
     }
     let health = host
         .call(&hello, Hook::HealthCheck, &context, &config)
