@@ -164,18 +164,35 @@ pub async fn run(
     let started = Instant::now();
     let report = Reporter::new(args.json);
     let id = new_id();
-    let kind = if rollback_to.is_some() { Kind::Rollback } else { Kind::Deploy };
+    let kind = if rollback_to.is_some() {
+        Kind::Rollback
+    } else {
+        Kind::Deploy
+    };
     report.event(json!({"event": "deploy", "status": "started", "id": id, "kind": kind}));
     // The plan's length is not known before the deploy file is read.
-    report.event(json!({"event": "step", "status": "started", "index": 1, "total": null,
-        "step": "validate", "color": null, "text": plan::Step::Validate.to_string()}));
+    report.event(
+        json!({"event": "step", "status": "started", "index": 1, "total": null,
+        "step": "validate", "color": null, "text": plan::Step::Validate.to_string()}),
+    );
     let mut reached = Reached::Validate { total: None };
-    let result = deploy(args, release, rollback_to, overrides, &report, &id, &mut reached).await;
+    let result = deploy(
+        args,
+        release,
+        rollback_to,
+        overrides,
+        &report,
+        &id,
+        &mut reached,
+    )
+    .await;
     let took = started.elapsed();
     match result {
         Ok((release, route_url)) => {
-            report.event(json!({"event": "deploy", "status": "done", "id": id, "release": release,
-                "route_url": route_url, "duration_ms": millis(took)}));
+            report.event(
+                json!({"event": "deploy", "status": "done", "id": id, "release": release,
+                "route_url": route_url, "duration_ms": millis(took)}),
+            );
             report.say(&format!(
                 "Done in {:.1}s: release {release} serves {route_url}",
                 took.as_secs_f64()
@@ -231,7 +248,13 @@ async fn deploy(
         None => Source::New,
         Some(_) => Source::Existing(String::new()),
     };
-    let total = plan::plan(&l.file, plan::order(None, &[]), &BTreeMap::new(), &provisional).len();
+    let total = plan::plan(
+        &l.file,
+        plan::order(None, &[]),
+        &BTreeMap::new(),
+        &provisional,
+    )
+    .len();
     *reached = Reached::Validate { total: Some(total) };
     let policy = find_policy(args.policy.as_deref(), &l)?;
     check_overrides(overrides, &policy)?;

@@ -37,6 +37,15 @@ enum Stop {
     Failed(anyhow::Error),
 }
 
+impl Stop {
+    fn into_error(self) -> anyhow::Error {
+        match self {
+            Stop::Failed(e) => e,
+            Stop::Blocked(why) => anyhow::anyhow!(why),
+        }
+    }
+}
+
 impl From<anyhow::Error> for Stop {
     fn from(e: anyhow::Error) -> Stop {
         Stop::Failed(e)

@@ -9,14 +9,15 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// `/health` fails while the bits contain `UNHEALTHY`; `/` names the
-/// release and color; `migrate.py` logs each run to `$MIGRATION_LOG`.
+/// release and color; `/slow` does so after 250 ms; a POST answers with the
+/// length of the body it read; `migrate.py` logs each run to `$MIGRATION_LOG`.
 const APP: &str = r#"
-import os, sys
+import os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 RELEASE = os.environ.get("BLUEGREEN_RELEASE", "?")
 COLOR = os.environ.get("BLUEGREEN_COLOR", "?")
@@ -24,13 +25,20 @@ SICK = os.path.exists("UNHEALTHY")
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     wbufsize = 65536
-    def do_GET(self):
-        status = 500 if (SICK and self.path == "/health") else 200
-        body = ("release %s %s\n" % (RELEASE, COLOR)).encode()
+    def answer(self, status, body):
+        body = body.encode()
         self.send_response(status)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/slow":
+            time.sleep(0.25)
+        status = 500 if (SICK and self.path == "/health") else 200
+        self.answer(status, "release %s %s\n" % (RELEASE, COLOR))
+    def do_POST(self):
+        data = self.rfile.read(int(self.headers.get("content-length", "0")))
+        self.answer(200, "release %s %s got %d\n" % (RELEASE, COLOR, len(data)))
     def log_message(self, *a):
         pass
 ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
@@ -260,17 +268,28 @@ pub fn get(port: u16, host: &str, path: &str) -> Result<(u16, String), String> {
 
 /// One bodyless request through the router with the route's Host header.
 pub fn request(port: u16, host: &str, method: &str, path: &str) -> Result<(u16, String), String> {
+    let body = if method == "GET" { None } else { Some("") };
+    send(port, host, method, path, body)
+}
+
+/// One request through the router, with a body unless `None`.
+pub fn send(
+    port: u16,
+    host: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), String> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
-    let length = if method == "GET" {
-        ""
-    } else {
-        "content-length: 0\r\n"
-    };
+    let length = body
+        .map(|b| format!("content-length: {}\r\n", b.len()))
+        .unwrap_or_default();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nhost: {host}.apps.localhost\r\n{length}connection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nhost: {host}.apps.localhost\r\n{length}connection: close\r\n\r\n{}",
+        body.unwrap_or_default()
     )
     .map_err(|e| e.to_string())?;
     let mut buf = String::new();
@@ -287,50 +306,87 @@ pub fn request(port: u16, host: &str, method: &str, path: &str) -> Result<(u16, 
     Ok((status, body))
 }
 
-/// Requests through the route, back to back, until stopped (at most two
-/// minutes): how many, which failed, and which releases answered.
+/// Requests through the route until stopped (at most two minutes), from
+/// three clients at once: fast GETs, GETs the app holds 250 ms (in flight
+/// across a step: an unmap without drain, or a restart of a mapped color,
+/// cuts them), and POSTs with a body (the router cannot retry them on the
+/// other color). How many, which failed, which releases answered.
 pub struct Load {
     stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<Tally>>,
+    threads: Vec<(&'static str, std::thread::JoinHandle<Tally>)>,
 }
 
 /// Requests made, failures, releases seen in order.
 type Tally = (usize, Vec<String>, Vec<String>);
 
+/// The kinds of request `Load` makes: name, method, path, body.
+const KINDS: [(&str, &str, &str, Option<&str>); 3] = [
+    ("fast GET", "GET", "/", None),
+    ("slow GET", "GET", "/slow", None),
+    (
+        "POST",
+        "POST",
+        "/orders",
+        Some("{\"item\": 42, \"note\": \"a body to forward\"}"),
+    ),
+];
+
 impl Load {
     fn start(port: u16) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let (mut n, mut failures, seen) = (0, Vec::new(), Mutex::new(Vec::<String>::new()));
-            let until = Instant::now() + Duration::from_secs(120);
-            while !flag.load(Ordering::SeqCst) && Instant::now() < until {
-                n += 1;
-                match get(port, "shop", "/") {
-                    Ok((200, body)) => {
-                        let release = body.split_whitespace().nth(1).unwrap_or("").to_string();
-                        let mut s = seen.lock().unwrap();
-                        if !s.contains(&release) {
-                            s.push(release);
+        let threads = KINDS
+            .into_iter()
+            .map(|(name, method, path, body)| {
+                let flag = stop.clone();
+                let thread = std::thread::spawn(move || {
+                    let (mut n, mut failures, mut seen) = (0, Vec::new(), Vec::<String>::new());
+                    let until = Instant::now() + Duration::from_secs(120);
+                    while !flag.load(Ordering::SeqCst) && Instant::now() < until {
+                        n += 1;
+                        match send(port, "shop", method, path, body) {
+                            Ok((200, text)) => {
+                                let release =
+                                    text.split_whitespace().nth(1).unwrap_or("").to_string();
+                                if !seen.contains(&release) {
+                                    seen.push(release);
+                                }
+                                if let Some(b) = body {
+                                    let echoed = format!("got {}", b.len());
+                                    if !text.contains(&echoed) {
+                                        failures.push(format!("{name}: body lost: {text}"));
+                                    }
+                                }
+                            }
+                            Ok((status, text)) => {
+                                failures.push(format!("{name}: HTTP {status}: {text}"))
+                            }
+                            Err(e) => failures.push(format!("{name}: {e}")),
                         }
+                        std::thread::sleep(Duration::from_millis(5));
                     }
-                    Ok((status, body)) => failures.push(format!("HTTP {status}: {body}")),
-                    Err(e) => failures.push(e),
-                }
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            (n, failures, seen.into_inner().unwrap())
-        });
-        Load {
-            stop,
-            thread: Some(thread),
-        }
+                    (n, failures, seen)
+                });
+                (name, thread)
+            })
+            .collect();
+        Load { stop, threads }
     }
 
-    /// Stops; returns (requests, failures, releases seen in order).
-    pub fn finish(mut self) -> Tally {
+    /// Stops; returns (requests, failures, releases the fast GETs saw in
+    /// order). Every kind of request must have been made.
+    pub fn finish(self) -> Tally {
         self.stop.store(true, Ordering::SeqCst);
-        self.thread.take().unwrap().join().unwrap()
+        let (mut total, mut failures, mut seen) = (0, Vec::new(), Vec::new());
+        for (name, thread) in self.threads {
+            let (n, f, s) = thread.join().unwrap();
+            assert!(n >= 3, "only {n} {name} requests: the load did not run");
+            total += n;
+            failures.extend(f);
+            if name == "fast GET" {
+                seen = s;
+            }
+        }
+        (total, failures, seen)
     }
 }
 
@@ -567,6 +623,9 @@ fn killed_at_each_step_boundary_then_recover_keeps_the_route_serving() {
         })
         .collect();
     assert!(kill_points.len() >= 18, "{kill_points:?}");
+    // The README's rule: recover rolls forward exactly when the first
+    // color's map had finished, else back.
+    let first_map = steps.iter().position(|s| s["step"] == "map").unwrap();
     let load = f.load();
     let mut current = "v0".to_string();
     let mut outcomes = Vec::new();
@@ -616,6 +675,12 @@ fn killed_at_each_step_boundary_then_recover_keeps_the_route_serving() {
             "step {k}: {s}"
         );
         let forward = releases[0] == release;
+        assert_eq!(
+            forward,
+            k > first_map,
+            "killed in step {k} ({}), the first color's map is step {first_map}: {s}",
+            steps[k]["step"]
+        );
         outcomes.push((k, forward));
         current = releases[0].to_string();
         assert!(!f.journal().exists());

@@ -79,7 +79,10 @@ fn defect_11_every_step_starts_and_ends_and_every_deploy_closes() {
     let ev = events(&out);
     assert_eq!(assert_well_formed(&ev, "bad-input"), ["validate"]);
     let failed = ev.iter().find(|e| e["status"] == "failed").unwrap();
-    assert!(failed["error"].as_str().unwrap().contains("timeout"), "{failed}");
+    assert!(
+        failed["error"].as_str().unwrap().contains("timeout"),
+        "{failed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -113,7 +116,10 @@ async fn defect_11_a_locked_deploy_fails_its_acquire_lock_step() {
     let failed = ev.iter().find(|e| e["status"] == "failed").unwrap();
     assert_eq!(failed["step"], "acquire-lock");
     assert!(
-        failed["error"].as_str().unwrap().contains("locked by deploy other"),
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("locked by deploy other"),
         "{failed}"
     );
 }

@@ -17,7 +17,9 @@ fn defect_12_old_droplets_are_pruned_and_rollback_keeps_what_it_needs() {
         assert_eq!(out.status.code(), Some(0), "v{i}: {}", text(&out));
     }
     let platform = f.home().join("platform");
-    let dirs = std::fs::read_dir(platform.join("droplets")).unwrap().count();
+    let dirs = std::fs::read_dir(platform.join("droplets"))
+        .unwrap()
+        .count();
     assert_eq!(dirs, kept, "droplet directories after {deploys} deploys");
     let zips = std::fs::read_dir(platform.join("packages"))
         .unwrap()

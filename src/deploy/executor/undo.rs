@@ -200,6 +200,10 @@ impl Executor {
         // color serves.
         if self.site.mapped(color.other()).await? && self.site.mapped(color).await? {
             client.unmap_route(&self.site.route.guid, &app.guid).await?;
+            // Requests it is still serving finish before the restart.
+            self.drain(color, self.file.drain)
+                .await
+                .map_err(Stop::into_error)?;
         }
         let current = client.current_droplet(&app.guid).await?;
         let app_now = client.get_app(&app.guid).await?;
@@ -219,10 +223,7 @@ impl Executor {
         let url = self.site.candidate_url(color, deadline).await?;
         health::probe(&url, &self.file.health, deadline).await?;
         self.site.until_running(color, deadline).await?;
-        self.map(color).await.map_err(|s| match s {
-            Stop::Failed(e) => e,
-            Stop::Blocked(b) => anyhow::anyhow!(b),
-        })?;
+        self.map(color).await.map_err(Stop::into_error)?;
         let release = before.release.as_deref().unwrap_or("its earlier droplet");
         Ok(format!(
             "rolled {color} back to {release}: healthy and on the route again ({:.1}s)",
