@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// `/health` fails while the bits contain `UNHEALTHY`; `/` names the
-/// release and color; `/slow` does so after 250 ms; a POST answers with the
+/// release and color; `/slow` does so after 250 ms (`/slow?ms=N`: N); a POST answers with the
 /// length of the body it read; `migrate.py` logs each run to `$MIGRATION_LOG`.
 const APP: &str = r#"
 import os, sys, time
@@ -32,8 +32,8 @@ class H(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def do_GET(self):
-        if self.path == "/slow":
-            time.sleep(0.25)
+        if self.path.startswith("/slow"):
+            time.sleep(int(self.path.partition("ms=")[2] or "250") / 1000)
         status = 500 if (SICK and self.path == "/health") else 200
         self.answer(status, "release %s %s\n" % (RELEASE, COLOR))
     def do_POST(self):

@@ -17,6 +17,7 @@ mod platform;
 mod plugins;
 mod policy;
 mod probe;
+mod promises;
 mod rails;
 mod retention;
 mod sandbox;
