@@ -15,4 +15,4 @@ pub use context::{HookContext, Outcome, Verdict};
 pub use error::{FailureKind, PluginError};
 pub use hook::Hook;
 pub use host::{CallReport, OnError, Plugin, PluginConfig, PluginHost};
-pub use sandbox::{DirGrant, Origin, Sandbox};
+pub use sandbox::{DEFAULT_OUTPUT_CAP, DEFAULT_TIMEOUT, DirGrant, Origin, Sandbox};

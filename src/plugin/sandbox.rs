@@ -351,8 +351,11 @@ impl StoreState {
     }
 
     pub(super) fn push_log(&mut self, level: Severity, message: String) {
-        if self.log_bytes + message.len() <= self.output_cap {
-            self.log_bytes += message.len();
+        // A line costs its record too: a flood of empty lines must hit the
+        // cap as surely as a few long ones.
+        let cost = message.len() + std::mem::size_of::<LogLine>();
+        if self.log_bytes + cost <= self.output_cap {
+            self.log_bytes += cost;
             self.log.push(LogLine { level, message });
         } else {
             self.log_dropped += 1;

@@ -11,6 +11,7 @@ mod events;
 mod examples;
 mod guard;
 mod hardening;
+mod hostile;
 mod languages;
 mod order;
 mod platform;

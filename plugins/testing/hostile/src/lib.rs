@@ -1,4 +1,5 @@
-//! Test-only: a pre-deploy plugin that attacks its sandbox. The `attack`
+//! Test-only: a pre-deploy plugin that attacks its sandbox (or the host:
+//! endless recursion, a flood of log lines, findings of any size). The `attack`
 //! setting picks what it tries; the host's tests assert the sandbox stops each
 //! one with the right kind of error. Never put this in a real plugin directory.
 
@@ -127,6 +128,25 @@ impl bluegreen_plugin::pre_deploy::Guest for Hostile {
                 static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
                 let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
                 outcome(Verdict::Proceed, vec![info("calls", n.to_string())])
+            }
+            "recursion" => {
+                fn deeper(n: u64) -> u64 {
+                    black_box(deeper(black_box(n + 1))) + 1
+                }
+                breach(format!("recursed without end and returned {}", deeper(0)))
+            }
+            "log-flood" => {
+                let n: u64 = setting(&d, "lines")?.parse().map_err(|_| "lines: a number")?;
+                for _ in 0..n {
+                    bluegreen_plugin::pre_deploy::log::log(Severity::Info, "");
+                }
+                outcome(Verdict::Proceed, Vec::new())
+            }
+            "huge-findings" => {
+                let mb: usize = setting(&d, "mb")?.parse().map_err(|_| "mb: a number")?;
+                let findings =
+                    (0..mb).map(|i| info("huge", format!("{i}").repeat(1 << 20))).collect();
+                outcome(Verdict::Proceed, findings)
             }
             "block" => outcome(Verdict::Block("blocked on purpose".into()), Vec::new()),
             "empty-block" => outcome(Verdict::Block(String::new()), Vec::new()),
