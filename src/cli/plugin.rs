@@ -159,12 +159,7 @@ fn print_plugin(p: &Plugin) {
 fn read_context(path: &Path) -> anyhow::Result<HookContext> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| BadInput(format!("reading context file {}: {e}", path.display())))?;
-    let parsed = if path.extension().is_some_and(|e| e == "json") {
-        serde_json::from_str(&text).map_err(|e| e.to_string())
-    } else {
-        serde_yaml::from_str(&text).map_err(|e| e.to_string())
-    };
-    parsed.map_err(|e| BadInput(format!("{}: {e}", path.display())).into())
+    HookContext::parse(path, &text).map_err(|e| BadInput(e).into())
 }
 
 async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<u8> {

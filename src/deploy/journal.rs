@@ -182,27 +182,39 @@ impl Journal {
     /// none (see `begin`).
     pub fn read(dir: &Path) -> anyhow::Result<Option<Replay>> {
         let path = Self::path(dir);
-        let text = match std::fs::read_to_string(&path) {
-            Ok(t) => t,
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(io(&path)(e)),
         };
         let mut replay: Option<Replay> = None;
-        for line in text.lines() {
-            let Ok(entry) = serde_json::from_str::<Entry>(line) else {
+        // Bytes, not text: a line torn inside a multi-byte character is not
+        // UTF-8, and must not make the whole journal unreadable.
+        for line in bytes.split(|b| *b == b'\n') {
+            let Ok(entry) = serde_json::from_slice::<Entry>(line) else {
                 continue;
             };
             match (entry, replay.as_mut()) {
                 (Entry::Begin { deploy }, _) => {
+                    // The executor relies on both colors' earlier state.
+                    if deploy.before.len() != 2 {
+                        anyhow::bail!(
+                            "{}: its first record lacks a color's earlier state; it was not \
+                             written by bluegreen (move it away, then `bluegreen unlock --force`)",
+                            path.display()
+                        );
+                    }
                     replay = Some(Replay {
                         record: *deploy,
                         done: BTreeSet::new(),
                     })
                 }
                 (Entry::Start { .. }, _) => {}
-                (Entry::Done { step }, Some(r)) => {
+                // A step the plan does not have was not written by us.
+                (Entry::Done { step }, Some(r)) if step < r.record.steps.len() => {
                     r.done.insert(step);
                 }
+                (Entry::Done { .. }, Some(_)) => {}
                 (Entry::Droplet { color, guid }, Some(r)) => {
                     r.record.droplets.insert(color, guid);
                 }

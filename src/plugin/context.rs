@@ -126,6 +126,19 @@ pub struct HookContext {
     pub failure: Option<FailureInfo>,
 }
 
+impl HookContext {
+    /// A `--context` file's text: JSON when `path` ends in `.json`, else
+    /// YAML. The error names the file and where in it.
+    pub fn parse(path: &std::path::Path, text: &str) -> Result<HookContext, String> {
+        let parsed = if path.extension().is_some_and(|e| e == "json") {
+            serde_json::from_str(text).map_err(|e| e.to_string())
+        } else {
+            serde_yaml::from_str(text).map_err(|e| e.to_string())
+        };
+        parsed.map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "verdict", content = "detail")]
 pub enum Verdict {

@@ -72,7 +72,10 @@ async fn findings_of_100_mb_are_contained_by_the_memory_limit_or_the_outcome_cap
     .await
     .expect_err("100 MB of findings is over the outcome cap");
     assert!(matches!(err.kind, FailureKind::BadResult(_)), "{err}");
-    assert!(err.to_string().contains("too much data is being copied"), "{err}");
+    assert!(
+        err.to_string().contains("too much data is being copied"),
+        "{err}"
+    );
     // The control: a few findings of the same shape pass.
     let ok = hostile(settings(&[("attack", "huge-findings"), ("mb", "2")]))
         .await
