@@ -284,7 +284,7 @@ async fn deploy(
         let jdir = journal::dir(&local::home_dir(), &l.file.app);
         if let Some(replay) = Journal::read(&jdir)? {
             report.say(&format!("Found deploy {} interrupted; recovering it first", replay.record.id));
-            super::recover::recover_replay(&l, &plugins.policy, replay, &report, lock.clone(), true).await?;
+            super::recover::recover_replay(&l, &plugins.policy, replay, report, lock.clone(), true).await?;
             site.refresh().await?;
         }
         let history = journal::history(&jdir)?;
@@ -346,7 +346,7 @@ async fn deploy(
                 .collect(),
         };
         if rollback_to.is_some() {
-            super::rollback::warn_contracted(&report, &history, &release);
+            super::rollback::warn_contracted(report, &history, &release);
         }
         let mut journal = Journal::begin(&jdir, &record)?;
         report.event(json!({"event": "deploy", "status": "running", "id": id, "app": l.file.app,
