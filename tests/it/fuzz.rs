@@ -196,9 +196,7 @@ fn a_journal_after_any_crash_reads_or_says_why() {
     use bluegreen::deploy::journal::Journal;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.jsonl");
-    let begin = format!(
-        r#"{{"event":"begin","deploy":{{"id":"d1","kind":"deploy","app":"shop","file":"/b.yaml","release":"r2","previous_release":"r1","started":"2026-12-01T00:00:00Z","host":"h","pid":1,"order":["blue","green"],"steps":[{{"step":"validate"}},{{"step":"acquire-lock"}},{{"step":"unmap","color":"blue"}}],"before":{{"blue":{{"droplet":null,"release":null,"mapped":false,"deployed_at":null}},"green":{{"droplet":null,"release":null,"mapped":false,"deployed_at":null}}}},"droplets":{{}},"migration_version":null}}}}"#
-    );
+    let begin = r#"{"event":"begin","deploy":{"id":"d1","kind":"deploy","app":"shop","file":"/b.yaml","release":"r2","previous_release":"r1","started":"2026-12-01T00:00:00Z","host":"h","pid":1,"order":["blue","green"],"steps":[{"step":"validate"},{"step":"acquire-lock"},{"step":"unmap","color":"blue"}],"before":{"blue":{"droplet":null,"release":null,"mapped":false,"deployed_at":null},"green":{"droplet":null,"release":null,"mapped":false,"deployed_at":null}},"droplets":{},"migration_version":null}}"#.to_string();
     let lines = [
         begin,
         r#"{"event":"done","step":0}"#.to_string(),

@@ -63,8 +63,10 @@ async fn findings_of_100_mb_are_contained_by_the_memory_limit_or_the_outcome_cap
     assert!(matches!(err.kind, FailureKind::MemoryLimit(_)), "{err}");
     // Granted the memory, it builds them; wasmtime refuses to copy that
     // much into the host (its hostcall fuel), before our 16 MiB cap would.
-    let mut big = Sandbox::default();
-    big.memory = 512 << 20;
+    let big = Sandbox {
+        memory: 512 << 20,
+        ..Sandbox::default()
+    };
     let err = hostile(with_sandbox(
         settings(&[("attack", "huge-findings"), ("mb", "100")]),
         big,
