@@ -3,7 +3,6 @@
 //! the color in flight back on its previous droplet and on the route, so one
 //! healthy color always serves.
 
-use super::health;
 use super::journal::{DeployRecord, Entry, Journal, Outcome, OverrideRecord};
 use super::lock::DeployLock;
 use super::plan::{Bits, Step};
@@ -214,12 +213,11 @@ impl Executor {
             Step::Health { color, timeout, .. } => {
                 let deadline = Instant::now() + *timeout;
                 self.health_deadline.insert(*color, deadline);
-                let url = self.site.candidate_url(*color, deadline).await?;
-                self.candidates.insert(*color, url.clone());
-                health::probe(&url, &self.file.health, deadline)
-                    .await
-                    .map_err(|e| Stop::Failed(e.into()))?;
-                self.site.until_running(*color, deadline).await?;
+                let url = self
+                    .site
+                    .check_healthy(*color, &self.file.health, deadline)
+                    .await?;
+                self.candidates.insert(*color, url);
                 Ok(())
             }
             Step::Map { color } => {
@@ -273,12 +271,8 @@ impl Executor {
             )));
         }
         let deadline = Instant::now() + self.file.health.timeout.min(RECHECK_TIMEOUT);
-        let check = async {
-            let url = self.site.candidate_url(other, deadline).await?;
-            health::probe(&url, &self.file.health, deadline).await?;
-            self.site.until_running(other, deadline).await
-        };
-        check.await.map_err(|e| {
+        let check = self.site.check_healthy(other, &self.file.health, deadline);
+        check.await.map(|_| ()).map_err(|e| {
             Stop::Failed(e.context(format!(
                 "{other} must serve while {color} is off the route, and it is not healthy now"
             )))

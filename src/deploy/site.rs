@@ -339,6 +339,40 @@ impl Site {
         .await
     }
 
+    /// Probes `color`'s own URL until healthy (see `health::probe`) and
+    /// waits until the platform counts it as running; returns the URL.
+    /// Locally an instance that crashed comes back on another port, so the
+    /// URL is looked up again between rounds of probing.
+    pub async fn check_healthy(
+        &self,
+        color: Color,
+        health: &crate::config::Health,
+        deadline: Instant,
+    ) -> anyhow::Result<String> {
+        let started = Instant::now();
+        let round = (health.interval * (health.successes + 1)).max(Duration::from_secs(1));
+        let url = loop {
+            let url = self.candidate_url(color, deadline).await?;
+            let until = match self.kind {
+                PlatformKind::Local => (Instant::now() + round).min(deadline),
+                PlatformKind::Cf => deadline,
+            };
+            match super::health::probe(&url, health, until).await {
+                Ok(_) => break url,
+                Err(_) if Instant::now() + health.interval < deadline => continue,
+                Err(e) => {
+                    return Err(super::health::Unhealthy {
+                        waited: started.elapsed(),
+                        ..e
+                    }
+                    .into());
+                }
+            }
+        };
+        self.until_running(color, deadline).await?;
+        Ok(url)
+    }
+
     /// The color's own URL, never the shared route. Locally this waits (up
     /// to `deadline`) for the process to report its port.
     pub async fn candidate_url(&self, color: Color, deadline: Instant) -> anyhow::Result<String> {

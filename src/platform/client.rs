@@ -71,9 +71,15 @@ impl CfClient {
     }
 
     fn new(api: &str, credentials: Credentials, insecure: bool) -> CfClient {
+        // `BLUEGREEN_API_TIMEOUT` (`30s`, `2m`) bounds each call; the default
+        // leaves room for a large upload.
+        let timeout = std::env::var("BLUEGREEN_API_TIMEOUT")
+            .ok()
+            .and_then(|t| crate::units::parse_duration(&t).ok())
+            .unwrap_or(Duration::from_secs(120));
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(120))
+            .timeout(timeout)
             .danger_accept_invalid_certs(insecure)
             .build()
             .expect("HTTP client");
@@ -154,10 +160,12 @@ impl CfClient {
             };
             let resp = match req.send().await {
                 Ok(r) => r,
+                // A connection refused, reset or timed out: the call may
+                // not have happened, and repeating it is harmless.
                 Err(e)
                     if idempotent
                         && attempt < MAX_ATTEMPTS
-                        && (e.is_connect() || e.is_timeout()) =>
+                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
                 {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
@@ -198,13 +206,28 @@ impl CfClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, PlatformError> {
-        let url = path.to_string();
-        let resp = self.request(method.clone(), path, body).await?;
-        resp.json().await.map_err(|e| PlatformError::Http {
+        let fail = |message: String| PlatformError::Http {
             method: method.to_string(),
-            url,
-            message: format!("unexpected response body: {}", e.without_url()),
-        })
+            url: path.to_string(),
+            message,
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let resp = self.request(method.clone(), path, body).await?;
+            // A connection dropped mid-answer: as in `request`, an
+            // idempotent call is asked again.
+            let bytes = match resp.bytes().await {
+                Ok(b) => b,
+                Err(_) if method != Method::POST && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(fail(format!("reading the answer: {}", e.without_url()))),
+            };
+            return serde_json::from_slice(&bytes)
+                .map_err(|e| fail(format!("unexpected response body: {e}")));
+        }
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, PlatformError> {

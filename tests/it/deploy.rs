@@ -306,12 +306,13 @@ pub fn send(
     Ok((status, body))
 }
 
-/// Requests through the route until stopped (at most two minutes), from
+/// Requests through the route until stopped (at most ten minutes), from
 /// three clients at once: fast GETs, GETs the app holds 250 ms (in flight
 /// across a step: an unmap without drain, or a restart of a mapped color,
 /// cuts them), and POSTs with a body (the router cannot retry them on the
 /// other color). How many, which failed, which releases answered.
 pub struct Load {
+    pub started: Instant,
     stop: Arc<AtomicBool>,
     threads: Vec<(&'static str, std::thread::JoinHandle<Tally>)>,
 }
@@ -333,6 +334,7 @@ const KINDS: [(&str, &str, &str, Option<&str>); 3] = [
 
 impl Load {
     fn start(port: u16) -> Load {
+        let started = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
         let threads = KINDS
             .into_iter()
@@ -340,7 +342,7 @@ impl Load {
                 let flag = stop.clone();
                 let thread = std::thread::spawn(move || {
                     let (mut n, mut failures, mut seen) = (0, Vec::new(), Vec::<String>::new());
-                    let until = Instant::now() + Duration::from_secs(120);
+                    let until = Instant::now() + Duration::from_secs(600);
                     while !flag.load(Ordering::SeqCst) && Instant::now() < until {
                         n += 1;
                         match send(port, "shop", method, path, body) {
@@ -353,14 +355,21 @@ impl Load {
                                 if let Some(b) = body {
                                     let echoed = format!("got {}", b.len());
                                     if !text.contains(&echoed) {
-                                        failures.push(format!("{name}: body lost: {text}"));
+                                        failures.push(format!(
+                                            "{:.3}s {name}: body lost: {text}",
+                                            started.elapsed().as_secs_f64()
+                                        ));
                                     }
                                 }
                             }
-                            Ok((status, text)) => {
-                                failures.push(format!("{name}: HTTP {status}: {text}"))
-                            }
-                            Err(e) => failures.push(format!("{name}: {e}")),
+                            Ok((status, text)) => failures.push(format!(
+                                "{:.3}s {name}: HTTP {status}: {text}",
+                                started.elapsed().as_secs_f64()
+                            )),
+                            Err(e) => failures.push(format!(
+                                "{:.3}s {name}: {e}",
+                                started.elapsed().as_secs_f64()
+                            )),
                         }
                         std::thread::sleep(Duration::from_millis(5));
                     }
@@ -369,7 +378,11 @@ impl Load {
                 (name, thread)
             })
             .collect();
-        Load { stop, threads }
+        Load {
+            started,
+            stop,
+            threads,
+        }
     }
 
     /// Stops; returns (requests, failures, releases the fast GETs saw in

@@ -9,6 +9,7 @@ mod crash;
 mod deploy;
 mod events;
 mod examples;
+mod faults;
 mod fuzz;
 mod guard;
 mod hardening;

@@ -4,7 +4,6 @@
 //! the route. The history records what happened and the lock is released.
 
 use super::{DeployError, Executor, Stop, chain};
-use crate::deploy::health;
 use crate::deploy::journal::{HistoryEntry, Kind, Outcome};
 use crate::deploy::plan::Step;
 use crate::deploy::site;
@@ -220,9 +219,9 @@ impl Executor {
             .insert(site::DEPLOYED_AT.into(), before.deployed_at.clone());
         client.set_metadata(&app.guid, &meta).await?;
         let deadline = Instant::now() + self.file.health.timeout;
-        let url = self.site.candidate_url(color, deadline).await?;
-        health::probe(&url, &self.file.health, deadline).await?;
-        self.site.until_running(color, deadline).await?;
+        self.site
+            .check_healthy(color, &self.file.health, deadline)
+            .await?;
         self.map(color).await.map_err(Stop::into_error)?;
         let release = before.release.as_deref().unwrap_or("its earlier droplet");
         Ok(format!(

@@ -93,6 +93,14 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
         )
         .route("/v3/droplets", post(copy_droplet))
         .merge(super::service_api::routes())
+        .route(
+            super::faults::PATH,
+            get(super::faults::counted).put(super::faults::arm),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            platform.clone(),
+            |State(p): S, req: Request, next: Next| super::faults::inject(p, req, next),
+        ))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
                 let token = token.clone();

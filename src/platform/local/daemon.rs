@@ -189,6 +189,7 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
         router_port,
         task_timeout: config.task_timeout,
         max_upload: config.max_upload,
+        faults: super::faults::Faults::from_env(),
     });
     platform
         .restore()

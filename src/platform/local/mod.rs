@@ -5,6 +5,7 @@
 mod api;
 mod control;
 mod daemon;
+pub mod faults;
 mod pidfiles;
 mod postgres;
 mod records;

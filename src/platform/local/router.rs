@@ -24,6 +24,9 @@ pub const DOMAIN: &str = "apps.localhost";
 const MAX_CONNECTIONS: usize = 4096;
 /// How long a client may take to send a request's headers (slowloris).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Request bodies up to this size are kept, so the request can be sent to
+/// the next destination when the first refuses the connection.
+const RETRY_BODY_MAX: u64 = 64 << 10;
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and
 /// are never forwarded.
 const HOP_BY_HOP: &[&str] = &[
@@ -186,15 +189,44 @@ impl Router {
                 format!("bluegreen router: no destination of `{host}` is running\n"),
             );
         }
-        // A request without a body can be tried on the next destination when
-        // the first refuses the connection (an instance that just went away).
-        let retryable = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+        // A bodyless GET or HEAD is tried on the next destination after any
+        // failure. Any other request is tried there only when the first
+        // refused the connection (an instance that just went away: nothing
+        // was sent), and only if its body is small enough to keep a copy.
+        let idempotent = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
             && req.body().is_end_stream();
+        let small = !idempotent
+            && req
+                .body()
+                .size_hint()
+                .upper()
+                .is_some_and(|n| n <= RETRY_BODY_MAX);
         let (parts, body) = req.into_parts();
-        let mut body = Some(body.map_err(|e| Box::new(e) as BoxError).boxed());
+        let (kept, mut body) = if small {
+            match body.collect().await {
+                Ok(b) => (Some(b.to_bytes()), None),
+                Err(e) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("bluegreen router: reading the request body: {e}\n"),
+                    );
+                }
+            }
+        } else {
+            (
+                None,
+                Some(body.map_err(|e| Box::new(e) as BoxError).boxed()),
+            )
+        };
         let mut last_error = String::new();
         for (guid, port) in candidates {
-            let Some(b) = body.take() else { break };
+            let b = match (&kept, body.take()) {
+                (Some(bytes), _) => Full::new(bytes.clone())
+                    .map_err(|never| match never {})
+                    .boxed(),
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
             let mut up = Request::from_parts(parts.clone(), b);
             let path = parts
                 .uri
@@ -219,7 +251,10 @@ impl Router {
                 }
                 Err(e) => {
                     last_error = format!("{e}");
-                    if retryable {
+                    if kept.is_some() && !e.is_connect() {
+                        break;
+                    }
+                    if idempotent {
                         body = Some(
                             Full::new(Bytes::new())
                                 .map_err(|never| match never {})

@@ -47,6 +47,8 @@ pub struct Platform {
     pub task_timeout: Duration,
     /// The largest package upload accepted, in bytes.
     pub max_upload: u64,
+    /// Test-only fault injection (off unless the daemon's environment asks).
+    pub faults: super::faults::Faults,
 }
 
 impl Platform {

@@ -56,6 +56,8 @@ pub struct Status {
     pub port: u16,
     pub since: Instant,
     pub restarts: u32,
+    /// The process group leader while a process runs.
+    pub pid: Option<u32>,
 }
 
 struct Instance {
@@ -95,6 +97,7 @@ impl Supervisor {
             port: 0,
             since: Instant::now(),
             restarts: 0,
+            pid: None,
         }));
         let (stop, stop_rx) = watch::channel(false);
         let log = self.log_path(&spec.app_guid);
@@ -134,6 +137,29 @@ impl Supervisor {
             .unwrap()
             .get(app_guid)
             .map(|i| i.status.lock().unwrap().clone())
+    }
+
+    /// SIGKILLs the process group of one running instance (the first by
+    /// app guid, not in `spare`), as a crash would; the supervisor restarts
+    /// it. For fault injection. Returns the app's guid.
+    pub fn kill_one(&self, spare: &std::collections::BTreeSet<String>) -> Option<String> {
+        let instances = self.instances.lock().unwrap();
+        let mut running: Vec<(&String, u32)> = instances
+            .iter()
+            .filter(|(guid, _)| !spare.contains(*guid))
+            .filter_map(|(guid, i)| {
+                let s = i.status.lock().unwrap();
+                (s.state == State::Running)
+                    .then_some(s.pid)
+                    .flatten()
+                    .map(|p| (guid, p))
+            })
+            .collect();
+        running.sort();
+        let (guid, pid) = running.first()?;
+        // SAFETY: a process group this supervisor started; no memory involved.
+        unsafe { libc::kill(-(*pid as i32), libc::SIGKILL) };
+        Some(guid.to_string())
     }
 
     /// The port of a running instance: where the router may send requests.
@@ -202,6 +228,7 @@ async fn supervise(
         };
         set(State::Starting, port);
         let leader = child.id();
+        status.lock().unwrap().pid = leader;
         let started = Instant::now();
         let ready = ready(&spec, port);
         tokio::pin!(ready);

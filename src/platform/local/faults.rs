@@ -1,0 +1,144 @@
+//! Fault injection, for tests only: the daemon honours it only when started
+//! with `BLUEGREEN_FAULT_INJECTION=1`, and then behind the API token like
+//! everything else. `PUT /bluegreen/v1/faults` arms a plan and restarts the
+//! count of API calls: at call `at` the daemon answers 500, hangs for
+//! `hang_ms` (past the client's timeout) or drops the connection mid-answer,
+//! instead of doing the call; at call `kill_app_at` it SIGKILLs a running
+//! app instance that is on no route and serves no request (a candidate), as
+//! a crash would. `GET` says how many calls it counted.
+
+use super::state::Platform;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub const ENV: &str = "BLUEGREEN_FAULT_INJECTION";
+pub const PATH: &str = "/bluegreen/v1/faults";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[default]
+    Error500,
+    Hang,
+    Reset,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Plan {
+    pub at: Option<u64>,
+    pub mode: Mode,
+    pub hang_ms: u64,
+    pub kill_app_at: Option<u64>,
+}
+
+#[derive(Default)]
+pub struct Faults {
+    pub enabled: bool,
+    plan: Mutex<Plan>,
+    calls: AtomicU64,
+}
+
+impl Faults {
+    pub fn from_env() -> Faults {
+        Faults {
+            enabled: std::env::var(ENV).is_ok_and(|v| v == "1"),
+            ..Faults::default()
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Counted {
+    calls: u64,
+}
+
+pub async fn arm(State(p): State<Arc<Platform>>, Json(plan): Json<Plan>) -> Response {
+    if !p.faults.enabled {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    *p.faults.plan.lock().unwrap() = plan;
+    let calls = p.faults.calls.swap(0, Ordering::SeqCst);
+    Json(Counted { calls }).into_response()
+}
+
+pub async fn counted(State(p): State<Arc<Platform>>) -> Response {
+    if !p.faults.enabled {
+        return axum::http::StatusCode::NOT_FOUND.into_response();
+    }
+    let calls = p.faults.calls.load(Ordering::SeqCst);
+    Json(Counted { calls }).into_response()
+}
+
+/// Counts each API call and, when the plan says so, fails it.
+pub async fn inject(p: Arc<Platform>, req: Request, next: Next) -> Response {
+    if !p.faults.enabled || req.uri().path() == PATH {
+        return next.run(req).await;
+    }
+    let n = p.faults.calls.fetch_add(1, Ordering::SeqCst) + 1;
+    let plan = p.faults.plan.lock().unwrap().clone();
+    if plan.kill_app_at == Some(n) {
+        // A candidate, never an app on a shared route or still answering
+        // requests: with one instance per color, killing one that serves
+        // would fail requests by design, whatever the deploy does.
+        let mut spare: std::collections::BTreeSet<String> = p
+            .all::<crate::platform::v3::Route>(super::records::ROUTE)
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|r| r.destinations.into_iter().map(|d| d.app.guid))
+            .collect();
+        for app in p
+            .all::<super::records::AppRec>(super::records::APP)
+            .unwrap_or_default()
+        {
+            if p.router.inflight(&app.app.guid) > 0 {
+                spare.insert(app.app.guid);
+            }
+        }
+        p.supervisor.kill_one(&spare);
+    }
+    if plan.at != Some(n) {
+        return next.run(req).await;
+    }
+    match plan.mode {
+        Mode::Error500 => super::state::ApiErr::internal("injected fault").into_response(),
+        Mode::Hang => {
+            tokio::time::sleep(Duration::from_millis(plan.hang_ms)).await;
+            super::state::ApiErr::internal("injected fault, after a hang").into_response()
+        }
+        Mode::Reset => {
+            // Headers go out, then the body fails: hyper drops the connection.
+            let body = failing_body();
+            Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(body)
+                .expect("a response")
+        }
+    }
+}
+
+/// A body whose first read fails.
+fn failing_body() -> Body {
+    struct Failing(Option<std::io::Error>);
+    impl futures_core::Stream for Failing {
+        type Item = Result<bytes::Bytes, std::io::Error>;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Self::Item>> {
+            std::task::Poll::Ready(self.0.take().map(Err))
+        }
+    }
+    Body::from_stream(Failing(Some(std::io::Error::other(
+        "injected connection reset",
+    ))))
+}
