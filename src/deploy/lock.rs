@@ -120,6 +120,17 @@ impl DeployLock {
             if got.acquired {
                 return Ok(());
             }
+            // A runner on this host whose process is gone holds nothing any
+            // more (killed, or its platform died under it): its lease is
+            // taken over rather than waited out, as `recover` would; an
+            // interrupted journal of it is recovered next.
+            if take_over.is_none()
+                && got.holder.host == hostname()
+                && !may_be_alive(&got.holder)
+                && self.try_once(Some(&got.holder.id)).await?.acquired
+            {
+                return Ok(());
+            }
             if Instant::now() >= deadline {
                 return Err(Locked { holder: got.holder }.into());
             }
