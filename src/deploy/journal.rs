@@ -130,6 +130,11 @@ impl Journal {
     /// so it is replaced. The caller holds the app's lock.
     pub fn begin(dir: &Path, record: &DeployRecord) -> anyhow::Result<Journal> {
         fs_err::create_dir_all(dir)?;
+        // Journals and history are the user's own: not for other local users.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs_err::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
         let path = Self::path(dir);
         if path.exists() && Self::read(dir)?.is_none() {
             std::fs::remove_file(&path).map_err(io(&path))?;
@@ -317,7 +322,10 @@ mod tests {
             pid: 1,
             order: [Color::Blue, Color::Green],
             steps: vec![Step::Validate, Step::AcquireLock, Step::RecordRelease],
-            before: BTreeMap::new(),
+            before: [Color::Blue, Color::Green]
+                .into_iter()
+                .map(|c| (c, ColorBefore::default()))
+                .collect(),
             droplets: BTreeMap::new(),
             migration_version: None,
             applied: Vec::new(),
@@ -329,6 +337,10 @@ mod tests {
     fn replays_steps_and_droplets_and_ignores_a_torn_last_line() {
         let dir = tempfile::tempdir().unwrap();
         let mut j = Journal::begin(dir.path(), &record()).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(dir.path()).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o700, "private to the user");
         assert!(
             Journal::begin(dir.path(), &record()).is_err(),
             "one journal at a time"
