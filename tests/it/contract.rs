@@ -401,19 +401,9 @@ async fn the_cf_lock_is_an_annotation_lease_on_the_blue_app() {
             get(app_with_metadata).patch(patch_metadata),
         )
         .with_state(store.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = crate::util::serve(app).await;
     let client = CfClient::with_token(&base, "token");
-    let lease = |id: &str, expires: u64| Lease {
-        id: id.into(),
-        app: "my_app".into(),
-        host: "ci-1".into(),
-        pid: 42,
-        command: "bluegreen deploy".into(),
-        since: "2026-01-01T00:00:00Z".into(),
-        expires,
-    };
+    let lease = |id: &str, expires: u64| crate::util::lease(id, "my_app", expires);
     let later = unix_now() + 60;
 
     let got = client
@@ -512,19 +502,9 @@ async fn defect_3_the_cf_lease_expires_by_the_servers_clock() {
     let app = axum::Router::new()
         .route(&format!("/v3/apps/{guid}"), get(read).patch(write))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = crate::util::serve(app).await;
     let client = CfClient::with_token(&base, "token");
-    let lease = |id: &str, expires: u64| Lease {
-        id: id.into(),
-        app: "my_app".into(),
-        host: "ci-1".into(),
-        pid: 42,
-        command: "bluegreen deploy".into(),
-        since: "2026-01-01T00:00:00Z".into(),
-        expires,
-    };
+    let lease = |id: &str, expires: u64| crate::util::lease(id, "my_app", expires);
     let plant = |l: &Lease| {
         state.store.lock().unwrap()[ANNOTATION] = serde_json::to_string(l).unwrap().into();
     };
@@ -647,9 +627,7 @@ async fn services_bind_once_through_the_documented_calls() {
         )
         .route("/v3/jobs/{guid}", get(binding_job))
         .with_state(state.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = crate::util::serve(app).await;
     let client = CfClient::with_token(&base, "token");
     let (instance, app_guid) = (
         "c89b3280-fe8d-4aa0-a42e-44465bb1c61c",

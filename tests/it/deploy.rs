@@ -314,6 +314,8 @@ pub fn send(
 pub struct Load {
     pub started: Instant,
     stop: Arc<AtomicBool>,
+    /// Requests answered so far, per kind.
+    answered: Vec<Arc<std::sync::atomic::AtomicUsize>>,
     threads: Vec<(&'static str, std::thread::JoinHandle<Tally>)>,
 }
 
@@ -336,16 +338,21 @@ impl Load {
     fn start(port: u16) -> Load {
         let started = Instant::now();
         let stop = Arc::new(AtomicBool::new(false));
+        let answered: Vec<Arc<std::sync::atomic::AtomicUsize>> =
+            KINDS.iter().map(|_| Arc::default()).collect();
         let threads = KINDS
             .into_iter()
-            .map(|(name, method, path, body)| {
+            .zip(answered.clone())
+            .map(|((name, method, path, body), count)| {
                 let flag = stop.clone();
                 let thread = std::thread::spawn(move || {
                     let (mut n, mut failures, mut seen) = (0, Vec::new(), Vec::<String>::new());
                     let until = Instant::now() + Duration::from_secs(600);
                     while !flag.load(Ordering::SeqCst) && Instant::now() < until {
                         n += 1;
-                        match send(port, "shop", method, path, body) {
+                        let answer = send(port, "shop", method, path, body);
+                        count.fetch_add(1, Ordering::SeqCst);
+                        match answer {
                             Ok((200, text)) => {
                                 let release =
                                     text.split_whitespace().nth(1).unwrap_or("").to_string();
@@ -381,6 +388,7 @@ impl Load {
         Load {
             started,
             stop,
+            answered,
             threads,
         }
     }
@@ -388,6 +396,11 @@ impl Load {
     /// Stops; returns (requests, failures, releases the fast GETs saw in
     /// order). Every kind of request must have been made.
     pub fn finish(self) -> Tally {
+        // A short window still sees each kind a few times (bounded wait).
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until && self.answered.iter().any(|c| c.load(Ordering::SeqCst) < 3) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         self.stop.store(true, Ordering::SeqCst);
         let (mut total, mut failures, mut seen) = (0, Vec::new(), Vec::new());
         for (name, thread) in self.threads {
@@ -403,11 +416,16 @@ impl Load {
     }
 }
 
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
+/// The JSON lines of `--json` output.
+pub fn json_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+pub fn events(out: &Output) -> Vec<Value> {
+    json_lines(&out.stdout)
 }
 
 #[test]

@@ -87,21 +87,13 @@ fn defect_11_every_step_starts_and_ends_and_every_deploy_closes() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn defect_11_a_locked_deploy_fails_its_acquire_lock_step() {
-    use bluegreen::platform::lease::{Lease, unix_now};
+    use bluegreen::platform::lease::unix_now;
     let f = Fixture::new("");
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     let (_, client) = bluegreen::platform::local::connect(&f.home().join("platform"))
         .await
         .expect("the daemon answers");
-    let holder = Lease {
-        id: "other".into(),
-        app: "shop".into(),
-        host: "elsewhere".into(),
-        pid: 1,
-        command: "bluegreen deploy".into(),
-        since: "2026-12-01T00:00:00Z".into(),
-        expires: unix_now() + 60,
-    };
+    let holder = crate::util::lease("other", "shop", unix_now() + 60);
     assert!(client.lease_local(&holder, None).await.unwrap().acquired);
     let cmd = f.cmd(&["deploy", "--release", "v2", "--json"]);
     let out = tokio::task::spawn_blocking(move || { cmd }.output().unwrap())

@@ -253,9 +253,7 @@ async fn any_cf_response_is_an_error_or_a_value() {
                 .into_response()
         }
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let base = crate::util::serve(app).await;
     let client = CfClient::with_token(&base, "token");
     let fixtures: Vec<String> =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/cf"))

@@ -57,28 +57,7 @@ async fn defect_5_the_health_probe_does_not_follow_redirects() {
     );
 }
 
-/// A Python app on `$PORT` whose GET runs `before` (statements on one
-/// line) and answers `status` with `body` (Python expressions).
-fn py_app(before: &str, status: &str, body: &str) -> String {
-    format!(
-        r#"
-import os, sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        {before}
-        body = ({body}).encode()
-        self.send_response({status})
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#
-    )
-}
+use crate::util::py_app;
 
 /// Writes bytes that are not UTF-8, and one very long line, to stdout on
 /// every request before answering.
@@ -338,7 +317,7 @@ fn defect_12_the_router_sets_forwarding_headers_and_drops_hop_by_hop_ones() {
 /// acting beside the new holder.
 #[tokio::test(flavor = "multi_thread")]
 async fn defect_3_a_deploy_that_loses_its_lock_stops_before_its_next_step() {
-    use bluegreen::platform::lease::{Lease, unix_now};
+    use bluegreen::platform::lease::unix_now;
     let f = crate::deploy::Fixture::new("");
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     f.gate("sleep-ms: \"400\"");
@@ -357,15 +336,7 @@ async fn defect_3_a_deploy_that_loses_its_lock_stops_before_its_next_step() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(client.release_local("shop", None).await.unwrap());
-    let intruder = Lease {
-        id: "intruder".into(),
-        app: "shop".into(),
-        host: "elsewhere".into(),
-        pid: 1,
-        command: "bluegreen deploy".into(),
-        since: "2026-12-01T00:00:00Z".into(),
-        expires: unix_now() + 60,
-    };
+    let intruder = crate::util::lease("intruder", "shop", unix_now() + 60);
     assert!(client.lease_local(&intruder, None).await.unwrap().acquired);
     let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
         .await

@@ -11,13 +11,6 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::time::{Duration, Instant};
 
-fn events(stdout: &[u8]) -> Vec<Value> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// Both colors on the route, healthy, on `release`; the history agrees.
 fn assert_one_release(f: &Fixture, release: &str) {
     let s = f.status();
@@ -86,23 +79,13 @@ fn defect_10_without_an_earlier_release_the_first_color_keeps_serving() {
 
 /// `/health` fails on release v2 once the file `$SICK_FILE` exists: the
 /// first color passes its probe, is mapped, then turns sick.
-const TURNS_SICK: &str = r#"
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-RELEASE = os.environ.get("BLUEGREEN_RELEASE")
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        sick = RELEASE == "v2" and os.path.exists(os.environ["SICK_FILE"])
-        body = ("release %s %s\n" % (RELEASE, os.environ.get("BLUEGREEN_COLOR"))).encode()
-        self.send_response(500 if sick and self.path == "/health" else 200)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+fn turns_sick() -> String {
+    crate::util::py_app(
+        r#"sick = os.environ.get("BLUEGREEN_RELEASE") == "v2" and os.path.exists(os.environ["SICK_FILE"])"#,
+        r#"500 if sick and self.path == "/health" else 200"#,
+        r#""release %s %s\n" % (os.environ.get("BLUEGREEN_RELEASE"), os.environ.get("BLUEGREEN_COLOR"))"#,
+    )
+}
 
 /// The second color used to be unmapped on the strength of the first
 /// color's probe minutes earlier.
@@ -110,7 +93,7 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 fn defect_9_the_second_color_leaves_the_route_only_while_the_first_is_healthy() {
     let f = Fixture::new("");
     let sick = f.root.path().join("sick");
-    std::fs::write(f.root.path().join("app/app.py"), TURNS_SICK).unwrap();
+    std::fs::write(f.root.path().join("app/app.py"), turns_sick()).unwrap();
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     f.gate("sleep-ms: \"300\"");
     let yaml = std::fs::read_to_string(&f.file)
@@ -142,7 +125,7 @@ fn defect_9_the_second_color_leaves_the_route_only_while_the_first_is_healthy() 
         "{err}"
     );
     // Green never left the route; blue went back to v1, which is healthy.
-    let ev = events(&rest);
+    let ev = crate::deploy::json_lines(&rest);
     assert!(
         !ev.iter()
             .any(|e| e["step"] == "unmap" && e["color"] == "green" && e["status"] == "done"),
@@ -182,7 +165,7 @@ async fn defect_9_the_only_color_serving_leaves_the_route_last() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(n > 10 && failures.is_empty(), "{n} {failures:?}");
     assert_eq!(seen, ["v1", "v2"]);
-    let first_unmap = events(&out.stdout)
+    let first_unmap = crate::deploy::json_lines(&out.stdout)
         .into_iter()
         .find(|e| e["step"] == "unmap")
         .unwrap();

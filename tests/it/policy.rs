@@ -40,15 +40,22 @@ impl Repo {
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new(env!("CARGO_BIN_EXE_bluegreen"))
-            .args(args)
+        self.run_with(args, &[])
+    }
+
+    /// `run` with these environment variables set.
+    fn run_with(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> std::process::Output {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_bluegreen"));
+        c.args(args)
             .current_dir(self.dir.path())
             .env("BLUEGREEN_HOME", self.dir.path().join("home"))
             .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
             .env_remove("BLUEGREEN_POLICY")
-            .env_remove("BLUEGREEN_SYSTEM_POLICY")
-            .output()
-            .unwrap()
+            .env_remove("BLUEGREEN_SYSTEM_POLICY");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
     }
 
     fn check(&self) -> (i32, String) {
@@ -394,17 +401,10 @@ fn defect_4_the_system_policy_outranks_the_flag_and_the_environment() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&system, std::fs::Permissions::from_mode(0o644)).unwrap();
     let run = |args: &[&str], env: &[(&str, &str)]| {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_bluegreen"));
-        c.args(args)
-            .current_dir(repo.dir.path())
-            .env("BLUEGREEN_HOME", repo.dir.path().join("home"))
-            .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
-            .env("BLUEGREEN_SYSTEM_POLICY", &system)
-            .env_remove("BLUEGREEN_POLICY");
-        for (k, v) in env {
-            c.env(k, v);
-        }
-        c.output().unwrap()
+        let mut all: Vec<(&str, &std::ffi::OsStr)> =
+            vec![("BLUEGREEN_SYSTEM_POLICY", system.as_os_str())];
+        all.extend(env.iter().map(|(k, v)| (*k, std::ffi::OsStr::new(*v))));
+        repo.run_with(args, &all)
     };
     for (args, env) in [
         (&["policy", "check", "--policy", "policy.yaml"][..], &[][..]),

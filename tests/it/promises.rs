@@ -3,17 +3,10 @@
 //! and warn), `retry-after` at `health-check`, drain, and release ids
 //! without `--release`.
 
-use crate::deploy::{Fixture, get, text};
+use crate::deploy::{Fixture, events, get, text};
 use serde_json::Value;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
 
 #[test]
 fn a_plugin_that_traps_fails_the_deploy_unless_it_is_set_to_warn() {
@@ -43,28 +36,19 @@ fn a_plugin_that_traps_fails_the_deploy_unless_it_is_set_to_warn() {
 
 /// `/ready` answers 503 for the first 1.5 s of the process, then 200; the
 /// built-in probe (`/health`) passes at once.
-const SLOW_STARTER: &str = r#"
-import os, time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-BOOT = time.time()
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        ready = self.path != "/ready" or time.time() - BOOT > 1.5
-        body = ("release %s\n" % os.environ.get("BLUEGREEN_RELEASE")).encode()
-        self.send_response(200 if ready else 503)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+fn slow_starter() -> String {
+    crate::util::py_app_with(
+        "BOOT = time.time()",
+        r#"ready = self.path != "/ready" or time.time() - BOOT > 1.5"#,
+        "200 if ready else 503",
+        r#""release %s\n" % os.environ.get("BLUEGREEN_RELEASE")"#,
+    )
+}
 
 #[test]
 fn health_check_retry_after_polls_again_until_the_candidate_is_ready() {
     let f = Fixture::new("");
-    std::fs::write(f.root.path().join("app/app.py"), SLOW_STARTER).unwrap();
+    std::fs::write(f.root.path().join("app/app.py"), slow_starter()).unwrap();
     f.plugins(&["http-probe"]);
     f.write_file(
         "plugins: { dir: plugins, config: { http-probe: { allow_http: [candidate], \

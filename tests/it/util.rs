@@ -169,3 +169,54 @@ pub fn sorted_entries(dir: &std::path::Path) -> Vec<PathBuf> {
     entries.sort();
     entries
 }
+
+/// Serves `app` on an ephemeral loopback port until the test ends; returns
+/// its base URL.
+pub async fn serve(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+/// A lease held by deploy `id` of another runner, expiring at `expires`.
+pub fn lease(id: &str, app: &str, expires: u64) -> bluegreen::platform::lease::Lease {
+    bluegreen::platform::lease::Lease {
+        id: id.into(),
+        app: app.into(),
+        host: "elsewhere".into(),
+        pid: 42,
+        command: "bluegreen deploy".into(),
+        since: "2026-01-01T00:00:00Z".into(),
+        expires,
+    }
+}
+
+/// A Python app on `$PORT` whose GET runs `before` (statements on one
+/// line) and answers `status` with `body` (Python expressions).
+pub fn py_app(before: &str, status: &str, body: &str) -> String {
+    py_app_with("", before, status, body)
+}
+
+/// `py_app` with `setup` run once at start (module level, one line).
+pub fn py_app_with(setup: &str, before: &str, status: &str, body: &str) -> String {
+    format!(
+        r#"
+import os, sys, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+{setup}
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        {before}
+        body = ({body}).encode()
+        self.send_response({status})
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#
+    )
+}
