@@ -74,22 +74,20 @@ fn main() {
         cmd.env_remove(var);
     }
     let output = cmd.output().unwrap_or_else(|e| {
-        panic!(
+        fail(&format!(
             "running cargo for the plugins in {}: {e}",
             plugins.display()
-        )
+        ))
     });
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        let hint = if stderr.contains("target may not be installed") {
-            "\nhint: run `rustup target add wasm32-wasip2`"
-        } else {
-            ""
-        };
-        panic!(
-            "building the plugins in {} failed:\n{stderr}{hint}",
+        if stderr.contains("target may not be installed") || stderr.contains("can't find crate for `core`") {
+            fail("the wasm32-wasip2 target is not installed: run `rustup target add wasm32-wasip2`");
+        }
+        fail(&format!(
+            "building the plugins in {} failed:\n{stderr}",
             plugins.display()
-        );
+        ));
     }
 
     let built = build_dir.join(GUEST_TARGET).join("release");
@@ -107,6 +105,13 @@ fn main() {
         }
     }
     println!("cargo:rustc-env=BLUEGREEN_BUILT_PLUGINS={}", out.display());
+}
+
+/// Ends the build with one message and no backtrace: what is wrong and the
+/// fix come first.
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
 }
 
 /// Copying only on change keeps the `.wasm` mtimes (and so anything keyed on
