@@ -81,8 +81,12 @@ fn main() {
     });
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
-        if stderr.contains("target may not be installed") || stderr.contains("can't find crate for `core`") {
-            fail("the wasm32-wasip2 target is not installed: run `rustup target add wasm32-wasip2`");
+        if stderr.contains("target may not be installed")
+            || stderr.contains("can't find crate for `core`")
+        {
+            fail(
+                "the wasm32-wasip2 target is not installed: run `rustup target add wasm32-wasip2`",
+            );
         }
         fail(&format!(
             "building the plugins in {} failed:\n{stderr}",
