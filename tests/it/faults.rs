@@ -40,7 +40,7 @@ fn with_faults(f: &mut Fixture) {
 
 async fn deploy(f: &Fixture, release: &str) -> std::process::Output {
     let mut cmd = f.cmd(&["deploy", "--release", release]);
-    cmd.env("BLUEGREEN_API_TIMEOUT", "600ms");
+    cmd.env("BLUEGREEN_API_TIMEOUT", "1s");
     tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
         .unwrap()
@@ -79,7 +79,7 @@ async fn walk(part: u64, parts: u64) -> Walked {
         let kill = (at % 4 == 0).then(|| (at * 7) % total + 1);
         faults(
             &client,
-            json!({"at": at, "mode": mode, "hang_ms": 700, "kill_app_at": kill}),
+            json!({"at": at, "mode": mode, "hang_ms": 1200, "kill_app_at": kill}),
         )
         .await;
         let release = format!("f{at}");

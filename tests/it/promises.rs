@@ -34,12 +34,12 @@ fn a_plugin_that_traps_fails_the_deploy_unless_it_is_set_to_warn() {
     f.assert_serving("v2");
 }
 
-/// `/ready` answers 503 for the first 1.5 s of the process, then 200; the
+/// `/ready` answers 503 for the first 2 s of the process, then 200; the
 /// built-in probe (`/health`) passes at once.
 fn slow_starter() -> String {
     crate::util::py_app_with(
         "BOOT = time.time()",
-        r#"ready = self.path != "/ready" or time.time() - BOOT > 1.5"#,
+        r#"ready = self.path != "/ready" or time.time() - BOOT > 2.0"#,
         "200 if ready else 503",
         r#""release %s\n" % os.environ.get("BLUEGREEN_RELEASE")"#,
     )
@@ -72,14 +72,14 @@ fn health_check_retry_after_polls_again_until_the_candidate_is_ready() {
     f.assert_colors("v1");
 }
 
-/// Fires `n` GETs of `/slow?ms=1500` through the route at once; returns
+/// Fires `n` GETs of `/slow?ms=3000` through the route at once; returns
 /// their threads.
 fn slow_requests(
     port: u16,
     n: usize,
 ) -> Vec<std::thread::JoinHandle<Result<(u16, String), String>>> {
     (0..n)
-        .map(|_| std::thread::spawn(move || get(port, "shop", "/slow?ms=1500")))
+        .map(|_| std::thread::spawn(move || get(port, "shop", "/slow?ms=3000")))
         .collect()
 }
 
