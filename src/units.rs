@@ -1,7 +1,13 @@
 //! Parsing of the human units users type: durations (`5s`, `250ms`) and sizes
-//! (`64MiB`, `512k`), with errors that say what was expected.
+//! (`64MiB`, `512k`), with errors that say what was expected; and the one
+//! timestamp format records use.
 
 use std::time::Duration;
+
+/// Now, as RFC 3339 in whole seconds (UTC): how records and events stamp time.
+pub fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s.trim())

@@ -121,13 +121,11 @@ pub fn load(path: &Path) -> anyhow::Result<Loaded> {
     })
 }
 
-pub(super) fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
+pub(super) use crate::units::now_rfc3339 as now;
 
 /// The deploy's id: sortable by time, unique per run.
 fn new_id() -> String {
-    let t = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let t = now();
     let compact: String = t.chars().filter(|c| c.is_ascii_digit()).collect();
     format!(
         "{compact}-{}",

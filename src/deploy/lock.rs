@@ -33,16 +33,11 @@ pub struct LostLock {
     pub step: String,
 }
 
-fn pid_alive(pid: u32) -> bool {
-    // Signal 0 checks existence without sending anything.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
-}
-
 /// Whether the holder of `h` may still be at work: on this host, its
 /// process is alive; elsewhere nobody can tell, so until its lease expires.
 pub fn may_be_alive(h: &Lease) -> bool {
     if h.host == hostname() {
-        h.pid != std::process::id() && pid_alive(h.pid)
+        h.pid != std::process::id() && crate::platform::local::pid_alive(h.pid)
     } else {
         h.expires > unix_now()
     }
@@ -61,7 +56,7 @@ pub fn describe(h: &Lease) -> String {
         "app `{}` is locked by deploy {} (`{}`, pid {} on {}, since {}; lease expires in {left}s)",
         h.app, h.id, h.command, h.pid, h.host, h.since
     );
-    if h.host == hostname() && !pid_alive(h.pid) {
+    if h.host == hostname() && !crate::platform::local::pid_alive(h.pid) {
         s.push_str(
             "\n  that process is gone: run `bluegreen recover` to finish or roll back its deploy, \
              or `bluegreen unlock --force`",

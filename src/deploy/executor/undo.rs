@@ -256,7 +256,7 @@ impl Executor {
             previous_release: r.previous_release.clone(),
             result,
             started: r.started.clone(),
-            finished: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            finished: crate::units::now_rfc3339(),
             duration_ms: self.started.elapsed().as_millis() as u64,
             droplets,
             releases,

@@ -102,11 +102,6 @@ pub async fn ensure_running(config: &Config) -> Result<(Endpoint, CfClient), Pla
     )))
 }
 
-fn alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid as i32, 0) == 0 }
-}
-
 /// Whether the daemon `endpoint` names is still that process, not another
 /// one that got its pid since. A `daemon.json` written before start times
 /// were recorded is trusted only while its pid runs a bluegreen daemon.
@@ -120,7 +115,7 @@ fn ours(endpoint: &Endpoint) -> bool {
                 .map(|r| r.trim_start().starts_with('Z'))
         })
         .unwrap_or(false);
-    if zombie || !alive(endpoint.pid) {
+    if zombie || !super::daemon::pid_alive(endpoint.pid) {
         return false;
     }
     match endpoint.started {
@@ -160,7 +155,7 @@ pub async fn stop(dir: &Path) -> Result<bool, PlatformError> {
     // It has exited; give its parent a moment to reap it, so the pid is
     // gone when we say it stopped (bounded: a parent may never reap).
     let reaped = Instant::now() + Duration::from_secs(2);
-    while alive(endpoint.pid) && Instant::now() < reaped {
+    while super::daemon::pid_alive(endpoint.pid) && Instant::now() < reaped {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(true)

@@ -139,6 +139,12 @@ pub fn token(dir: &Path) -> Result<String, PlatformError> {
     Ok(token)
 }
 
+/// Whether process `pid` exists (a zombie included; see `process_started`).
+pub fn pid_alive(pid: u32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid as i32, 0) == 0 }
+}
+
 /// When process `pid` started, in clock ticks since boot (field 22 of
 /// `/proc/PID/stat`, after the parenthesised command name).
 pub fn process_started(pid: u32) -> Option<u64> {

@@ -19,7 +19,7 @@ mod store;
 mod supervisor;
 
 pub use control::{connect, ensure_running, stop};
-pub use daemon::{Config, Endpoint, Running, home_dir, start};
+pub use daemon::{Config, Endpoint, Running, home_dir, pid_alive, start};
 pub use records::{ORG_GUID, ORG_NAME};
 pub use retention::DROPLETS_KEPT;
 pub use router::DOMAIN;

@@ -54,9 +54,7 @@ pub struct TaskRec {
     pub app_guid: String,
 }
 
-pub fn now() -> String {
-    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
-}
+pub use crate::units::now_rfc3339 as now;
 
 pub fn new_guid() -> String {
     uuid::Uuid::new_v4().to_string()
