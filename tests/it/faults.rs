@@ -9,6 +9,7 @@
 use crate::deploy::{Fixture, text};
 use bluegreen::platform::client::CfClient;
 use serde_json::{Value, json};
+use std::io::Write;
 use std::time::Duration;
 
 async fn faults(client: &CfClient, plan: Value) -> u64 {
@@ -139,7 +140,10 @@ async fn a_deploy_walked_through_a_fault_at_every_api_call_ends_done_or_rolled_b
     let runs = a.done + a.rolled_back + b.done + b.rolled_back;
     let requests = a.requests + b.requests;
     let failures: Vec<&String> = a.failures.iter().chain(&b.failures).collect();
-    println!(
+    // Straight to stderr, past the test harness's capture: the counts
+    // belong in every run's log.
+    let _ = writeln!(
+        std::io::stderr(),
         "fault injection: {runs} runs over {} call indices ({} done, {} rolled back), \
          {requests} requests, {} failed",
         a.total.max(b.total),
