@@ -108,3 +108,43 @@ async fn the_guard_judges_the_labelled_corpus_without_a_wrong_verdict() {
     );
     assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
 }
+
+/// Other tools' annotations («8 · Migration guard», item 5) count only
+/// while `inline-overrides` is `allow`: a policy that sets `ignore` turns
+/// every one of them off, as it does `bluegreen:allow`.
+#[tokio::test]
+async fn inline_overrides_ignore_turns_off_every_tools_annotation() {
+    let host = host();
+    let guard = load(&host, "migration-guard").await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations");
+    for name in [
+        "s108_allow_comment.up.sql",
+        "s201_squawk_ignore_drop_column.up.sql",
+        "s204_squawk_ignore_file.up.sql",
+        "s205_atlas_nolint_code.up.sql",
+        "s207_atlas_nolint_bare.up.sql",
+        "s208_safety_assured_region.up.sql",
+    ] {
+        let ctx = HookContext {
+            pending: vec![migration(&dir.join(name))],
+            ..ctx()
+        };
+        for (setting, blocked) in [("allow", false), ("ignore", true)] {
+            let report = host
+                .call(
+                    &guard,
+                    Hook::MigrationSafetyCheck,
+                    &ctx,
+                    &settings(&[("inline-overrides", setting)]),
+                )
+                .await
+                .unwrap();
+            assert_eq!(
+                matches!(report.outcome.verdict, Verdict::Block(_)),
+                blocked,
+                "{name} with inline-overrides {setting}: {:?}",
+                report.outcome
+            );
+        }
+    }
+}

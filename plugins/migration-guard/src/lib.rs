@@ -9,6 +9,7 @@
 //! org policy can lock this).
 
 mod ops;
+mod overrides;
 mod rails;
 mod rules;
 mod sql;

@@ -1,7 +1,7 @@
 //! SQL migrations, read with a real SQL parser (sqlparser, Postgres
 //! dialect). Its tokenizer keeps comments, string literals and quoted
 //! identifiers apart, so statements are split on real semicolons and
-//! `-- bluegreen:allow RULE reason` comments are found; each statement is
+//! override comments are found (`overrides.rs`); each statement is
 //! then parsed on its own, so one it cannot parse is reported (never
 //! silently safe) and the rest are still checked. Explicit BEGIN/COMMIT
 //! track the transaction the statements run in.
@@ -63,8 +63,9 @@ pub fn read(file: &str, src: &str, phase: Phase, in_transaction: Option<bool>) -
         .take_while(|t| matches!(t.token, Token::Whitespace(_)))
         .any(|t| matches!(&t.token, Token::Whitespace(Whitespace::SingleLineComment { comment, .. }) if comment.trim() == "no-transaction"));
     let mut in_tx = in_transaction.unwrap_or(statements > 1 && !no_transaction);
+    let mut overrides = crate::overrides::Overrides::for_file(&tokens);
     for stmt in split(&tokens) {
-        let allowed = allows(stmt);
+        let allowed = overrides.for_statement(stmt);
         let words: Vec<&TokenWithSpan> =
             stmt.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect();
         let Some(first) = words.first() else { continue };
@@ -124,24 +125,6 @@ pub fn read(file: &str, src: &str, phase: Phase, in_transaction: Option<bool>) -
 /// identifiers and dollar-quoted bodies are single tokens).
 fn split(tokens: &[TokenWithSpan]) -> Vec<&[TokenWithSpan]> {
     tokens.split(|t| t.token == Token::SemiColon).filter(|s| !s.is_empty()).collect()
-}
-
-/// `-- bluegreen:allow RULE reason` comments in or before a statement.
-fn allows(stmt: &[TokenWithSpan]) -> Vec<(String, String)> {
-    stmt.iter()
-        .filter_map(|t| match &t.token {
-            Token::Whitespace(Whitespace::SingleLineComment { comment, .. }) => {
-                Some(comment.as_str())
-            }
-            Token::Whitespace(Whitespace::MultiLineComment(c)) => Some(c.as_str()),
-            _ => None,
-        })
-        .filter_map(|c| {
-            let rest = c.trim().strip_prefix("bluegreen:allow")?.trim();
-            let (rule, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
-            Some((rule.to_string(), reason.trim().to_string()))
-        })
-        .collect()
 }
 
 fn upper(t: &TokenWithSpan) -> String {
