@@ -1,8 +1,10 @@
 //! Rails migrations, read with a real Ruby parser (lib-ruby-parser). Only
 //! what runs on deploy counts: `change` and `up` (and `dir.up` inside
 //! `reversible`), never `down`. Comments and strings that merely mention an
-//! operation are not calls, so they never match. `execute` SQL goes through
-//! the SQL reader; `safety_assured { }` marks what it wraps as overridden.
+//! operation are not calls, so they never match. SQL run through `execute`,
+//! `exec_query` and the like (also on `connection` or
+//! `ActiveRecord::Base.connection`) goes through the SQL reader;
+//! `safety_assured { }` marks what it wraps as overridden.
 
 use crate::ops::{Located, Op, Phase, line_of, table_name};
 use lib_ruby_parser::nodes::{Block, Send};
@@ -55,15 +57,26 @@ pub fn read(file: &str, src: &str, phase: Phase) -> Vec<Located> {
     }
     for body in classes {
         for s in statements(body) {
-            if let Node::Def(d) = s
-                && matches!(d.name.as_str(), "change" | "up")
-                && let Some(b) = &d.body
+            // `def up`, and the old style `def self.up` (Rails before 3.1).
+            let (name, b) = match s {
+                Node::Def(d) => (d.name.as_str(), d.body.as_deref()),
+                Node::Defs(d) => (d.name.as_str(), d.body.as_deref()),
+                _ => continue,
+            };
+            if matches!(name, "change" | "up")
+                && let Some(b) = b
             {
                 r.walk(b);
             }
         }
     }
     r.out
+}
+
+/// `connection` or `Anything.connection`: the migration's database
+/// connection.
+fn is_connection(node: &Node) -> bool {
+    matches!(node, Node::Send(c) if c.method_name == "connection" && c.args.is_empty())
 }
 
 fn collect_classes<'n>(node: &'n Node, out: &mut Vec<&'n Node>) {
@@ -150,7 +163,9 @@ impl Reader<'_> {
                 body.into_iter().for_each(|n| self.walk(n));
                 self.allowed.pop();
             }
-            (None, "reversible") | (None, "up_only") => body.into_iter().for_each(|n| self.walk(n)),
+            (None, "reversible") | (None, "up_only") | (None, "say_with_time") => {
+                body.into_iter().for_each(|n| self.walk(n))
+            }
             (Some(Node::Lvar(_)), "up") => body.into_iter().for_each(|n| self.walk(n)),
             (Some(Node::Lvar(_)), "down") => {}
             (None, "revert") => {
@@ -177,6 +192,15 @@ impl Reader<'_> {
 
     fn call(&mut self, s: &Send) {
         let at = s.expression_l.begin;
+        let runs_sql = matches!(
+            s.method_name.as_str(),
+            "execute" | "exec_query" | "exec_update" | "exec_delete" | "exec_insert"
+        );
+        // SQL sent through the connection: `connection.execute`,
+        // `ActiveRecord::Base.connection.execute`, `exec_query`.
+        if runs_sql && s.recv.as_deref().is_none_or(is_connection) {
+            return self.execute(s);
+        }
         if let Some(recv) = s.recv.as_deref() {
             // `Model.delete_all` / `Model.update_all`: every row, no scope.
             if let Node::Const(c) = recv {
@@ -242,7 +266,6 @@ impl Reader<'_> {
             "validate_foreign_key" | "validate_check_constraint" | "validate_constraint" => {
                 self.push(at, Op::Validate { table })
             }
-            "execute" => self.execute(s),
             "revert" => {
                 if let Some(Node::Const(c)) = args.first() {
                     self.push(at, Op::RevertOther { name: c.name.clone() });
