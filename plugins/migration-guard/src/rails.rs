@@ -10,6 +10,7 @@ use crate::ops::{Located, Op, Phase, line_of, table_name};
 use lib_ruby_parser::nodes::{Block, Send};
 use lib_ruby_parser::{Node, Parser, ParserOptions};
 
+mod eval;
 mod options;
 mod tables;
 
@@ -24,6 +25,12 @@ struct Reader<'a> {
     allowed: Vec<(String, String)>,
     reverting: bool,
     out: Vec<Located>,
+    /// Constants and helper methods the file defines.
+    scope: eval::Scope,
+    /// Block variables bound to a known element.
+    bound: std::collections::BTreeMap<String, String>,
+    /// Helper calls being read (bounded).
+    depth: u32,
 }
 
 pub fn read(file: &str, src: &str, phase: Phase) -> Vec<Located> {
@@ -36,6 +43,9 @@ pub fn read(file: &str, src: &str, phase: Phase) -> Vec<Located> {
         allowed: Vec::new(),
         reverting: false,
         out: Vec::new(),
+        scope: eval::Scope::default(),
+        bound: Default::default(),
+        depth: 0,
     };
     if let Some(d) = result.diagnostics.iter().find(|d| d.is_error()) {
         r.push(d.loc.begin, Op::Unparsed { why: format!("Ruby syntax: {}", d.render_message()) });
@@ -45,6 +55,7 @@ pub fn read(file: &str, src: &str, phase: Phase) -> Vec<Located> {
     let mut classes = Vec::new();
     collect_classes(&ast, &mut classes);
     for body in &classes {
+        r.scope.collect(&statements(body));
         // `disable_ddl_transaction!` may come anywhere in the class.
         for s in statements(body) {
             if let Node::Send(s) = s
@@ -186,7 +197,8 @@ impl Reader<'_> {
                 }
             }
             // create_table's block defines the new table's columns: nothing to judge.
-            _ => self.call(call),
+            (None, "create_table") => self.call(call),
+            _ => self.other_block(b),
         }
     }
 
@@ -215,7 +227,7 @@ impl Reader<'_> {
         }
         let args = &s.args;
         let opts = options(args);
-        let n = names(args);
+        let n = self.names(args);
         let arg = |i: usize| n.get(i).cloned().unwrap_or_default();
         let table = table_name(&arg(0));
         match s.method_name.as_str() {
@@ -271,7 +283,7 @@ impl Reader<'_> {
                     self.push(at, Op::RevertOther { name: c.name.clone() });
                 }
             }
-            _ => {}
+            other => self.helper(other),
         }
     }
 

@@ -56,11 +56,6 @@ pub(super) fn default_of(opts: &[(String, &Node)]) -> Default {
     }
 }
 
-/// Positional arguments as names, options excluded.
-pub(super) fn names(args: &[Node]) -> Vec<String> {
-    args.iter().filter_map(name).collect()
-}
-
 /// A string's text when every part is literal (no `#{...}`).
 pub(super) fn literal_parts(parts: &[Node]) -> Option<String> {
     let mut s = String::new();

@@ -26,7 +26,7 @@ impl Reader<'_> {
     pub(super) fn table_call(&mut self, table: &str, s: &Send) {
         let at = s.expression_l.begin;
         let opts = options(&s.args);
-        let n = names(&s.args);
+        let n = self.names(&s.args);
         let table = table.to_string();
         let arg = |i: usize| n.get(i).cloned().unwrap_or_default();
         match s.method_name.as_str() {

@@ -1,0 +1,134 @@
+//! What a static reader can evaluate of the Ruby real migrations use
+//! (strong_migrations sees it all at run time): loops over literal lists
+//! (`%i[a b].each do |c|`), splats of them, constants assigned a literal
+//! in the file, and methods defined in the same file. Whatever stays
+//! unknown becomes the name `?`, so the operation is still judged (fail
+//! closed), never dropped.
+
+use super::Reader;
+use super::options::name;
+use lib_ruby_parser::Node;
+use lib_ruby_parser::nodes::Block;
+use std::collections::BTreeMap;
+
+/// Calls whose block runs once per element of the receiver.
+const ITERATORS: &[&str] =
+    &["each", "each_with_index", "map", "flat_map", "each_with_object", "find_each", "times"];
+
+/// How deep helper methods may call each other before the reader stops.
+const MAX_DEPTH: u32 = 8;
+
+/// What the file defines: constants with literal values, helper methods.
+#[derive(Default)]
+pub(super) struct Scope {
+    pub consts: BTreeMap<String, Vec<String>>,
+    pub helpers: BTreeMap<String, Node>,
+}
+
+impl Scope {
+    /// Collects a class body's `CONST = %i[...]` and `def helper` (every
+    /// method but the ones a migration runs or reverses itself).
+    pub fn collect(&mut self, body: &[&Node]) {
+        for s in body {
+            match s {
+                Node::Casgn(c) => {
+                    if let Some(v) = c.value.as_deref().and_then(literal_list) {
+                        self.consts.insert(c.name.clone(), v);
+                    }
+                }
+                Node::Def(d) if !matches!(d.name.as_str(), "change" | "up" | "down") => {
+                    if let Some(b) = &d.body {
+                        self.helpers.insert(d.name.clone(), (**b).clone());
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// `%i[a b]`, `[:a, "b"]`, or one symbol or string, as names.
+fn literal_list(node: &Node) -> Option<Vec<String>> {
+    match node {
+        Node::Array(a) => a.elements.iter().map(name).collect(),
+        other => name(other).map(|n| vec![n]),
+    }
+}
+
+impl Reader<'_> {
+    /// Positional arguments as names (the options hash and array arguments
+    /// left out, as before): bound block variables and literal constants
+    /// resolved, splats expanded, anything else `?`.
+    pub(super) fn names(&self, args: &[Node]) -> Vec<String> {
+        let mut out = Vec::new();
+        for a in args {
+            match a {
+                Node::Kwargs(_) | Node::Hash(_) | Node::Array(_) | Node::BlockPass(_) => {}
+                Node::Splat(s) => match s.value.as_deref().and_then(|v| self.list(v)) {
+                    Some(list) => out.extend(list),
+                    None => out.push("?".into()),
+                },
+                other => out.push(self.value(other).unwrap_or_else(|| "?".into())),
+            }
+        }
+        out
+    }
+
+    fn value(&self, node: &Node) -> Option<String> {
+        match node {
+            Node::Lvar(v) => self.bound.get(&v.name).cloned(),
+            Node::Const(c) => self.scope.consts.get(&c.name).and_then(|l| l.first().cloned()),
+            other => name(other),
+        }
+    }
+
+    /// A list the reader knows: a literal, or a constant assigned one.
+    fn list(&self, node: &Node) -> Option<Vec<String>> {
+        match node {
+            Node::Const(c) => self.scope.consts.get(&c.name).cloned(),
+            other => literal_list(other),
+        }
+    }
+
+    /// A block the reader has no special meaning for. An iterator's body
+    /// runs once per known element, with its variable bound (or once with
+    /// it unknown); any other block's body is read as it stands.
+    pub(super) fn other_block(&mut self, b: &Block) {
+        let Node::Send(call) = &*b.call else { return };
+        let var = match b.args.as_deref() {
+            Some(Node::Args(a)) => a.args.iter().find_map(|x| match x {
+                Node::Arg(arg) => Some(arg.name.clone()),
+                _ => None,
+            }),
+            _ => None,
+        };
+        let Some(body) = b.body.as_deref() else { return };
+        if !ITERATORS.contains(&call.method_name.as_str()) {
+            self.call(call);
+            self.walk(body);
+            return;
+        }
+        let elements =
+            call.recv.as_deref().and_then(|r| self.list(r)).unwrap_or_else(|| vec!["?".into()]);
+        for e in elements {
+            if let Some(v) = &var {
+                self.bound.insert(v.clone(), e);
+            }
+            self.walk(body);
+        }
+        if let Some(v) = &var {
+            self.bound.remove(v);
+        }
+    }
+
+    /// A call to a method defined in the same file: read its body.
+    pub(super) fn helper(&mut self, method: &str) {
+        if self.depth >= MAX_DEPTH {
+            return;
+        }
+        let Some(body) = self.scope.helpers.get(method).cloned() else { return };
+        self.depth += 1;
+        self.walk(&body);
+        self.depth -= 1;
+    }
+}
