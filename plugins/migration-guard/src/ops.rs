@@ -88,6 +88,23 @@ pub enum Op {
     RevertOther {
         name: String,
     },
+    /// A view, materialized view, sequence, type, function, trigger or
+    /// schema dropped.
+    DropObject {
+        kind: &'static str,
+        name: String,
+    },
+    /// Maintenance that holds a heavy lock for its whole run (`VACUUM FULL`,
+    /// `CLUSTER`, `REINDEX`, `REFRESH MATERIALIZED VIEW`, each without
+    /// `CONCURRENTLY` where it has one).
+    Maintenance {
+        what: String,
+        lock: &'static str,
+    },
+    /// `ALTER TYPE ... RENAME VALUE`.
+    RenameEnumValue {
+        ty: String,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

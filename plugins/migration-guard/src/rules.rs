@@ -38,6 +38,8 @@ const BREAKS_OLD_CODE: &[&str] = &[
     "delete-without-where",
     "update-without-where",
     "change-default",
+    "drop-object",
+    "rename-enum-value",
 ];
 
 struct Verdict {
@@ -252,6 +254,21 @@ fn check(b: &mut Batch, l: &Located) -> Option<Verdict> {
             "revert-migration",
             format!("`revert {name}` undoes another migration, which this check cannot see"),
             "review what it drops by hand".into(),
+        ),
+        Op::DropObject { kind, name } => block(
+            "drop-object",
+            format!("dropping {kind} `{name}` breaks the release still serving if it uses it"),
+            format!("deploy code that no longer uses `{name}` first; drop it in a later release (or in db/post_migrate)"),
+        ),
+        Op::Maintenance { what, lock } => block(
+            "heavy-lock-maintenance",
+            format!("`{what}` holds {lock} for its whole run: the release serving waits on every query it makes there"),
+            "use the CONCURRENTLY form where there is one (REINDEX, REFRESH MATERIALIZED VIEW); run VACUUM FULL or CLUSTER (or pg_repack) in a maintenance window, not in a deploy".into(),
+        ),
+        Op::RenameEnumValue { ty } => block(
+            "rename-enum-value",
+            format!("renaming a value of type `{ty}` breaks the release still serving, which reads and writes the old value"),
+            "add the new value, write it from the new release, migrate rows, then drop the old value's use in a later release".into(),
         ),
         _ => None,
     }

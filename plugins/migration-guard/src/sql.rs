@@ -70,6 +70,12 @@ pub fn read(file: &str, src: &str, phase: Phase, in_transaction: Option<bool>) -
             stmt.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect();
         let Some(first) = words.first() else { continue };
         let line = first.span.start.line;
+        if let Some(ops) = objects(&words) {
+            for op in ops {
+                push(&mut out, op, line, in_tx, &allowed);
+            }
+            continue;
+        }
         let text: String = stmt.iter().map(|t| t.token.to_string()).collect();
         let parsed = Parser::parse_sql(&dialect, &text);
         let statement = match parsed {
@@ -131,6 +137,53 @@ fn upper(t: &TokenWithSpan) -> String {
     match &t.token {
         Token::Word(w) => w.value.to_ascii_uppercase(),
         other => other.to_string(),
+    }
+}
+
+/// Statements on objects other than tables, columns and indexes, and
+/// maintenance, read from their words (the parser knows only some of them).
+fn objects(words: &[&TokenWithSpan]) -> Option<Vec<Op>> {
+    let all: Vec<String> = words.iter().map(|t| upper(t)).collect();
+    let w: Vec<&str> = all.iter().map(String::as_str).collect();
+    // The object's name: the first word after `skip` words and IF EXISTS.
+    let name_after = |skip: usize| {
+        let rest = &words[skip.min(words.len())..];
+        let rest =
+            if w.get(skip..skip + 2) == Some(&["IF", "EXISTS"][..]) { &rest[2..] } else { rest };
+        rest.first().map(|t| t.token.to_string()).unwrap_or_else(|| "?".into())
+    };
+    let drop = |kind: &'static str, skip: usize| {
+        Some(vec![Op::DropObject { kind, name: name_after(skip) }])
+    };
+    let concurrently = w.contains(&"CONCURRENTLY");
+    let head: Vec<String> = words.iter().take(6).map(|t| t.token.to_string()).collect();
+    let maintenance =
+        |lock: &'static str| Some(vec![Op::Maintenance { what: head.join(" "), lock }]);
+    match w.as_slice() {
+        ["DROP", "VIEW", ..] => drop("view", 2),
+        ["DROP", "MATERIALIZED", "VIEW", ..] => drop("materialized view", 3),
+        ["DROP", "SEQUENCE", ..] => drop("sequence", 2),
+        ["DROP", "TYPE", ..] | ["DROP", "DOMAIN", ..] => drop("type", 2),
+        ["DROP", "FUNCTION", ..] | ["DROP", "PROCEDURE", ..] => drop("function", 2),
+        ["DROP", "TRIGGER", ..] => drop("trigger", 2),
+        ["DROP", "SCHEMA", ..] => drop("schema", 2),
+        ["ALTER", "TYPE", _, "RENAME", "VALUE", ..] => {
+            Some(vec![Op::RenameEnumValue { ty: name_after(2) }])
+        }
+        ["VACUUM", "FULL", ..] | ["VACUUM", "(", "FULL", ..] => {
+            maintenance("an ACCESS EXCLUSIVE lock (a full rewrite)")
+        }
+        ["CLUSTER", ..] => maintenance("an ACCESS EXCLUSIVE lock (a full rewrite)"),
+        ["REINDEX", ..] if !concurrently => {
+            maintenance("a lock that blocks writes (and reads using the index)")
+        }
+        ["REFRESH", "MATERIALIZED", "VIEW", ..] if !concurrently => {
+            maintenance("an ACCESS EXCLUSIVE lock on the view")
+        }
+        // Plain VACUUM and ANALYZE, and the concurrent REINDEX, let reads and
+        // writes go on: understood, nothing to report.
+        ["VACUUM", ..] | ["ANALYZE", ..] | ["REINDEX", ..] => Some(Vec::new()),
+        _ => None,
     }
 }
 
