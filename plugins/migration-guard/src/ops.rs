@@ -113,6 +113,9 @@ pub enum Default {
     Constant,
     /// A function call or lambda: evaluated per row on some databases.
     Volatile,
+    /// `GENERATED ALWAYS AS (...) STORED`: computed and written for every
+    /// existing row.
+    Stored,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -140,6 +140,13 @@ fn check(b: &mut Batch, l: &Located) -> Option<Verdict> {
                     "add it nullable (or with a default), backfill, then add a NOT NULL check constraint NOT VALID and validate it in a later migration".into(),
                 );
             }
+            if *default == Default::Stored {
+                return block(
+                    "add-column-generated-stored",
+                    format!("a stored generated column `{table}.{column}` is computed and written for every existing row: a full table rewrite under an exclusive lock"),
+                    "add a plain nullable column, backfill it in batches and keep it current from the application (or a trigger); or, on Postgres 18+, use a VIRTUAL generated column".into(),
+                );
+            }
             if *default == Default::Volatile {
                 return warn(
                     "add-column-volatile-default",

@@ -8,8 +8,8 @@
 
 use crate::ops::{Default, Located, Op, Phase, table_name};
 use sqlparser::ast::{
-    AlterColumnOperation, AlterTableOperation, ColumnOption, Expr, ObjectType, RenameTableNameKind,
-    Statement, TableConstraint,
+    AlterColumnOperation, AlterTableOperation, ColumnOption, Expr, GeneratedExpressionMode,
+    ObjectType, RenameTableNameKind, Statement, TableConstraint,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -278,6 +278,16 @@ fn alter(table: &str, op: &AlterTableOperation, out: &mut Vec<Op>) {
                 match &o.option {
                     ColumnOption::NotNull => not_null = true,
                     ColumnOption::Default(e) => default = default_kind(e),
+                    // An expression is stored unless it says VIRTUAL
+                    // (Postgres before 18 knows only STORED); an identity
+                    // fills every row from a sequence.
+                    ColumnOption::Generated { generation_expr, generation_expr_mode, .. } => {
+                        default = match (generation_expr, generation_expr_mode) {
+                            (Some(_), Some(GeneratedExpressionMode::Virtual)) => default,
+                            (Some(_), _) => Default::Stored,
+                            (None, _) => Default::Volatile,
+                        }
+                    }
                     ColumnOption::ForeignKey(_) => {
                         extra.push(Op::AddForeignKey { table: t(), validated: true })
                     }
