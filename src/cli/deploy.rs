@@ -199,6 +199,7 @@ pub async fn run(
         }
         Err(e) => {
             let code = super::exit_code_for(&e);
+            let error = format!("{e:#}");
             let failed = match reached {
                 Reached::Validate { total } => Some((0, total, plan::Step::Validate)),
                 Reached::AcquireLock { total } => Some((1, Some(total), plan::Step::AcquireLock)),
@@ -207,7 +208,7 @@ pub async fn run(
             if let Some((i, total, step)) = failed {
                 report.event(json!({"event": "step", "status": "failed", "index": i + 1,
                     "total": total, "step": step.kind(), "color": null, "text": step.to_string(),
-                    "error": format!("{e:#}")}));
+                    "error": error}));
             }
             let status = match code {
                 super::exit::BAD_INPUT => "bad-input",
@@ -216,7 +217,7 @@ pub async fn run(
                 _ => "failed",
             };
             report.event(json!({"event": "deploy", "status": status, "id": id,
-                "exit_code": code, "error": format!("{e:#}"), "duration_ms": millis(took)}));
+                "exit_code": code, "error": error, "duration_ms": millis(took)}));
             Err(e)
         }
     }

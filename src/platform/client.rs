@@ -143,7 +143,7 @@ impl CfClient {
                 ),
             });
         }
-        let idempotent = method != Method::POST;
+        let idempotent = idempotent(&method);
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
@@ -219,7 +219,7 @@ impl CfClient {
             // idempotent call is asked again.
             let bytes = match resp.bytes().await {
                 Ok(b) => b,
-                Err(_) if method != Method::POST && attempt < MAX_ATTEMPTS => {
+                Err(_) if idempotent(&method) && attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
@@ -360,6 +360,12 @@ fn origin(url: &str) -> Option<String> {
         u.host_str()?,
         u.port_or_known_default()?
     ))
+}
+
+/// Calls that may be sent again when their answer was lost: every method
+/// the v3 API uses but POST (its PATCHes set values, they do not add).
+fn idempotent(method: &Method) -> bool {
+    *method != Method::POST
 }
 
 fn backoff(attempt: u32) -> Duration {
