@@ -35,14 +35,22 @@ fn migration(path: &Path) -> Migration {
     }
 }
 
-#[tokio::test]
-async fn the_guard_judges_the_labelled_corpus_without_a_wrong_verdict() {
-    let host = host();
-    let guard = load(&host, "migration-guard").await;
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations");
-    let mut cases: Vec<(String, String, Vec<Migration>)> = Vec::new();
-    let entries = crate::util::sorted_entries(&dir);
-    for path in entries {
+/// Files in a batch directory that describe it rather than run: its label,
+/// and the current schema the guard is granted.
+const NOT_PENDING: &[&str] = &["expect", "schema.rb", "structure.sql"];
+
+/// One labelled case: its name, label, pending files, and the directory
+/// holding its schema file, if any.
+struct Case {
+    name: String,
+    expect: String,
+    pending: Vec<Migration>,
+    schema: Option<(std::path::PathBuf, &'static str)>,
+}
+
+fn cases(dir: &Path) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for path in sorted_entries(dir) {
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if path.is_dir() {
             let expect = std::fs::read_to_string(path.join("expect"))
@@ -51,24 +59,72 @@ async fn the_guard_judges_the_labelled_corpus_without_a_wrong_verdict() {
                 .to_string();
             let files: Vec<_> = sorted_entries(&path)
                 .into_iter()
-                .filter(|p| p.file_name().unwrap() != "expect")
+                .filter(|p| !NOT_PENDING.contains(&p.file_name().unwrap().to_str().unwrap()))
                 .collect();
-            cases.push((name, expect, files.iter().map(|f| migration(f)).collect()));
+            let schema = ["schema.rb", "structure.sql"]
+                .into_iter()
+                .find(|f| path.join(f).exists())
+                .map(|f| (path.clone(), f));
+            let pending = files.iter().map(|f| migration(f)).collect();
+            cases.push(Case {
+                name,
+                expect,
+                pending,
+                schema,
+            });
         } else if name.ends_with(".rb") || name.ends_with(".sql") {
             let m = migration(&path);
-            cases.push((name, label(&m.contents), vec![m]));
+            let expect = label(&m.contents);
+            cases.push(Case {
+                name,
+                expect,
+                pending: vec![m],
+                schema: None,
+            });
         }
     }
-    let files: usize = cases.iter().map(|c| c.2.len()).sum();
-    assert!(files >= 100, "only {files} migrations in the corpus");
+    cases
+}
+
+/// Per rule: cases labelled `block RULE` it blocked with RULE (tp), blocked
+/// with RULE though the case should not block (fp), and missed (fn).
+#[derive(Default)]
+struct Score {
+    tp: u32,
+    fp: u32,
+    fneg: u32,
+}
+
+/// Runs every case of `dir` through the real guard with `extra` settings
+/// (as a deploy passes them: the lock timeout is always set when the deploy
+/// migrates) and fails on any wrong verdict, after printing the scores.
+async fn judge_corpus(dir: &str, extra: &[(&str, &str)], at_least: usize) {
+    let host = host();
+    let guard = load(&host, "migration-guard").await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let cases = cases(&dir);
+    let files: usize = cases.iter().map(|c| c.pending.len()).sum();
     let (mut tp, mut fp, mut fneg, mut wrong) = (0, 0, 0, Vec::new());
-    for (name, expect, pending) in &cases {
+    let mut per_rule: std::collections::BTreeMap<String, Score> = Default::default();
+    for case in &cases {
         let ctx = HookContext {
-            pending: pending.clone(),
+            pending: case.pending.clone(),
             ..ctx()
         };
+        let mut pairs = vec![("bluegreen.lock-timeout", "5s")];
+        pairs.extend_from_slice(extra);
+        let schema_path;
+        let mut config = settings(&pairs);
+        if let Some((dir, file)) = &case.schema {
+            schema_path = format!("/db/{file}");
+            config.settings.push(("schema".into(), schema_path.clone()));
+            config.sandbox.dirs.push(
+                bluegreen::plugin::DirGrant::parse(&format!("{}:/db", dir.display())).unwrap(),
+            );
+        }
+        let name = &case.name;
         let report = host
-            .call(&guard, Hook::MigrationSafetyCheck, &ctx, &settings(&[]))
+            .call(&guard, Hook::MigrationSafetyCheck, &ctx, &config)
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let blocked = matches!(report.outcome.verdict, Verdict::Block(_));
@@ -82,6 +138,7 @@ async fn the_guard_judges_the_labelled_corpus_without_a_wrong_verdict() {
                 .collect()
         };
         let (errors, warnings) = (rules(Severity::Error), rules(Severity::Warning));
+        let expect = &case.expect;
         let (kind, rule) = expect.split_once(' ').unwrap_or((expect.as_str(), ""));
         let right = match kind {
             "block" => blocked && errors.contains(&rule),
@@ -95,18 +152,72 @@ async fn the_guard_judges_the_labelled_corpus_without_a_wrong_verdict() {
             (true, false) => fneg += 1,
             _ => {}
         }
+        if kind == "block" {
+            let s = per_rule.entry(rule.to_string()).or_default();
+            if errors.contains(&rule) {
+                s.tp += 1
+            } else {
+                s.fneg += 1
+            }
+        } else {
+            for e in &errors {
+                per_rule.entry(e.to_string()).or_default().fp += 1;
+            }
+        }
         if !right {
             wrong.push(format!("{name}: expected {expect}, got blocked={blocked} errors={errors:?} warnings={warnings:?}"));
         }
     }
-    let precision = tp as f64 / (tp + fp).max(1) as f64;
-    let recall = tp as f64 / (tp + fneg).max(1) as f64;
+    let ratio = |a: u32, b: u32| {
+        if a + b == 0 {
+            1.0
+        } else {
+            a as f64 / (a + b) as f64
+        }
+    };
+    let precision = ratio(tp, fp);
+    let recall = ratio(tp, fneg);
     println!(
-        "migration guard corpus: {} cases ({files} files), block precision {precision:.3}, recall {recall:.3}, {} wrong",
+        "migration guard corpus {}: {} cases ({files} files), block precision {precision:.3}, recall {recall:.3}, {} wrong",
+        dir.file_name().unwrap().to_string_lossy(),
         cases.len(),
         wrong.len()
     );
+    println!(
+        "  {:<32} {:>5} {:>5} {:>5} {:>9} {:>7}",
+        "rule", "tp", "fp", "fn", "precision", "recall"
+    );
+    for (rule, s) in &per_rule {
+        println!(
+            "  {rule:<32} {:>5} {:>5} {:>5} {:>9.3} {:>7.3}",
+            s.tp,
+            s.fp,
+            s.fneg,
+            ratio(s.tp, s.fp),
+            ratio(s.tp, s.fneg)
+        );
+    }
     assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
+    assert!(
+        files >= at_least,
+        "only {files} migrations in {}",
+        dir.display()
+    );
+}
+
+#[tokio::test]
+async fn the_guard_judges_the_labelled_corpus_without_a_wrong_verdict() {
+    judge_corpus("tests/fixtures/migrations", &[], 400).await;
+}
+
+#[tokio::test]
+async fn the_guard_judges_the_mysql_corpus_without_a_wrong_verdict() {
+    judge_corpus(
+        "tests/fixtures/migrations-mysql",
+        &[("dialect", "mysql")],
+        45,
+    )
+    .await;
 }
 
 /// Other tools' annotations («8 · Migration guard», item 5) count only

@@ -6,17 +6,25 @@
 //! Settings: `mode` = `block` (default: unsafe operations block the deploy)
 //! or `warn` (report only); `inline-overrides` = `allow` (default) or
 //! `ignore` (`safety_assured` and `-- bluegreen:allow` count for nothing; an
-//! org policy can lock this).
+//! org policy can lock this); `dialect` = `postgres` (default) or `mysql`;
+//! `schema` = the path, inside a granted directory, of `db/schema.rb` or
+//! `db/structure.sql` (default: `/db/schema.rb`, then `/db/structure.sql`,
+//! read when granted). The host passes `migrate.lock_timeout` as
+//! `bluegreen.lock-timeout`.
 
 mod ops;
 mod overrides;
 mod rails;
 mod rules;
+mod schema;
 mod sql;
+mod types;
 
 use bluegreen_plugin::migration_safety_check::{Deploy, Finding, Outcome, Severity, Verdict};
 use bluegreen_plugin::migration_safety_check::{Guest, Migration};
 use ops::{Located, Op, Phase};
+use schema::Schema;
+use sql::Sql;
 
 struct Guard;
 
@@ -31,12 +39,12 @@ fn runs_on_deploy(path: &str) -> bool {
     !(name.ends_with(".down.sql") || (name.starts_with('U') && name.contains("__")))
 }
 
-fn read(m: &Migration) -> Vec<Located> {
+fn read(m: &Migration, dialect: Sql) -> Vec<Located> {
     let phase = if m.phase == "contract" { Phase::Contract } else { Phase::Expand };
     if m.path.ends_with(".rb") {
-        rails::read(&m.path, &m.contents, phase)
+        rails::read(&m.path, &m.contents, phase, dialect)
     } else if m.path.ends_with(".sql") {
-        sql::read(&m.path, &m.contents, phase, None)
+        sql::read(&m.path, &m.contents, phase, None, dialect)
     } else {
         vec![Located {
             op: Op::Unparsed { why: "neither a Rails (.rb) nor a SQL (.sql) migration".into() },
@@ -45,8 +53,31 @@ fn read(m: &Migration) -> Vec<Located> {
             phase,
             in_transaction: true,
             allowed: Vec::new(),
+            online: false,
         }]
     }
+}
+
+/// The schema file named by the `schema` setting (an error when it cannot
+/// be read), else the first of the usual places that is granted.
+fn schema(d: &Deploy, mysql: bool) -> Result<Option<Schema>, String> {
+    let (paths, named) = match setting(d, "schema") {
+        Some(p) => (vec![p], true),
+        None => (vec!["/db/schema.rb", "/db/structure.sql"], false),
+    };
+    for path in paths {
+        match std::fs::read_to_string(path) {
+            Ok(src) if path.ends_with(".rb") => return Ok(Some(rails::schema::read(path, &src))),
+            Ok(src) => return Ok(Some(Schema::from_sql(path, &src, mysql))),
+            Err(e) if named => {
+                return Err(format!(
+                    "setting `schema`: cannot read `{path}`: {e} (grant its directory with `grant_dirs`, e.g. `db:/db`)"
+                ));
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(None)
 }
 
 impl Guest for Guard {
@@ -65,12 +96,28 @@ impl Guest for Guard {
                 ));
             }
         };
-        let mut ops: Vec<Located> =
-            pending.iter().filter(|m| runs_on_deploy(&m.path)).flat_map(read).collect();
+        let dialect = match setting(&d, "dialect").unwrap_or("postgres") {
+            "postgres" | "postgresql" => Sql::Postgres,
+            "mysql" => Sql::MySql,
+            other => {
+                return Err(format!("setting `dialect`: `{other}` is not `postgres` or `mysql`"));
+            }
+        };
+        let mysql = dialect == Sql::MySql;
+        let ctx = rules::Context {
+            schema: schema(&d, mysql)?,
+            mysql,
+            lock_timeout: setting(&d, "bluegreen.lock-timeout").map(String::from),
+        };
+        let mut ops: Vec<Located> = pending
+            .iter()
+            .filter(|m| runs_on_deploy(&m.path))
+            .flat_map(|m| read(m, dialect))
+            .collect();
         if !inline {
             ops.iter_mut().for_each(|o| o.allowed.clear());
         }
-        let found = rules::judge(&ops);
+        let found = rules::judge(&ops, &ctx);
         let blocking: Vec<String> = found
             .iter()
             .filter(|f| f.level == rules::Level::Block)

@@ -20,6 +20,9 @@ pub enum Op {
         column: String,
         not_null: bool,
         default: Default,
+        /// The type as written (`types::normalize`d by the rules); empty when
+        /// unknown.
+        ty: String,
     },
     RemoveColumn {
         table: String,
@@ -31,9 +34,14 @@ pub enum Op {
         from: String,
         to: String,
     },
+    /// A column's type restated: `ALTER COLUMN .. TYPE`, `change_column`,
+    /// MySQL's `MODIFY`/`CHANGE` (a `NOT NULL` they restate is a
+    /// `SetNotNull` of its own).
     ChangeType {
         table: String,
         column: String,
+        /// The new type as written; empty when unknown.
+        to: String,
     },
     SetNotNull {
         table: String,
@@ -58,6 +66,12 @@ pub enum Op {
     AddCheck {
         table: String,
         validated: bool,
+        /// The column when the check is `col IS NOT NULL`: once validated,
+        /// Postgres 12+ sets NOT NULL without scanning the table.
+        not_null: Option<String>,
+    },
+    AddExclusion {
+        table: String,
     },
     AddUnique {
         table: String,
@@ -105,6 +119,16 @@ pub enum Op {
     RenameEnumValue {
         ty: String,
     },
+    /// MySQL: an operation it does by copying the table or with a lock that
+    /// stops writes (an explicit `ALGORITHM=COPY`, `LOCK=SHARED`, a first
+    /// FULLTEXT index, a character set conversion, ...).
+    BlocksWrites {
+        /// The table it copies or locks, when one is named.
+        table: Option<String>,
+        what: String,
+    },
+    /// `SET lock_timeout` in the migration itself.
+    LockTimeout,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +140,9 @@ pub enum Default {
     /// `GENERATED ALWAYS AS (...) STORED`: computed and written for every
     /// existing row.
     Stored,
+    /// serial, identity, AUTO_INCREMENT: a sequence value written to every
+    /// existing row.
+    AutoIncrement,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -137,6 +164,41 @@ pub struct Located {
     pub in_transaction: bool,
     /// Rules overridden in the migration itself, each with its reason.
     pub allowed: Vec<(String, String)>,
+    /// MySQL was told `ALGORITHM=INSTANT` or `LOCK=NONE`: it refuses the
+    /// statement rather than block writes, so no lock rule applies.
+    pub online: bool,
+}
+
+/// Functions whose value differs per row: as a column default they force a
+/// table rewrite (`now()` is stable within a statement, so it does not).
+const VOLATILE: &[&str] = &[
+    "random",
+    "gen_random_uuid",
+    "uuid_generate_v4",
+    "uuid_generate_v1",
+    "clock_timestamp",
+    "timeofday",
+    "nextval",
+    "uuid",
+    "rand",
+];
+
+/// Whether a function name (any schema) is volatile.
+pub fn volatile_fn(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    VOLATILE.contains(&name.rsplit('.').next().unwrap_or(&name))
+}
+
+/// Whether SQL text calls a volatile function.
+pub fn volatile_sql(text: &str) -> bool {
+    let lower = text.to_ascii_lowercase();
+    VOLATILE.iter().any(|f| {
+        lower.match_indices(f).any(|(i, _)| {
+            let before = lower[..i].chars().next_back();
+            let after = lower[i + f.len()..].trim_start().starts_with('(');
+            after && !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+    })
 }
 
 /// Byte offset → 1-based line.

@@ -7,11 +7,13 @@
 //! `safety_assured { }` marks what it wraps as overridden.
 
 use crate::ops::{Located, Op, Phase, line_of, table_name};
+use crate::sql::Sql;
 use lib_ruby_parser::nodes::{Block, Send};
 use lib_ruby_parser::{Node, Parser, ParserOptions};
 
 mod eval;
 mod options;
+pub mod schema;
 mod tables;
 
 use options::*;
@@ -31,9 +33,11 @@ struct Reader<'a> {
     bound: std::collections::BTreeMap<String, String>,
     /// Helper calls being read (bounded).
     depth: u32,
+    /// The database `execute`d SQL is for.
+    sql: Sql,
 }
 
-pub fn read(file: &str, src: &str, phase: Phase) -> Vec<Located> {
+pub fn read(file: &str, src: &str, phase: Phase, sql: Sql) -> Vec<Located> {
     let result = Parser::new(src.as_bytes().to_vec(), ParserOptions::default()).do_parse();
     let mut r = Reader {
         file,
@@ -46,6 +50,7 @@ pub fn read(file: &str, src: &str, phase: Phase) -> Vec<Located> {
         scope: eval::Scope::default(),
         bound: Default::default(),
         depth: 0,
+        sql,
     };
     if let Some(d) = result.diagnostics.iter().find(|d| d.is_error()) {
         r.push(d.loc.begin, Op::Unparsed { why: format!("Ruby syntax: {}", d.render_message()) });
@@ -90,6 +95,17 @@ fn is_connection(node: &Node) -> bool {
     matches!(node, Node::Send(c) if c.method_name == "connection" && c.args.is_empty())
 }
 
+/// `Model`, `Model.unscoped`, `Model.all`: the whole table.
+fn model(node: &Node) -> Option<&str> {
+    match node {
+        Node::Const(c) => Some(&c.name),
+        Node::Send(s) if matches!(s.method_name.as_str(), "unscoped" | "all" | "in_batches") => {
+            s.recv.as_deref().and_then(model)
+        }
+        _ => None,
+    }
+}
+
 fn collect_classes<'n>(node: &'n Node, out: &mut Vec<&'n Node>) {
     match node {
         Node::Class(c) => {
@@ -126,6 +142,7 @@ impl Reader<'_> {
                 phase: self.phase,
                 in_transaction: self.in_transaction,
                 allowed: self.allowed.clone(),
+                online: false,
             });
         }
     }
@@ -139,6 +156,7 @@ impl Reader<'_> {
             }
             Node::Send(s) => self.call(s),
             Node::Block(b) => self.block(b),
+            Node::Numblock(b) => self.numblock(b),
             Node::If(i) => {
                 for n in [&i.if_true, &i.if_false].into_iter().flatten() {
                     self.walk(n);
@@ -189,8 +207,13 @@ impl Reader<'_> {
                 let Some(table) = call.args.first().and_then(name) else { return };
                 let table = table_name(&table);
                 for s in body.map(statements).unwrap_or_default() {
+                    // `t.remove`, or `it.remove` (Ruby 3.4).
                     if let Node::Send(s) = s
-                        && matches!(s.recv.as_deref(), Some(Node::Lvar(_)))
+                        && match s.recv.as_deref() {
+                            Some(Node::Lvar(_)) => true,
+                            Some(Node::Send(r)) => eval::is_it(r),
+                            _ => false,
+                        }
                     {
                         self.table_call(&table, s);
                     }
@@ -213,10 +236,18 @@ impl Reader<'_> {
         if runs_sql && s.recv.as_deref().is_none_or(is_connection) {
             return self.execute(s);
         }
+        if matches!(s.method_name.as_str(), "truncate" | "truncate_tables")
+            && s.recv.as_deref().is_some_and(is_connection)
+        {
+            for table in self.names(&s.args) {
+                self.push(at, Op::Truncate { table: table_name(&table) });
+            }
+            return;
+        }
         if let Some(recv) = s.recv.as_deref() {
-            // `Model.delete_all` / `Model.update_all`: every row, no scope.
-            if let Node::Const(c) = recv {
-                let table = table_name(&c.name);
+            // `Model.delete_all` / `Model.unscoped.update_all`: every row.
+            if let Some(c) = model(recv) {
+                let table = table_name(c);
                 match s.method_name.as_str() {
                     "delete_all" | "destroy_all" => self.push(at, Op::DeleteAll { table }),
                     "update_all" => self.push(at, Op::UpdateAll { table }),
@@ -243,7 +274,7 @@ impl Reader<'_> {
             "rename_table" => {
                 self.push(at, Op::RenameTable { from: table, to: table_name(&arg(1)) })
             }
-            "add_column" => self.add_column(at, &table, arg(1), &opts),
+            "add_column" => self.add_column(at, &table, arg(1), &arg(2), &opts),
             "remove_column" => {
                 self.push(at, Op::RemoveColumn { table, column: arg(1), what: "column" })
             }
@@ -251,7 +282,10 @@ impl Reader<'_> {
                 self.remove_columns(at, &table, n.iter().skip(1).cloned(), "column")
             }
             "rename_column" => self.push(at, Op::RenameColumn { table, from: arg(1), to: arg(2) }),
-            "change_column" => self.push(at, Op::ChangeType { table, column: arg(1) }),
+            "change_column" => {
+                let to = column_type(&arg(2), &opts);
+                self.change_type(at, table, arg(1), to, &opts)
+            }
             "change_column_null" if is_false(args.get(2)) => {
                 self.push(at, Op::SetNotNull { table, column: arg(1) })
             }
@@ -271,9 +305,18 @@ impl Reader<'_> {
                 let validated = !is_false(opt(&opts, "validate"));
                 self.push(at, Op::AddForeignKey { table, validated })
             }
-            "add_check_constraint" => {
-                let validated = !is_false(opt(&opts, "validate"));
-                self.push(at, Op::AddCheck { table, validated })
+            "add_check_constraint" => self.check_constraint(at, table, args.get(1), &opts),
+            "add_unique_constraint" if !truthy(opt(&opts, "using_index")) => {
+                self.push(at, Op::AddUnique { table })
+            }
+            "add_exclusion_constraint" => self.push(at, Op::AddExclusion { table }),
+            "rename_enum_value" => self.push(at, Op::RenameEnumValue { ty: arg(0) }),
+            "drop_enum" => self.push(at, Op::DropObject { kind: "type", name: arg(0) }),
+            "create_join_table" => {
+                let mut t = [arg(0), arg(1)];
+                t.sort();
+                let table = opt(&opts, "table_name").and_then(name).unwrap_or(t.join("_"));
+                self.push(at, Op::CreateTable { table: table_name(&table), force: false })
             }
             "validate_foreign_key" | "validate_check_constraint" | "validate_constraint" => {
                 self.push(at, Op::Validate { table })
@@ -294,8 +337,9 @@ impl Reader<'_> {
         let Some(arg) = s.args.first() else { return };
         let literal = match arg {
             Node::Str(st) => Some((st.value.to_string_lossy(), st.expression_l.begin)),
-            Node::Heredoc(h) => literal_parts(&h.parts).map(|t| (t, h.heredoc_body_l.begin)),
-            Node::Dstr(d) => literal_parts(&d.parts).map(|t| (t, d.expression_l.begin)),
+            Node::Heredoc(h) => self.text(&h.parts).map(|t| (t, h.heredoc_body_l.begin)),
+            Node::Dstr(d) => self.text(&d.parts).map(|t| (t, d.expression_l.begin)),
+            Node::Const(c) => self.scope.strings.get(&c.name).map(|t| (t.clone(), at)),
             _ => None,
         };
         let Some((sql, offset)) = literal else {
@@ -309,7 +353,9 @@ impl Reader<'_> {
             return;
         };
         let first_line = line_of(self.src, offset);
-        for mut l in crate::sql::read(self.file, &sql, self.phase, Some(self.in_transaction)) {
+        for mut l in
+            crate::sql::read(self.file, &sql, self.phase, Some(self.in_transaction), self.sql)
+        {
             l.line += first_line - 1;
             l.allowed.extend(self.allowed.iter().cloned());
             if self.reverting {

@@ -73,7 +73,23 @@ impl Executor {
                 let candidate = color
                     .and_then(|c| self.candidates.get(&c))
                     .map(String::as_str);
-                let config = self.plugins.config(&name, candidate);
+                let mut config = self.plugins.config(&name, candidate);
+                // `bluegreen.*` settings come from the host alone, so a
+                // plugin can trust them.
+                config
+                    .settings
+                    .retain(|(k, _)| !k.starts_with("bluegreen."));
+                if hook == Hook::MigrationSafetyCheck
+                    && let Some(m) = &self.file.migrate
+                {
+                    let ms = m.lock_timeout.as_millis();
+                    let t = if ms % 1000 == 0 {
+                        format!("{}s", ms / 1000)
+                    } else {
+                        format!("{ms}ms")
+                    };
+                    config.settings.push(("bluegreen.lock-timeout".into(), t));
+                }
                 let t = Instant::now();
                 let report = self
                     .plugins

@@ -6,9 +6,15 @@
 //! closed), never dropped.
 
 use super::Reader;
+use super::options::literal_parts;
 use super::options::name;
 use lib_ruby_parser::Node;
-use lib_ruby_parser::nodes::Block;
+use lib_ruby_parser::nodes::{Block, Numblock, Send};
+
+/// A bare `it`: the block's element in Ruby 3.4.
+pub(super) fn is_it(s: &Send) -> bool {
+    s.recv.is_none() && s.method_name == "it" && s.args.is_empty()
+}
 use std::collections::BTreeMap;
 
 /// Calls whose block runs once per element of the receiver.
@@ -22,6 +28,8 @@ const MAX_DEPTH: u32 = 8;
 #[derive(Default)]
 pub(super) struct Scope {
     pub consts: BTreeMap<String, Vec<String>>,
+    /// `SQL = <<~SQL ... SQL`: constants holding literal SQL.
+    pub strings: BTreeMap<String, String>,
     pub helpers: BTreeMap<String, Node>,
 }
 
@@ -32,8 +40,17 @@ impl Scope {
         for s in body {
             match s {
                 Node::Casgn(c) => {
-                    if let Some(v) = c.value.as_deref().and_then(literal_list) {
+                    let value = c.value.as_deref().map(unfrozen);
+                    if let Some(v) = value.and_then(literal_list) {
                         self.consts.insert(c.name.clone(), v);
+                    }
+                    let text = match value {
+                        Some(Node::Heredoc(h)) => literal_parts(&h.parts),
+                        Some(Node::Dstr(d)) => literal_parts(&d.parts),
+                        _ => None,
+                    };
+                    if let Some(t) = text {
+                        self.strings.insert(c.name.clone(), t);
                     }
                 }
                 Node::Def(d) if !matches!(d.name.as_str(), "change" | "up" | "down") => {
@@ -44,6 +61,16 @@ impl Scope {
                 _ => {}
             }
         }
+    }
+}
+
+/// `X.freeze` is `X`.
+fn unfrozen(node: &Node) -> &Node {
+    match node {
+        Node::Send(s) if s.method_name == "freeze" && s.args.is_empty() => {
+            s.recv.as_deref().map(unfrozen).unwrap_or(node)
+        }
+        other => other,
     }
 }
 
@@ -74,12 +101,28 @@ impl Reader<'_> {
         out
     }
 
-    fn value(&self, node: &Node) -> Option<String> {
+    pub(super) fn value(&self, node: &Node) -> Option<String> {
         match node {
             Node::Lvar(v) => self.bound.get(&v.name).cloned(),
+            // Ruby 3.4's `it`, which this parser (Ruby 3.1) reads as a call.
+            Node::Send(s) if is_it(s) => self.bound.get("it").cloned(),
+            Node::Begin(b) if b.statements.len() == 1 => self.value(&b.statements[0]),
             Node::Const(c) => self.scope.consts.get(&c.name).and_then(|l| l.first().cloned()),
             other => name(other),
         }
+    }
+
+    /// A string's text when every interpolation in it is a value the reader
+    /// knows (`"DROP VIEW #{view}"` inside a loop over a literal list).
+    pub(super) fn text(&self, parts: &[Node]) -> Option<String> {
+        let mut s = String::new();
+        for p in parts {
+            match p {
+                Node::Str(st) => s.push_str(&st.value.to_string_lossy()),
+                other => s.push_str(&self.value(other)?),
+            }
+        }
+        Some(s)
     }
 
     /// A list the reader knows: a literal, or a constant assigned one.
@@ -96,13 +139,29 @@ impl Reader<'_> {
     pub(super) fn other_block(&mut self, b: &Block) {
         let Node::Send(call) = &*b.call else { return };
         let var = match b.args.as_deref() {
+            // `|c|` is a Procarg0 holding the Arg; `|c, i|` lists Args.
             Some(Node::Args(a)) => a.args.iter().find_map(|x| match x {
                 Node::Arg(arg) => Some(arg.name.clone()),
+                Node::Procarg0(p) => p.args.iter().find_map(|y| match y {
+                    Node::Arg(arg) => Some(arg.name.clone()),
+                    _ => None,
+                }),
                 _ => None,
             }),
-            _ => None,
+            // No parameters: Ruby 3.4's `it` names the element.
+            _ => Some("it".to_string()),
         };
         let Some(body) = b.body.as_deref() else { return };
+        self.iterate(call, var, body);
+    }
+
+    /// `{ remove_column :t, _1 }`: a block with numbered parameters.
+    pub(super) fn numblock(&mut self, b: &Numblock) {
+        let Node::Send(call) = &*b.call else { return };
+        self.iterate(call, Some("_1".into()), &b.body);
+    }
+
+    fn iterate(&mut self, call: &Send, var: Option<String>, body: &Node) {
         if !ITERATORS.contains(&call.method_name.as_str()) {
             self.call(call);
             self.walk(body);

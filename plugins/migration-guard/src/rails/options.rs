@@ -48,12 +48,38 @@ pub(super) fn concurrently(opts: &[(String, &Node)]) -> bool {
     opt(opts, "algorithm").and_then(name).as_deref() == Some("concurrently")
 }
 
+/// A lambda's SQL (`default: -> { "gen_random_uuid()" }`) is evaluated by
+/// the database, per row when volatile; any other Ruby value is evaluated
+/// once, by Ruby, and stored as a constant.
 pub(super) fn default_of(opts: &[(String, &Node)]) -> Default {
     match opt(opts, "default") {
         None | Some(Node::Nil(_)) => Default::None,
-        Some(Node::Lambda(_) | Node::Block(_) | Node::Send(_)) => Default::Volatile,
+        Some(Node::Block(b)) => match b.body.as_deref() {
+            Some(Node::Str(s)) if !crate::ops::volatile_sql(&s.value.to_string_lossy()) => {
+                Default::Constant
+            }
+            _ => Default::Volatile,
+        },
+        Some(Node::Lambda(_)) => Default::Volatile,
         Some(_) => Default::Constant,
     }
+}
+
+pub(super) fn number(node: Option<&Node>) -> Option<u32> {
+    match node {
+        Some(Node::Int(i)) => i.value.replace('_', "").parse().ok(),
+        _ => None,
+    }
+}
+
+/// A Rails column type with its `limit:`, `precision:` and `scale:`.
+pub(super) fn column_type(ty: &str, opts: &[(String, &Node)]) -> String {
+    crate::types::rails(
+        ty,
+        number(opt(opts, "limit")),
+        number(opt(opts, "precision")),
+        number(opt(opts, "scale")),
+    )
 }
 
 /// A string's text when every part is literal (no `#{...}`).

@@ -4,6 +4,7 @@
 use super::Reader;
 use super::options::*;
 use crate::ops::{Default, Op};
+use crate::schema::not_null_column_of;
 use lib_ruby_parser::Node;
 use lib_ruby_parser::nodes::Send;
 
@@ -15,11 +16,58 @@ impl Reader<'_> {
         at: usize,
         table: &str,
         column: String,
+        ty: &str,
         opts: &[(String, &Node)],
     ) {
         let not_null = is_false(opt(opts, "null"));
-        let default = default_of(opts);
-        self.push(at, Op::AddColumn { table: table.to_string(), column, not_null, default });
+        let mut default = default_of(opts);
+        // `:virtual` (Rails 7): a generated column, written to every row
+        // when stored.
+        if ty == "virtual" && truthy(opt(opts, "stored")) {
+            default = Default::Stored;
+        }
+        let ty = column_type(ty, opts);
+        self.push(at, Op::AddColumn { table: table.to_string(), column, not_null, default, ty });
+        match opt(opts, "index") {
+            None | Some(Node::False(_) | Node::Nil(_)) => {}
+            Some(i) => {
+                let inner = match i {
+                    Node::Hash(h) => pairs(&h.pairs),
+                    _ => Vec::new(),
+                };
+                self.index(at, table.to_string(), &inner);
+            }
+        }
+    }
+
+    /// `change_column` / `t.change`: the type, and NOT NULL when it says
+    /// `null: false`.
+    pub(super) fn change_type(
+        &mut self,
+        at: usize,
+        table: String,
+        column: String,
+        to: String,
+        opts: &[(String, &Node)],
+    ) {
+        self.push(at, Op::ChangeType { table: table.clone(), column: column.clone(), to });
+        if is_false(opt(opts, "null")) {
+            self.push(at, Op::SetNotNull { table, column });
+        }
+    }
+
+    /// `add_check_constraint` / `t.check_constraint`: a `col IS NOT NULL`
+    /// check, once validated, lets `SET NOT NULL` skip its scan.
+    pub(super) fn check_constraint(
+        &mut self,
+        at: usize,
+        table: String,
+        expr: Option<&Node>,
+        opts: &[(String, &Node)],
+    ) {
+        let validated = !is_false(opt(opts, "validate"));
+        let not_null = expr.and_then(name).and_then(|e| not_null_column_of(&e));
+        self.push(at, Op::AddCheck { table, validated, not_null })
     }
 
     /// A call on the block variable of `change_table :t do |t| ... end`.
@@ -32,7 +80,19 @@ impl Reader<'_> {
         match s.method_name.as_str() {
             "remove" => self.remove_columns(at, &table, n.iter().cloned(), "column"),
             "rename" => self.push(at, Op::RenameColumn { table, from: arg(0), to: arg(1) }),
-            "change" => self.push(at, Op::ChangeType { table, column: arg(0) }),
+            "change" => {
+                let to = column_type(&arg(1), &opts);
+                self.change_type(at, table, arg(0), to, &opts)
+            }
+            "check_constraint" => self.check_constraint(at, table, s.args.first(), &opts),
+            "foreign_key" => {
+                let validated = !is_false(opt(&opts, "validate"));
+                self.push(at, Op::AddForeignKey { table, validated })
+            }
+            "unique_constraint" if !truthy(opt(&opts, "using_index")) => {
+                self.push(at, Op::AddUnique { table })
+            }
+            "exclusion_constraint" => self.push(at, Op::AddExclusion { table }),
             "change_default" => self.push(at, Op::ChangeDefault { table, column: arg(0) }),
             "change_null" if is_false(s.args.get(1)) => {
                 self.push(at, Op::SetNotNull { table, column: arg(0) })
@@ -60,12 +120,17 @@ impl Reader<'_> {
             "remove_timestamps" => {
                 self.remove_columns(at, &table, ["created_at", "updated_at"], "timestamps")
             }
-            "column" => self.add_column(at, &table, arg(0), &opts),
+            "column" => self.add_column(at, &table, arg(0), &arg(1), &opts),
             // t.string :name, t.integer :count, ...: a column of that type.
-            "string" | "text" | "integer" | "bigint" | "boolean" | "datetime" | "date"
-            | "decimal" | "float" | "json" | "jsonb" | "uuid" | "binary" | "time" | "timestamp" => {
+            ty @ ("string" | "text" | "integer" | "bigint" | "smallint" | "boolean"
+            | "datetime" | "date" | "decimal" | "numeric" | "float" | "real" | "json"
+            | "jsonb" | "uuid" | "binary" | "blob" | "time" | "timestamp" | "timestamptz"
+            | "citext" | "inet" | "cidr" | "macaddr" | "hstore" | "interval" | "xml"
+            | "money" | "point" | "enum" | "serial" | "bigserial" | "tsvector" | "ltree"
+            | "daterange" | "tsrange" | "tstzrange" | "int4range" | "int8range"
+            | "virtual" | "primary_key") => {
                 for c in &n {
-                    self.add_column(at, &table, c.clone(), &opts);
+                    self.add_column(at, &table, c.clone(), ty, &opts);
                 }
             }
             _ => {}
@@ -118,6 +183,7 @@ impl Reader<'_> {
                 column: format!("{reference}_id"),
                 not_null: is_false(opt(opts, "null")),
                 default: Default::None,
+                ty: if truthy(opt(opts, "polymorphic")) { String::new() } else { "bigint".into() },
             },
         );
         match opt(opts, "index") {
@@ -164,6 +230,7 @@ impl Reader<'_> {
                     column: column.into(),
                     not_null,
                     default: default_of(opts),
+                    ty: "timestamp".into(),
                 },
             );
         }

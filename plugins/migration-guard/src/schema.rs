@@ -1,0 +1,151 @@
+//! The database's current schema, when the deploy grants `db/schema.rb` or
+//! `db/structure.sql`: column types (is a type change a safe widening?),
+//! nullability and validated `IS NOT NULL` checks (is `SET NOT NULL` a
+//! metadata change?), and which tables exist. Without it, a rule that needs
+//! one of these says so instead of guessing.
+
+use crate::ops::table_name;
+use sqlparser::ast::{ColumnOption, Expr, Statement, TableConstraint};
+use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
+use std::collections::{HashMap, HashSet};
+
+#[derive(Clone, Debug, Default)]
+pub struct Schema {
+    /// (table, column) → the declared type.
+    pub columns: HashMap<(String, String), String>,
+    pub not_null: HashSet<(String, String)>,
+    /// (table, column) → whether its `col IS NOT NULL` check is validated.
+    pub checks: HashMap<(String, String), bool>,
+    pub tables: HashSet<String>,
+    /// Where it was read from, for messages.
+    pub source: String,
+}
+
+impl Schema {
+    pub fn column(&mut self, table: &str, column: &str, ty: String, not_null: bool) {
+        let key = (table.to_string(), column.to_string());
+        self.tables.insert(table.to_string());
+        if not_null {
+            self.not_null.insert(key.clone());
+        }
+        self.columns.insert(key, ty);
+    }
+
+    /// `structure.sql` (pg_dump) or a MySQL dump: CREATE TABLE and ALTER
+    /// TABLE ... ADD CONSTRAINT. Statements it cannot parse (functions,
+    /// `SET`, `COPY`) are skipped: the schema only ever adds knowledge.
+    pub fn from_sql(source: &str, src: &str, mysql: bool) -> Schema {
+        let mut s = Schema { source: source.to_string(), ..Schema::default() };
+        let dialect: Box<dyn Dialect> =
+            if mysql { Box::new(MySqlDialect {}) } else { Box::new(PostgreSqlDialect {}) };
+        for text in src.split(";\n") {
+            let head = text.trim_start().to_ascii_uppercase();
+            let head = head
+                .lines()
+                .find(|l| !l.trim().is_empty() && !l.trim_start().starts_with("--"))
+                .unwrap_or_default();
+            if !(head.starts_with("CREATE TABLE") || head.starts_with("ALTER TABLE")) {
+                continue;
+            }
+            let Ok(parsed) = sqlparser::parser::Parser::parse_sql(&*dialect, text) else {
+                continue;
+            };
+            for st in parsed {
+                s.statement(&st);
+            }
+        }
+        s
+    }
+
+    fn statement(&mut self, st: &Statement) {
+        match st {
+            Statement::CreateTable(ct) => {
+                let table = table_name(&ct.name.to_string());
+                self.tables.insert(table.clone());
+                for c in &ct.columns {
+                    let not_null = c.options.iter().any(|o| {
+                        matches!(o.option, ColumnOption::NotNull | ColumnOption::PrimaryKey(_))
+                    });
+                    self.column(&table, &c.name.value, c.data_type.to_string(), not_null);
+                }
+                for con in &ct.constraints {
+                    self.constraint(&table, con, true);
+                }
+            }
+            Statement::AlterTable(at) => {
+                let table = table_name(&at.name.to_string());
+                for op in &at.operations {
+                    if let sqlparser::ast::AlterTableOperation::AddConstraint {
+                        constraint,
+                        not_valid,
+                    } = op
+                    {
+                        self.constraint(&table, constraint, !not_valid);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn constraint(&mut self, table: &str, con: &TableConstraint, validated: bool) {
+        if let TableConstraint::Check(c) = con
+            && let Some(col) = not_null_column(&c.expr)
+        {
+            self.checks.insert((table.to_string(), col), validated);
+        }
+    }
+}
+
+/// The column of a `col IS NOT NULL` check (pg_dump doubles the parentheses).
+pub fn not_null_column(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Nested(inner) => not_null_column(inner),
+        Expr::IsNotNull(inner) => match &**inner {
+            Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+            Expr::CompoundIdentifier(v) => v.last().map(|i| i.value.to_ascii_lowercase()),
+            Expr::Nested(n) => not_null_column(&Expr::IsNotNull(n.clone())),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The same, from the text of a check (Rails' `add_check_constraint`).
+pub fn not_null_column_of(text: &str) -> Option<String> {
+    let e = sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+        .try_with_sql(text)
+        .ok()?
+        .parse_expr()
+        .ok()?;
+    not_null_column(&e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pg_dump_structure_gives_types_nullability_and_checks() {
+        let src = "SET statement_timeout = 0;\n\
+            CREATE TABLE public.users (\n    id bigint NOT NULL,\n    email character varying(50),\n    \
+            CONSTRAINT email_present CHECK ((email IS NOT NULL))\n);\n\
+            ALTER TABLE public.users\n    ADD CONSTRAINT name_present CHECK ((name IS NOT NULL)) NOT VALID;\n";
+        let s = Schema::from_sql("db/structure.sql", src, false);
+        let k = |c: &str| ("users".to_string(), c.to_string());
+        assert_eq!(s.columns.get(&k("email")).map(String::as_str), Some("CHARACTER VARYING(50)"));
+        assert!(s.not_null.contains(&k("id")));
+        assert_eq!(s.checks.get(&k("email")), Some(&true));
+        assert_eq!(s.checks.get(&k("name")), Some(&false));
+    }
+
+    #[test]
+    fn check_text_names_its_column() {
+        assert_eq!(not_null_column_of("email IS NOT NULL").as_deref(), Some("email"));
+        assert_eq!(
+            not_null_column_of("(\"users\".\"email\" IS NOT NULL)").as_deref(),
+            Some("email")
+        );
+        assert_eq!(not_null_column_of("price > 0"), None);
+    }
+}
