@@ -259,3 +259,157 @@ async fn inline_overrides_ignore_turns_off_every_tools_annotation() {
         }
     }
 }
+
+/// «8 · Migration guard», item 6: the deploy's `migrate.lock_timeout`
+/// (which the host passes as `bluegreen.lock-timeout`) decides the brief
+/// exclusive locks. Without one they warn, with the list of statements;
+/// with one they are named as safe because of it; a migration that sets
+/// `lock_timeout` itself needs no deploy setting.
+#[tokio::test]
+async fn lock_timeout_decides_the_short_lock_findings() {
+    let host = host();
+    let guard = load(&host, "migration-guard").await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations");
+    let file = |name: &str| migration(&dir.join(name));
+    let inline = Migration {
+        path: "db/migrate/20240101_timed.sql".into(),
+        version: "1".into(),
+        phase: "expand".into(),
+        contents: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN nickname text;\n".into(),
+    };
+    let cases: [(Vec<Migration>, Option<&str>, &[(&str, Severity)]); 4] = [
+        (
+            vec![file("sa057_drop_orders_status_index.sql")],
+            None,
+            &[
+                ("drop-index-non-concurrently", Severity::Warning),
+                ("lock-timeout", Severity::Warning),
+            ],
+        ),
+        (
+            vec![file("sa057_drop_orders_status_index.sql")],
+            Some("5s"),
+            &[
+                ("drop-index-non-concurrently", Severity::Info),
+                ("lock-timeout", Severity::Info),
+            ],
+        ),
+        (
+            vec![
+                file("r001_remove_column.rb"),
+                file("s001_drop_table.up.sql"),
+            ],
+            None,
+            &[
+                ("remove-column", Severity::Error),
+                ("drop-table", Severity::Error),
+            ],
+        ),
+        (vec![inline], None, &[]),
+    ];
+    for (pending, timeout, expected) in cases {
+        let ctx = HookContext {
+            pending: pending.clone(),
+            ..ctx()
+        };
+        let pairs: Vec<(&str, &str)> = timeout
+            .map(|t| ("bluegreen.lock-timeout", t))
+            .into_iter()
+            .collect();
+        let report = host
+            .call(&guard, Hook::MigrationSafetyCheck, &ctx, &settings(&pairs))
+            .await
+            .unwrap();
+        let names: Vec<&str> = pending.iter().map(|m| m.path.as_str()).collect();
+        let found: Vec<(&str, Severity)> = report
+            .outcome
+            .findings
+            .iter()
+            .map(|f| (f.rule.as_str(), f.severity))
+            .collect();
+        for want in expected {
+            assert!(
+                found.contains(want),
+                "{names:?} with timeout {timeout:?}: {found:?}"
+            );
+        }
+        if expected.is_empty() {
+            assert!(found.is_empty(), "{names:?}: {found:?}");
+        }
+        if let Some(t) = timeout {
+            let note = report
+                .outcome
+                .findings
+                .iter()
+                .find(|f| f.rule == "lock-timeout")
+                .unwrap();
+            assert!(
+                note.message
+                    .contains(&format!("migrate.lock_timeout ({t})")),
+                "{}",
+                note.message
+            );
+        }
+    }
+}
+
+/// A verdict that depends on the schema says so when none is granted, and
+/// the schema, once granted, decides it (item 4).
+#[tokio::test]
+async fn a_type_change_is_judged_from_the_schema_or_says_it_cannot_be() {
+    let host = host();
+    let guard = load(&host, "migration-guard").await;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/migrations");
+    let batch = dir.join("batch_sa_widen_varchar");
+    let pending: Vec<Migration> = sorted_entries(&batch)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "sql") && !p.ends_with("structure.sql"))
+        .map(|p| migration(&p))
+        .collect();
+    let ctx = HookContext { pending, ..ctx() };
+    let blind = host
+        .call(
+            &guard,
+            Hook::MigrationSafetyCheck,
+            &ctx,
+            &settings(&[("bluegreen.lock-timeout", "5s")]),
+        )
+        .await
+        .unwrap();
+    assert!(
+        matches!(blind.outcome.verdict, Verdict::Block(_)),
+        "{:?}",
+        blind.outcome
+    );
+    let why = &blind.outcome.findings[0].message;
+    assert!(
+        why.contains("current type is unknown") && why.contains("db/structure.sql"),
+        "{why}"
+    );
+
+    let mut config = settings(&[
+        ("bluegreen.lock-timeout", "5s"),
+        ("schema", "/db/structure.sql"),
+    ]);
+    config
+        .sandbox
+        .dirs
+        .push(bluegreen::plugin::DirGrant::parse(&format!("{}:/db", batch.display())).unwrap());
+    let seen = host
+        .call(&guard, Hook::MigrationSafetyCheck, &ctx, &config)
+        .await
+        .unwrap();
+    assert_eq!(seen.outcome.verdict, Verdict::Proceed, "{:?}", seen.outcome);
+
+    // A schema named but not granted is a plugin error that says what to grant.
+    let missing = host
+        .call(
+            &guard,
+            Hook::MigrationSafetyCheck,
+            &ctx,
+            &settings(&[("schema", "/db/structure.sql")]),
+        )
+        .await;
+    let err = format!("{:?}", missing.map(|r| r.outcome));
+    assert!(err.contains("grant its directory"), "{err}");
+}

@@ -184,6 +184,24 @@ fn rails_walks_v1_v2_v3_on_a_real_database_with_zero_failed_requests() {
     let samples = load.finish();
     assert_eq!(code, Some(0), "{err}");
     assert!(failures(&samples).is_empty(), "{:?}", failures(&samples));
+    // The host passed `migrate.lock_timeout` to the guard, which says the
+    // added column's brief exclusive lock is safe because of it.
+    let lock_note = events.iter().find_map(|(_, e)| {
+        e["findings"]
+            .as_array()?
+            .iter()
+            .find(|f| f["rule"] == "lock-timeout")
+            .cloned()
+    });
+    let lock_note = lock_note.unwrap_or_else(|| panic!("no lock-timeout finding: {events:?}"));
+    assert_eq!(lock_note["severity"], "info", "{lock_note}");
+    assert!(
+        lock_note["message"]
+            .as_str()
+            .unwrap()
+            .contains("migrate.lock_timeout (5s)"),
+        "{lock_note}"
+    );
     let migrated = step_at(&events, "done", "migrate once");
     let old_after = samples
         .iter()

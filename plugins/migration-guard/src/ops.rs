@@ -115,6 +115,11 @@ pub enum Op {
         what: String,
         lock: &'static str,
     },
+    /// A schema, view, sequence, function or type renamed.
+    RenameObject {
+        kind: &'static str,
+        name: String,
+    },
     /// `ALTER TYPE ... RENAME VALUE`.
     RenameEnumValue {
         ty: String,

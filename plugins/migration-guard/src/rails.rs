@@ -312,6 +312,8 @@ impl Reader<'_> {
             "add_exclusion_constraint" => self.push(at, Op::AddExclusion { table }),
             "rename_enum_value" => self.push(at, Op::RenameEnumValue { ty: arg(0) }),
             "drop_enum" => self.push(at, Op::DropObject { kind: "type", name: arg(0) }),
+            "rename_schema" => self.push(at, Op::RenameObject { kind: "schema", name: arg(0) }),
+            "drop_schema" => self.push(at, Op::DropObject { kind: "schema", name: arg(0) }),
             "create_join_table" => {
                 let mut t = [arg(0), arg(1)];
                 t.sort();

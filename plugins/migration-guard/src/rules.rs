@@ -55,6 +55,7 @@ const BREAKS_OLD_CODE: &[&str] = &[
     "change-default",
     "drop-object",
     "rename-enum-value",
+    "rename-object",
     "add-json-column",
 ];
 

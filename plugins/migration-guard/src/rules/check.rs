@@ -148,17 +148,10 @@ pub(super) fn check(b: &mut Batch, l: &Located, ctx: &Context) -> Option<Verdict
             format!("building {}index on `{table}` without CONCURRENTLY blocks writes to it until the build ends", if *unique { "a unique " } else { "an " }),
             "Rails: `add_index ..., algorithm: :concurrently` with `disable_ddl_transaction!`; SQL: `CREATE INDEX CONCURRENTLY` outside a transaction".into(),
         ),
-        Op::DropIndex { concurrently: false } => match &ctx.lock_timeout {
-            Some(t) => info(
-                "drop-index-non-concurrently",
-                format!("dropping an index without CONCURRENTLY takes a brief exclusive lock on its table; migrate.lock_timeout ({t}) stops it queueing the site's queries"),
-            ),
-            None => warn(
-                "drop-index-non-concurrently",
-                "dropping an index without CONCURRENTLY takes an exclusive lock on its table".into(),
-                "Rails: `remove_index ..., algorithm: :concurrently`; SQL: `DROP INDEX CONCURRENTLY`".into(),
-            ),
-        },
+        Op::DropIndex { concurrently: false } => {
+            short(b, "drop index".into());
+            drop_index(ctx)
+        }
         Op::AddForeignKey { table, validated } if !b.new_table(table) => {
             if *validated {
                 let fix = if mysql {
@@ -259,6 +252,11 @@ pub(super) fn check(b: &mut Batch, l: &Located, ctx: &Context) -> Option<Verdict
             format!("dropping {kind} `{name}` breaks the release still serving if it uses it"),
             format!("deploy code that no longer uses `{name}` first; drop it in a later release (or in db/post_migrate)"),
         ),
+        Op::RenameObject { kind, name } => block(
+            "rename-object",
+            format!("renaming {kind} `{name}` breaks the release still serving, which uses the old name"),
+            format!("create the new {kind} next to `{name}` (a view can stand in for the old name), move the code over, then drop `{name}` in a later release"),
+        ),
         Op::Maintenance { what, lock } => block(
             "heavy-lock-maintenance",
             format!("`{what}` holds {lock} for its whole run: the release serving waits on every query it makes there"),
@@ -315,4 +313,23 @@ fn set_not_null(
             "add `CHECK ({column} IS NOT NULL) NOT VALID`, validate it in a later migration, then set NOT NULL (Postgres 12+ uses the check)"
         ),
     )
+}
+
+/// `DROP INDEX` without CONCURRENTLY: a brief exclusive lock, safe once a
+/// lock timeout keeps it from queueing.
+fn drop_index(ctx: &Context) -> Option<Verdict> {
+    match &ctx.lock_timeout {
+        Some(t) => info(
+            "drop-index-non-concurrently",
+            format!(
+                "dropping an index without CONCURRENTLY takes a brief exclusive lock on its table; migrate.lock_timeout ({t}) stops it queueing the site's queries"
+            ),
+        ),
+        None => warn(
+            "drop-index-non-concurrently",
+            "dropping an index without CONCURRENTLY takes an exclusive lock on its table".into(),
+            "Rails: `remove_index ..., algorithm: :concurrently`; SQL: `DROP INDEX CONCURRENTLY`"
+                .into(),
+        ),
+    }
 }

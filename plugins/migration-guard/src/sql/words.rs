@@ -58,6 +58,31 @@ pub(super) fn objects(words: &[&TokenWithSpan], sql: Sql, fk_checks: &mut bool) 
         ["DROP", "TRIGGER", ..] => drop("trigger", 2),
         ["DROP", "SCHEMA", ..] | ["DROP", "DATABASE", ..] => drop("schema", 2),
         ["DROP", "EVENT", ..] => drop("event", 2),
+        ["ALTER", kind @ ("SCHEMA" | "VIEW" | "SEQUENCE" | "FUNCTION" | "PROCEDURE" | "TYPE" | "DOMAIN"), ..]
+            if w.contains(&"RENAME") && !w.contains(&"VALUE") =>
+        {
+            let kind = match *kind {
+                "SCHEMA" => "schema",
+                "VIEW" => "view",
+                "SEQUENCE" => "sequence",
+                "FUNCTION" | "PROCEDURE" => "function",
+                _ => "type",
+            };
+            Some(vec![Op::RenameObject { kind, name: name_after(2) }])
+        }
+        ["ALTER", "MATERIALIZED", "VIEW", ..] if w.contains(&"RENAME") => {
+            Some(vec![Op::RenameObject { kind: "materialized view", name: name_after(3) }])
+        }
+        // A detached partition's rows leave the table the old release reads.
+        ["ALTER", "TABLE", ..] if w.windows(2).any(|p| p == ["DETACH", "PARTITION"]) => {
+            let at = w.iter().position(|x| *x == "PARTITION").unwrap_or(0);
+            Some(vec![Op::DropObject { kind: "partition (detached)", name: name_after(at + 1) }])
+        }
+        // A domain's new constraint is checked against every column using it.
+        ["ALTER", "DOMAIN", _, "ADD", ..] => {
+            let validated = !w.windows(2).any(|p| p == ["NOT", "VALID"]);
+            Some(vec![Op::AddCheck { table: name_after(2), validated, not_null: None }])
+        }
         // PL/pgSQL runs what it builds with EXECUTE; the rest of its body is
         // not SQL this reader checks.
         ["DO", ..] => {
