@@ -30,7 +30,14 @@ fn migration(path: &Path) -> Migration {
         }
         .into(),
         path: format!("db/migrate/{name}"),
-        version: "1".into(),
+        // The leading digits (Rails timestamps, golang-migrate numbers,
+        // Flyway `V3`), as the host reads them.
+        version: name
+            .trim_start_matches("post_")
+            .trim_start_matches('V')
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>(),
         contents: std::fs::read_to_string(path).unwrap(),
     }
 }
@@ -277,7 +284,8 @@ async fn lock_timeout_decides_the_short_lock_findings() {
         phase: "expand".into(),
         contents: "SET lock_timeout = '2s';\nALTER TABLE users ADD COLUMN nickname text;\n".into(),
     };
-    let cases: [(Vec<Migration>, Option<&str>, &[(&str, Severity)]); 4] = [
+    type Case<'a> = (Vec<Migration>, Option<&'a str>, &'a [(&'a str, Severity)]);
+    let cases: [Case; 4] = [
         (
             vec![file("sa057_drop_orders_status_index.sql")],
             None,

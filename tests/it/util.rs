@@ -116,7 +116,7 @@ impl TestServer {
 /// A plugin in another language (`smoke-test` in JavaScript,
 /// `change-window` in Python, `release-gate` in C), built from source by its
 /// `plugins/NAME/build` script once per test run. A missing toolchain fails
-/// the build, and the test: `.ci/run` installs them all.
+/// the build, and the test: `scripts/test` installs them all.
 pub fn lang_component(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<std::collections::HashMap<String, PathBuf>>> = OnceLock::new();
     // A failed build panics holding the lock; the next caller builds again.
@@ -140,7 +140,7 @@ pub fn lang_component(name: &str) -> PathBuf {
         .expect("running a plugin build script");
     assert!(
         result.status.success(),
-        "{} failed (install its toolchain; .ci/run shows how):\n{}{}",
+        "{} failed (install its toolchain: scripts/test installs what is missing):\n{}{}",
         script.display(),
         String::from_utf8_lossy(&result.stdout),
         String::from_utf8_lossy(&result.stderr)

@@ -104,8 +104,30 @@ impl Guest for Guard {
             }
         };
         let mysql = dialect == Sql::MySql;
+        // A dump that already includes a pending migration (Rails commits
+        // db/schema.rb after running it) shows the schema after it: it
+        // cannot tell what the migration changes, so it is set aside.
+        let mut schema = schema(&d, mysql)?;
+        let mut stale = None;
+        if let Some(s) = &schema
+            && let Some(m) =
+                pending.iter().find(|m| runs_on_deploy(&m.path) && s.includes(&m.version))
+        {
+            stale = Some(rules::Finding {
+                level: rules::Level::Warn,
+                rule: "schema-after-migrations",
+                message: format!(
+                    "{} already includes pending migration {} ({}): it shows the schema after the migrations, so it is not used",
+                    s.source, m.version, m.path
+                ),
+                fix: Some("grant the schema of the release now serving (e.g. `git show <its commit>:db/schema.rb`)".into()),
+                file: s.source.clone(),
+                line: 1,
+            });
+            schema = None;
+        }
         let ctx = rules::Context {
-            schema: schema(&d, mysql)?,
+            schema,
             mysql,
             lock_timeout: setting(&d, "bluegreen.lock-timeout").map(String::from),
         };
@@ -117,7 +139,8 @@ impl Guest for Guard {
         if !inline {
             ops.iter_mut().for_each(|o| o.allowed.clear());
         }
-        let found = rules::judge(&ops, &ctx);
+        let mut found = rules::judge(&ops, &ctx);
+        found.extend(stale);
         let blocking: Vec<String> = found
             .iter()
             .filter(|f| f.level == rules::Level::Block)

@@ -21,7 +21,11 @@ const SQUAWK: &[(&str, &[&str])] = &[
     ("adding-not-nullable-field", &["set-not-null"]),
     (
         "adding-field-with-default",
-        &["add-column-volatile-default", "add-column-generated-stored", "add-auto-increment-column"],
+        &[
+            "add-column-volatile-default",
+            "add-column-generated-stored",
+            "add-auto-increment-column",
+        ],
     ),
     ("adding-foreign-key-constraint", &["add-foreign-key-validated"]),
     (

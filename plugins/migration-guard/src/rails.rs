@@ -261,6 +261,16 @@ impl Reader<'_> {
         let n = self.names(args);
         let arg = |i: usize| n.get(i).cloned().unwrap_or_default();
         let table = table_name(&arg(0));
+        if self.sql == Sql::MySql {
+            // Active Record 8.2's `algorithm:` and `lock:` on MySQL.
+            let copy = opt(&opts, "algorithm").and_then(name).as_deref() == Some("copy");
+            let lock = opt(&opts, "lock").and_then(name);
+            if copy || matches!(lock.as_deref(), Some("shared" | "exclusive")) {
+                let what =
+                    format!("{} :{table} with algorithm: :copy or a blocking lock:", s.method_name);
+                self.push(at, Op::BlocksWrites { table: Some(table.clone()), what });
+            }
+        }
         match s.method_name.as_str() {
             "create_table" => {
                 let force = truthy(opt(&opts, "force"));
@@ -302,7 +312,7 @@ impl Reader<'_> {
                 self.remove_columns(at, &table, ["created_at", "updated_at"], "timestamps")
             }
             "add_foreign_key" => {
-                let validated = !is_false(opt(&opts, "validate"));
+                let validated = self.validated(&opts);
                 self.push(at, Op::AddForeignKey { table, validated })
             }
             "add_check_constraint" => self.check_constraint(at, table, args.get(1), &opts),
@@ -328,7 +338,7 @@ impl Reader<'_> {
                     self.push(at, Op::RevertOther { name: c.name.clone() });
                 }
             }
-            other => self.helper(other),
+            other => self.helper(other, at),
         }
     }
 

@@ -19,9 +19,28 @@ pub struct Schema {
     pub tables: HashSet<String>,
     /// Where it was read from, for messages.
     pub source: String,
+    /// Migration versions the dump says were applied: schema.rb's
+    /// `define(version:)` (everything up to it) or structure.sql's
+    /// `schema_migrations` rows.
+    pub version: Option<u128>,
+    pub applied: HashSet<u128>,
+}
+
+/// A migration version as a number: `2024_05_01_000000`, `20240501000000`,
+/// Flyway's `V3`.
+pub fn version_number(v: &str) -> Option<u128> {
+    let digits: String = v.trim_start_matches(['V', 'v']).chars().filter(|c| *c != '_').collect();
+    digits.parse().ok()
 }
 
 impl Schema {
+    /// Whether the dump already includes `pending`: then it shows the
+    /// schema after the migration, not before, and cannot judge it.
+    pub fn includes(&self, pending: &str) -> bool {
+        let Some(v) = version_number(pending) else { return false };
+        self.version.is_some_and(|s| v <= s) || self.applied.contains(&v)
+    }
+
     pub fn column(&mut self, table: &str, column: &str, ty: String, not_null: bool) {
         let key = (table.to_string(), column.to_string());
         self.tables.insert(table.to_string());
@@ -39,6 +58,11 @@ impl Schema {
         let dialect: Box<dyn Dialect> =
             if mysql { Box::new(MySqlDialect {}) } else { Box::new(PostgreSqlDialect {}) };
         for text in src.split(";\n") {
+            // Rails' structure.sql ends with the versions it includes.
+            if text.contains("schema_migrations") && text.trim_start().starts_with("INSERT INTO") {
+                s.applied.extend(text.split('\'').skip(1).step_by(2).filter_map(version_number));
+                continue;
+            }
             let head = text.trim_start().to_ascii_uppercase();
             let head = head
                 .lines()

@@ -21,6 +21,71 @@ use std::collections::BTreeMap;
 const ITERATORS: &[&str] =
     &["each", "each_with_index", "map", "flat_map", "each_with_object", "find_each", "times"];
 
+/// Calls in a migration body that change no schema and no data (or that the
+/// reader handles elsewhere): Ruby's output and control, the migration's
+/// messages and questions, and DSL calls judged safe.
+const HARMLESS: &[&str] = &[
+    "say",
+    "puts",
+    "print",
+    "p",
+    "pp",
+    "raise",
+    "fail",
+    "sleep",
+    "require",
+    "require_relative",
+    "loop",
+    "lambda",
+    "proc",
+    "attr_accessor",
+    "private",
+    "protected",
+    "public",
+    "freeze",
+    "reset_column_information",
+    "connection",
+    "transaction",
+    "up_only",
+    "reversible",
+    "index_exists?",
+    "column_exists?",
+    "table_exists?",
+    "foreign_key_exists?",
+    "index_name_exists?",
+    "check_constraint_exists?",
+    "view_exists?",
+    "data_source_exists?",
+    "create_enum",
+    "add_enum_value",
+    "create_schema",
+    "enable_extension",
+    "remove_check_constraint",
+    "remove_foreign_key",
+    "remove_unique_constraint",
+    "remove_exclusion_constraint",
+    "rename_index",
+    "change_table_comment",
+    "change_column_comment",
+    "add_unique_constraint",
+    "change_column_null",
+    "create_join_table",
+    "create_table",
+    "disable_ddl_transaction!",
+    "safety_assured",
+    "revert",
+    "migrate",
+    "select_value",
+    "select_values",
+    "select_all",
+    "select_one",
+    "select_rows",
+    "quote",
+    "quote_table_name",
+    "quote_column_name",
+    "exec_migration",
+];
+
 /// How deep helper methods may call each other before the reader stops.
 const MAX_DEPTH: u32 = 8;
 
@@ -181,11 +246,21 @@ impl Reader<'_> {
     }
 
     /// A call to a method defined in the same file: read its body.
-    pub(super) fn helper(&mut self, method: &str) {
+    /// A method the file does not define and the migration DSL does not
+    /// know (a helper from a concern or `lib/`) is reported as unchecked.
+    pub(super) fn helper(&mut self, method: &str, at: usize) {
         if self.depth >= MAX_DEPTH {
             return;
         }
-        let Some(body) = self.scope.helpers.get(method).cloned() else { return };
+        let Some(body) = self.scope.helpers.get(method).cloned() else {
+            if !HARMLESS.contains(&method) {
+                let why = format!(
+                    "`{method}` is not defined in this file, so what it does is not checked"
+                );
+                self.push(at, crate::ops::Op::Unparsed { why });
+            }
+            return;
+        };
         self.depth += 1;
         self.walk(&body);
         self.depth -= 1;

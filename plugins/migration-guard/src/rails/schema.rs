@@ -21,6 +21,13 @@ fn walk(node: &Node, s: &mut Schema) {
         Node::Begin(b) => b.statements.iter().for_each(|n| walk(n, s)),
         Node::Block(b) => {
             let Node::Send(call) = &*b.call else { return };
+            if call.method_name == "define" {
+                let v = opt(&options(&call.args), "version").and_then(|n| match n {
+                    Node::Int(i) => crate::schema::version_number(&i.value),
+                    _ => None,
+                });
+                s.version = s.version.or(v);
+            }
             if call.method_name == "create_table"
                 && let Some(table) = call.args.first().and_then(name)
             {

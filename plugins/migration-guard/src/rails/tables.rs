@@ -40,6 +40,12 @@ impl Reader<'_> {
         }
     }
 
+    /// `validate: false` leaves a constraint unchecked, except on MySQL,
+    /// which has no NOT VALID (Rails ignores the option there).
+    pub(super) fn validated(&self, opts: &[(String, &Node)]) -> bool {
+        self.sql == crate::sql::Sql::MySql || !is_false(opt(opts, "validate"))
+    }
+
     /// `change_column` / `t.change`: the type, and NOT NULL when it says
     /// `null: false`.
     pub(super) fn change_type(
@@ -65,7 +71,7 @@ impl Reader<'_> {
         expr: Option<&Node>,
         opts: &[(String, &Node)],
     ) {
-        let validated = !is_false(opt(opts, "validate"));
+        let validated = self.validated(opts);
         let not_null = expr.and_then(name).and_then(|e| not_null_column_of(&e));
         self.push(at, Op::AddCheck { table, validated, not_null })
     }
@@ -86,7 +92,7 @@ impl Reader<'_> {
             }
             "check_constraint" => self.check_constraint(at, table, s.args.first(), &opts),
             "foreign_key" => {
-                let validated = !is_false(opt(&opts, "validate"));
+                let validated = self.validated(&opts);
                 self.push(at, Op::AddForeignKey { table, validated })
             }
             "unique_constraint" if !truthy(opt(&opts, "using_index")) => {
@@ -212,7 +218,7 @@ impl Reader<'_> {
             None | Some(Node::False(_)) | Some(Node::Nil(_)) => {}
             Some(Node::Hash(h)) => {
                 let inner = pairs(&h.pairs);
-                let validated = !is_false(opt(&inner, "validate"));
+                let validated = self.validated(&inner);
                 self.push(at, Op::AddForeignKey { table, validated });
             }
             Some(_) => self.push(at, Op::AddForeignKey { table, validated: true }),

@@ -58,9 +58,11 @@ pub(super) fn objects(words: &[&TokenWithSpan], sql: Sql, fk_checks: &mut bool) 
         ["DROP", "TRIGGER", ..] => drop("trigger", 2),
         ["DROP", "SCHEMA", ..] | ["DROP", "DATABASE", ..] => drop("schema", 2),
         ["DROP", "EVENT", ..] => drop("event", 2),
-        ["ALTER", kind @ ("SCHEMA" | "VIEW" | "SEQUENCE" | "FUNCTION" | "PROCEDURE" | "TYPE" | "DOMAIN"), ..]
-            if w.contains(&"RENAME") && !w.contains(&"VALUE") =>
-        {
+        [
+            "ALTER",
+            kind @ ("SCHEMA" | "VIEW" | "SEQUENCE" | "FUNCTION" | "PROCEDURE" | "TYPE" | "DOMAIN"),
+            ..,
+        ] if w.contains(&"RENAME") && !w.contains(&"VALUE") => {
             let kind = match *kind {
                 "SCHEMA" => "schema",
                 "VIEW" => "view",
