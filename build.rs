@@ -96,7 +96,10 @@ fn main() {
 
     let built = build_dir.join(GUEST_TARGET).join("release");
     for (dir, names) in [
-        (out.clone(), &["hello", "http-probe", "migration-guard"][..]),
+        (
+            out.clone(),
+            &["hello", "http-probe", "migration-guard", "notify"][..],
+        ),
         (
             out.join("testing"),
             &["gate", "hostile", "mismatch", "no-hooks", "readme-example"][..],

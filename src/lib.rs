@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod output;
 pub mod platform;
 pub mod plugin;
 pub mod units;

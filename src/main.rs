@@ -1,6 +1,7 @@
 //! The `bluegreen` command: parse arguments, run, map the result to an exit
 //! code, and print an error's whole cause chain.
 
+use bluegreen::cli::output;
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -15,13 +16,20 @@ fn main() -> ExitCode {
     // host call (opening a FIFO in a granted directory, say): the command has
     // its answer, so it does not wait for that thread to end.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    // A result that could not be written (a full disk, not a reader that
+    // left) is a failure, even when the command itself went well.
+    let result = match (result, output::stdout_error()) {
+        (Ok(bluegreen::cli::exit::OK), Some(e)) => Err(anyhow::anyhow!(e)),
+        (result, _) => result,
+    };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err}");
+            let mut text = format!("error: {err}\n");
             for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                text.push_str(&format!("  caused by: {cause}\n"));
             }
+            output::write_stderr(&text);
             ExitCode::from(bluegreen::cli::exit_code_for(&err))
         }
     }

@@ -3,6 +3,7 @@
 //! executor. An interrupted deploy found on the way is recovered first.
 
 use super::BadInput;
+use super::output::outln;
 use crate::config::{DeployFile, policy};
 use crate::deploy::executor::Executor;
 use crate::deploy::journal::{self, DeployRecord, Journal, Kind};
@@ -66,6 +67,10 @@ pub struct OverrideArgs {
     /// Why the override is safe (the policy may require it).
     #[arg(long)]
     pub reason: Option<String>,
+    /// With a `manifest`: apply its instance count even where a color runs
+    /// another one (scaled by hand or an autoscaler), which is kept otherwise.
+    #[arg(long)]
+    pub reset_scale: bool,
 }
 
 fn check_overrides(o: &OverrideArgs, policy: &policy::Loaded) -> anyhow::Result<()> {
@@ -191,7 +196,7 @@ pub async fn run(
                 json!({"event": "deploy", "status": "done", "id": id, "release": release,
                 "route_url": route_url, "duration_ms": millis(took)}),
             );
-            report.say(&format!(
+            report.result(&format!(
                 "Done in {:.1}s: release {release} serves {route_url}",
                 took.as_secs_f64()
             ));
@@ -365,6 +370,7 @@ async fn deploy(
         exec.zip = zip;
         exec.pending = pending;
         exec.allow = overrides.allow.clone();
+        exec.reset_scale = overrides.reset_scale;
         exec.reason = overrides.reason.clone().unwrap_or_default();
         exec.run(2, &BTreeSet::from([0, 1])).await?;
         Ok::<_, anyhow::Error>((release, route_url))
@@ -404,12 +410,15 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
     };
     let steps = plan::plan(&l.file, order, &plugins.by_hook(), &Source::New);
     if args.json {
-        println!(
+        outln!(
             "{}",
-            json!({"app": l.file.app, "release": release, "current": current, "steps": steps})
+            json!({"app": l.file.app, "release": release, "current": current, "steps": steps,
+            "manifest": l.file.cf_manifest.as_ref().map(|m| json!({
+                "path": m.path, "app": m.name, "applies": m.summary(),
+            }))})
         );
     } else {
-        println!(
+        outln!(
             "Plan: deploy {} release {release} (now: {}), {} steps\n",
             l.file.app,
             current.as_deref().unwrap_or("nothing"),
@@ -417,7 +426,7 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
         );
         if plugins.policy.path.is_some() {
             let required: Vec<&str> = plugins.required.iter().map(String::as_str).collect();
-            println!(
+            outln!(
                 "Org {}: required plugins (run first) {}\n",
                 plugins.policy.describe(),
                 if required.is_empty() {
@@ -426,6 +435,17 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
                     required.join(", ")
                 }
             );
+        }
+        if let Some(m) = &l.file.cf_manifest {
+            outln!(
+                "Manifest {} (app `{}`), applied to each color under its own name before its restart:",
+                m.path.display(),
+                m.name
+            );
+            for line in m.summary() {
+                outln!("  {line}");
+            }
+            outln!();
         }
         if !l.file.services.is_empty() {
             let names: Vec<String> = l
@@ -437,17 +457,17 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
                     None => s.name().to_string(),
                 })
                 .collect();
-            println!(
+            outln!(
                 "Services bound to both colors before their push (DATABASE_URL, VCAP_SERVICES): {}\n",
                 names.join(", ")
             );
         }
-        print!("{}", plan::render(&steps));
+        super::output::write_stdout(&plan::render(&steps));
         let on_failure = plugins
             .by_hook()
             .remove(&crate::plugin::Hook::OnFailure)
             .unwrap_or_default();
-        println!(
+        outln!(
             "\nIf a step fails or a plugin blocks: the color in flight goes back to its previous \
              droplet and onto the route, then a color already switched goes back too (one release \
              serves), then hook on-failure: {}",

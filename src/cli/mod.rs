@@ -1,8 +1,11 @@
 //! Command-line interface: one file per subcommand. Each returns the process
 //! exit code; errors are mapped to codes by [`exit_code_for`].
 
+mod completions;
 mod deploy;
+mod init;
 mod new_plugin;
+pub use crate::output;
 mod platform;
 mod plugin;
 mod policy;
@@ -36,6 +39,12 @@ pub mod exit {
     about = "Zero-downtime blue-green deploys with sandboxed WebAssembly hook plugins"
 )]
 pub struct Cli {
+    /// Print only errors and the final result.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more detail: each platform API call, each plugin log line.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -87,9 +96,18 @@ pub enum Command {
     /// Run the embedded local platform: apps as processes behind a router.
     #[command(subcommand)]
     Platform(platform::PlatformCommand),
+    /// Write a commented bluegreen.yaml from what the app directory holds.
+    Init(init::InitArgs),
+    /// Print a shell completion script: `bluegreen completions bash > …`.
+    Completions(completions::CompletionsArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+    output::set_verbosity(match (cli.quiet, cli.verbose) {
+        (true, _) => output::Verbosity::Quiet,
+        (_, true) => output::Verbosity::Verbose,
+        _ => output::Verbosity::Normal,
+    });
     match cli.command {
         Command::Deploy {
             args,
@@ -107,6 +125,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
         Command::Policy(cmd) => policy::run(cmd).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Platform(cmd) => platform::run(cmd).await,
+        Command::Init(args) => init::run(&args),
+        Command::Completions(args) => completions::run(&args),
     }
 }
 

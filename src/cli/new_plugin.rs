@@ -5,6 +5,7 @@
 //! crate), so the project builds anywhere, outside this repository too.
 
 use super::BadInput;
+use super::output::{outln, sayln};
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -24,6 +25,9 @@ pub struct NewArgs {
     /// Where to create the project directory (default: here).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
+    /// Print one JSON object: `{"name", "lang", "dir", "files"}`.
+    #[arg(long)]
+    json: bool,
 }
 
 const WIT: &str = include_str!("../../wit/hooks.wit");
@@ -102,20 +106,30 @@ pub fn run(args: NewArgs) -> anyhow::Result<u8> {
         ))
         .into());
     }
+    let mut written = Vec::new();
     for (path, text, executable) in files(args.lang) {
         let text = text
             .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"));
         write(&root.join(path), &text, executable)?;
+        written.push(path);
     }
-    println!(
+    if args.json {
+        let lang = format!("{:?}", args.lang).to_lowercase();
+        outln!(
+            "{}",
+            serde_json::json!({"name": name, "lang": lang, "dir": root, "files": written})
+        );
+        return Ok(super::exit::OK);
+    }
+    outln!(
         "Created {} ({:?} plugin for the pre-deploy hook)",
         root.display(),
         args.lang
     );
-    println!("  cd {} && ./build", root.display());
-    println!("  bluegreen plugin check {name}.wasm");
-    println!(
+    sayln!("  cd {} && ./build", root.display());
+    sayln!("  bluegreen plugin check {name}.wasm");
+    sayln!(
         "  bluegreen plugin run {name}.wasm --hook pre-deploy --setting frozen=true   # exit 3: blocked"
     );
     Ok(super::exit::OK)

@@ -2,9 +2,11 @@
 //! platform's lifecycle. Its state lives in `$BLUEGREEN_HOME/platform`
 //! (default `~/.bluegreen/platform`).
 
+use super::output::{outln, write_stdout};
 use super::{BadInput, exit};
-use crate::platform::local::{self, Config};
+use crate::platform::local::{self, Config, Endpoint};
 use clap::Subcommand;
+use serde_json::json;
 use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
@@ -23,21 +25,73 @@ pub enum PlatformCommand {
         /// The largest app package the platform accepts (`1GiB`, `512MiB`).
         #[arg(long, env = "BLUEGREEN_MAX_UPLOAD", value_parser = crate::units::parse_size, default_value = "1GiB")]
         max_upload: u64,
+        /// Print one JSON object: `{"status": "running", "pid", "api_url",
+        /// "router_url", "router_port"}` (with --foreground, then
+        /// `{"status": "stopped"}`).
+        #[arg(long)]
+        json: bool,
     },
     /// Stop the local platform and every app it runs.
-    Stop,
+    Stop {
+        /// Print one JSON object: `{"status": "stopped" | "not-running"}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Where the platform listens and the state of each app.
-    Status,
+    Status {
+        /// Print one JSON object: `{"running", "state_dir", "pid", "api_url",
+        /// "router_url", "router_port", "apps": [{"name", "state", "process_state"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print an app's log (stdout and stderr of its process and tasks).
     Logs {
         app: String,
         /// Keep printing new lines as they arrive.
         #[arg(long, short)]
         follow: bool,
+        /// One JSON object per log line: `{"app", "line"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set how many instances of an app's process run (as `cf scale -i`, or
+    /// an autoscaler): the running ones keep serving.
+    Scale {
+        app: String,
+        #[arg(long)]
+        instances: u32,
+        /// The process type.
+        #[arg(long, default_value = "web")]
+        process: String,
+        /// Print the process as one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Backing services (PostgreSQL) that apps bind with `services:`.
     #[command(subcommand)]
     Service(super::service::ServiceCommand),
+}
+
+/// The platform's address as `start --json` and `status --json` print it.
+fn endpoint_json(e: &Endpoint) -> serde_json::Value {
+    json!({"pid": e.pid, "api_url": e.api_url, "router_port": e.router_port,
+        "router_url": format!("http://*.{}:{}", local::DOMAIN, e.router_port)})
+}
+
+fn say_running(e: &Endpoint, json: bool) {
+    if json {
+        let mut v = endpoint_json(e);
+        v["status"] = "running".into();
+        outln!("{v}");
+    } else {
+        outln!(
+            "local platform running: API {}, router http://*.{}:{} (pid {})",
+            e.api_url,
+            local::DOMAIN,
+            e.router_port,
+            e.pid
+        );
+    }
 }
 
 fn config(router_port: u16, api_port: u16, max_upload: u64) -> Config {
@@ -56,22 +110,22 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             router_port,
             api_port,
             max_upload,
+            json,
         } => {
             let running = local::start(config(router_port, api_port, max_upload)).await?;
-            println!(
-                "local platform running: API {}, router http://*.{}:{} (pid {})",
-                running.endpoint.api_url,
-                local::DOMAIN,
-                running.endpoint.router_port,
-                running.endpoint.pid
-            );
+            say_running(&running.endpoint, json);
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
-            println!("stopping apps and the platform");
+            if json {
+                running.shutdown().await;
+                outln!("{}", json!({"status": "stopped"}));
+                return Ok(exit::OK);
+            }
+            outln!("stopping apps and the platform");
             running.shutdown().await;
             Ok(exit::OK)
         }
@@ -80,48 +134,105 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             router_port,
             api_port,
             max_upload,
+            json,
         } => {
             let (endpoint, _) =
                 local::ensure_running(&config(router_port, api_port, max_upload)).await?;
-            println!(
-                "local platform running: API {}, router http://*.{}:{} (pid {})",
-                endpoint.api_url,
-                local::DOMAIN,
-                endpoint.router_port,
-                endpoint.pid
-            );
+            say_running(&endpoint, json);
             Ok(exit::OK)
         }
-        PlatformCommand::Stop => {
-            if local::stop(&dir).await? {
-                println!("local platform stopped");
+        PlatformCommand::Stop { json } => {
+            let stopped = local::stop(&dir).await?;
+            if json {
+                let status = if stopped { "stopped" } else { "not-running" };
+                outln!("{}", json!({ "status": status }));
+            } else if stopped {
+                outln!("local platform stopped");
             } else {
-                println!("local platform was not running");
+                outln!("local platform was not running");
             }
             Ok(exit::OK)
         }
-        PlatformCommand::Status => {
+        PlatformCommand::Status { json } => {
             let Some((endpoint, client)) = local::connect(&dir).await else {
-                println!("local platform: not running (state in {})", dir.display());
+                if json {
+                    outln!("{}", json!({"running": false, "state_dir": dir}));
+                } else {
+                    outln!("local platform: not running (state in {})", dir.display());
+                }
                 return Ok(exit::FAILED);
             };
-            println!("local platform: running (pid {})", endpoint.pid);
-            println!("  API:    {}", endpoint.api_url);
-            println!(
+            let mut apps = Vec::new();
+            for app in client.list::<crate::platform::v3::App>("/v3/apps").await? {
+                let stats = client.process_stats(&app.guid).await?;
+                let state = stats.first().map(|s| s.state.as_str()).unwrap_or("DOWN");
+                apps.push(json!({"name": app.name, "state": app.state, "process_state": state}));
+            }
+            if json {
+                let mut v = endpoint_json(&endpoint);
+                v["running"] = true.into();
+                v["state_dir"] = json!(dir);
+                v["apps"] = apps.into();
+                outln!("{v}");
+                return Ok(exit::OK);
+            }
+            outln!("local platform: running (pid {})", endpoint.pid);
+            outln!("  API:    {}", endpoint.api_url);
+            outln!(
                 "  router: http://*.{}:{}",
                 local::DOMAIN,
                 endpoint.router_port
             );
-            let apps: Vec<crate::platform::v3::App> = client.list("/v3/apps").await?;
-            for app in apps {
-                let stats = client.process_stats(&app.guid).await?;
-                let state = stats.first().map(|s| s.state.as_str()).unwrap_or("DOWN");
-                println!("  {:<24} {:<8} {state}", app.name, app.state);
+            for app in &apps {
+                let text = |k: &str| app[k].as_str().unwrap_or_default().to_string();
+                outln!(
+                    "  {:<24} {:<8} {}",
+                    text("name"),
+                    text("state"),
+                    text("process_state")
+                );
             }
             Ok(exit::OK)
         }
         PlatformCommand::Service(cmd) => super::service::run(cmd).await,
-        PlatformCommand::Logs { app, follow } => {
+        PlatformCommand::Scale {
+            app,
+            instances,
+            process,
+            json,
+        } => {
+            let Some((_, client)) = local::connect(&dir).await else {
+                return Err(BadInput(
+                    "the local platform is not running (start it with `bluegreen platform start`)"
+                        .into(),
+                )
+                .into());
+            };
+            let space = client
+                .find_space(local::ORG_GUID, "local")
+                .await?
+                .map(|s| s.guid)
+                .unwrap_or_default();
+            let Some(found) = client.find_app(&space, &app).await? else {
+                return Err(BadInput(format!("no app named `{app}` on the local platform")).into());
+            };
+            let Some(p) = client
+                .processes(&found.guid)
+                .await?
+                .into_iter()
+                .find(|p| p.kind == process)
+            else {
+                return Err(BadInput(format!("app `{app}` has no `{process}` process")).into());
+            };
+            let scaled = client.scale_process(&p.guid, instances).await?;
+            if json {
+                outln!("{}", json!({"app": app, "process": scaled}));
+            } else {
+                outln!("{app}: {} ×{}", scaled.kind, scaled.instances);
+            }
+            Ok(super::exit::OK)
+        }
+        PlatformCommand::Logs { app, follow, json } => {
             let Some((_, client)) = local::connect(&dir).await else {
                 return Err(BadInput(
                     "the local platform is not running (start it with `bluegreen platform start`)"
@@ -151,9 +262,24 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
                 if text.len() < printed {
                     printed = 0;
                 }
-                print!("{}", &text[printed..]);
-                printed = text.len();
-                if !follow {
+                let new = &text[printed..];
+                if json {
+                    // Whole lines only; a line still being written waits
+                    // for the next round (or, without --follow, ends it).
+                    let whole = if follow {
+                        new.rfind('\n').map_or(0, |i| i + 1)
+                    } else {
+                        new.len()
+                    };
+                    for line in new[..whole].lines() {
+                        outln!("{}", json!({"app": app, "line": line}));
+                    }
+                    printed += whole;
+                } else {
+                    write_stdout(new);
+                    printed = text.len();
+                }
+                if !follow || super::output::stdout_gone() {
                     return Ok(exit::OK);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;

@@ -2,6 +2,7 @@
 //! tools. `check` also fills the compiled-code cache, so a later deploy loads
 //! every checked plugin without compiling it.
 
+use super::output::{outln, paint};
 use super::{BadInput, exit};
 use crate::deploy::progress::printable;
 use crate::plugin::context::{HookContext, Severity};
@@ -115,7 +116,7 @@ async fn check(host: &PluginHost, paths: &[PathBuf], json: bool) -> anyhow::Resu
     let mut code = exit::OK;
     for file in &files {
         match host.load(file).await {
-            Ok(plugin) if json => println!("{}", serde_json::to_string(&describe(&plugin))?),
+            Ok(plugin) if json => outln!("{}", serde_json::to_string(&describe(&plugin))?),
             Ok(plugin) => print_plugin(&plugin),
             Err(err) => {
                 code = exit::BAD_INPUT;
@@ -123,9 +124,9 @@ async fn check(host: &PluginHost, paths: &[PathBuf], json: bool) -> anyhow::Resu
                     let v = serde_json::json!({
                         "path": file, "valid": false, "error": err.kind.code(), "message": err.to_string(),
                     });
-                    println!("{v}");
+                    outln!("{v}");
                 } else {
-                    println!("✗ {}\n    {err}", file.display());
+                    outln!("{} {}\n    {err}", paint("31", "✗"), file.display());
                 }
             }
         }
@@ -148,12 +149,17 @@ fn print_plugin(p: &Plugin) {
         crate::plugin::CacheStatus::Hit => "loaded from cache",
         crate::plugin::CacheStatus::Compiled => "compiled",
     };
-    println!("✓ {} (plugin `{}`)", p.path.display(), p.name);
-    println!("    hooks:   {}", hooks.join(", "));
-    println!("    imports: {}", p.imports.join(", "));
-    println!("    size:    {} bytes", p.size);
-    println!("    sha256:  {}", p.sha256);
-    println!("    {how} in {:.1} ms", p.load_time.as_secs_f64() * 1e3);
+    outln!(
+        "{} {} (plugin `{}`)",
+        paint("32", "✓"),
+        p.path.display(),
+        p.name
+    );
+    outln!("    hooks:   {}", hooks.join(", "));
+    outln!("    imports: {}", p.imports.join(", "));
+    outln!("    size:    {} bytes", p.size);
+    outln!("    sha256:  {}", p.sha256);
+    outln!("    {how} in {:.1} ms", p.load_time.as_secs_f64() * 1e3);
 }
 
 fn read_context(path: &Path) -> anyhow::Result<HookContext> {
@@ -184,7 +190,7 @@ async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<u8> {
         let mut v = serde_json::to_value(&report)?;
         v["plugin"] = plugin.name.clone().into();
         v["hook"] = args.hook.name().into();
-        println!("{v}");
+        outln!("{v}");
     } else {
         print_report(&plugin, args.hook, &report);
     }
@@ -198,22 +204,22 @@ async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<u8> {
 fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
     let verdict = match &r.outcome.verdict {
         Verdict::Proceed => "proceed".to_string(),
-        Verdict::Block(reason) => format!("block: {}", printable(reason)),
+        Verdict::Block(reason) => paint("31", &format!("block: {}", printable(reason))),
         Verdict::RetryAfterMs(ms) => format!("retry after {ms} ms"),
     };
-    println!(
+    outln!(
         "plugin `{}` at hook `{hook}` ({:.1} ms)",
         plugin.name,
         r.duration.as_secs_f64() * 1e3
     );
-    println!("verdict: {verdict}");
+    outln!("verdict: {verdict}");
     for f in &r.outcome.findings {
         let at = match (&f.file, f.line) {
             (Some(file), Some(line)) => format!(" ({}:{line})", printable(file)),
             (Some(file), None) => format!(" ({})", printable(file)),
             _ => String::new(),
         };
-        println!(
+        outln!(
             "  {} [{}] {}{at}",
             severity(f.severity),
             printable(&f.rule),
@@ -221,18 +227,18 @@ fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
         );
     }
     for line in &r.log {
-        println!("log {}: {}", severity(line.level), printable(&line.message));
+        outln!("log {}: {}", severity(line.level), printable(&line.message));
     }
     for (name, text) in [("stdout", &r.stdout), ("stderr", &r.stderr)] {
         for line in text.lines() {
-            println!("{name}: {}", printable(line));
+            outln!("{name}: {}", printable(line));
         }
     }
     if r.dropped > 0 {
-        println!("({} bytes of output dropped past the cap)", r.dropped);
+        outln!("({} bytes of output dropped past the cap)", r.dropped);
     }
     for d in &r.denied {
-        println!("denied: {d}");
+        outln!("denied: {d}");
     }
 }
 

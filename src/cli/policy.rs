@@ -2,6 +2,7 @@
 //! deploy file tried to change about it.
 
 use super::deploy::{FileArg, find_policy, load};
+use super::output::{outln, paint};
 use crate::deploy::plugins::Plugins;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -41,7 +42,7 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<u8> {
         })
         .collect();
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({"policy": p.path, "source": p.source,
                 "added": p.added.as_ref().map(|(path, source)| json!({"policy": path, "source": source})),
@@ -52,16 +53,16 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<u8> {
                 "violations": violations})
         );
     } else {
-        println!("Effective {}", p.describe());
+        outln!("Effective {}", p.describe());
         for r in &required {
-            println!(
+            outln!(
                 "  required plugin {} (sha256 {}): {}",
                 r["name"].as_str().unwrap_or_default(),
                 r["sha256"].as_str().unwrap_or_default(),
                 match (r["from"].as_str(), r["digest_matches"] == true) {
                     (Some(from), true) => format!("ok, from {from}"),
-                    (Some(from), false) => format!("DIGEST MISMATCH at {from}"),
-                    (None, _) => "MISSING".into(),
+                    (Some(from), false) => format!("{} at {from}", paint("31", "DIGEST MISMATCH")),
+                    (None, _) => paint("31", "MISSING"),
                 }
             );
             if let Some(locked) = r["locked_settings"].as_object().filter(|o| !o.is_empty()) {
@@ -69,11 +70,11 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<u8> {
                     .iter()
                     .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
                     .collect();
-                println!("    locked settings: {}", pairs.join(", "));
+                outln!("    locked settings: {}", pairs.join(", "));
             }
         }
         let hooks: Vec<&str> = p.policy.required_hooks.iter().map(|h| h.name()).collect();
-        println!(
+        outln!(
             "  hooks that must have a plugin: {}",
             if hooks.is_empty() {
                 "none".into()
@@ -81,7 +82,7 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<u8> {
                 hooks.join(", ")
             }
         );
-        println!(
+        outln!(
             "  overrides (--allow): {}",
             match (
                 p.policy.overrides.allowed,
@@ -93,11 +94,11 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<u8> {
             }
         );
         if violations.is_empty() {
-            println!("The deploy file {} complies.", l.path.display());
+            outln!("The deploy file {} complies.", l.path.display());
         } else {
-            println!("What the deploy file {} tries to change:", l.path.display());
+            outln!("What the deploy file {} tries to change:", l.path.display());
             for v in &violations {
-                println!("  ✗ {v}");
+                outln!("  {} {v}", paint("31", "✗"));
             }
         }
     }

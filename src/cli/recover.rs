@@ -20,7 +20,7 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
     let named = load(&args.file.file)?;
     let jdir = journal::dir(&local::home_dir(), &named.file.app);
     let Some(replay) = Journal::read(&jdir)? else {
-        report.say(&format!(
+        report.result(&format!(
             "Nothing to recover: no interrupted deploy of {}",
             named.file.app
         ));

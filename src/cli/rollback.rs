@@ -33,7 +33,7 @@ pub(super) fn warn_contracted(report: &Reporter, history: &[journal::HistoryEntr
     report.event(
         json!({"event": "warning", "rule": "rollback-past-contract", "migrations": contracted}),
     );
-    report.say(&format!(
+    report.result(&format!(
         "warning: rolling back past contract-phase migrations {}: release {target}'s code may not run on the contracted schema",
         contracted.join(", ")
     ));

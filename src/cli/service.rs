@@ -2,6 +2,7 @@
 //! the local platform. A deploy file's `services: [NAME]` binds them to both
 //! colors; each color then gets `DATABASE_URL` and `VCAP_SERVICES`.
 
+use super::output::{outln, sayln};
 use super::{BadInput, exit};
 use crate::platform::local::{self, Config};
 use clap::Subcommand;
@@ -17,6 +18,10 @@ pub enum ServiceCommand {
         /// The kind of service: `postgres` (a PostgreSQL server of its own).
         #[arg(long = "type", value_name = "TYPE")]
         kind: String,
+        /// Print the created service as `list --json` prints each one
+        /// (with credentials: the URL includes the password).
+        #[arg(long)]
+        json: bool,
     },
     /// Every service with its state and connection URL.
     List {
@@ -25,7 +30,12 @@ pub enum ServiceCommand {
         json: bool,
     },
     /// Stop a service and delete its data (refused while apps are bound).
-    Delete { name: String },
+    Delete {
+        name: String,
+        /// Print one JSON object: `{"name", "deleted": true}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The URL with its password replaced, for terminal output.
@@ -55,7 +65,7 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
         },
     };
     match cmd {
-        ServiceCommand::Create { name, kind } => {
+        ServiceCommand::Create { name, kind, json } => {
             let body = json!({ "name": name, "type": kind });
             let created: Value =
                 client
@@ -65,28 +75,32 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
                         Some("CF-UnprocessableEntity") => BadInput(e.to_string()).into(),
                         _ => anyhow::Error::from(e),
                     })?;
-            println!(
+            if json {
+                outln!("{created}");
+                return Ok(exit::OK);
+            }
+            outln!(
                 "service {name} ({kind}) running: {}",
                 masked(created["credentials"]["uri"].as_str().unwrap_or(""))
             );
-            println!("bind it with `services: [{name}]` in the deploy file");
+            sayln!("bind it with `services: [{name}]` in the deploy file");
             Ok(exit::OK)
         }
         ServiceCommand::List { json } => {
             let all: Value = client.get("/bluegreen/v1/services").await?;
             let all = all["resources"].as_array().cloned().unwrap_or_default();
             if json {
-                println!("{}", Value::Array(all));
+                outln!("{}", Value::Array(all));
                 return Ok(exit::OK);
             }
             if all.is_empty() {
-                println!(
+                outln!(
                     "no services (create one: bluegreen platform service create NAME --type postgres)"
                 );
             }
             for s in all {
                 let text = |k: &str| s[k].as_str().unwrap_or("").to_string();
-                println!(
+                outln!(
                     "{:<20} {:<9} {:<8} {}",
                     text("name"),
                     text("type"),
@@ -96,7 +110,7 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
             }
             Ok(exit::OK)
         }
-        ServiceCommand::Delete { name } => {
+        ServiceCommand::Delete { name, json } => {
             client
                 .request::<()>(
                     Method::DELETE,
@@ -110,7 +124,11 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
                     }
                     _ => anyhow::Error::from(e),
                 })?;
-            println!("service {name} deleted with its data");
+            if json {
+                outln!("{}", json!({"name": name, "deleted": true}));
+            } else {
+                outln!("service {name} deleted with its data");
+            }
             Ok(exit::OK)
         }
     }

@@ -2,6 +2,7 @@
 //! clearing a lock whose holder is gone.
 
 use super::deploy::{FileArg, load, open_site};
+use super::output::outln;
 use crate::deploy::journal::{self, Journal};
 use crate::deploy::lock;
 use crate::deploy::site;
@@ -15,6 +16,7 @@ use std::time::Instant;
 pub struct StatusArgs {
     #[command(flatten)]
     pub file: FileArg,
+    /// Print JSON (`history`: one object per line, oldest first).
     #[arg(long)]
     pub json: bool,
 }
@@ -24,10 +26,19 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     let jdir = journal::dir(&local::home_dir(), &l.file.app);
     let interrupted = Journal::read(&jdir)?.map(|r| r.record.id);
     let Some(site) = open_site(&l, false).await? else {
-        println!(
-            "{}: not deployed yet, or its platform is not running (`bluegreen deploy` does both)",
-            l.file.app
-        );
+        if args.json {
+            // The same shape as a deployed app's, with nothing in it.
+            outln!(
+                "{}",
+                json!({"app": l.file.app, "route_url": null, "colors": [],
+                "lock": null, "interrupted": interrupted})
+            );
+        } else {
+            outln!(
+                "{}: not deployed yet, or its platform is not running (`bluegreen deploy` does both)",
+                l.file.app
+            );
+        }
         return Ok(super::exit::OK);
     };
     let holder = lock::holder(
@@ -53,21 +64,22 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
             }
             Err(_) => false,
         };
+        let processes = site.processes(c).await?;
         colors.push(json!({"color": c, "app": app.name, "state": app.state,
             "release": site.annotation(c, site::RELEASE), "mapped": mapped, "healthy": healthy,
-            "newest": site.newest() == Some(c)}));
+            "newest": site.newest() == Some(c), "processes": processes}));
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             json!({"app": l.file.app, "route_url": site.route_url, "colors": colors,
             "lock": holder, "interrupted": interrupted})
         );
         return Ok(super::exit::OK);
     }
-    println!("{} → {}", l.file.app, site.route_url);
+    outln!("{} → {}", l.file.app, site.route_url);
     for c in &colors {
-        println!(
+        outln!(
             "  {:<5} {:<24} release {:<22} {:<8} {:<10} {}",
             c["color"].as_str().unwrap_or_default(),
             c["app"].as_str().unwrap_or_default(),
@@ -84,12 +96,16 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
                 "not healthy"
             },
         );
+        let processes: Vec<site::ProcessSummary> =
+            serde_json::from_value(c["processes"].clone()).unwrap_or_default();
+        let line: Vec<String> = processes.iter().map(|p| p.to_string()).collect();
+        outln!("        {}", line.join(", "));
     }
     if let Some(h) = holder.filter(|h| !h.expired()) {
-        println!("  {}", lock::describe(&h));
+        outln!("  {}", lock::describe(&h));
     }
     if let Some(id) = interrupted {
-        println!("  deploy {id} was interrupted: run `bluegreen recover`");
+        outln!("  deploy {id} was interrupted: run `bluegreen recover`");
     }
     Ok(super::exit::OK)
 }
@@ -99,15 +115,15 @@ pub async fn history(args: &StatusArgs) -> anyhow::Result<u8> {
     let entries = journal::history(&journal::dir(&local::home_dir(), &l.file.app))?;
     if args.json {
         for e in &entries {
-            println!("{}", serde_json::to_string(e)?);
+            outln!("{}", serde_json::to_string(e)?);
         }
         return Ok(super::exit::OK);
     }
     if entries.is_empty() {
-        println!("{}: no deploys yet", l.file.app);
+        outln!("{}: no deploys yet", l.file.app);
     }
     for e in entries.iter().rev() {
-        println!(
+        outln!(
             "{}  {:<8} {:<22} {:<8} from {:<22} {:>6.1}s{}",
             e.started,
             format!("{:?}", e.kind).to_lowercase(),
@@ -118,7 +134,7 @@ pub async fn history(args: &StatusArgs) -> anyhow::Result<u8> {
             if e.recovered { "  (recovered)" } else { "" }
         );
         if let Some(m) = &e.message {
-            println!("    {}", m.lines().next().unwrap_or_default());
+            outln!("    {}", m.lines().next().unwrap_or_default());
         }
     }
     Ok(super::exit::OK)
@@ -131,6 +147,9 @@ pub struct UnlockArgs {
     /// Required: clearing another runner's lock is a deliberate act.
     #[arg(long)]
     pub force: bool,
+    /// Print one JSON object: `{"app", "unlocked", "removed"}`.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
@@ -142,19 +161,35 @@ pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
         .into());
     }
     let Some(site) = open_site(&l, false).await? else {
-        println!("{}: not deployed, so nothing is locked", l.file.app);
+        if args.json {
+            outln!(
+                "{}",
+                json!({"app": l.file.app, "unlocked": false, "removed": null})
+            );
+        } else {
+            outln!("{}: not deployed, so nothing is locked", l.file.app);
+        }
         return Ok(super::exit::OK);
     };
     let guid = site.app(Color::Blue).guid.clone();
     let held = lock::holder(&site.client, l.file.platform, &l.file.app, &guid).await?;
-    if lock::force_unlock(&site.client, l.file.platform, &l.file.app, &guid).await? {
-        let h = held.expect("released a lock");
-        println!(
+    let unlocked = lock::force_unlock(&site.client, l.file.platform, &l.file.app, &guid).await?;
+    let removed = held.filter(|_| unlocked);
+    if args.json {
+        outln!(
+            "{}",
+            json!({"app": l.file.app, "unlocked": unlocked, "removed": removed})
+        );
+    } else if let Some(h) = removed {
+        outln!(
             "Unlocked {}: removed the lock of deploy {} (pid {} on {})",
-            l.file.app, h.id, h.pid, h.host
+            l.file.app,
+            h.id,
+            h.pid,
+            h.host
         );
     } else {
-        println!("{}: not locked", l.file.app);
+        outln!("{}: not locked", l.file.app);
     }
     Ok(super::exit::OK)
 }

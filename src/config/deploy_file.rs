@@ -42,6 +42,17 @@ pub struct DeployFile {
     /// An org policy file (overridden by `--policy` and `BLUEGREEN_POLICY`).
     #[serde(default)]
     pub policy: Option<PathBuf>,
+    /// A Cloud Foundry `manifest.yml` (relative to the deploy file) applied
+    /// to each color: instances, memory, processes, health checks, env,
+    /// services, buildpacks ... (`routes` excepted: bluegreen owns the route).
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+    /// Which app of a multi-app manifest this is.
+    #[serde(default)]
+    pub manifest_app: Option<String>,
+    /// `manifest`, read when the file is loaded.
+    #[serde(skip)]
+    pub cf_manifest: Option<super::manifest::Manifest>,
 }
 
 fn dot() -> PathBuf {
@@ -276,8 +287,46 @@ impl DeployFile {
                 message,
             }
         })?;
+        let mut file = file;
         file.validate(path)?;
+        if let Some(m) = &file.manifest {
+            let at = path.parent().unwrap_or(Path::new(".")).join(m);
+            let manifest = super::manifest::Manifest::load(&at, file.manifest_app.as_deref())?;
+            file.merge(manifest);
+        } else if file.manifest_app.is_some() {
+            return Err(ConfigError::Field {
+                path: path.into(),
+                field: "manifest_app".into(),
+                message:
+                    "names an app of `manifest`, which is not set; add `manifest: manifest.yml`"
+                        .into(),
+            });
+        }
         Ok(file)
+    }
+
+    /// What the manifest says and the deploy file does not: the deploy
+    /// file's own `command`, `env`, `services` and `health.path` win.
+    fn merge(&mut self, m: super::manifest::Manifest) {
+        for s in &m.services {
+            if !self.services.iter().any(|x| x.name() == s) {
+                self.services.push(ServiceRef::Name(s.clone()));
+            }
+        }
+        for (k, v) in &m.env {
+            self.env.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        let web = m.web();
+        if self.command.is_none() {
+            self.command = web.command.clone();
+        }
+        if self.health.path == "/"
+            && web.health_check.as_deref() == Some("http")
+            && let Some(e) = &web.endpoint
+        {
+            self.health.path = e.clone();
+        }
+        self.cf_manifest = Some(m);
     }
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {

@@ -3,6 +3,7 @@
 
 mod deploy_file;
 pub(crate) mod duration;
+pub mod manifest;
 pub mod policy;
 
 pub use deploy_file::{

@@ -80,6 +80,9 @@ pub struct Executor {
     pub keep_lock: bool,
     /// `--allow RULE`: a block whose errors are all these rules proceeds.
     pub allow: Vec<String>,
+    /// `--reset-scale`: the manifest's instance count even where the live
+    /// app runs another (autoscaled).
+    pub reset_scale: bool,
     pub reason: String,
     overrides: Vec<OverrideRecord>,
     pub started: Instant,
@@ -118,6 +121,7 @@ impl Executor {
             recovered: false,
             keep_lock: false,
             allow: Vec::new(),
+            reset_scale: false,
             reason: String::new(),
             overrides: Vec::new(),
             started: Instant::now(),
@@ -319,9 +323,26 @@ impl Executor {
                     .get(&color.other())
                     .cloned()
                     .ok_or_else(|| anyhow::anyhow!("no droplet to reuse for {color}"))?;
-                client
-                    .copy_droplet(&source, &app.guid, STAGE_TIMEOUT)
-                    .await?
+                match client.copy_droplet(&source, &app.guid, STAGE_TIMEOUT).await {
+                    Ok(d) => d,
+                    // Korifi copies no droplets: stage this color from the
+                    // same bits instead, when this deploy has them.
+                    Err(e) if e.is_unknown_endpoint() => {
+                        let zip = self.zip.as_ref().ok_or_else(|| {
+                            anyhow::anyhow!(
+                                "{e}; this platform cannot copy droplets, and this deploy has no bits to stage {color} from"
+                            )
+                        })?;
+                        self.report.say(&format!(
+                            "  the platform cannot copy droplets: staging {} from the same bits",
+                            app.name
+                        ));
+                        let pkg = client.create_package(&app.guid).await?;
+                        client.upload_package(&pkg.guid, zip, STAGE_TIMEOUT).await?;
+                        client.stage(&pkg.guid, STAGE_TIMEOUT).await?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
             }
         };
         if self.record.droplets.get(&color) != Some(&droplet) {
@@ -354,6 +375,13 @@ impl Executor {
             .collect();
         env.insert("BLUEGREEN_RELEASE".into(), release.map(String::from));
         env.insert("BLUEGREEN_COLOR".into(), Some(color.name().into()));
+        if let Some(m) = &self.file.cf_manifest {
+            let keep = self.scale_to_keep(color, m).await?;
+            let yaml = m.for_color(&app.name, keep);
+            client
+                .apply_manifest(&self.site.space_guid, &yaml, STAGE_TIMEOUT)
+                .await?;
+        }
         client.set_env(&app.guid, &env).await?;
         if let Some(cmd) = &self.file.command {
             let process = client.web_process(&app.guid).await?;
@@ -375,6 +403,42 @@ impl Executor {
         }
         client.set_metadata(&app.guid, &meta).await?;
         Ok(())
+    }
+}
+
+impl Executor {
+    /// Scale follows the live app: a color running another web instance
+    /// count than the manifest says (an autoscaler's doing) keeps it, unless
+    /// `--reset-scale`; either way the output says which.
+    async fn scale_to_keep(
+        &self,
+        color: Color,
+        m: &crate::config::manifest::Manifest,
+    ) -> Result<Option<u32>, crate::platform::PlatformError> {
+        let Some(wanted) = m.web().instances else {
+            return Ok(None);
+        };
+        let Some(live) = self.site.live_instances(color).await? else {
+            return Ok(None);
+        };
+        if live == wanted {
+            return Ok(None);
+        }
+        let name = &self.site.app(color).name;
+        self.report.event(serde_json::json!({
+            "event": "scale", "color": color, "app": name, "live_instances": live,
+            "manifest_instances": wanted, "kept_live": !self.reset_scale,
+        }));
+        if self.reset_scale {
+            self.report.say(&format!(
+                "  {name} runs {live} web instances; the manifest's {wanted} apply (--reset-scale)"
+            ));
+            return Ok(None);
+        }
+        self.report.say(&format!(
+            "  {name} runs {live} web instances, the manifest says {wanted}: kept {live}              (the live app was scaled; --reset-scale applies the manifest's)"
+        ));
+        Ok(Some(live))
     }
 }
 

@@ -1,12 +1,15 @@
 //! Live progress: one line per step with its elapsed time, a spinner while a
-//! step waits (on a terminal only), plain lines otherwise, colour unless
-//! `NO_COLOR`; or with `--json`, one NDJSON event per step and hook on stdout.
+//! step waits (on a terminal only), plain lines otherwise, colour by the one
+//! rule in `crate::output` (`NO_COLOR`, `CLICOLOR_FORCE`); or with `--json`,
+//! one NDJSON event per step and hook on stdout. `-q` leaves only the result
+//! and warnings; `-v` adds each plugin's log lines under its step.
 
 use super::plan::Step;
-use crate::plugin::Hook;
+use crate::output;
 use crate::plugin::context::{Color, Finding, Severity, Verdict};
+use crate::plugin::{CallReport, Hook};
 use serde_json::{Value, json};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -16,6 +19,7 @@ pub struct Reporter {
     json: bool,
     tty: bool,
     color: bool,
+    quiet: bool,
     /// Plugin lines wait for their step's line, so they read under it.
     pending: Arc<std::sync::Mutex<Vec<String>>>,
 }
@@ -39,7 +43,8 @@ impl Reporter {
         Reporter {
             json,
             tty,
-            color: tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            color: !json && output::stdout_color(),
+            quiet: output::quiet(),
             pending: Arc::default(),
         }
     }
@@ -54,16 +59,21 @@ impl Reporter {
 
     pub fn event(&self, v: Value) {
         if self.json {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "{v}");
-            let _ = out.flush();
+            output::write_stdout(&format!("{v}\n"));
         }
     }
 
-    /// A line for people (nothing in JSON mode).
+    /// A line for people (nothing in JSON mode, nor with `-q`).
     pub fn say(&self, line: &str) {
+        if !self.json && !self.quiet {
+            output::write_stdout(&format!("{line}\n"));
+        }
+    }
+
+    /// The command's result or a warning: shown with `-q` too.
+    pub fn result(&self, line: &str) {
         if !self.json {
-            println!("{line}");
+            output::write_stdout(&format!("{line}\n"));
         }
     }
 
@@ -72,7 +82,7 @@ impl Reporter {
             json!({"event": "step", "status": "started", "index": i + 1, "total": n,
             "step": step.kind(), "color": step.color(), "text": step.to_string()}),
         );
-        if !self.tty || !step.waits() {
+        if !self.tty || self.quiet || !step.waits() {
             return Spinner(None);
         }
         let stop = Arc::new(AtomicBool::new(false));
@@ -84,12 +94,11 @@ impl Reporter {
         tokio::spawn(async move {
             let mut frame = 0;
             while !flag.load(Ordering::SeqCst) {
-                print!(
+                output::write_stdout(&format!(
                     "\r\x1b[2K{} {text} {:.1}s",
                     FRAMES[frame % FRAMES.len()],
                     started.elapsed().as_secs_f64()
-                );
-                let _ = std::io::stdout().flush();
+                ));
                 frame += 1;
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
@@ -111,7 +120,8 @@ impl Reporter {
             "step": step.kind(), "color": step.color(), "text": step.to_string(),
             "duration_ms": millis(took), "error": error}),
         );
-        if self.json {
+        if self.json || self.quiet {
+            self.flush();
             return;
         }
         let mark = match error {
@@ -119,11 +129,11 @@ impl Reporter {
             Some(_) => self.paint("31", "✗"),
         };
         let clear = if self.tty { "\r\x1b[2K" } else { "" };
-        println!(
-            "{clear}{mark} [{:>2}/{n}] {step} {}",
+        output::write_stdout(&format!(
+            "{clear}{mark} [{:>2}/{n}] {step} {}\n",
             i + 1,
             self.paint("2", &format!("({})", secs(took)))
-        );
+        ));
         self.flush();
     }
 
@@ -135,21 +145,44 @@ impl Reporter {
             "text": step.to_string(), "attempt": attempt, "attempts": of, "error": error,
             "retry_in_ms": millis(wait)}),
         );
-        if self.json {
+        if self.json || self.quiet {
             return;
         }
         let clear = if self.tty { "\r\x1b[2K" } else { "" };
-        println!(
-            "{clear}      attempt {attempt} of {of}: {}; again in {}",
+        output::write_stdout(&format!(
+            "{clear}      attempt {attempt} of {of}: {}; again in {}\n",
             self.paint("33", error),
             secs(wait)
-        );
+        ));
     }
 
-    /// Prints plugin lines not yet shown under a step.
+    /// Prints plugin lines not yet shown under a step (drops them with `-q`).
     pub fn flush(&self) {
         for line in self.pending.lock().unwrap().drain(..) {
-            println!("{line}");
+            if !self.quiet {
+                output::write_stdout(&format!("{line}\n"));
+            }
+        }
+    }
+
+    /// With `-v`: a plugin call's log lines and captured output, under its
+    /// step. Plugin text is untrusted, so it is shown through [`printable`].
+    pub fn plugin_output(&self, plugin: &str, call: &CallReport) {
+        if self.json || !output::verbose() {
+            return;
+        }
+        let mut pending = self.pending.lock().unwrap();
+        for line in &call.log {
+            let level = format!("{:?}", line.level).to_lowercase();
+            pending.push(format!(
+                "        {plugin} log {level}: {}",
+                printable(&line.message)
+            ));
+        }
+        for (name, text) in [("stdout", &call.stdout), ("stderr", &call.stderr)] {
+            for line in text.lines() {
+                pending.push(format!("        {plugin} {name}: {}", printable(line)));
+            }
         }
     }
 

@@ -53,13 +53,17 @@ pub fn version_of(file_name: &str) -> Option<String> {
     (!digits.is_empty()).then_some(digits)
 }
 
-/// Whether a file is a migration that runs on deploy (down/undo files do not).
+/// Down and undo migrations (`*.down.sql`, Flyway's `U<version>__*.sql`)
+/// never run on deploy. The one rule: the guard sees only what passes it.
+pub fn is_down_migration(name: &str) -> bool {
+    name.ends_with(".down.sql") || (name.starts_with('U') && name.contains("__"))
+}
+
+/// Whether a file is a migration that runs on deploy.
 fn is_up_migration(name: &str, kind: MigrationKind) -> bool {
     match kind {
         MigrationKind::Rails => name.ends_with(".rb"),
-        MigrationKind::Sql => {
-            name.ends_with(".sql") && !name.ends_with(".down.sql") && !name.starts_with('U')
-        }
+        MigrationKind::Sql => name.ends_with(".sql") && !is_down_migration(name),
     }
 }
 

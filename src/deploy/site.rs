@@ -21,6 +21,30 @@ pub const PREVIOUS_RELEASE: &str = "bluegreen.dev/previous-release";
 pub const PREVIOUS_DROPLET: &str = "bluegreen.dev/previous-droplet";
 pub const DEPLOYED_AT: &str = "bluegreen.dev/deployed-at";
 
+/// One process type of a color, for `status`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ProcessSummary {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub instances: u32,
+    pub running: u32,
+    pub memory_mb: Option<u64>,
+}
+
+impl std::fmt::Display for ProcessSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {}/{} running",
+            self.kind, self.running, self.instances
+        )?;
+        match self.memory_mb {
+            Some(m) => write!(f, " ({m} MB each)"),
+            None => Ok(()),
+        }
+    }
+}
+
 pub struct Site {
     pub client: CfClient,
     pub kind: PlatformKind,
@@ -30,6 +54,7 @@ pub struct Site {
     pub apps: BTreeMap<Color, v3::App>,
     /// The deploy file's `services`, found before anything was created.
     pub services: Vec<v3::ServiceInstance>,
+    pub space_guid: String,
 }
 
 /// How to reach the platform a deploy file names.
@@ -177,6 +202,7 @@ impl Site {
             domain: domain.name.clone(),
             apps,
             services,
+            space_guid: space_guid.clone(),
         };
         if file.platform == PlatformKind::Cf && create {
             for color in [Color::Blue, Color::Green] {
@@ -324,19 +350,59 @@ impl Site {
         }
     }
 
-    /// Waits until the platform itself counts an instance of `color` as
-    /// running: its router sends traffic only there, so a color is mapped
-    /// (and the other one unmapped) only once this and the probe agree.
+    /// Waits until the platform itself counts every instance of every
+    /// process of `color` as running (`web` ×N and the workers): its router
+    /// sends traffic only there, so a color is mapped (and the other one
+    /// unmapped, its workers stopped) only once this and the probe agree.
     pub async fn until_running(&self, color: Color, deadline: Instant) -> anyhow::Result<()> {
-        let running =
-            |stats: &[v3::ProcessStats]| stats.iter().any(|s| s.state == "RUNNING").then_some(());
-        self.poll_stats(
-            color,
-            deadline,
-            "is not running according to the platform",
-            running,
-        )
-        .await
+        let app = self.app(color);
+        let processes = self.client.processes(&app.guid).await?;
+        for p in processes.iter().filter(|p| p.instances > 0) {
+            loop {
+                let stats = self.client.process_stats(&p.guid).await?;
+                let running = stats.iter().filter(|s| s.state == "RUNNING").count();
+                if running >= p.instances as usize {
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    let states: Vec<&str> = stats.iter().map(|s| s.state.as_str()).collect();
+                    anyhow::bail!(
+                        "{}: {running} of {} `{}` instances running according to the platform (states: {})",
+                        app.name,
+                        p.instances,
+                        p.kind,
+                        states.join(", ")
+                    );
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Each process of `color`: its type, wanted instances, how many run,
+    /// and its memory limit.
+    pub async fn processes(&self, color: Color) -> Result<Vec<ProcessSummary>, PlatformError> {
+        let mut out = Vec::new();
+        for p in self.client.processes(&self.app(color).guid).await? {
+            let stats = self.client.process_stats(&p.guid).await?;
+            out.push(ProcessSummary {
+                running: stats.iter().filter(|s| s.state == "RUNNING").count() as u32,
+                kind: p.kind,
+                instances: p.instances,
+                memory_mb: p.memory_in_mb,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The instance count `color`'s web process runs now, if it runs.
+    pub async fn live_instances(&self, color: Color) -> Result<Option<u32>, PlatformError> {
+        let app = self.client.get_app(&self.app(color).guid).await?;
+        if app.state != "STARTED" {
+            return Ok(None);
+        }
+        Ok(Some(self.client.web_process(&app.guid).await?.instances))
     }
 
     /// Probes `color`'s own URL until healthy (see `health::probe`) and

@@ -329,13 +329,23 @@ impl CfClient {
         .await
     }
 
+    /// The app's current droplet, if any. Read through
+    /// `/v3/apps/:guid/droplets/current` (CF, Korifi and the local platform
+    /// serve it; Korifi has no GET of the relationship), where "none" is a
+    /// 404.
     pub async fn current_droplet(&self, app_guid: &str) -> Result<Option<String>, PlatformError> {
-        let rel: v3::ToOne = self
-            .get(&format!(
-                "/v3/apps/{app_guid}/relationships/current_droplet"
-            ))
-            .await?;
-        Ok(rel.guid().map(String::from))
+        match self
+            .get::<v3::Droplet>(&format!("/v3/apps/{app_guid}/droplets/current"))
+            .await
+        {
+            Ok(d) => Ok(Some(d.guid)),
+            Err(PlatformError::Api {
+                status: 404,
+                code: 10010,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     pub async fn set_current_droplet(
@@ -361,6 +371,23 @@ impl CfClient {
     pub async fn web_process(&self, app_guid: &str) -> Result<v3::Process, PlatformError> {
         self.get(&format!("/v3/apps/{app_guid}/processes/web"))
             .await
+    }
+
+    /// Every process type of the app (`web`, `worker`, ...).
+    pub async fn processes(&self, app_guid: &str) -> Result<Vec<v3::Process>, PlatformError> {
+        self.list(&format!("/v3/apps/{app_guid}/processes")).await
+    }
+
+    pub async fn scale_process(
+        &self,
+        process_guid: &str,
+        instances: u32,
+    ) -> Result<v3::Process, PlatformError> {
+        self.post(
+            &format!("/v3/processes/{process_guid}/actions/scale"),
+            &json!({ "instances": instances }),
+        )
+        .await
     }
 
     pub async fn update_process(

@@ -173,6 +173,7 @@ impl CfClient {
                 Err(e) => return Err(fail(e.without_url().to_string())),
             };
             let status = resp.status();
+            crate::output::detail(&format!("{method} {url} → {}", status.as_u16()));
             if status == StatusCode::TOO_MANY_REQUESTS && attempt < MAX_ATTEMPTS {
                 tokio::time::sleep(retry_after(&resp).unwrap_or(backoff(attempt))).await;
                 continue;
@@ -272,10 +273,63 @@ impl CfClient {
                 url: url.clone(),
                 message: e.without_url().to_string(),
             })?;
+        crate::output::detail(&format!("POST {url} (upload) → {}", resp.status().as_u16()));
         if !resp.status().is_success() {
             return Err(api_error(&Method::POST, &url, resp.status(), resp).await);
         }
         Ok(())
+    }
+
+    /// Applies a manifest (`POST /v3/spaces/:guid/actions/apply_manifest`,
+    /// a YAML body) and waits for the job it answers with. Applying the same
+    /// manifest twice changes nothing, so a connection that failed before an
+    /// answer is tried again.
+    pub async fn apply_manifest(
+        &self,
+        space_guid: &str,
+        yaml: &str,
+        timeout: Duration,
+    ) -> Result<v3::Job, PlatformError> {
+        let url = format!("{}/v3/spaces/{space_guid}/actions/apply_manifest", self.api);
+        let mut attempt = 0;
+        let resp = loop {
+            attempt += 1;
+            let token = self.bearer(false).await?;
+            let sent = self
+                .http
+                .post(&url)
+                .bearer_auth(&token)
+                .header(reqwest::header::CONTENT_TYPE, "application/x-yaml")
+                .body(yaml.to_string())
+                .send()
+                .await;
+            match sent {
+                Ok(r) if r.status().is_server_error() && attempt < MAX_ATTEMPTS => {}
+                Ok(r) => break r,
+                Err(e) if attempt < MAX_ATTEMPTS && (e.is_connect() || e.is_timeout()) => {}
+                Err(e) => {
+                    return Err(PlatformError::Http {
+                        method: "POST".into(),
+                        url,
+                        message: e.without_url().to_string(),
+                    });
+                }
+            }
+            tokio::time::sleep(backoff(attempt)).await;
+        };
+        if !resp.status().is_success() {
+            return Err(api_error(&Method::POST, &url, resp.status(), resp).await);
+        }
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+            .ok_or_else(|| PlatformError::Failed {
+                what: "applying the manifest".into(),
+                detail: "the answer has no Location header naming its job".into(),
+            })?;
+        self.wait_job(&location, timeout).await
     }
 
     /// Every resource of a list, following `next` links (bounded).

@@ -56,6 +56,27 @@ pub enum PlatformError {
 }
 
 impl PlatformError {
+    /// The server has no such endpoint (CF's 404 `Unknown request`, or a
+    /// 405/501): a platform serving a smaller subset, such as Korifi.
+    pub fn is_unknown_endpoint(&self) -> bool {
+        matches!(
+            self,
+            PlatformError::Api {
+                status: 405 | 501,
+                ..
+            }
+        ) || matches!(
+            self,
+            PlatformError::Api {
+                status: 404,
+                code: 10000,
+                ..
+            }
+        )
+    }
+}
+
+impl PlatformError {
     /// The CF error title (`CF-ResourceNotFound`, ...) if this is an API error.
     pub fn cf_title(&self) -> Option<&str> {
         match self {

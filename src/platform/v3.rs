@@ -186,6 +186,9 @@ pub struct Process {
     pub instances: u32,
     #[serde(default)]
     pub health_check: HealthCheck,
+    /// The memory limit of each instance, in MB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_in_mb: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -201,6 +204,9 @@ pub struct ProcessStats {
     pub instance_ports: Vec<InstancePort>,
     #[serde(default)]
     pub uptime: Option<u64>,
+    /// The instance's memory limit in bytes, when the process has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_quota: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

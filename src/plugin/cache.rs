@@ -11,6 +11,14 @@
 //! matches the bytes read; those very bytes are what is deserialized. A
 //! directory found open to others is emptied before it is closed and used:
 //! anything planted while it was open goes with it.
+//!
+//! Hashing a 15 MB JavaScript component and its 40 MB of machine code on
+//! every load would cost tens of milliseconds, so both hashes are tied to
+//! the file's identity when taken: device, inode, size, mtime and ctime.
+//! Any write changes mtime and ctime, a replacement changes the inode, and
+//! no unprivileged process can set a ctime, so while the identity is the
+//! same the content is; when it is not, the full hash is taken again. The
+//! machine code is then mapped (`deserialize_file`) rather than read.
 
 use fs_err as fs;
 use sha2::{Digest, Sha256};
@@ -97,6 +105,90 @@ impl Cache {
     }
 }
 
+/// What a file's content is tied to (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Identity([i64; 7]);
+
+impl Identity {
+    pub fn of(m: &std::fs::Metadata) -> Identity {
+        Identity([
+            m.dev() as i64,
+            m.ino() as i64,
+            m.size() as i64,
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        ])
+    }
+
+    fn render(&self) -> String {
+        self.0
+            .iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(":")
+    }
+
+    fn parse(s: &str) -> Option<Identity> {
+        let v: Vec<i64> = s
+            .split(':')
+            .map(|x| x.parse().ok())
+            .collect::<Option<_>>()?;
+        Some(Identity(v.try_into().ok()?))
+    }
+}
+
+impl Cache {
+    /// Where the digest of the component at `path` is remembered.
+    fn digest_entry(&self, path: &Path) -> Option<PathBuf> {
+        let dir = self.dir.as_deref()?;
+        let canonical = std::fs::canonicalize(path).ok()?;
+        let name = sha256_hex(canonical.as_os_str().as_encoded_bytes());
+        Some(dir.join(format!("wasm-{name}.id")))
+    }
+
+    /// The sha256 and size of the component at `path` as last hashed, if the
+    /// file's identity has not changed since.
+    pub fn known_digest(&self, path: &Path) -> Option<(String, u64)> {
+        let entry = self.digest_entry(path)?;
+        if !make_private(self.dir.as_deref()?) {
+            return None;
+        }
+        let recorded = String::from_utf8(read_owned(&entry)?).ok()?;
+        let (identity, sha) = recorded.trim().split_once(' ')?;
+        let now = Identity::of(&std::fs::metadata(path).ok()?);
+        (Identity::parse(identity)? == now).then(|| (sha.to_string(), now.0[2] as u64))
+    }
+
+    /// Remembers that the component at `path`, as it was when `identity`
+    /// was taken (before its bytes were read), hashes to `sha256`.
+    pub fn remember_digest(&self, path: &Path, identity: Identity, sha256: &str) {
+        let (Some(dir), Some(entry)) = (self.dir.as_deref(), self.digest_entry(path)) else {
+            return;
+        };
+        if make_private(dir) {
+            let _ = write_atomically(
+                dir,
+                &entry,
+                format!("{} {sha256}\n", identity.render()).as_bytes(),
+            );
+        }
+    }
+
+    /// The compiled component for `wasm_sha256`, when a verified entry exists.
+    pub fn lookup(&self, engine: &Engine, wasm_sha256: &str) -> Option<Component> {
+        let dir = self.dir.as_deref()?;
+        if !make_private(dir) {
+            return None;
+        }
+        let key = self.key(wasm_sha256);
+        let cwasm = dir.join(format!("{key}.cwasm"));
+        let sidecar = dir.join(format!("{key}.cwasm.sha256"));
+        load_verified(engine, &key, &cwasm, &sidecar)
+    }
+}
+
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -163,9 +255,38 @@ fn read_owned(path: &Path) -> Option<Vec<u8>> {
     Some(bytes)
 }
 
+/// An owned, private, single-link regular file's identity (no symlink
+/// followed), or `None`.
+fn owned_identity(path: &Path) -> Option<Identity> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .ok()?;
+    let m = f.metadata().ok()?;
+    let ours = m.is_file() && m.uid() == uid() && m.mode() & 0o022 == 0 && m.nlink() == 1;
+    ours.then(|| Identity::of(&m))
+}
+
 fn load_verified(engine: &Engine, key: &str, cwasm: &Path, sidecar: &Path) -> Option<Component> {
     let recorded = String::from_utf8(read_owned(sidecar)?).ok()?;
-    let (recorded_key, recorded_sha) = recorded.trim().split_once(' ')?;
+    let mut fields = recorded.split_whitespace();
+    let (recorded_key, recorded_sha) = (fields.next()?, fields.next()?);
+    if recorded_key != key {
+        return None;
+    }
+    // Unchanged since this cache wrote and hashed it: map it, then check it
+    // is still that very file.
+    let identity = fields.next().and_then(Identity::parse);
+    if let Some(identity) = identity
+        && owned_identity(cwasm) == Some(identity)
+    {
+        // SAFETY: as below; the identity stands for the hash (module doc),
+        // and is checked again once mapped.
+        let component = unsafe { Component::deserialize_file(engine, cwasm).ok()? };
+        return (owned_identity(cwasm) == Some(identity)).then_some(component);
+    }
     let bytes = read_owned(cwasm)?;
     if recorded_key != key || recorded_sha != sha256_hex(&bytes) {
         return None;
@@ -184,23 +305,31 @@ fn store(
     sidecar: &Path,
     compiled: &[u8],
 ) -> std::io::Result<()> {
-    // Write-then-rename, so a reader never sees half an entry.
     // Owner-only whatever the umask: `read_owned` refuses anything more open.
-    let write = |path: &Path, bytes: &[u8]| -> std::io::Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let _ = std::fs::remove_file(path);
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)?;
-        f.write_all(bytes)
-    };
-    let tmp = dir.join(format!(".{key}.{}.tmp", std::process::id()));
-    write(&tmp, compiled)?;
-    fs::rename(&tmp, cwasm)?;
-    let tmp = dir.join(format!(".{key}.{}.sha.tmp", std::process::id()));
-    write(&tmp, format!("{key} {}\n", sha256_hex(compiled)).as_bytes())?;
-    fs::rename(&tmp, sidecar)?;
+    write_atomically(dir, cwasm, compiled)?;
+    let identity = owned_identity(cwasm)
+        .map(|i| i.render())
+        .unwrap_or_default();
+    let line = format!("{key} {} {identity}\n", sha256_hex(compiled));
+    write_atomically(dir, sidecar, line.as_bytes())
+}
+
+/// Writes `bytes` to `path` owner-only, through a temporary file and a
+/// rename, so a reader never sees half of it.
+fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        path.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    fs::rename(&tmp, path)?;
     Ok(())
 }

@@ -144,18 +144,15 @@ impl PluginHost {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let fail = |kind| PluginError::new(&name, None, kind);
-        let wasm = std::fs::read(path).map_err(|source| {
-            fail(FailureKind::Io {
-                path: path.to_path_buf(),
-                source,
-            })
-        })?;
-        check_is_component(&wasm).map_err(|why| fail(FailureKind::NotAComponent(why)))?;
-        let sha256 = sha256_hex(&wasm);
-        let (component, cache) = self
-            .cache
-            .load(&self.engine, &wasm, &sha256)
-            .map_err(|e| fail(FailureKind::NotAComponent(format!("{e:#}"))))?;
+        // Unchanged since it was last hashed and compiled: no need to read it.
+        let known = self.cache.known_digest(path).and_then(|(sha256, size)| {
+            let component = self.cache.lookup(&self.engine, &sha256)?;
+            Some((component, CacheStatus::Hit, sha256, size))
+        });
+        let (component, cache, sha256, size) = match known {
+            Some(k) => k,
+            None => self.read_and_load(path).map_err(fail)?,
+        };
         let imports = component_imports(&self.engine, &component);
         let pre = self.linker.instantiate_pre(&component).map_err(|e| {
             fail(FailureKind::WorldMismatch(format!(
@@ -167,13 +164,38 @@ impl PluginHost {
             name,
             path: path.to_path_buf(),
             sha256,
-            size: wasm.len() as u64,
+            size,
             hooks,
             imports,
             cache,
             load_time: started.elapsed(),
             pre,
         })
+    }
+
+    /// Reads, checks, hashes and loads (from the cache or compiling) the
+    /// component at `path`, and remembers its digest for the file as it was.
+    fn read_and_load(
+        &self,
+        path: &Path,
+    ) -> Result<(Component, CacheStatus, String, u64), FailureKind> {
+        use std::io::Read;
+        let io = |source| FailureKind::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = std::fs::File::open(path).map_err(io)?;
+        let identity = super::cache::Identity::of(&file.metadata().map_err(io)?);
+        let mut wasm = Vec::new();
+        file.read_to_end(&mut wasm).map_err(io)?;
+        check_is_component(&wasm).map_err(FailureKind::NotAComponent)?;
+        let sha256 = sha256_hex(&wasm);
+        let (component, cache) = self
+            .cache
+            .load(&self.engine, &wasm, &sha256)
+            .map_err(|e| FailureKind::NotAComponent(format!("{e:#}")))?;
+        self.cache.remember_digest(path, identity, &sha256);
+        Ok((component, cache, sha256, wasm.len() as u64))
     }
 
     /// Which hooks `pre` exports, each type-checked against the WIT by

@@ -215,11 +215,17 @@ impl WasiHttpHooks for HttpGate {
     ) -> Box<dyn Future<Output = SendResult> + Send> {
         let origin = Origin::of(request.uri());
         if !origin.as_ref().is_some_and(|o| self.allowed.contains(o)) {
-            self.denied.lock().unwrap().push(format!(
-                "HTTP {} {}",
-                request.method(),
-                request.uri()
-            ));
+            // The origin only: a path or query may carry a secret (a
+            // webhook's token), and this text reaches logs and errors.
+            let uri = request.uri();
+            let at = match (uri.scheme_str(), uri.authority()) {
+                (Some(s), Some(a)) => format!("{s}://{a}"),
+                _ => "a URL with no origin".into(),
+            };
+            self.denied
+                .lock()
+                .unwrap()
+                .push(format!("HTTP {} {at}", request.method()));
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         // RFC 6761: `*.localhost` is loopback, but the system resolver here does

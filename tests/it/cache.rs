@@ -186,3 +186,40 @@ async fn defect_1_code_planted_in_the_cache_is_never_run() {
     }
     assert_eq!(load(&host(), "hello").await.cache, CacheStatus::Hit);
 }
+
+/// «10 · House in order»: a cached load reads neither the component nor
+/// its machine code in full while the files are unchanged; a component
+/// rewritten in place, even with its old size and mtime put back, is hashed
+/// again (its ctime moved), so a pin by digest sees the new content.
+#[tokio::test]
+async fn a_rewritten_component_is_hashed_again_whatever_its_mtime() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("cache");
+    let plugin = tmp.path().join("p.wasm");
+    std::fs::copy(component("hello"), &plugin).unwrap();
+    let host = PluginHost::new(Some(dir.clone())).unwrap();
+    let first = host.load(&plugin).await.unwrap();
+    assert_eq!(first.sha256, bluegreen_sha("hello"));
+    let again = host.load(&plugin).await.unwrap();
+    assert_eq!(
+        (again.cache, again.sha256.as_str()),
+        (CacheStatus::Hit, first.sha256.as_str())
+    );
+    assert_eq!(entries(&dir, ".id").len(), 1, "the digest is remembered");
+
+    let mtime = std::fs::metadata(&plugin).unwrap().modified().unwrap();
+    std::fs::write(&plugin, std::fs::read(component("gate")).unwrap()).unwrap();
+    let secs = mtime
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let touched = std::process::Command::new("touch")
+        .arg("-d")
+        .arg(format!("@{secs}"))
+        .arg(&plugin)
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let swapped = host.load(&plugin).await.unwrap();
+    assert_eq!(swapped.sha256, bluegreen_sha("gate"));
+}

@@ -665,3 +665,113 @@ async fn services_bind_once_through_the_documented_calls() {
     assert!(!made);
     assert_eq!(state.lock().unwrap().posted.len(), 1);
 }
+
+/// What the fake CF saw of `apply_manifest`.
+#[derive(Default)]
+struct Applied {
+    content_type: String,
+    bodies: Vec<String>,
+    polls: usize,
+    fail: bool,
+}
+
+type A = State<Arc<Mutex<Applied>>>;
+
+async fn apply_manifest(State(a): A, headers: HeaderMap, body: String) -> Response {
+    let mut a = a.lock().unwrap();
+    a.content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    a.bodies.push(body);
+    (
+        StatusCode::ACCEPTED,
+        [("location", "/v3/jobs/m1c2d3e4-0000-4000-8000-000000000001")],
+    )
+        .into_response()
+}
+
+async fn manifest_job(State(a): A) -> Response {
+    let mut a = a.lock().unwrap();
+    a.polls += 1;
+    let mut job: Value = serde_json::from_str(&fixture(if a.fail {
+        "job_failed.json"
+    } else {
+        "job_complete.json"
+    }))
+    .unwrap();
+    if a.polls < 2 {
+        job["state"] = "PROCESSING".into();
+        job["errors"] = serde_json::json!([]);
+    }
+    json(StatusCode::OK, job.to_string())
+}
+
+/// «9 · CF fidelity»: each color's manifest goes to CF's server-side
+/// endpoint as YAML, under the color's name, without `routes`, and the
+/// client waits for its job (a FAILED job's errors reach the caller).
+#[tokio::test]
+async fn a_manifest_is_applied_per_color_through_the_documented_endpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.yml");
+    std::fs::write(
+        &path,
+        "applications:\n- name: shop\n  instances: 3\n  memory: 256M\n  buildpacks: [ruby_buildpack]\n  \
+         routes:\n  - route: shop.example.com\n  services: [db]\n  processes:\n  - type: worker\n    instances: 2\n",
+    )
+    .unwrap();
+    let m = bluegreen::config::manifest::Manifest::load(&path, None).unwrap();
+    assert_eq!(m.dropped, ["routes"]);
+
+    let state = Arc::new(Mutex::new(Applied::default()));
+    let app = axum::Router::new()
+        .route(
+            "/v3/spaces/{guid}/actions/apply_manifest",
+            post(apply_manifest),
+        )
+        .route("/v3/jobs/{guid}", get(manifest_job))
+        .with_state(state.clone());
+    let base = crate::util::serve(app).await;
+    let client = CfClient::with_token(&base, "token");
+    let space = "a1b2c3d4-0000-4000-8000-00000000000b";
+    client
+        .apply_manifest(
+            space,
+            &m.for_color("shop-green", Some(5)),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    {
+        let a = state.lock().unwrap();
+        assert_eq!(a.content_type, "application/x-yaml");
+        assert!(a.polls >= 2, "waited for the job");
+        let sent: Value = serde_yaml::from_str(&a.bodies[0]).unwrap();
+        let entry = &sent["applications"][0];
+        assert_eq!(entry["name"], "shop-green");
+        assert_eq!(entry["instances"], 5, "the live count kept");
+        assert_eq!(entry["memory"], "256M");
+        assert_eq!(entry["buildpacks"][0], "ruby_buildpack");
+        assert_eq!(entry["services"][0], "db");
+        assert_eq!(entry["processes"][0]["type"], "worker");
+        assert!(
+            entry.get("routes").is_none(),
+            "routes are bluegreen's: {entry}"
+        );
+    }
+    state.lock().unwrap().fail = true;
+    state.lock().unwrap().polls = 0;
+    let err = client
+        .apply_manifest(
+            space,
+            &m.for_color("shop-blue", None),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    let failed: Value = serde_json::from_str(&fixture("job_failed.json")).unwrap();
+    let detail = failed["errors"][0]["detail"].as_str().unwrap();
+    assert!(err.contains(detail), "{err}");
+}

@@ -163,3 +163,30 @@ async fn a_deploy_walked_through_a_fault_at_every_api_call_ends_done_or_rolled_b
         "every run should not end the same way"
     );
 }
+
+/// «9 · CF fidelity», Korifi: a platform that cannot copy droplets
+/// (`POST /v3/droplets?source_guid=` unknown, as on Korifi) still gets the
+/// same deploy: the second color is staged from the same bits.
+#[tokio::test]
+async fn without_droplet_copy_the_second_color_is_staged_from_the_same_bits() {
+    let mut f = Fixture::new("");
+    with_faults(&mut f);
+    let (_, client) = bluegreen::platform::local::connect(&f.home().join("platform"))
+        .await
+        .expect("the daemon answers");
+    faults(&client, json!({ "absent": ["POST /v3/droplets"] })).await;
+    let out = deploy(&f, "v1").await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let load = f.load();
+    let out2 = deploy(&f, "v2").await;
+    let (requests, failures, _) = load.finish();
+    let said = text(&out2);
+    assert_eq!(out2.status.code(), Some(0), "{said}");
+    assert!(said.contains("cannot copy droplets: staging"), "{said}");
+    assert!(
+        failures.is_empty(),
+        "{} of {requests} failed: {failures:?}",
+        failures.len()
+    );
+    f.assert_serving("v2");
+}

@@ -215,7 +215,8 @@ async fn http_goes_only_to_allowed_origins() {
         .expect_err("no origin granted");
     assert!(matches!(err.kind, FailureKind::Denied(_)), "{err}");
     assert!(
-        err.to_string().contains(&format!("HTTP GET {url}"))
+        err.to_string()
+            .contains(&format!("HTTP GET {}", server.url()))
             && err.to_string().contains("HttpRequestDenied"),
         "{err}"
     );

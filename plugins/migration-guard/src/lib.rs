@@ -32,13 +32,6 @@ fn setting<'a>(d: &'a Deploy, key: &str) -> Option<&'a str> {
     d.settings.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-/// Files that do not run on deploy: Rails `down` lives inside the file;
-/// SQL down/undo migrations are files of their own.
-fn runs_on_deploy(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    !(name.ends_with(".down.sql") || (name.starts_with('U') && name.contains("__")))
-}
-
 fn read(m: &Migration, dialect: Sql) -> Vec<Located> {
     let phase = if m.phase == "contract" { Phase::Contract } else { Phase::Expand };
     if m.path.ends_with(".rb") {
@@ -110,8 +103,7 @@ impl Guest for Guard {
         let mut schema = schema(&d, mysql)?;
         let mut stale = None;
         if let Some(s) = &schema
-            && let Some(m) =
-                pending.iter().find(|m| runs_on_deploy(&m.path) && s.includes(&m.version))
+            && let Some(m) = pending.iter().find(|m| s.includes(&m.version))
         {
             stale = Some(rules::Finding {
                 level: rules::Level::Warn,
@@ -131,11 +123,9 @@ impl Guest for Guard {
             mysql,
             lock_timeout: setting(&d, "bluegreen.lock-timeout").map(String::from),
         };
-        let mut ops: Vec<Located> = pending
-            .iter()
-            .filter(|m| runs_on_deploy(&m.path))
-            .flat_map(|m| read(m, dialect))
-            .collect();
+        // The host passes only migrations that run on deploy (down and undo
+        // files never do: `deploy::release::is_down_migration`).
+        let mut ops: Vec<Located> = pending.iter().flat_map(|m| read(m, dialect)).collect();
         if !inline {
             ops.iter_mut().for_each(|o| o.allowed.clear());
         }

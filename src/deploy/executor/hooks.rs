@@ -106,6 +106,7 @@ impl Executor {
                     t.elapsed(),
                     &report.outcome.findings,
                 );
+                self.report.plugin_output(&name, &report);
                 let errors: Vec<String> = report
                     .outcome
                     .findings

@@ -56,13 +56,7 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
             "/v3/apps/{guid}/relationships/current_droplet",
             get(current_rel).patch(set_current),
         )
-        .route("/v3/apps/{guid}/processes/web", get(web_process))
         .route("/v3/apps/{guid}/tasks", post(create_task))
-        .route(
-            "/v3/processes/{guid}",
-            get(web_process).patch(update_process),
-        )
-        .route("/v3/processes/{guid}/stats", get(process_stats))
         .route("/v3/packages", post(create_package))
         .route("/v3/packages/{guid}", get(get_package))
         .route(
@@ -93,6 +87,8 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
         )
         .route("/v3/droplets", post(copy_droplet))
         .merge(super::service_api::routes())
+        .merge(super::process_api::routes())
+        .merge(super::manifest_api::routes())
         .route(
             super::faults::PATH,
             get(super::faults::counted).put(super::faults::arm),
@@ -447,65 +443,6 @@ async fn set_current(
     rec.current_droplet = Some(droplet.to_string());
     p.put(APP, &guid, &rec)?;
     Ok(Json(body))
-}
-
-async fn web_process(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<v3::Process>> {
-    Ok(Json(p.app(&guid)?.process))
-}
-
-#[derive(Deserialize)]
-struct UpdateProcess {
-    #[serde(default)]
-    command: Option<String>,
-    #[serde(default)]
-    health_check: Option<v3::HealthCheck>,
-}
-
-async fn update_process(
-    State(p): S,
-    Path(guid): Path<String>,
-    Json(body): Json<UpdateProcess>,
-) -> ApiResult<Json<v3::Process>> {
-    let mut rec = p.app(&guid)?;
-    if let Some(command) = body.command {
-        rec.process.command = Some(command);
-    }
-    if let Some(hc) = body.health_check {
-        if !matches!(hc.kind.as_str(), "port" | "process" | "http") {
-            return Err(ApiErr::unprocessable(format!(
-                "health check type `{}` must be port, process or http",
-                hc.kind
-            )));
-        }
-        rec.process.health_check = hc;
-    }
-    p.put(APP, &guid, &rec)?;
-    Ok(Json(rec.process))
-}
-
-async fn process_stats(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {
-    let rec = p.app(&guid)?;
-    let status = p.supervisor.status(&guid);
-    let (state, port, uptime) = match (&status, rec.app.state.as_str()) {
-        (Some(s), _) => (s.state.cf_name(), s.port, s.since.elapsed().as_secs()),
-        (None, _) => ("DOWN", 0, 0),
-    };
-    let stat = v3::ProcessStats {
-        kind: "web".into(),
-        index: 0,
-        state: state.into(),
-        host: Some("127.0.0.1".into()),
-        instance_ports: if port > 0 {
-            vec![v3::InstancePort {
-                external: port,
-                internal: port,
-            }]
-        } else {
-            vec![]
-        },
-        uptime: Some(uptime),
-    };
-    Ok(Json(json!({ "resources": [stat] })))
 }
 
 #[derive(Deserialize)]

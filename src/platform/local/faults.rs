@@ -5,7 +5,9 @@
 //! `hang_ms` (past the client's timeout) or drops the connection mid-answer,
 //! instead of doing the call; at call `kill_app_at` it SIGKILLs a running
 //! app instance that is on no route and serves no request (a candidate), as
-//! a crash would. `GET` says how many calls it counted.
+//! a crash would. `absent` lists endpoints (`"POST /v3/droplets"`, a path
+//! prefix) to answer as a CF without them would (404, `Unknown request`),
+//! the way Korifi lacks some. `GET` says how many calls it counted.
 
 use super::state::Platform;
 use axum::Json;
@@ -38,6 +40,7 @@ pub struct Plan {
     pub mode: Mode,
     pub hang_ms: u64,
     pub kill_app_at: Option<u64>,
+    pub absent: Vec<String>,
 }
 
 #[derive(Default)]
@@ -104,6 +107,11 @@ pub async fn inject(p: Arc<Platform>, req: Request, next: Next) -> Response {
             }
         }
         p.supervisor.kill_one(&spare);
+    }
+    let call = format!("{} {}", req.method(), req.uri().path());
+    if plan.absent.iter().any(|a| call.starts_with(a.as_str())) {
+        return super::state::ApiErr(404, 10000, "CF-NotFound", "Unknown request".into())
+            .into_response();
     }
     if plan.at != Some(n) {
         return next.run(req).await;

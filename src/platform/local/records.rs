@@ -25,7 +25,24 @@ pub struct AppRec {
     pub app: v3::App,
     pub env: BTreeMap<String, String>,
     pub current_droplet: Option<String>,
+    /// The `web` process (its guid is the app's).
     pub process: v3::Process,
+    /// Other process types (`worker`, ...), from a manifest or a scale.
+    #[serde(default)]
+    pub others: Vec<v3::Process>,
+}
+
+impl AppRec {
+    /// Every process type, `web` first.
+    pub fn processes(&self) -> impl Iterator<Item = &v3::Process> {
+        std::iter::once(&self.process).chain(&self.others)
+    }
+
+    pub fn process_mut(&mut self, guid: &str) -> Option<&mut v3::Process> {
+        std::iter::once(&mut self.process)
+            .chain(self.others.iter_mut())
+            .find(|p| p.guid == guid)
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

@@ -174,14 +174,19 @@ impl Router {
                 format!("bluegreen router: route `{host}` has no destinations\n"),
             );
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let candidates: Vec<(String, u16)> = (0..apps.len())
-            .map(|i| &apps[(start + i) % apps.len()])
-            .filter_map(|guid| {
+        // Every running instance of every destination, taken in turn.
+        let all: Vec<(String, u16)> = apps
+            .iter()
+            .flat_map(|guid| {
                 self.supervisor
-                    .running_port(guid)
-                    .map(|p| (guid.clone(), p))
+                    .running_ports(guid)
+                    .into_iter()
+                    .map(move |p| (guid.clone(), p))
             })
+            .collect();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let candidates: Vec<(String, u16)> = (0..all.len())
+            .map(|i| all[(start + i) % all.len()].clone())
             .collect();
         if candidates.is_empty() {
             return text(

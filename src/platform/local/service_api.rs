@@ -89,6 +89,18 @@ async fn create_binding(
             .ok_or_else(|| ApiErr::unprocessable(format!("relationships.{k} is required")))
     };
     let (app_guid, service_guid) = (rel("app")?, rel("service_instance")?);
+    let binding = bind(&p, app_guid, service_guid, body.name)?;
+    Ok((StatusCode::CREATED, Json(binding)))
+}
+
+/// Binds a service instance to an app (once: a second binding is refused,
+/// as on CF).
+pub(super) fn bind(
+    p: &Platform,
+    app_guid: String,
+    service_guid: String,
+    name: Option<String>,
+) -> ApiResult<v3::ServiceCredentialBinding> {
     p.app(&app_guid)?;
     p.get::<ServiceRec>(SERVICE, &service_guid)?;
     if p.all::<BindingRec>(BINDING)?
@@ -103,7 +115,7 @@ async fn create_binding(
     let binding = v3::ServiceCredentialBinding {
         guid: guid.clone(),
         kind: "app".into(),
-        name: body.name,
+        name,
         relationships: [
             ("app".to_string(), v3::ToOne::to(&app_guid)),
             ("service_instance".to_string(), v3::ToOne::to(&service_guid)),
@@ -116,7 +128,7 @@ async fn create_binding(
         service_guid,
     };
     p.put(BINDING, &guid, &rec)?;
-    Ok((StatusCode::CREATED, Json(binding)))
+    Ok(binding)
 }
 
 async fn delete_binding(State(p): S, Path(guid): Path<String>) -> ApiResult<Response> {

@@ -118,7 +118,9 @@ impl Platform {
                     kind: "port".into(),
                     data: Default::default(),
                 },
+                memory_in_mb: None,
             },
+            others: Vec::new(),
         };
         self.put(APP, &guid, &rec)?;
         self.refresh_routes()?;
@@ -212,18 +214,26 @@ impl Platform {
         Ok(rec)
     }
 
-    fn run_spec(&self, rec: &AppRec, command: Option<&str>) -> ApiResult<RunSpec> {
+    /// What to run for `process` of the app (`None`: a task running
+    /// `command`).
+    fn run_spec(
+        &self,
+        rec: &AppRec,
+        process: Option<&v3::Process>,
+        command: Option<&str>,
+    ) -> ApiResult<RunSpec> {
         let droplet_guid = rec.current_droplet.as_deref().ok_or_else(|| {
             ApiErr::unprocessable(format!("app {} has no current droplet", rec.app.name))
         })?;
         let droplet: DropletRec = self.get(DROPLET, droplet_guid)?;
+        let kind = process.map(|p| p.kind.as_str()).unwrap_or("web");
         let command = command
             .map(String::from)
-            .or_else(|| rec.process.command.clone())
-            .or_else(|| droplet.droplet.process_types.get("web").cloned())
+            .or_else(|| process.and_then(|p| p.command.clone()))
+            .or_else(|| droplet.droplet.process_types.get(kind).cloned())
             .ok_or_else(|| {
                 ApiErr::unprocessable(format!(
-                    "app {} has no start command: set the web process command or add a Procfile",
+                    "app {} has no start command for its `{kind}` process: set the process command or add a Procfile line",
                     rec.app.name
                 ))
             })?;
@@ -232,22 +242,69 @@ impl Platform {
         let mut env = self.binding_env(&rec.app.guid)?;
         env.extend(rec.env.clone());
         env.insert("BLUEGREEN_APP_NAME".into(), rec.app.name.clone());
+        let health = process.map(|p| p.health_check.clone()).unwrap_or_default();
         Ok(RunSpec {
             app_guid: rec.app.guid.clone(),
             app_name: rec.app.name.clone(),
             command,
             dir: droplet.dir,
             env,
-            health_check: rec.process.health_check.kind.clone(),
+            health_check: health.kind,
+            endpoint: health.data.endpoint,
+            kind: process
+                .map(|p| p.kind.clone())
+                .unwrap_or_else(|| "task".into()),
+            index: 0,
         })
+    }
+
+    /// One spec per instance of each process type.
+    fn run_specs(&self, rec: &AppRec) -> ApiResult<Vec<RunSpec>> {
+        let mut specs = Vec::new();
+        for p in rec.processes() {
+            if p.instances == 0 {
+                continue;
+            }
+            let spec = self.run_spec(rec, Some(p), None)?;
+            for index in 0..p.instances {
+                specs.push(RunSpec {
+                    index,
+                    ..spec.clone()
+                });
+            }
+        }
+        Ok(specs)
+    }
+
+    /// Brings one process type of a started app to its instance count: new
+    /// instances start, extra ones stop, the rest keep running.
+    pub async fn rescale(&self, guid: &str, kind: &str) -> ApiResult<()> {
+        let rec = self.app(guid)?;
+        let Some(process) = rec.processes().find(|p| p.kind == kind).cloned() else {
+            return Ok(());
+        };
+        self.supervisor
+            .scale_down(guid, kind, process.instances)
+            .await;
+        if process.instances > 0 {
+            let spec = self.run_spec(&rec, Some(&process), None)?;
+            let specs = (0..process.instances)
+                .map(|index| RunSpec {
+                    index,
+                    ..spec.clone()
+                })
+                .collect();
+            self.supervisor.start_missing(specs);
+        }
+        Ok(())
     }
 
     pub async fn set_state(&self, guid: &str, action: &str) -> ApiResult<AppRec> {
         let mut rec = self.app(guid)?;
         match action {
             "start" | "restart" => {
-                let spec = self.run_spec(&rec, None)?;
-                self.supervisor.start(spec).await;
+                let specs = self.run_specs(&rec)?;
+                self.supervisor.start_app(guid, specs).await;
                 rec.app.state = "STARTED".into();
             }
             "stop" => {
@@ -269,7 +326,7 @@ impl Platform {
         name: Option<String>,
     ) -> ApiResult<v3::Task> {
         let rec = self.app(app_guid)?;
-        let spec = self.run_spec(&rec, Some(command))?;
+        let spec = self.run_spec(&rec, None, Some(command))?;
         let seq = self
             .store
             .lock()
@@ -341,9 +398,9 @@ impl Platform {
         self.refresh_routes()?;
         for rec in self.all::<AppRec>(APP)? {
             if rec.app.state == "STARTED"
-                && let Ok(spec) = self.run_spec(&rec, None)
+                && let Ok(specs) = self.run_specs(&rec)
             {
-                self.supervisor.start(spec).await;
+                self.supervisor.start_app(&rec.app.guid, specs).await;
             }
         }
         Ok(())

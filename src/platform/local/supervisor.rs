@@ -1,7 +1,8 @@
-//! Runs apps as supervised child processes: `PORT` set, the droplet as working
-//! directory, output into a capped log, restarted with backoff after a crash,
-//! stopped with SIGTERM then SIGKILL after a grace period. Also runs one-off
-//! tasks (migrations) in a droplet.
+//! Runs apps as supervised child processes, one per instance of each process
+//! type (`web` ×N, `worker` ×M): `PORT` and `CF_INSTANCE_INDEX` set, the
+//! droplet as working directory, output into the app's capped log, restarted
+//! with backoff after a crash, stopped with SIGTERM then SIGKILL after a
+//! grace period. Also runs one-off tasks (migrations) in a droplet.
 
 use super::pidfiles::PidFile;
 use std::collections::{BTreeMap, HashMap};
@@ -27,8 +28,20 @@ pub struct RunSpec {
     pub command: String,
     pub dir: PathBuf,
     pub env: BTreeMap<String, String>,
-    /// `port`: running once the port accepts connections; `process`: once spawned.
+    /// `port`: running once the port accepts connections; `process`: once
+    /// spawned; `http`: once `endpoint` answers 2xx on the port.
     pub health_check: String,
+    pub endpoint: Option<String>,
+    /// The process type (`web`, `worker`, ...) and the instance's index.
+    pub kind: String,
+    pub index: u32,
+}
+
+impl RunSpec {
+    /// The instance's key: unique per app, process type and index.
+    pub fn key(&self) -> String {
+        format!("{}/{}/{}", self.app_guid, self.kind, self.index)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +74,9 @@ pub struct Status {
 }
 
 struct Instance {
+    app_guid: String,
+    kind: String,
+    index: u32,
     status: Arc<Mutex<Status>>,
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
@@ -89,9 +105,25 @@ impl Supervisor {
         self.logs.join(format!("{app_guid}.log"))
     }
 
-    /// Starts (or restarts) an app's single instance.
-    pub async fn start(&self, spec: RunSpec) {
-        self.stop(&spec.app_guid).await;
+    /// Stops every instance of the app, then starts one per spec.
+    pub async fn start_app(&self, app_guid: &str, specs: Vec<RunSpec>) {
+        self.stop(app_guid).await;
+        for spec in specs {
+            self.start(spec);
+        }
+    }
+
+    /// Starts the specs whose instance is not running; the others go on.
+    pub fn start_missing(&self, specs: Vec<RunSpec>) {
+        for spec in specs {
+            if !self.instances.lock().unwrap().contains_key(&spec.key()) {
+                self.start(spec);
+            }
+        }
+    }
+
+    /// Starts one instance (its key must not be running).
+    fn start(&self, spec: RunSpec) {
         let status = Arc::new(Mutex::new(Status {
             state: State::Starting,
             port: 0,
@@ -101,7 +133,8 @@ impl Supervisor {
         }));
         let (stop, stop_rx) = watch::channel(false);
         let log = self.log_path(&spec.app_guid);
-        let guid = spec.app_guid.clone();
+        let key = spec.key();
+        let (app_guid, kind, index) = (spec.app_guid.clone(), spec.kind.clone(), spec.index);
         let done = tokio::spawn(supervise(
             spec,
             status.clone(),
@@ -109,34 +142,63 @@ impl Supervisor {
             (log, self.run.clone()),
             self.grace,
         ));
-        self.instances
-            .lock()
-            .unwrap()
-            .insert(guid, Instance { status, stop, done });
+        let instance = Instance {
+            app_guid,
+            kind,
+            index,
+            status,
+            stop,
+            done,
+        };
+        self.instances.lock().unwrap().insert(key, instance);
     }
 
-    /// Stops an app's instance, if any, and waits until its process is gone.
+    /// Stops every instance of an app (all at once, so their grace periods
+    /// overlap) and waits until their processes are gone.
     pub async fn stop(&self, app_guid: &str) {
-        let instance = self.instances.lock().unwrap().remove(app_guid);
-        if let Some(instance) = instance {
-            let _ = instance.stop.send(true);
-            let _ = instance.done.await;
+        self.stop_where(|i| i.app_guid == app_guid).await;
+    }
+
+    /// Stops the instances of one process type of an app beyond `keep`.
+    pub async fn scale_down(&self, app_guid: &str, kind: &str, keep: u32) {
+        self.stop_where(|i| i.app_guid == app_guid && i.kind == kind && i.index >= keep)
+            .await;
+    }
+
+    async fn stop_where(&self, which: impl Fn(&Instance) -> bool) {
+        let stopping: Vec<Instance> = {
+            let mut all = self.instances.lock().unwrap();
+            let keys: Vec<String> = all
+                .iter()
+                .filter(|(_, i)| which(i))
+                .map(|(k, _)| k.clone())
+                .collect();
+            keys.iter().filter_map(|k| all.remove(k)).collect()
+        };
+        for i in &stopping {
+            let _ = i.stop.send(true);
+        }
+        for i in stopping {
+            let _ = i.done.await;
         }
     }
 
     pub async fn stop_all(&self) {
-        let guids: Vec<String> = self.instances.lock().unwrap().keys().cloned().collect();
-        for guid in guids {
-            self.stop(&guid).await;
-        }
+        self.stop_where(|_| true).await;
     }
 
-    pub fn status(&self, app_guid: &str) -> Option<Status> {
-        self.instances
+    /// Every instance of the app: process type, index and status, in order.
+    pub fn instances(&self, app_guid: &str) -> Vec<(String, u32, Status)> {
+        let mut out: Vec<(String, u32, Status)> = self
+            .instances
             .lock()
             .unwrap()
-            .get(app_guid)
-            .map(|i| i.status.lock().unwrap().clone())
+            .values()
+            .filter(|i| i.app_guid == app_guid)
+            .map(|i| (i.kind.clone(), i.index, i.status.lock().unwrap().clone()))
+            .collect();
+        out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
     }
 
     /// SIGKILLs the process group of one running instance (the first by
@@ -145,14 +207,14 @@ impl Supervisor {
     pub fn kill_one(&self, spare: &std::collections::BTreeSet<String>) -> Option<String> {
         let instances = self.instances.lock().unwrap();
         let mut running: Vec<(&String, u32)> = instances
-            .iter()
-            .filter(|(guid, _)| !spare.contains(*guid))
-            .filter_map(|(guid, i)| {
+            .values()
+            .filter(|i| !spare.contains(&i.app_guid))
+            .filter_map(|i| {
                 let s = i.status.lock().unwrap();
                 (s.state == State::Running)
                     .then_some(s.pid)
                     .flatten()
-                    .map(|p| (guid, p))
+                    .map(|p| (&i.app_guid, p))
             })
             .collect();
         running.sort();
@@ -162,11 +224,22 @@ impl Supervisor {
         Some(guid.to_string())
     }
 
-    /// The port of a running instance: where the router may send requests.
-    pub fn running_port(&self, app_guid: &str) -> Option<u16> {
-        self.status(app_guid)
-            .filter(|s| s.state == State::Running)
-            .map(|s| s.port)
+    /// The ports of the app's running `web` instances: where the router may
+    /// send requests.
+    pub fn running_ports(&self, app_guid: &str) -> Vec<u16> {
+        let mut ports: Vec<(u32, u16)> = self
+            .instances
+            .lock()
+            .unwrap()
+            .values()
+            .filter(|i| i.app_guid == app_guid && i.kind == "web")
+            .filter_map(|i| {
+                let s = i.status.lock().unwrap();
+                (s.state == State::Running).then_some((i.index, s.port))
+            })
+            .collect();
+        ports.sort();
+        ports.into_iter().map(|(_, p)| p).collect()
     }
 
     /// Runs a one-off command in a droplet to completion (or `timeout`);
@@ -210,7 +283,8 @@ async fn supervise(
     };
     loop {
         let port = free_port();
-        let (mut child, _recorded) = match spawn(&spec, Some(port), &log, "app", &run) {
+        let label = format!("app {}/{}", spec.kind, spec.index);
+        let (mut child, _recorded) = match spawn(&spec, Some(port), &log, &label, &run) {
             Ok(child) => child,
             Err(e) => {
                 append_log(
@@ -293,14 +367,37 @@ async fn ready(spec: &RunSpec, port: u16) {
         return;
     }
     loop {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
+        let up = match (spec.health_check.as_str(), &spec.endpoint) {
+            ("http", Some(path)) => http_ok(port, path).await,
+            _ => tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok(),
+        };
+        if up {
             return;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// A CF `http` health check: a GET of `path` answered 2xx within a second.
+async fn http_ok(port: u16, path: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let attempt = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()?;
+        let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut head = [0u8; 12];
+        s.read_exact(&mut head).await.ok()?;
+        Some(head.starts_with(b"HTTP/1.") && head[9] == b'2')
+    };
+    tokio::time::timeout(Duration::from_secs(1), attempt)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(false)
 }
 
 pub(super) fn free_port() -> u16 {
@@ -331,6 +428,8 @@ fn spawn(
     cmd.envs(&spec.env);
     if let Some(port) = port {
         cmd.env("PORT", port.to_string());
+        cmd.env("CF_INSTANCE_INDEX", spec.index.to_string());
+        cmd.env("CF_INSTANCE_PORT", port.to_string());
     }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -351,7 +450,12 @@ fn spawn(
     .flatten()
     {
         let log = log.to_path_buf();
-        tokio::spawn(copy_lines(pipe, log));
+        // One log per app: lines of instances past the first say whose they are.
+        let prefix = match (spec.kind.as_str(), spec.index) {
+            ("web", 0) | ("task", _) => String::new(),
+            (kind, i) => format!("[{kind}/{i}] "),
+        };
+        tokio::spawn(copy_lines(pipe, log, prefix));
     }
     Ok((child, recorded))
 }
@@ -360,7 +464,7 @@ fn spawn(
 /// UTF-8 are replaced, not fatal, and a line is cut at `LINE_CAP`: the pipe
 /// is drained to its end whatever the app writes, or the app would die of
 /// SIGPIPE on its next write.
-async fn copy_lines(pipe: Box<dyn AsyncRead + Send + Unpin>, log: PathBuf) {
+async fn copy_lines(pipe: Box<dyn AsyncRead + Send + Unpin>, log: PathBuf, prefix: String) {
     use tokio::io::AsyncReadExt;
     let mut reader = BufReader::new(pipe);
     let mut buf = Vec::with_capacity(1024);
@@ -377,9 +481,12 @@ async fn copy_lines(pipe: Box<dyn AsyncRead + Send + Unpin>, log: PathBuf) {
             let text = String::from_utf8_lossy(&buf);
             let text = text.trim_end_matches(['\n', '\r']);
             if whole {
-                append_log(&log, text);
+                append_log(&log, &format!("{prefix}{text}"));
             } else {
-                append_log(&log, &format!("{text} [line cut at {LINE_CAP} bytes]"));
+                append_log(
+                    &log,
+                    &format!("{prefix}{text} [line cut at {LINE_CAP} bytes]"),
+                );
             }
         }
         // The rest of a cut line is dropped up to its newline.

@@ -1,0 +1,173 @@
+//! Processes: each app's `web` process (its guid is the app's) and its
+//! other types (`worker`, ...), with CF's endpoints to read, update and
+//! scale them and to see each instance (`/stats`). An app's manifest
+//! (`apply_manifest`) sets them all at once.
+
+use super::records::{APP, AppRec};
+use super::state::{ApiErr, ApiResult, Platform};
+use crate::platform::v3;
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::sync::Arc;
+
+type S = State<Arc<Platform>>;
+
+pub fn routes() -> Router<Arc<Platform>> {
+    use axum::routing::{get, post};
+    Router::new()
+        .route("/v3/apps/{guid}/processes", get(app_processes))
+        .route("/v3/apps/{guid}/processes/{kind}", get(app_process))
+        .route(
+            "/v3/processes/{guid}",
+            get(get_process).patch(update_process),
+        )
+        .route("/v3/processes/{guid}/stats", get(process_stats))
+        .route("/v3/processes/{guid}/actions/scale", post(scale))
+}
+
+/// The app holding process `guid`.
+fn owner(p: &Platform, guid: &str) -> ApiResult<AppRec> {
+    p.all::<AppRec>(APP)?
+        .into_iter()
+        .find(|a| a.processes().any(|x| x.guid == guid))
+        .ok_or_else(|| ApiErr::not_found("Process"))
+}
+
+async fn app_processes(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {
+    let rec = p.app(&guid)?;
+    let all: Vec<&v3::Process> = rec.processes().collect();
+    Ok(Json(json!({
+        "pagination": { "total_results": all.len(), "total_pages": 1, "next": null },
+        "resources": all,
+    })))
+}
+
+async fn app_process(
+    State(p): S,
+    Path((guid, kind)): Path<(String, String)>,
+) -> ApiResult<Json<v3::Process>> {
+    let rec = p.app(&guid)?;
+    rec.processes()
+        .find(|x| x.kind == kind)
+        .cloned()
+        .map(Json)
+        .ok_or_else(|| ApiErr::not_found("Process"))
+}
+
+async fn get_process(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<v3::Process>> {
+    let rec = owner(&p, &guid)?;
+    let found = rec.processes().find(|x| x.guid == guid).cloned();
+    found.map(Json).ok_or_else(|| ApiErr::not_found("Process"))
+}
+
+#[derive(Deserialize)]
+struct UpdateProcess {
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    health_check: Option<v3::HealthCheck>,
+}
+
+pub fn check_health_type(kind: &str) -> ApiResult<()> {
+    if matches!(kind, "port" | "process" | "http") {
+        Ok(())
+    } else {
+        Err(ApiErr::unprocessable(format!(
+            "health check type `{kind}` must be port, process or http"
+        )))
+    }
+}
+
+async fn update_process(
+    State(p): S,
+    Path(guid): Path<String>,
+    Json(body): Json<UpdateProcess>,
+) -> ApiResult<Json<v3::Process>> {
+    let mut rec = owner(&p, &guid)?;
+    let process = rec.process_mut(&guid).expect("owner holds it");
+    if let Some(command) = body.command {
+        process.command = Some(command);
+    }
+    if let Some(hc) = body.health_check {
+        check_health_type(&hc.kind)?;
+        process.health_check = hc;
+    }
+    let out = process.clone();
+    p.put(APP, &rec.app.guid.clone(), &rec)?;
+    Ok(Json(out))
+}
+
+#[derive(Deserialize)]
+struct Scale {
+    #[serde(default)]
+    instances: Option<u32>,
+    #[serde(default)]
+    memory_in_mb: Option<u64>,
+}
+
+/// CF scales a started app in place: instances start or stop, the others
+/// keep serving. Memory is recorded (and reported), not enforced here.
+async fn scale(
+    State(p): S,
+    Path(guid): Path<String>,
+    Json(body): Json<Scale>,
+) -> ApiResult<Json<v3::Process>> {
+    let mut rec = owner(&p, &guid)?;
+    let app_guid = rec.app.guid.clone();
+    let process = rec.process_mut(&guid).expect("owner holds it");
+    if let Some(n) = body.instances {
+        process.instances = n;
+    }
+    if let Some(m) = body.memory_in_mb {
+        process.memory_in_mb = Some(m);
+    }
+    let out = process.clone();
+    p.put(APP, &app_guid, &rec)?;
+    if rec.app.state == "STARTED" {
+        p.rescale(&app_guid, &out.kind).await?;
+    }
+    Ok(Json(out))
+}
+
+async fn process_stats(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {
+    let rec = owner(&p, &guid)?;
+    let process = rec
+        .processes()
+        .find(|x| x.guid == guid)
+        .expect("owner holds it");
+    let running = p.supervisor.instances(&rec.app.guid);
+    // One entry per wanted instance; an index with no process yet is DOWN.
+    let stats: Vec<v3::ProcessStats> = (0..process.instances.max(1))
+        .map(|index| {
+            let live = running
+                .iter()
+                .find(|(k, i, _)| *k == process.kind && *i == index)
+                .map(|(_, _, s)| s);
+            let (state, port, uptime) = match live {
+                Some(s) => (s.state.cf_name(), s.port, s.since.elapsed().as_secs()),
+                None => ("DOWN", 0, 0),
+            };
+            v3::ProcessStats {
+                kind: process.kind.clone(),
+                index,
+                state: state.into(),
+                host: Some("127.0.0.1".into()),
+                instance_ports: if port > 0 && process.kind == "web" {
+                    vec![v3::InstancePort {
+                        external: port,
+                        internal: port,
+                    }]
+                } else {
+                    vec![]
+                },
+                uptime: Some(uptime),
+                mem_quota: process.memory_in_mb.map(|m| m << 20),
+            }
+        })
+        .filter(|s| process.instances > 0 || s.state != "DOWN")
+        .collect();
+    Ok(Json(json!({ "resources": stats })))
+}
