@@ -19,18 +19,18 @@ fn main() -> ExitCode {
     // A result that could not be written (a full disk, not a reader that
     // left) is a failure, even when the command itself went well.
     let result = match (result, output::stdout_error()) {
-        (Ok(bluegreen::cli::exit::OK), Some(e)) => Err(anyhow::anyhow!(e)),
+        (Ok(bluegreen::cli::Exit::Ok), Some(e)) => Err(anyhow::anyhow!(e)),
         (result, _) => result,
     };
     match result {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => code.into(),
         Err(err) => {
             let mut text = format!("error: {err}\n");
             for cause in err.chain().skip(1) {
                 text.push_str(&format!("  caused by: {cause}\n"));
             }
             output::write_stderr(&text);
-            ExitCode::from(bluegreen::cli::exit_code_for(&err))
+            bluegreen::cli::Exit::of(&err).into()
         }
     }
 }

@@ -4,6 +4,7 @@
 //! and a script piped into a reader that closes early must end quietly.
 
 use super::output;
+use crate::cli::Exit;
 use clap::CommandFactory;
 
 #[derive(Debug, clap::Args)]
@@ -13,10 +14,10 @@ pub struct CompletionsArgs {
     shell: clap_complete::Shell,
 }
 
-pub fn run(args: &CompletionsArgs) -> anyhow::Result<u8> {
+pub fn run(args: &CompletionsArgs) -> anyhow::Result<Exit> {
     let mut cmd = super::Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "bluegreen", &mut script);
     output::write_stdout(&String::from_utf8_lossy(&script));
-    Ok(super::exit::OK)
+    Ok(super::Exit::Ok)
 }

@@ -4,6 +4,7 @@
 
 use super::BadInput;
 use super::output::outln;
+use crate::cli::Exit;
 use crate::config::{DeployFile, policy};
 use crate::deploy::executor::Executor;
 use crate::deploy::journal::{self, DeployRecord, Journal, Kind};
@@ -163,7 +164,7 @@ pub async fn run(
     release: Option<String>,
     rollback_to: Option<Option<String>>,
     overrides: &OverrideArgs,
-) -> anyhow::Result<u8> {
+) -> anyhow::Result<Exit> {
     let started = Instant::now();
     let report = Reporter::new(args.json);
     let id = new_id();
@@ -200,10 +201,10 @@ pub async fn run(
                 "Done in {:.1}s: release {release} serves {route_url}",
                 took.as_secs_f64()
             ));
-            Ok(super::exit::OK)
+            Ok(super::Exit::Ok)
         }
         Err(e) => {
-            let code = super::exit_code_for(&e);
+            let code = super::Exit::of(&e);
             let error = format!("{e:#}");
             let failed = match reached {
                 Reached::Validate { total } => Some((0, total, plan::Step::Validate)),
@@ -216,13 +217,13 @@ pub async fn run(
                     "error": error}));
             }
             let status = match code {
-                super::exit::BAD_INPUT => "bad-input",
-                super::exit::BLOCKED => "blocked",
-                super::exit::LOCKED => "locked",
+                super::Exit::BadInput => "bad-input",
+                super::Exit::Blocked => "blocked",
+                super::Exit::Locked => "locked",
                 _ => "failed",
             };
             report.event(json!({"event": "deploy", "status": status, "id": id,
-                "exit_code": code, "error": error, "duration_ms": millis(took)}));
+                "exit_code": code as u8, "error": error, "duration_ms": millis(took)}));
             Err(e)
         }
     }
@@ -387,7 +388,7 @@ async fn deploy(
 }
 
 /// `plan`: every step and the plugins at each hook, without acting.
-pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8> {
+pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exit> {
     let l = load(&args.file.file)?;
     let policy = find_policy(args.policy.as_deref(), &l)?;
     let plugins = Plugins::load(&l.file, &l.path, &l.base, policy).await?;
@@ -478,5 +479,5 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<u8>
             }
         );
     }
-    Ok(super::exit::OK)
+    Ok(super::Exit::Ok)
 }

@@ -1,5 +1,5 @@
 //! Command-line interface: one file per subcommand. Each returns the process
-//! exit code; errors are mapped to codes by [`exit_code_for`].
+//! exit code ([`Exit`]); errors are mapped to codes by [`Exit::of`].
 
 mod completions;
 mod deploy;
@@ -16,20 +16,59 @@ mod status;
 
 use clap::{Parser, Subcommand};
 
-/// Exit codes, documented in the README.
-pub mod exit {
+/// Exit codes, documented in the README ("Exit codes").
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
     /// Done, or the plugin said proceed.
-    pub const OK: u8 = 0;
+    Ok = 0,
     /// Something failed (a plugin malfunctioned, timed out, trapped ...).
-    pub const FAILED: u8 = 1;
+    Failed = 1,
     /// Bad input: arguments, files, or a plugin that is not a valid plugin.
-    pub const BAD_INPUT: u8 = 2;
+    BadInput = 2,
     /// A plugin or policy blocked on purpose.
-    pub const BLOCKED: u8 = 3;
+    Blocked = 3,
     /// Another deploy holds the app's lock.
-    pub const LOCKED: u8 = 4;
+    Locked = 4,
     /// A plugin asked to be called again later (sysexits' EX_TEMPFAIL).
-    pub const RETRY: u8 = 75;
+    Retry = 75,
+}
+
+impl From<Exit> for std::process::ExitCode {
+    fn from(e: Exit) -> Self {
+        std::process::ExitCode::from(e as u8)
+    }
+}
+
+impl Exit {
+    /// The one mapping from an error to an exit code: the first class (in
+    /// this order) that any cause in the chain belongs to, however deeply
+    /// it is nested.
+    pub fn of(err: &anyhow::Error) -> Exit {
+        use crate::deploy::executor::DeployError;
+        use crate::platform::PlatformError;
+        let any = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| err.chain().any(f);
+        if any(&|c| {
+            c.is::<BadInput>()
+                || c.is::<crate::config::ConfigError>()
+                || matches!(c.downcast_ref(), Some(PlatformError::Bind { .. }))
+                || matches!(c.downcast_ref::<crate::plugin::PluginError>(), Some(e) if e.kind.is_invalid_plugin())
+        }) {
+            return Exit::BadInput;
+        }
+        if any(&|c| {
+            c.is::<crate::deploy::plugins::PolicyViolation>()
+                || matches!(c.downcast_ref(), Some(DeployError::Blocked { .. }))
+        }) {
+            return Exit::Blocked;
+        }
+        if any(&|c| {
+            c.is::<crate::deploy::lock::Locked>() || c.is::<crate::deploy::lock::LostLock>()
+        }) {
+            return Exit::Locked;
+        }
+        Exit::Failed
+    }
 }
 
 #[derive(Debug, Parser)]
@@ -102,7 +141,7 @@ pub enum Command {
     Completions(completions::CompletionsArgs),
 }
 
-pub async fn run(cli: Cli) -> anyhow::Result<u8> {
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
     output::set_verbosity(match (cli.quiet, cli.verbose) {
         (true, _) => output::Verbosity::Quiet,
         (_, true) => output::Verbosity::Verbose,
@@ -132,38 +171,36 @@ pub async fn run(cli: Cli) -> anyhow::Result<u8> {
 
 pub use crate::BadInput;
 
-pub fn exit_code_for(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|c| c.is::<BadInput>()) {
-        return exit::BAD_INPUT;
-    }
-    if err
-        .chain()
-        .any(|c| c.is::<crate::deploy::plugins::PolicyViolation>())
-    {
-        return exit::BLOCKED;
-    }
-    if err
-        .chain()
-        .any(|c| c.is::<crate::deploy::lock::Locked>() || c.is::<crate::deploy::lock::LostLock>())
-    {
-        return exit::LOCKED;
-    }
-    if let Some(e) = err.downcast_ref::<crate::deploy::executor::DeployError>() {
-        return match e {
-            crate::deploy::executor::DeployError::Blocked { .. } => exit::BLOCKED,
-            crate::deploy::executor::DeployError::Failed { .. } => exit::FAILED,
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn the_exit_code_comes_from_any_cause_however_deep() {
+        let deep = |e: anyhow::Error| -> anyhow::Error {
+            Err::<(), _>(e)
+                .context("loading")
+                .context("preparing the deploy")
+                .unwrap_err()
         };
-    }
-    if err.chain().any(|c| {
-        matches!(
-            c.downcast_ref(),
-            Some(crate::platform::PlatformError::Bind { .. })
-        )
-    }) {
-        return exit::BAD_INPUT;
-    }
-    match err.downcast_ref::<crate::plugin::PluginError>() {
-        Some(e) if e.kind.is_invalid_plugin() => exit::BAD_INPUT,
-        _ => exit::FAILED,
+        assert_eq!(Exit::of(&deep(BadInput("x".into()).into())), Exit::BadInput);
+        let config = crate::config::ConfigError::Field {
+            path: "bluegreen.yaml".into(),
+            field: "app".into(),
+            message: "bad".into(),
+        };
+        assert_eq!(Exit::of(&deep(config.into())), Exit::BadInput);
+        let locked = crate::deploy::lock::LostLock {
+            app: "shop".into(),
+            why: "expired".into(),
+            step: "map".into(),
+        };
+        assert_eq!(Exit::of(&deep(locked.into())), Exit::Locked);
+        assert_eq!(Exit::of(&anyhow::anyhow!("boom")), Exit::Failed);
+        assert_eq!(
+            std::process::ExitCode::from(Exit::Retry),
+            std::process::ExitCode::from(75)
+        );
     }
 }

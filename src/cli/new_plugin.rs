@@ -6,6 +6,7 @@
 
 use super::BadInput;
 use super::output::{outln, sayln};
+use crate::cli::Exit;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -85,7 +86,7 @@ fn write(path: &Path, text: &str, executable: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn run(args: NewArgs) -> anyhow::Result<u8> {
+pub fn run(args: NewArgs) -> anyhow::Result<Exit> {
     let name = &args.name;
     let valid = !name.is_empty()
         && name.starts_with(|c: char| c.is_ascii_lowercase())
@@ -120,7 +121,7 @@ pub fn run(args: NewArgs) -> anyhow::Result<u8> {
             "{}",
             serde_json::json!({"name": name, "lang": lang, "dir": root, "files": written})
         );
-        return Ok(super::exit::OK);
+        return Ok(super::Exit::Ok);
     }
     outln!(
         "Created {} ({:?} plugin for the pre-deploy hook)",
@@ -132,5 +133,5 @@ pub fn run(args: NewArgs) -> anyhow::Result<u8> {
     sayln!(
         "  bluegreen plugin run {name}.wasm --hook pre-deploy --setting frozen=true   # exit 3: blocked"
     );
-    Ok(super::exit::OK)
+    Ok(super::Exit::Ok)
 }

@@ -3,7 +3,7 @@
 //! (default `~/.bluegreen/platform`).
 
 use super::output::{outln, write_stdout};
-use super::{BadInput, exit};
+use super::{BadInput, Exit};
 use crate::platform::local::{self, Config, Endpoint};
 use clap::Subcommand;
 use serde_json::json;
@@ -102,7 +102,7 @@ fn config(router_port: u16, api_port: u16, max_upload: u64) -> Config {
     config
 }
 
-pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
+pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
     let dir = Config::new(&local::home_dir()).dir;
     match cmd {
         PlatformCommand::Start {
@@ -123,11 +123,11 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             if json {
                 running.shutdown().await;
                 outln!("{}", json!({"status": "stopped"}));
-                return Ok(exit::OK);
+                return Ok(Exit::Ok);
             }
             outln!("stopping apps and the platform");
             running.shutdown().await;
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         PlatformCommand::Start {
             foreground: false,
@@ -139,7 +139,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             let (endpoint, _) =
                 local::ensure_running(&config(router_port, api_port, max_upload)).await?;
             say_running(&endpoint, json);
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         PlatformCommand::Stop { json } => {
             let stopped = local::stop(&dir).await?;
@@ -151,7 +151,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             } else {
                 outln!("local platform was not running");
             }
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         PlatformCommand::Status { json } => {
             let Some((endpoint, client)) = local::connect(&dir).await else {
@@ -160,7 +160,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
                 } else {
                     outln!("local platform: not running (state in {})", dir.display());
                 }
-                return Ok(exit::FAILED);
+                return Ok(Exit::Failed);
             };
             let mut apps = Vec::new();
             for app in client.list::<crate::platform::v3::App>("/v3/apps").await? {
@@ -174,7 +174,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
                 v["state_dir"] = json!(dir);
                 v["apps"] = apps.into();
                 outln!("{v}");
-                return Ok(exit::OK);
+                return Ok(Exit::Ok);
             }
             outln!("local platform: running (pid {})", endpoint.pid);
             outln!("  API:    {}", endpoint.api_url);
@@ -192,7 +192,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
                     text("process_state")
                 );
             }
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         PlatformCommand::Service(cmd) => super::service::run(cmd).await,
         PlatformCommand::Scale {
@@ -230,7 +230,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
             } else {
                 outln!("{app}: {} ×{}", scaled.kind, scaled.instances);
             }
-            Ok(super::exit::OK)
+            Ok(super::Exit::Ok)
         }
         PlatformCommand::Logs { app, follow, json } => {
             let Some((_, client)) = local::connect(&dir).await else {
@@ -280,7 +280,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<u8> {
                     printed = text.len();
                 }
                 if !follow || super::output::stdout_gone() {
-                    return Ok(exit::OK);
+                    return Ok(Exit::Ok);
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }

@@ -3,7 +3,7 @@
 //! every checked plugin without compiling it.
 
 use super::output::{outln, paint};
-use super::{BadInput, exit};
+use super::{BadInput, Exit};
 use crate::deploy::progress::printable;
 use crate::plugin::context::{HookContext, Severity};
 use crate::plugin::{
@@ -39,7 +39,7 @@ pub struct RunArgs {
     #[arg(value_name = "FILE")]
     file: PathBuf,
     /// The hook to call, e.g. `health-check`.
-    #[arg(long, value_parser = |s: &str| s.parse::<Hook>())]
+    #[arg(long, value_enum)]
     hook: Hook,
     /// A JSON or YAML file with the hook's inputs (deploy, target, attempt, pending, failure).
     #[arg(long, value_name = "FILE")]
@@ -60,7 +60,7 @@ pub struct RunArgs {
     #[arg(long, default_value = "64MiB", value_parser = parse_size)]
     memory: u64,
     /// What a plugin failure means: `block` (exit 1) or `warn` (a warning, exit by verdict).
-    #[arg(long, default_value = "block", value_parser = parse_on_error)]
+    #[arg(long, value_enum, default_value_t = OnError::Block)]
     on_error: OnError,
     /// Print the result as one JSON object.
     #[arg(long)]
@@ -74,15 +74,7 @@ fn parse_setting(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_on_error(s: &str) -> Result<OnError, String> {
-    match s {
-        "block" => Ok(OnError::Block),
-        "warn" => Ok(OnError::Warn),
-        _ => Err(format!("`{s}`: expected `block` or `warn`")),
-    }
-}
-
-pub async fn run(cmd: PluginCommand) -> anyhow::Result<u8> {
+pub async fn run(cmd: PluginCommand) -> anyhow::Result<Exit> {
     let host = || PluginHost::new(crate::plugin::Cache::default_dir());
     match cmd {
         PluginCommand::Check { paths, json } => check(&host()?, &paths, json).await,
@@ -91,7 +83,7 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<u8> {
     }
 }
 
-async fn check(host: &PluginHost, paths: &[PathBuf], json: bool) -> anyhow::Result<u8> {
+async fn check(host: &PluginHost, paths: &[PathBuf], json: bool) -> anyhow::Result<Exit> {
     let mut files = Vec::new();
     for path in paths {
         if path.is_dir() {
@@ -113,13 +105,13 @@ async fn check(host: &PluginHost, paths: &[PathBuf], json: bool) -> anyhow::Resu
             files.push(path.clone());
         }
     }
-    let mut code = exit::OK;
+    let mut code = Exit::Ok;
     for file in &files {
         match host.load(file).await {
             Ok(plugin) if json => outln!("{}", serde_json::to_string(&describe(&plugin))?),
             Ok(plugin) => print_plugin(&plugin),
             Err(err) => {
-                code = exit::BAD_INPUT;
+                code = Exit::BadInput;
                 if json {
                     let v = serde_json::json!({
                         "path": file, "valid": false, "error": err.kind.code(), "message": err.to_string(),
@@ -168,7 +160,7 @@ fn read_context(path: &Path) -> anyhow::Result<HookContext> {
     HookContext::parse(path, &text).map_err(|e| BadInput(e).into())
 }
 
-async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<u8> {
+async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<Exit> {
     let ctx = match &args.context {
         Some(path) => read_context(path)?,
         None => HookContext::default(),
@@ -195,9 +187,9 @@ async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<u8> {
         print_report(&plugin, args.hook, &report);
     }
     Ok(match report.outcome.verdict {
-        Verdict::Proceed => exit::OK,
-        Verdict::Block(_) => exit::BLOCKED,
-        Verdict::RetryAfterMs(_) => exit::RETRY,
+        Verdict::Proceed => Exit::Ok,
+        Verdict::Block(_) => Exit::Blocked,
+        Verdict::RetryAfterMs(_) => Exit::Retry,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use super::deploy::{FileArg, find_policy, load};
 use super::output::{outln, paint};
+use crate::cli::Exit;
 use crate::deploy::plugins::Plugins;
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -24,7 +25,7 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
-pub async fn run(cmd: PolicyCommand) -> anyhow::Result<u8> {
+pub async fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
     let PolicyCommand::Check(args) = cmd;
     let l = load(&args.file.file)?;
     let policy = find_policy(args.policy.as_deref(), &l)?;
@@ -103,8 +104,8 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<u8> {
         }
     }
     Ok(if violations.is_empty() {
-        super::exit::OK
+        super::Exit::Ok
     } else {
-        super::exit::BLOCKED
+        super::Exit::Blocked
     })
 }

@@ -3,6 +3,7 @@
 //! runner's lock).
 
 use super::deploy::{Loaded, RunArgs, find_policy, lease, load, open_site};
+use crate::cli::Exit;
 use crate::config::policy;
 use crate::deploy::executor::Executor;
 use crate::deploy::journal::{self, Journal, Kind, Replay};
@@ -15,7 +16,7 @@ use crate::plugin::context::Color;
 use serde_json::json;
 
 /// `recover`: finishes or rolls back the interrupted deploy of the app.
-pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
+pub async fn recover(args: &RunArgs) -> anyhow::Result<Exit> {
     let report = Reporter::new(args.json);
     let named = load(&args.file.file)?;
     let jdir = journal::dir(&local::home_dir(), &named.file.app);
@@ -25,7 +26,7 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
             named.file.app
         ));
         report.event(json!({"event": "recover", "status": "nothing"}));
-        return Ok(super::exit::OK);
+        return Ok(super::Exit::Ok);
     };
     // Carry on with the configuration the interrupted deploy used.
     let l = load(&replay.record.file).unwrap_or(named);
@@ -58,7 +59,7 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<u8> {
     let result = recover_replay(&l, &policy, replay, &report, lock, false).await;
     heartbeat.abort();
     result?;
-    Ok(super::exit::OK)
+    Ok(super::Exit::Ok)
 }
 
 /// Rolls forward once the first color serves the new release (or when there

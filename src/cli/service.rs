@@ -3,7 +3,7 @@
 //! colors; each color then gets `DATABASE_URL` and `VCAP_SERVICES`.
 
 use super::output::{outln, sayln};
-use super::{BadInput, exit};
+use super::{BadInput, Exit};
 use crate::platform::local::{self, Config};
 use clap::Subcommand;
 use reqwest::Method;
@@ -49,7 +49,7 @@ fn masked(uri: &str) -> String {
     }
 }
 
-pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
+pub async fn run(cmd: ServiceCommand) -> anyhow::Result<Exit> {
     let config = Config::from_env();
     let client = match &cmd {
         ServiceCommand::Create { .. } => local::ensure_running(&config).await?.1,
@@ -77,21 +77,21 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
                     })?;
             if json {
                 outln!("{created}");
-                return Ok(exit::OK);
+                return Ok(Exit::Ok);
             }
             outln!(
                 "service {name} ({kind}) running: {}",
                 masked(created["credentials"]["uri"].as_str().unwrap_or(""))
             );
             sayln!("bind it with `services: [{name}]` in the deploy file");
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         ServiceCommand::List { json } => {
             let all: Value = client.get("/bluegreen/v1/services").await?;
             let all = all["resources"].as_array().cloned().unwrap_or_default();
             if json {
                 outln!("{}", Value::Array(all));
-                return Ok(exit::OK);
+                return Ok(Exit::Ok);
             }
             if all.is_empty() {
                 outln!(
@@ -108,7 +108,7 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
                     masked(s["credentials"]["uri"].as_str().unwrap_or(""))
                 );
             }
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
         ServiceCommand::Delete { name, json } => {
             client
@@ -129,7 +129,7 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<u8> {
             } else {
                 outln!("service {name} deleted with its data");
             }
-            Ok(exit::OK)
+            Ok(Exit::Ok)
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use super::deploy::{FileArg, load, open_site};
 use super::output::outln;
+use crate::cli::Exit;
 use crate::deploy::journal::{self, Journal};
 use crate::deploy::lock;
 use crate::deploy::site;
@@ -21,7 +22,7 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
+pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
     let l = load(&args.file.file)?;
     let jdir = journal::dir(&local::home_dir(), &l.file.app);
     let interrupted = Journal::read(&jdir)?.map(|r| r.record.id);
@@ -39,7 +40,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
                 l.file.app
             );
         }
-        return Ok(super::exit::OK);
+        return Ok(super::Exit::Ok);
     };
     let holder = lock::holder(
         &site.client,
@@ -75,7 +76,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
             json!({"app": l.file.app, "route_url": site.route_url, "colors": colors,
             "lock": holder, "interrupted": interrupted})
         );
-        return Ok(super::exit::OK);
+        return Ok(super::Exit::Ok);
     }
     outln!("{} → {}", l.file.app, site.route_url);
     for c in &colors {
@@ -107,17 +108,17 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<u8> {
     if let Some(id) = interrupted {
         outln!("  deploy {id} was interrupted: run `bluegreen recover`");
     }
-    Ok(super::exit::OK)
+    Ok(super::Exit::Ok)
 }
 
-pub async fn history(args: &StatusArgs) -> anyhow::Result<u8> {
+pub async fn history(args: &StatusArgs) -> anyhow::Result<Exit> {
     let l = load(&args.file.file)?;
     let entries = journal::history(&journal::dir(&local::home_dir(), &l.file.app))?;
     if args.json {
         for e in &entries {
             outln!("{}", serde_json::to_string(e)?);
         }
-        return Ok(super::exit::OK);
+        return Ok(super::Exit::Ok);
     }
     if entries.is_empty() {
         outln!("{}: no deploys yet", l.file.app);
@@ -137,7 +138,7 @@ pub async fn history(args: &StatusArgs) -> anyhow::Result<u8> {
             outln!("    {}", m.lines().next().unwrap_or_default());
         }
     }
-    Ok(super::exit::OK)
+    Ok(super::Exit::Ok)
 }
 
 #[derive(Debug, Args)]
@@ -152,7 +153,7 @@ pub struct UnlockArgs {
     pub json: bool,
 }
 
-pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
+pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
     let l = load(&args.file.file)?;
     if !args.force {
         return Err(super::BadInput(
@@ -169,7 +170,7 @@ pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
         } else {
             outln!("{}: not deployed, so nothing is locked", l.file.app);
         }
-        return Ok(super::exit::OK);
+        return Ok(super::Exit::Ok);
     };
     let guid = site.app(Color::Blue).guid.clone();
     let held = lock::holder(&site.client, l.file.platform, &l.file.app, &guid).await?;
@@ -191,5 +192,5 @@ pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<u8> {
     } else {
         outln!("{}: not locked", l.file.app);
     }
-    Ok(super::exit::OK)
+    Ok(super::Exit::Ok)
 }

@@ -43,10 +43,17 @@ pub fn may_be_alive(h: &Lease) -> bool {
     }
 }
 
+/// This machine's name (`gethostname(2)`, not `/proc`: portable).
 pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown-host".into())
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        "unknown-host".into()
+    } else {
+        name
+    }
 }
 
 /// Who holds the lock, and what to do about it.

@@ -85,6 +85,17 @@ impl<'de> serde::Deserialize<'de> for Hook {
     }
 }
 
+/// `--hook`: clap lists and completes the names.
+impl clap::ValueEnum for Hook {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Hook::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.name()))
+    }
+}
+
 impl FromStr for Hook {
     type Err = String;
 

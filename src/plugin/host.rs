@@ -27,7 +27,17 @@ pub struct PluginConfig {
 
 /// Whether a plugin failure stops the deploy (the default: fail closed) or is
 /// reported as a warning.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Deserialize,
+    serde::Serialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
     #[default]

@@ -9,7 +9,7 @@ mod render;
 mod scan;
 
 use super::output::{outln, sayln};
-use super::{BadInput, exit};
+use super::{BadInput, Exit};
 use scan::Found;
 use serde_json::json;
 use std::io::Write;
@@ -31,7 +31,7 @@ pub struct InitArgs {
 
 pub const FILE: &str = "bluegreen.yaml";
 
-pub fn run(args: &InitArgs) -> anyhow::Result<u8> {
+pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
     if !args.dir.is_dir() {
         return Err(BadInput(format!("-C {}: not a directory", args.dir.display())).into());
     }
@@ -75,7 +75,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<u8> {
             "{}",
             json!({"file": path, "app": app, "fields": fields, "warnings": warnings})
         );
-        return Ok(exit::OK);
+        return Ok(Exit::Ok);
     }
     outln!("Wrote {} for app {app}", path.display());
     for f in &doc.fields {
@@ -94,7 +94,7 @@ pub fn run(args: &InitArgs) -> anyhow::Result<u8> {
         format!(" -f {}", path.display())
     };
     sayln!("Check it with `bluegreen plan{shown}`, then `bluegreen deploy{shown}`.");
-    Ok(exit::OK)
+    Ok(Exit::Ok)
 }
 
 fn exists(path: &Path) -> BadInput {

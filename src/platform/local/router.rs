@@ -5,18 +5,20 @@
 
 use super::supervisor::Supervisor;
 use bytes::Bytes;
+use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::{Body, Frame, Incoming};
-use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use http_body_util::{Either, Empty, Full};
+use hyper::body::{Body, Incoming};
+use hyper_util::rt::TokioIo;
+use std::borrow::Cow;
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::task::{Context, Poll};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use upstream::{Counted, Inflight, Pool, ReqBody};
+
+mod upstream;
 
 pub const DOMAIN: &str = "apps.localhost";
 
@@ -24,74 +26,93 @@ pub const DOMAIN: &str = "apps.localhost";
 const MAX_CONNECTIONS: usize = 4096;
 /// How long a client may take to send a request's headers (slowloris).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-/// Request bodies up to this size are kept, so the request can be sent to
-/// the next destination when the first refuses the connection.
-const RETRY_BODY_MAX: u64 = 64 << 10;
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and
 /// are never forwarded.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    http::header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
 ];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type RouterBody = BoxBody<Bytes, BoxError>;
+/// An app's response, or the router's own word.
+type RouterBody = Either<Counted, Full<Bytes>>;
 
 /// Host name -> app guids, in destination order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Table(pub HashMap<String, Vec<String>>);
 
+/// One destination of a route, with its app's in-flight counter looked up
+/// when the table was set rather than per request.
+struct Dest {
+    guid: String,
+    inflight: Arc<AtomicUsize>,
+}
+
+/// A cheap handle: clones share one router.
 #[derive(Clone)]
-pub struct Router {
-    table: Arc<RwLock<Arc<Table>>>,
-    inflight: Arc<Mutex<HashMap<String, Arc<AtomicUsize>>>>,
-    next: Arc<AtomicUsize>,
+pub struct Router(Arc<Inner>);
+
+struct Inner {
+    routes: RwLock<Arc<HashMap<String, Arc<[Dest]>>>>,
+    /// Per app, never removed: an unmapped app's requests in flight still
+    /// count down on the counter they counted up on.
+    inflight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
+    next: AtomicUsize,
     supervisor: Supervisor,
-    client: Client<HttpConnector, RouterBody>,
+    pool: Arc<Pool>,
 }
 
 impl Router {
     pub fn new(supervisor: Supervisor) -> Router {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        Router {
-            table: Arc::default(),
-            inflight: Arc::default(),
-            next: Arc::default(),
+        Router(Arc::new(Inner {
+            routes: RwLock::default(),
+            inflight: Mutex::default(),
+            next: AtomicUsize::new(0),
             supervisor,
-            client: Client::builder(TokioExecutor::new()).build(connector),
-        }
+            pool: Arc::default(),
+        }))
     }
 
     /// Atomically replaces the whole route table.
     pub fn set_table(&self, table: Table) {
-        *self.table.write().unwrap() = Arc::new(table);
+        let routes = {
+            let mut counters = self.0.inflight.lock().unwrap();
+            table
+                .0
+                .into_iter()
+                .map(|(host, guids)| {
+                    let dests: Arc<[Dest]> = guids
+                        .into_iter()
+                        .map(|guid| Dest {
+                            inflight: counters.entry(guid.clone()).or_default().clone(),
+                            guid,
+                        })
+                        .collect();
+                    (host, dests)
+                })
+                .collect()
+        };
+        *self.0.routes.write().unwrap() = Arc::new(routes);
     }
 
     /// Requests currently being served by `app_guid` through the router.
     pub fn inflight(&self, app_guid: &str) -> usize {
-        self.inflight
+        self.0
+            .inflight
             .lock()
             .unwrap()
             .get(app_guid)
             .map(|c| c.load(Ordering::SeqCst))
             .unwrap_or(0)
-    }
-
-    fn counter(&self, app_guid: &str) -> Arc<AtomicUsize> {
-        self.inflight
-            .lock()
-            .unwrap()
-            .entry(app_guid.to_string())
-            .or_default()
-            .clone()
     }
 
     /// Serves until `shutdown` turns true, at most `MAX_CONNECTIONS`
@@ -118,10 +139,10 @@ impl Router {
             };
             backoff = std::time::Duration::from_millis(5);
             let _ = stream.set_nodelay(true);
-            let router = self.clone();
+            let router = self.0.clone();
             let mut stop = shutdown.clone();
             // The client's address, formatted once per connection.
-            let peer = http::HeaderValue::from_str(&peer.ip().to_string())
+            let peer = HeaderValue::from_str(&peer.ip().to_string())
                 .expect("an IP is a valid header value");
             tokio::spawn(async move {
                 let _permit = permit;
@@ -143,129 +164,89 @@ impl Router {
             });
         }
     }
+}
 
-    async fn handle(
-        &self,
-        mut req: Request<Incoming>,
-        peer: http::HeaderValue,
-    ) -> Response<RouterBody> {
+impl Inner {
+    async fn handle(&self, mut req: Request<Incoming>, peer: HeaderValue) -> Response<RouterBody> {
         forwarding_headers(req.headers_mut(), peer);
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(|h| {
-                h.rsplit_once(':')
-                    .map(|(name, _)| name)
-                    .unwrap_or(h)
-                    .to_ascii_lowercase()
-            })
-            .unwrap_or_default();
-        let table = self.table.read().unwrap().clone();
-        let Some(apps) = table.0.get(&host).filter(|_| !host.is_empty()) else {
-            return text(
-                StatusCode::NOT_FOUND,
-                format!("bluegreen router: no route for host `{host}`\n"),
-            );
+        // Kept for the error texts, after the request has gone on.
+        let host_header = req.headers().get(HOST).cloned();
+        let host = route_name(host_header.as_ref());
+        let found = self.routes.read().unwrap().get(&*host).cloned();
+        let dests = match found.filter(|_| !host.is_empty()) {
+            None => {
+                return text(
+                    StatusCode::NOT_FOUND,
+                    format!("bluegreen router: no route for host `{host}`\n"),
+                );
+            }
+            Some(d) if d.is_empty() => {
+                return text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("bluegreen router: route `{host}` has no destinations\n"),
+                );
+            }
+            Some(d) => d,
         };
-        if apps.is_empty() {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("bluegreen router: route `{host}` has no destinations\n"),
-            );
-        }
         // Every running instance of every destination, taken in turn.
-        let all: Vec<(String, u16)> = apps
-            .iter()
-            .flat_map(|guid| {
-                self.supervisor
-                    .running_ports(guid)
-                    .into_iter()
-                    .map(move |p| (guid.clone(), p))
-            })
-            .collect();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let candidates: Vec<(String, u16)> = (0..all.len())
-            .map(|i| all[(start + i) % all.len()].clone())
-            .collect();
-        if candidates.is_empty() {
+        let all: Vec<(usize, u16)> = if dests.len() == 1 {
+            let ports = self.supervisor.running_ports(&dests[0].guid);
+            ports.into_iter().map(|p| (0, p)).collect()
+        } else {
+            dests
+                .iter()
+                .enumerate()
+                .flat_map(|(i, d)| {
+                    self.supervisor
+                        .running_ports(&d.guid)
+                        .into_iter()
+                        .map(move |p| (i, p))
+                })
+                .collect()
+        };
+        if all.is_empty() {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("bluegreen router: no destination of `{host}` is running\n"),
             );
         }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
         // A bodyless GET or HEAD is tried on the next destination after any
-        // failure. Any other request is tried there only when the first
-        // refused the connection (an instance that just went away: nothing
-        // was sent), and only if its body is small enough to keep a copy.
+        // failure. Any other request is tried there only when nothing of it
+        // was sent (the first refused the connection: an instance that just
+        // went away), whatever the size of its body.
         let idempotent = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
             && req.body().is_end_stream();
-        let small = !idempotent
-            && req
-                .body()
-                .size_hint()
-                .upper()
-                .is_some_and(|n| n <= RETRY_BODY_MAX);
+        // The request travels as it came, in origin form.
+        if req.uri().authority().is_some() {
+            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
+            *req.uri_mut() = http::Uri::try_from(path).expect("a path is a valid uri");
+        }
         let (parts, body) = req.into_parts();
-        let (kept, mut body) = if small {
-            match body.collect().await {
-                Ok(b) => (Some(b.to_bytes()), None),
-                Err(e) => {
-                    return text(
-                        StatusCode::BAD_REQUEST,
-                        format!("bluegreen router: reading the request body: {e}\n"),
-                    );
-                }
-            }
-        } else {
-            (
-                None,
-                Some(body.map_err(|e| Box::new(e) as BoxError).boxed()),
-            )
-        };
+        // A copy of the head to send again, only when there is somewhere to
+        // send it.
+        let again = (idempotent && all.len() > 1).then(|| parts.clone());
+        let mut pending = Some(Request::from_parts(parts, Either::Left(body)));
         let mut last_error = String::new();
-        for (guid, port) in candidates {
-            let b = match (&kept, body.take()) {
-                (Some(bytes), _) => Full::new(bytes.clone())
-                    .map_err(|never| match never {})
-                    .boxed(),
-                (None, Some(b)) => b,
+        for i in 0..all.len() {
+            let (dest, port) = all[(start + i) % all.len()];
+            let req: Request<ReqBody> = match (pending.take(), &again) {
+                (Some(r), _) => r,
+                (None, Some(head)) => {
+                    Request::from_parts(head.clone(), Either::Right(Empty::new()))
+                }
                 (None, None) => break,
             };
-            let mut up = Request::from_parts(parts.clone(), b);
-            let path = parts
-                .uri
-                .path_and_query()
-                .map(|p| p.as_str())
-                .unwrap_or("/");
-            *up.uri_mut() = format!("http://127.0.0.1:{port}{path}")
-                .parse()
-                .expect("valid upstream uri");
-            let counter = self.counter(&guid);
-            counter.fetch_add(1, Ordering::SeqCst);
-            let guard = Inflight(counter);
-            match self.client.request(up).await {
-                Ok(resp) => {
+            let guard = Inflight::start(&dests[dest].inflight);
+            match self.pool.send(port, req).await {
+                Ok((resp, lease)) => {
                     return resp.map(|body| {
-                        Counted {
-                            body,
-                            _guard: guard,
-                        }
-                        .boxed()
+                        Either::Left(Counted::new(body, lease, self.pool.clone(), guard))
                     });
                 }
-                Err(e) => {
-                    last_error = format!("{e}");
-                    if kept.is_some() && !e.is_connect() {
-                        break;
-                    }
-                    if idempotent {
-                        body = Some(
-                            Full::new(Bytes::new())
-                                .map_err(|never| match never {})
-                                .boxed(),
-                        );
-                    }
+                Err(failure) => {
+                    last_error = failure.error;
+                    pending = failure.unsent;
                 }
             }
         }
@@ -276,10 +257,22 @@ impl Router {
     }
 }
 
+/// The route a request asks for: its Host without the port, lowercased
+/// (borrowed when it already is).
+fn route_name(host: Option<&HeaderValue>) -> Cow<'_, str> {
+    let raw = host.and_then(|h| h.to_str().ok()).unwrap_or("");
+    let name = raw.rsplit_once(':').map_or(raw, |(name, _)| name);
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 /// Drops hop-by-hop headers (and those the client's `Connection` names) and
 /// sets `X-Forwarded-*`. The router is the edge: a client's own
 /// `X-Forwarded-For` is replaced, not trusted.
-fn forwarding_headers(headers: &mut http::HeaderMap, peer: http::HeaderValue) {
+fn forwarding_headers(headers: &mut http::HeaderMap, peer: HeaderValue) {
     if headers.contains_key(http::header::CONNECTION) {
         let named: Vec<String> = headers
             .get_all(http::header::CONNECTION)
@@ -293,15 +286,15 @@ fn forwarding_headers(headers: &mut http::HeaderMap, peer: http::HeaderValue) {
             headers.remove(name.as_str());
         }
     }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
     }
-    let host = headers.get(http::header::HOST).cloned();
-    headers.insert("x-forwarded-for", peer);
-    headers.insert("x-forwarded-proto", http::HeaderValue::from_static("http"));
+    let host = headers.get(HOST).cloned();
+    headers.insert(X_FORWARDED_FOR, peer);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     match host {
-        Some(h) => headers.insert("x-forwarded-host", h),
-        None => headers.remove("x-forwarded-host"),
+        Some(h) => headers.insert(X_FORWARDED_HOST, h),
+        None => headers.remove(X_FORWARDED_HOST),
     };
 }
 
@@ -309,48 +302,6 @@ fn text(status: StatusCode, body: String) -> Response<RouterBody> {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(
-            Full::new(Bytes::from(body))
-                .map_err(|never| match never {})
-                .boxed(),
-        )
+        .body(Either::Right(Full::new(Bytes::from(body))))
         .expect("static response")
-}
-
-/// Decrements the app's in-flight count when the response is done.
-struct Inflight(Arc<AtomicUsize>);
-
-impl Drop for Inflight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-/// A response body that holds its request's in-flight count until the last
-/// byte is sent (or the client goes away).
-struct Counted {
-    body: Incoming,
-    _guard: Inflight,
-}
-
-impl Body for Counted {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.body)
-            .poll_frame(cx)
-            .map_err(|e| Box::new(e) as BoxError)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
 }
