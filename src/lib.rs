@@ -16,3 +16,8 @@ pub mod units;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
+
+/// The deploy file breaks the org policy: exit code 3, nothing changes.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PolicyViolation(pub String);

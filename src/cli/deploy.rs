@@ -5,22 +5,22 @@
 use super::BadInput;
 use super::output::outln;
 use crate::cli::Exit;
-use crate::config::{DeployFile, policy};
-use crate::deploy::executor::Executor;
+use crate::config::policy;
+use crate::deploy::executor::{Executor, Setup};
 use crate::deploy::journal::{self, DeployRecord, Journal, Kind};
 use crate::deploy::lock::{DeployLock, hostname};
 use crate::deploy::plan::{self, Source};
-use crate::deploy::plugins::Plugins;
 use crate::deploy::progress::{Reporter, millis};
 use crate::deploy::release;
-use crate::deploy::site::{self, Site};
-use crate::platform::lease::Lease;
+pub use crate::deploy::session::Loaded;
+use crate::deploy::session::Session;
+use crate::deploy::site;
 use crate::platform::local;
 use crate::plugin::context::Color;
 use clap::Args;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
@@ -47,17 +47,6 @@ pub struct RunArgs {
     pub policy: Option<PathBuf>,
 }
 
-/// The org policy for this deploy file, in the documented order.
-pub fn find_policy(policy: Option<&Path>, l: &Loaded) -> anyhow::Result<policy::Loaded> {
-    policy::find(
-        policy::system_path(),
-        policy,
-        std::env::var_os("BLUEGREEN_POLICY").map(PathBuf::from),
-        l.file.policy.as_ref().map(|p| l.base.join(p)),
-    )
-    .map_err(|e| BadInput(e).into())
-}
-
 /// `--allow` overrides, checked against the policy before anything runs.
 #[derive(Debug, Default, Args)]
 pub struct OverrideArgs {
@@ -80,7 +69,7 @@ fn check_overrides(o: &OverrideArgs, policy: &policy::Loaded) -> anyhow::Result<
     }
     let rules = &policy.policy.overrides;
     if !rules.allowed {
-        return Err(crate::deploy::plugins::PolicyViolation(format!(
+        return Err(crate::PolicyViolation(format!(
             "--allow {}: the org {} does not allow overrides",
             o.allow.join(","),
             policy.describe()
@@ -98,35 +87,6 @@ fn check_overrides(o: &OverrideArgs, policy: &policy::Loaded) -> anyhow::Result<
     Ok(())
 }
 
-/// A deploy file read and checked, with the paths it resolves.
-pub struct Loaded {
-    pub file: DeployFile,
-    pub path: PathBuf,
-    pub base: PathBuf,
-    pub app_dir: PathBuf,
-}
-
-pub fn load(path: &Path) -> anyhow::Result<Loaded> {
-    let file = DeployFile::load(path).map_err(|e| BadInput(e.to_string()))?;
-    let path = std::path::absolute(path)?;
-    let base = path.parent().unwrap_or(Path::new("/")).to_path_buf();
-    let app_dir = base.join(&file.path);
-    if !app_dir.is_dir() {
-        return Err(BadInput(format!(
-            "{}: field `path`: {} is not a directory (point it at the app's code)",
-            path.display(),
-            app_dir.display()
-        ))
-        .into());
-    }
-    Ok(Loaded {
-        file,
-        path,
-        base,
-        app_dir,
-    })
-}
-
 pub(super) use crate::units::now_rfc3339 as now;
 
 /// The deploy's id: sortable by time, unique per run.
@@ -137,25 +97,6 @@ fn new_id() -> String {
         "{compact}-{}",
         &uuid::Uuid::new_v4().simple().to_string()[..6]
     )
-}
-
-pub(super) fn lease(app: &str, id: &str) -> Lease {
-    Lease {
-        id: id.into(),
-        app: app.into(),
-        host: hostname(),
-        pid: std::process::id(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        since: now(),
-        expires: 0,
-    }
-}
-
-pub(super) async fn open_site(l: &Loaded, create: bool) -> anyhow::Result<Option<Site>> {
-    let Some((client, port)) = site::connect(&l.file, create).await? else {
-        return Ok(None);
-    };
-    Site::open(&l.file, client, port, create).await
 }
 
 /// `deploy` (`source` New) and `rollback` (`source` Existing).
@@ -248,7 +189,8 @@ async fn deploy(
     reached: &mut Reached,
 ) -> anyhow::Result<(String, String)> {
     let started = Instant::now();
-    let l = load(&args.file.file)?;
+    let session = Session::prepare(&args.file.file, args.policy.as_deref()).await?;
+    let (l, plugins) = (session.loaded, session.plugins);
     let provisional = match &rollback_to {
         None => Source::New,
         Some(_) => Source::Existing(String::new()),
@@ -261,14 +203,12 @@ async fn deploy(
     )
     .len();
     *reached = Reached::Validate { total: Some(total) };
-    let policy = find_policy(args.policy.as_deref(), &l)?;
-    check_overrides(overrides, &policy)?;
-    let plugins = Plugins::load(&l.file, &l.path, &l.base, policy).await?;
+    check_overrides(overrides, &plugins.policy)?;
     let zip = match rollback_to {
         None => Some(crate::platform::package::zip_dir(&l.app_dir)?),
         Some(_) => None,
     };
-    let mut site = open_site(&l, true).await?.expect("created");
+    let mut site = l.site(true).await?.expect("created");
     report.step_finished(0, total, &plan::Step::Validate, started.elapsed(), None);
     let waiting = report.step_started(1, total, &plan::Step::AcquireLock);
     *reached = Reached::AcquireLock { total };
@@ -277,7 +217,7 @@ async fn deploy(
         site.client.clone(),
         l.file.platform,
         &site.app(Color::Blue).guid,
-        lease(&l.file.app, id),
+        l.lease(id),
     );
     lock.acquire(args.wait, None).await?;
     drop(waiting);
@@ -301,8 +241,8 @@ async fn deploy(
                 (Source::New, r, BTreeMap::new())
             }
             Some(to) => {
-                let (r, d) = super::rollback::rollback_target(&site, &history, to.as_deref(), current.as_deref())?;
-                super::rollback::check_droplets(&site, &r, &d).await?;
+                let (r, d) = crate::deploy::rollback::rollback_target(&site, &history, to.as_deref(), current.as_deref())?;
+                crate::deploy::rollback::check_droplets(&site, &r, &d).await?;
                 (Source::Existing(r.clone()), r, d)
             }
         };
@@ -351,7 +291,7 @@ async fn deploy(
                 .collect(),
         };
         if rollback_to.is_some() {
-            super::rollback::warn_contracted(report, &history, &release);
+            crate::deploy::rollback::warn_contracted(report, &history, &release);
         }
         let mut journal = Journal::begin(&jdir, &record)?;
         report.event(json!({"event": "deploy", "status": "running", "id": id, "app": l.file.app,
@@ -367,7 +307,16 @@ async fn deploy(
             journal.append(&journal::Entry::Done { step: i })?;
         }
         let route_url = site.route_url.clone();
-        let mut exec = Executor::new(l.file.clone(), l.app_dir.clone(), site, plugins, report.clone(), record, journal, lock.clone());
+        let mut exec = Executor::new(Setup {
+            file: l.file.clone(),
+            app_dir: l.app_dir.clone(),
+            site,
+            plugins,
+            report: report.clone(),
+            record,
+            journal,
+            lock: lock.clone(),
+        });
         exec.zip = zip;
         exec.pending = pending;
         exec.allow = overrides.allow.clone();
@@ -377,7 +326,7 @@ async fn deploy(
         Ok::<_, anyhow::Error>((release, route_url))
     }
     .await;
-    heartbeat.abort();
+    drop(heartbeat);
     if let Err(e) = &result
         && !e.is::<crate::deploy::executor::DeployError>()
     {
@@ -389,10 +338,9 @@ async fn deploy(
 
 /// `plan`: every step and the plugins at each hook, without acting.
 pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exit> {
-    let l = load(&args.file.file)?;
-    let policy = find_policy(args.policy.as_deref(), &l)?;
-    let plugins = Plugins::load(&l.file, &l.path, &l.base, policy).await?;
-    let site = open_site(&l, false).await.ok().flatten();
+    let session = Session::prepare(&args.file.file, args.policy.as_deref()).await?;
+    let (l, plugins) = (session.loaded, session.plugins);
+    let site = l.site(false).await.ok().flatten();
     let newest = site.as_ref().and_then(|s| s.newest());
     let current = site
         .as_ref()

@@ -10,7 +10,6 @@ mod platform;
 mod plugin;
 mod policy;
 mod recover;
-mod rollback;
 mod service;
 mod status;
 
@@ -57,7 +56,7 @@ impl Exit {
             return Exit::BadInput;
         }
         if any(&|c| {
-            c.is::<crate::deploy::plugins::PolicyViolation>()
+            c.is::<crate::PolicyViolation>()
                 || matches!(c.downcast_ref(), Some(DeployError::Blocked { .. }))
         }) {
             return Exit::Blocked;

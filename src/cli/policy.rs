@@ -1,7 +1,7 @@
 //! `policy check`: the effective org policy for a deploy file, and what the
 //! deploy file tried to change about it.
 
-use super::deploy::{FileArg, find_policy, load};
+use super::deploy::{FileArg, Loaded};
 use super::output::{outln, paint};
 use crate::cli::Exit;
 use crate::deploy::plugins::Plugins;
@@ -27,8 +27,8 @@ pub struct CheckArgs {
 
 pub async fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
     let PolicyCommand::Check(args) = cmd;
-    let l = load(&args.file.file)?;
-    let policy = find_policy(args.policy.as_deref(), &l)?;
+    let l = Loaded::read(&args.file.file)?;
+    let policy = l.policy(args.policy.as_deref())?;
     let (plugins, violations) = Plugins::load_checked(&l.file, &l.path, &l.base, policy).await?;
     let p = &plugins.policy;
     let required: Vec<_> = p

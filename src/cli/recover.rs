@@ -2,10 +2,10 @@
 //! journal, under the same deploy id (so it may take over the dead
 //! runner's lock).
 
-use super::deploy::{Loaded, RunArgs, find_policy, lease, load, open_site};
+use super::deploy::{Loaded, RunArgs};
 use crate::cli::Exit;
 use crate::config::policy;
-use crate::deploy::executor::Executor;
+use crate::deploy::executor::{Executor, Setup};
 use crate::deploy::journal::{self, Journal, Kind, Replay};
 use crate::deploy::lock::DeployLock;
 use crate::deploy::plan::Step;
@@ -18,7 +18,7 @@ use serde_json::json;
 /// `recover`: finishes or rolls back the interrupted deploy of the app.
 pub async fn recover(args: &RunArgs) -> anyhow::Result<Exit> {
     let report = Reporter::new(args.json);
-    let named = load(&args.file.file)?;
+    let named = Loaded::read(&args.file.file)?;
     let jdir = journal::dir(&local::home_dir(), &named.file.app);
     let Some(replay) = Journal::read(&jdir)? else {
         report.result(&format!(
@@ -29,14 +29,14 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<Exit> {
         return Ok(super::Exit::Ok);
     };
     // Carry on with the configuration the interrupted deploy used.
-    let l = load(&replay.record.file).unwrap_or(named);
-    let policy = find_policy(args.policy.as_deref(), &l)?;
-    let site = open_site(&l, true).await?.expect("created");
+    let l = Loaded::read(&replay.record.file).unwrap_or(named);
+    let policy = l.policy(args.policy.as_deref())?;
+    let site = l.site(true).await?.expect("created");
     let lock = DeployLock::new(
         site.client.clone(),
         l.file.platform,
         &site.app(Color::Blue).guid,
-        lease(&l.file.app, &replay.record.id),
+        l.lease(&replay.record.id),
     );
     // Taking over the interrupted deploy's own lease is for a runner that
     // died; one still at work is left alone (it would find its lease and
@@ -57,7 +57,7 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<Exit> {
     lock.acquire(args.wait, Some(&replay.record.id)).await?;
     let heartbeat = lock.heartbeat();
     let result = recover_replay(&l, &policy, replay, &report, lock, false).await;
-    heartbeat.abort();
+    drop(heartbeat);
     result?;
     Ok(super::Exit::Ok)
 }
@@ -75,7 +75,7 @@ pub(super) async fn recover_replay(
     let rec = replay.record.clone();
     let at = replay.resume_at();
     let jdir = journal::dir(&local::home_dir(), &rec.app);
-    let site = open_site(l, true).await?.expect("created");
+    let site = l.site(true).await?.expect("created");
     let plugins = Plugins::load(&l.file, &l.path, &l.base, policy.clone()).await?;
     let first = rec.order[0];
     let first_mapped = rec
@@ -86,16 +86,16 @@ pub(super) async fn recover_replay(
     let nothing_earlier = rec.before.values().all(|b| b.droplet.is_none());
     let step = rec.steps.get(at).map(|s| s.to_string()).unwrap_or_default();
     let journal = Journal::reopen(&jdir)?;
-    let mut exec = Executor::new(
-        l.file.clone(),
-        l.app_dir.clone(),
+    let mut exec = Executor::new(Setup {
+        file: l.file.clone(),
+        app_dir: l.app_dir.clone(),
         site,
         plugins,
-        report.clone(),
-        rec.clone(),
+        report: report.clone(),
+        record: rec.clone(),
         journal,
         lock,
-    );
+    });
     exec.recovered = true;
     exec.keep_lock = keep_lock;
     if first_mapped || nothing_earlier {

@@ -1,7 +1,7 @@
 //! `status`, `history` and `unlock`: what runs where, what ran before, and
 //! clearing a lock whose holder is gone.
 
-use super::deploy::{FileArg, load, open_site};
+use super::deploy::{FileArg, Loaded};
 use super::output::outln;
 use crate::cli::Exit;
 use crate::deploy::journal::{self, Journal};
@@ -23,10 +23,10 @@ pub struct StatusArgs {
 }
 
 pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
-    let l = load(&args.file.file)?;
+    let l = Loaded::read(&args.file.file)?;
     let jdir = journal::dir(&local::home_dir(), &l.file.app);
     let interrupted = Journal::read(&jdir)?.map(|r| r.record.id);
-    let Some(site) = open_site(&l, false).await? else {
+    let Some(site) = l.site(false).await? else {
         if args.json {
             // The same shape as a deployed app's, with nothing in it.
             outln!(
@@ -112,7 +112,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
 }
 
 pub async fn history(args: &StatusArgs) -> anyhow::Result<Exit> {
-    let l = load(&args.file.file)?;
+    let l = Loaded::read(&args.file.file)?;
     let entries = journal::history(&journal::dir(&local::home_dir(), &l.file.app))?;
     if args.json {
         for e in &entries {
@@ -154,14 +154,14 @@ pub struct UnlockArgs {
 }
 
 pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
-    let l = load(&args.file.file)?;
+    let l = Loaded::read(&args.file.file)?;
     if !args.force {
         return Err(super::BadInput(
             "`unlock` clears another runner's lock; add --force if its holder is gone".into(),
         )
         .into());
     }
-    let Some(site) = open_site(&l, false).await? else {
+    let Some(site) = l.site(false).await? else {
         if args.json {
             outln!(
                 "{}",

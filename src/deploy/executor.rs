@@ -95,18 +95,31 @@ pub struct Executor {
     forward: BTreeSet<Color>,
 }
 
+/// What an executor is built from: the deploy's file, site, plugins,
+/// output, record, journal and lock.
+pub struct Setup {
+    pub file: DeployFile,
+    pub app_dir: PathBuf,
+    pub site: Site,
+    pub plugins: Plugins,
+    pub report: Reporter,
+    pub record: DeployRecord,
+    pub journal: Journal,
+    pub lock: DeployLock,
+}
+
 impl Executor {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        file: DeployFile,
-        app_dir: PathBuf,
-        site: Site,
-        plugins: Plugins,
-        report: Reporter,
-        record: DeployRecord,
-        journal: Journal,
-        lock: DeployLock,
-    ) -> Executor {
+    pub fn new(setup: Setup) -> Executor {
+        let Setup {
+            file,
+            app_dir,
+            site,
+            plugins,
+            report,
+            record,
+            journal,
+            lock,
+        } = setup;
         Executor {
             file,
             app_dir,

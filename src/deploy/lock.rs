@@ -76,6 +76,15 @@ pub fn describe(h: &Lease) -> String {
     s
 }
 
+/// The lease's renewals, stopped when dropped.
+pub struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 #[derive(Clone)]
 pub struct DeployLock {
     client: CfClient,
@@ -140,12 +149,14 @@ impl DeployLock {
         }
     }
 
-    /// Renews the lease every third of its TTL until aborted. A renewal
+    /// Renews the lease every third of its TTL while the returned guard
+    /// lives (dropping it stops the renewals, on every way out). A renewal
     /// that finds another holder, or renewals failing for so long that the
     /// lease may have expired, mark the lock lost (see `ensure_held`).
-    pub fn heartbeat(&self) -> tokio::task::JoinHandle<()> {
+    #[must_use = "the heartbeat stops when the guard is dropped"]
+    pub fn heartbeat(&self) -> Heartbeat {
         let me = self.clone();
-        tokio::spawn(async move {
+        Heartbeat(tokio::spawn(async move {
             let mut renewed = Instant::now();
             loop {
                 tokio::time::sleep(TTL / 3).await;
@@ -164,7 +175,7 @@ impl DeployLock {
                 *me.lost.lock().unwrap() = Some(why);
                 return;
             }
-        })
+        }))
     }
 
     /// Whether this deploy still holds its lease. Locally the daemon is

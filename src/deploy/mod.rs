@@ -10,4 +10,6 @@ pub mod plan;
 pub mod plugins;
 pub mod progress;
 pub mod release;
+pub mod rollback;
+pub mod session;
 pub mod site;

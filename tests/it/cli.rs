@@ -231,7 +231,7 @@ fn bad_input_exits_2_and_says_how_to_fix_it() {
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (
             vec!["plugin", "run", h, "--hook", "post-push"],
-            "unknown hook `post-push`; expected one of: pre-deploy",
+            "invalid value 'post-push' for '--hook <HOOK>'",
         ),
         (
             vec![

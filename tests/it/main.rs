@@ -3,6 +3,7 @@
 
 mod cache;
 mod cli;
+mod concurrency;
 mod config;
 mod contract;
 mod crash;

@@ -4,12 +4,13 @@
 //! has no use for (buildpacks, stack, disk, sidecars, docker) is accepted
 //! and ignored, as a CF without that feature would. A started app's
 //! processes are rescaled in place; the rest takes effect at its restart.
+//! Each app's changes (record and bindings) are one store transaction.
 
-use super::api::completed_job;
+use super::api::{blocking, completed_job};
 use super::process_api::check_health_type;
 use super::records::{APP, AppRec, SPACE_GUID, new_guid};
-use super::services::{BINDING, BindingRec, SERVICE, ServiceRec};
-use super::state::{ApiErr, ApiResult, Platform};
+use super::services::{BINDING, BindingRec, SERVICE, ServiceRec, bind};
+use super::state::{ApiErr, ApiResult, Platform, Tx};
 use crate::config::manifest::memory_mb;
 use crate::platform::v3;
 use axum::Router;
@@ -61,15 +62,18 @@ async fn apply(State(p): S, Path(space): Path<String>, body: String) -> ApiResul
         changes.push((name, m.clone()));
     }
     for (name, m) in changes {
-        let rec = match p
-            .all::<AppRec>(APP)?
-            .into_iter()
-            .find(|a| a.app.name == name)
-        {
-            Some(r) => r,
-            None => p.create_app(&name, Default::default())?,
-        };
-        apply_app(&p, rec, &m).await?;
+        let guid = blocking(&p, move |p| {
+            let found = p
+                .all::<AppRec>(APP)?
+                .into_iter()
+                .find(|a| a.app.name == name);
+            Ok(match found {
+                Some(r) => r.app.guid,
+                None => p.create_app(&name, Default::default())?.app.guid,
+            })
+        })
+        .await?;
+        apply_app(&p, &guid, m).await?;
     }
     Ok(completed_job(&p, "app.apply_manifest"))
 }
@@ -109,59 +113,29 @@ fn apply_process(process: &mut v3::Process, m: &Mapping) -> ApiResult<()> {
     Ok(())
 }
 
-async fn apply_app(p: &Platform, mut rec: AppRec, m: &Mapping) -> ApiResult<()> {
-    let guid = rec.app.guid.clone();
-    if let Some(env) = m.get("env") {
-        let env = env
-            .as_mapping()
-            .ok_or_else(|| bad("env must be a mapping".into()))?;
-        for (k, v) in env {
-            if let Some(k) = text(k) {
-                rec.env.insert(k, text(v).unwrap_or_default());
-            }
+/// Applies one app's entry in one store transaction (its record and its
+/// bindings change together or, on an error, not at all), then rescales a
+/// started app's processes.
+async fn apply_app(p: &Arc<Platform>, guid: &str, m: Mapping) -> ApiResult<()> {
+    let app = guid.to_string();
+    let (started, kinds) =
+        blocking(p, move |p| p.transaction(|tx| apply_record(tx, &app, &m))).await?;
+    if started {
+        for kind in kinds {
+            p.rescale(guid, &kind).await?;
         }
     }
-    apply_process(&mut rec.process, m)?;
-    let mut kinds = vec!["web".to_string()];
-    if let Some(list) = m.get("processes").and_then(Value::as_sequence) {
-        for entry in list {
-            let pm = entry
-                .as_mapping()
-                .ok_or_else(|| bad("a process must be a mapping".into()))?;
-            let kind = pm
-                .get("type")
-                .and_then(text)
-                .ok_or_else(|| bad("a process needs a type".into()))?;
-            if kind == "web" {
-                apply_process(&mut rec.process, pm)?;
-                continue;
-            }
-            kinds.push(kind.clone());
-            if !rec.others.iter().any(|o| o.kind == kind) {
-                // CF's default for a process without a route: alive is healthy.
-                rec.others.push(v3::Process {
-                    guid: new_guid(),
-                    kind: kind.clone(),
-                    command: None,
-                    instances: 1,
-                    health_check: v3::HealthCheck {
-                        kind: "process".into(),
-                        data: Default::default(),
-                    },
-                    memory_in_mb: None,
-                });
-            }
-            let other = rec
-                .others
-                .iter_mut()
-                .find(|o| o.kind == kind)
-                .expect("just added");
-            apply_process(other, pm)?;
-        }
-    }
+    Ok(())
+}
+
+/// The app's record and bindings as the entry says; whether the app is
+/// started, and its process types.
+fn apply_record(tx: &Tx, guid: &str, m: &Mapping) -> ApiResult<(bool, Vec<String>)> {
+    let mut rec: AppRec = tx.get(APP, guid)?;
+    let kinds = apply_to(&mut rec, m)?;
     if let Some(list) = m.get("services").and_then(Value::as_sequence) {
-        let services = p.all::<ServiceRec>(SERVICE)?;
-        let bound = p.all::<BindingRec>(BINDING)?;
+        let services = tx.all::<ServiceRec>(SERVICE)?;
+        let bound = tx.all::<BindingRec>(BINDING)?;
         for s in list {
             let name = text(s)
                 .or_else(|| s.get("name").and_then(text))
@@ -175,21 +149,71 @@ async fn apply_app(p: &Platform, mut rec: AppRec, m: &Mapping) -> ApiResult<()> 
                         rec.app.name
                     ))
                 })?;
-            let sguid = found.instance.guid.clone();
+            let sguid = &found.instance.guid;
             if !bound
                 .iter()
-                .any(|b| b.app_guid == guid && b.service_guid == sguid)
+                .any(|b| b.app_guid == guid && &b.service_guid == sguid)
             {
-                super::service_api::bind(p, guid.clone(), sguid, None)?;
+                bind(tx, guid, sguid, None)?;
             }
         }
     }
     rec.app.updated_at = super::records::now();
-    p.put(APP, &guid, &rec)?;
-    if rec.app.state == "STARTED" {
-        for kind in kinds {
-            p.rescale(&guid, &kind).await?;
+    tx.put(APP, guid, &rec)?;
+    Ok((rec.app.state == "STARTED", kinds))
+}
+
+/// The entry's environment and processes, applied to the app's record;
+/// returns the process types it names (`web` always).
+fn apply_to(rec: &mut AppRec, m: &Mapping) -> ApiResult<Vec<String>> {
+    if let Some(env) = m.get("env") {
+        let env = env
+            .as_mapping()
+            .ok_or_else(|| bad("env must be a mapping".into()))?;
+        for (k, v) in env {
+            if let Some(k) = text(k) {
+                rec.env.insert(k, text(v).unwrap_or_default());
+            }
         }
     }
-    Ok(())
+    apply_process(&mut rec.process, m)?;
+    let mut kinds = vec!["web".to_string()];
+    let Some(list) = m.get("processes").and_then(Value::as_sequence) else {
+        return Ok(kinds);
+    };
+    for entry in list {
+        let pm = entry
+            .as_mapping()
+            .ok_or_else(|| bad("a process must be a mapping".into()))?;
+        let kind = pm
+            .get("type")
+            .and_then(text)
+            .ok_or_else(|| bad("a process needs a type".into()))?;
+        if kind == "web" {
+            apply_process(&mut rec.process, pm)?;
+            continue;
+        }
+        kinds.push(kind.clone());
+        if !rec.others.iter().any(|o| o.kind == kind) {
+            // CF's default for a process without a route: alive is healthy.
+            rec.others.push(v3::Process {
+                guid: new_guid(),
+                kind: kind.clone(),
+                command: None,
+                instances: 1,
+                health_check: v3::HealthCheck {
+                    kind: "process".into(),
+                    data: Default::default(),
+                },
+                memory_in_mb: None,
+            });
+        }
+        let other = rec
+            .others
+            .iter_mut()
+            .find(|o| o.kind == kind)
+            .expect("just added");
+        apply_process(other, pm)?;
+    }
+    Ok(kinds)
 }

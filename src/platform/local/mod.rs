@@ -3,16 +3,20 @@
 //! Foundry v3 subset as a real CF, so one client drives both.
 
 mod api;
+mod apps_api;
 mod control;
 mod daemon;
 pub mod faults;
 mod manifest_api;
+mod meta_api;
+mod packages_api;
 mod pidfiles;
 mod postgres;
 mod process_api;
 mod records;
 mod retention;
 mod router;
+mod routes_api;
 mod service_api;
 mod services;
 mod staging;

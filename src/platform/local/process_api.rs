@@ -3,6 +3,7 @@
 //! scale them and to see each instance (`/stats`). An app's manifest
 //! (`apply_manifest`) sets them all at once.
 
+use super::api::blocking;
 use super::records::{APP, AppRec};
 use super::state::{ApiErr, ApiResult, Platform};
 use crate::platform::v3;
@@ -36,8 +37,14 @@ fn owner(p: &Platform, guid: &str) -> ApiResult<AppRec> {
         .ok_or_else(|| ApiErr::not_found("Process"))
 }
 
+/// `owner`, off the async workers.
+async fn owned(p: &Arc<Platform>, guid: &str) -> ApiResult<AppRec> {
+    let guid = guid.to_string();
+    blocking(p, move |p| owner(p, &guid)).await
+}
+
 async fn app_processes(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {
-    let rec = p.app(&guid)?;
+    let rec = blocking(&p, move |p| p.app(&guid)).await?;
     let all: Vec<&v3::Process> = rec.processes().collect();
     Ok(Json(json!({
         "pagination": { "total_results": all.len(), "total_pages": 1, "next": null },
@@ -49,7 +56,7 @@ async fn app_process(
     State(p): S,
     Path((guid, kind)): Path<(String, String)>,
 ) -> ApiResult<Json<v3::Process>> {
-    let rec = p.app(&guid)?;
+    let rec = blocking(&p, move |p| p.app(&guid)).await?;
     rec.processes()
         .find(|x| x.kind == kind)
         .cloned()
@@ -58,7 +65,7 @@ async fn app_process(
 }
 
 async fn get_process(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<v3::Process>> {
-    let rec = owner(&p, &guid)?;
+    let rec = owned(&p, &guid).await?;
     let found = rec.processes().find(|x| x.guid == guid).cloned();
     found.map(Json).ok_or_else(|| ApiErr::not_found("Process"))
 }
@@ -86,18 +93,38 @@ async fn update_process(
     Path(guid): Path<String>,
     Json(body): Json<UpdateProcess>,
 ) -> ApiResult<Json<v3::Process>> {
-    let mut rec = owner(&p, &guid)?;
-    let process = rec.process_mut(&guid).expect("owner holds it");
-    if let Some(command) = body.command {
-        process.command = Some(command);
-    }
-    if let Some(hc) = body.health_check {
-        check_health_type(&hc.kind)?;
-        process.health_check = hc;
-    }
-    let out = process.clone();
-    p.put(APP, &rec.app.guid.clone(), &rec)?;
+    let (_, _, out) = blocking(&p, move |p| {
+        change(p, &guid, |process| {
+            if let Some(command) = body.command {
+                process.command = Some(command);
+            }
+            if let Some(hc) = body.health_check {
+                check_health_type(&hc.kind)?;
+                process.health_check = hc;
+            }
+            Ok(())
+        })
+    })
+    .await?;
     Ok(Json(out))
+}
+
+/// Changes process `guid` in its app's record (one read-modify-write);
+/// returns the app's guid, whether it is started, and the process as changed.
+fn change(
+    p: &Platform,
+    guid: &str,
+    f: impl FnOnce(&mut v3::Process) -> ApiResult<()>,
+) -> ApiResult<(String, bool, v3::Process)> {
+    let app_guid = owner(p, guid)?.app.guid;
+    p.update(APP, &app_guid, |rec: &mut AppRec| {
+        let process = rec
+            .process_mut(guid)
+            .ok_or_else(|| ApiErr::not_found("Process"))?;
+        f(process)?;
+        let out = process.clone();
+        Ok((app_guid.clone(), rec.app.state == "STARTED", out))
+    })
 }
 
 #[derive(Deserialize)]
@@ -115,25 +142,26 @@ async fn scale(
     Path(guid): Path<String>,
     Json(body): Json<Scale>,
 ) -> ApiResult<Json<v3::Process>> {
-    let mut rec = owner(&p, &guid)?;
-    let app_guid = rec.app.guid.clone();
-    let process = rec.process_mut(&guid).expect("owner holds it");
-    if let Some(n) = body.instances {
-        process.instances = n;
-    }
-    if let Some(m) = body.memory_in_mb {
-        process.memory_in_mb = Some(m);
-    }
-    let out = process.clone();
-    p.put(APP, &app_guid, &rec)?;
-    if rec.app.state == "STARTED" {
+    let (app_guid, started, out) = blocking(&p, move |p| {
+        change(p, &guid, |process| {
+            if let Some(n) = body.instances {
+                process.instances = n;
+            }
+            if let Some(m) = body.memory_in_mb {
+                process.memory_in_mb = Some(m);
+            }
+            Ok(())
+        })
+    })
+    .await?;
+    if started {
         p.rescale(&app_guid, &out.kind).await?;
     }
     Ok(Json(out))
 }
 
 async fn process_stats(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {
-    let rec = owner(&p, &guid)?;
+    let rec = owned(&p, &guid).await?;
     let process = rec
         .processes()
         .find(|x| x.guid == guid)

@@ -24,6 +24,8 @@ pub const DOMAIN: &str = "apps.localhost";
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 4096;
+/// Worker threads at most, whatever the number of cores.
+const MAX_WORKERS: usize = 8;
 /// How long a client may take to send a request's headers (slowloris).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and
@@ -68,7 +70,6 @@ struct Inner {
     inflight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
     next: AtomicUsize,
     supervisor: Supervisor,
-    pool: Arc<Pool>,
 }
 
 impl Router {
@@ -78,7 +79,6 @@ impl Router {
             inflight: Mutex::default(),
             next: AtomicUsize::new(0),
             supervisor,
-            pool: Arc::default(),
         }))
     }
 
@@ -116,9 +116,77 @@ impl Router {
     }
 
     /// Serves until `shutdown` turns true, at most `MAX_CONNECTIONS`
-    /// connections at once.
-    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+    /// connections at once, on a worker thread per core (at most
+    /// `MAX_WORKERS`) as nginx runs a worker process per core: each worker
+    /// accepts connections and serves them whole on a single-threaded
+    /// runtime, with its own pool of connections to the apps, so a request
+    /// never waits on another thread.
+    pub async fn serve(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
+        let listener = match listener.into_std() {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("bluegreen router: taking over the listener: {e}");
+                return;
+            }
+        };
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(MAX_WORKERS);
+        // Each worker holds a sender; `recv` ends when the last one is gone.
+        let (done, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
+        for i in 0..workers {
+            let worker = Worker {
+                inner: self.0.clone(),
+                pool: Arc::default(),
+            };
+            let (limit, shutdown, done) = (limit.clone(), shutdown.clone(), done.clone());
+            let listener = listener.try_clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("bluegreen-router-{i}"))
+                .spawn(move || {
+                    let _done = done;
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    let (runtime, listener) = match (runtime, listener) {
+                        (Ok(r), Ok(l)) => (r, l),
+                        (Err(e), _) | (_, Err(e)) => {
+                            eprintln!("bluegreen router: starting worker {i}: {e}");
+                            return;
+                        }
+                    };
+                    runtime.block_on(async move {
+                        match TcpListener::from_std(listener) {
+                            Ok(l) => Arc::new(worker).accept(l, limit, shutdown).await,
+                            Err(e) => eprintln!("bluegreen router: worker {i}: {e}"),
+                        }
+                    });
+                });
+            if let Err(e) = spawned {
+                eprintln!("bluegreen router: starting worker {i}: {e}");
+            }
+        }
+        drop(done);
+        let _ = all_done.recv().await;
+    }
+}
+
+/// One worker thread's share of the router.
+struct Worker {
+    inner: Arc<Inner>,
+    /// Connections to apps, used only from this worker's runtime (their
+    /// sockets belong to its reactor).
+    pool: Arc<Pool>,
+}
+
+impl Worker {
+    async fn accept(
+        self: Arc<Worker>,
+        listener: TcpListener,
+        limit: Arc<tokio::sync::Semaphore>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         let mut backoff = std::time::Duration::from_millis(5);
         loop {
             let permit = tokio::select! {
@@ -139,7 +207,7 @@ impl Router {
             };
             backoff = std::time::Duration::from_millis(5);
             let _ = stream.set_nodelay(true);
-            let router = self.0.clone();
+            let worker = self.clone();
             let mut stop = shutdown.clone();
             // The client's address, formatted once per connection.
             let peer = HeaderValue::from_str(&peer.ip().to_string())
@@ -147,9 +215,9 @@ impl Router {
             tokio::spawn(async move {
                 let _permit = permit;
                 let service = hyper::service::service_fn(move |req| {
-                    let router = router.clone();
+                    let worker = worker.clone();
                     let peer = peer.clone();
-                    async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
+                    async move { Ok::<_, std::convert::Infallible>(worker.handle(req, peer).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .keep_alive(true)
@@ -164,15 +232,13 @@ impl Router {
             });
         }
     }
-}
 
-impl Inner {
     async fn handle(&self, mut req: Request<Incoming>, peer: HeaderValue) -> Response<RouterBody> {
         forwarding_headers(req.headers_mut(), peer);
         // Kept for the error texts, after the request has gone on.
         let host_header = req.headers().get(HOST).cloned();
         let host = route_name(host_header.as_ref());
-        let found = self.routes.read().unwrap().get(&*host).cloned();
+        let found = self.inner.routes.read().unwrap().get(&*host).cloned();
         let dests = match found.filter(|_| !host.is_empty()) {
             None => {
                 return text(
@@ -190,14 +256,15 @@ impl Inner {
         };
         // Every running instance of every destination, taken in turn.
         let all: Vec<(usize, u16)> = if dests.len() == 1 {
-            let ports = self.supervisor.running_ports(&dests[0].guid);
+            let ports = self.inner.supervisor.running_ports(&dests[0].guid);
             ports.into_iter().map(|p| (0, p)).collect()
         } else {
             dests
                 .iter()
                 .enumerate()
                 .flat_map(|(i, d)| {
-                    self.supervisor
+                    self.inner
+                        .supervisor
                         .running_ports(&d.guid)
                         .into_iter()
                         .map(move |p| (i, p))
@@ -210,7 +277,7 @@ impl Inner {
                 format!("bluegreen router: no destination of `{host}` is running\n"),
             );
         }
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
         // A bodyless GET or HEAD is tried on the next destination after any
         // failure. Any other request is tried there only when nothing of it
         // was sent (the first refused the connection: an instance that just

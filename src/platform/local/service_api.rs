@@ -4,9 +4,9 @@
 //! (`/bluegreen/v1/services`), since CF does that through brokers and plans
 //! this platform has no use for.
 
-use super::api::{completed_job, filter, page};
+use super::api::{blocking, completed_job, filter, page};
 use super::postgres;
-use super::records::{SPACE_GUID, new_guid};
+use super::records::SPACE_GUID;
 use super::services::{BINDING, BindingRec, SERVICE, ServiceRec};
 use super::state::{ApiErr, ApiResult, Platform};
 use crate::platform::v3;
@@ -39,8 +39,8 @@ pub fn routes() -> Router<Arc<Platform>> {
 }
 
 async fn list_instances(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
-    let all: Vec<v3::ServiceInstance> = p
-        .all::<ServiceRec>(SERVICE)?
+    let all: Vec<v3::ServiceInstance> = blocking(&p, |p| p.all::<ServiceRec>(SERVICE))
+        .await?
         .into_iter()
         .map(|s| s.instance)
         .filter(|i| filter(&q, "names", &i.name) && filter(&q, "space_guids", SPACE_GUID))
@@ -49,8 +49,8 @@ async fn list_instances(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
 }
 
 async fn list_bindings(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
-    let all: Vec<v3::ServiceCredentialBinding> = p
-        .all::<BindingRec>(BINDING)?
+    let all: Vec<v3::ServiceCredentialBinding> = blocking(&p, |p| p.all::<BindingRec>(BINDING))
+        .await?
         .into_iter()
         .filter(|b| {
             filter(&q, "app_guids", &b.app_guid)
@@ -89,51 +89,18 @@ async fn create_binding(
             .ok_or_else(|| ApiErr::unprocessable(format!("relationships.{k} is required")))
     };
     let (app_guid, service_guid) = (rel("app")?, rel("service_instance")?);
-    let binding = bind(&p, app_guid, service_guid, body.name)?;
+    let binding = blocking(&p, move |p| p.bind(&app_guid, &service_guid, body.name)).await?;
     Ok((StatusCode::CREATED, Json(binding)))
 }
 
-/// Binds a service instance to an app (once: a second binding is refused,
-/// as on CF).
-pub(super) fn bind(
-    p: &Platform,
-    app_guid: String,
-    service_guid: String,
-    name: Option<String>,
-) -> ApiResult<v3::ServiceCredentialBinding> {
-    p.app(&app_guid)?;
-    p.get::<ServiceRec>(SERVICE, &service_guid)?;
-    if p.all::<BindingRec>(BINDING)?
-        .iter()
-        .any(|b| b.app_guid == app_guid && b.service_guid == service_guid)
-    {
-        return Err(ApiErr::unprocessable(
-            "The app is already bound to the service instance.".into(),
-        ));
-    }
-    let guid = new_guid();
-    let binding = v3::ServiceCredentialBinding {
-        guid: guid.clone(),
-        kind: "app".into(),
-        name,
-        relationships: [
-            ("app".to_string(), v3::ToOne::to(&app_guid)),
-            ("service_instance".to_string(), v3::ToOne::to(&service_guid)),
-        ]
-        .into(),
-    };
-    let rec = BindingRec {
-        binding: binding.clone(),
-        app_guid,
-        service_guid,
-    };
-    p.put(BINDING, &guid, &rec)?;
-    Ok(binding)
-}
-
 async fn delete_binding(State(p): S, Path(guid): Path<String>) -> ApiResult<Response> {
-    p.get::<BindingRec>(BINDING, &guid)?;
-    p.delete(BINDING, &guid)?;
+    blocking(&p, move |p| {
+        p.transaction(|tx| {
+            tx.get::<BindingRec>(BINDING, &guid)?;
+            tx.delete(BINDING, &guid)
+        })
+    })
+    .await?;
     Ok(completed_job(&p, "service_bindings.delete"))
 }
 
@@ -151,7 +118,11 @@ fn describe(s: &ServiceRec) -> Value {
 }
 
 async fn list_services(State(p): S) -> ApiResult<Json<Value>> {
-    let all: Vec<Value> = p.all::<ServiceRec>(SERVICE)?.iter().map(describe).collect();
+    // Blocking: besides the store, each service's state is read from disk.
+    let all: Vec<Value> = blocking(&p, |p| {
+        Ok(p.all::<ServiceRec>(SERVICE)?.iter().map(describe).collect())
+    })
+    .await?;
     Ok(Json(json!({ "resources": all })))
 }
 
@@ -166,15 +137,11 @@ async fn create(
     State(p): S,
     Json(body): Json<CreateService>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let rec = tokio::task::spawn_blocking(move || p.create_service(&body.name, &body.kind))
-        .await
-        .map_err(ApiErr::internal)??;
+    let rec = blocking(&p, move |p| p.create_service(&body.name, &body.kind)).await?;
     Ok((StatusCode::CREATED, Json(describe(&rec))))
 }
 
 async fn remove(State(p): S, Path(name): Path<String>) -> ApiResult<Json<Value>> {
-    tokio::task::spawn_blocking(move || p.delete_service(&name))
-        .await
-        .map_err(ApiErr::internal)??;
+    blocking(&p, move |p| p.delete_service(&name)).await?;
     Ok(Json(json!({ "deleted": true })))
 }

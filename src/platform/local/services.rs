@@ -3,11 +3,12 @@
 //! and bindings that reach each bound app as `VCAP_SERVICES` and
 //! `DATABASE_URL`, so an app written for CF runs here unchanged.
 //!
-//! Their HTTP endpoints are in `service_api.rs`.
+//! Their HTTP endpoints are in `service_api.rs`; binding is here, with the
+//! check that an app is bound once and the write in one transaction.
 
 use super::postgres;
-use super::records::{SPACE_GUID, new_guid, now};
-use super::state::{ApiErr, ApiResult, Platform};
+use super::records::{APP, AppRec, SPACE_GUID, new_guid, now};
+use super::state::{ApiErr, ApiResult, Platform, Tx};
 use crate::platform::v3;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -200,13 +201,62 @@ impl Platform {
         Ok(env)
     }
 
-    /// Removes an app's bindings (when the app is deleted).
-    pub fn unbind_app(&self, app_guid: &str) -> ApiResult<()> {
-        for b in self.all::<BindingRec>(BINDING)? {
-            if b.app_guid == app_guid {
-                self.delete(BINDING, &b.binding.guid)?;
-            }
-        }
-        Ok(())
+    /// Binds a service instance to an app (once: a second binding is
+    /// refused, as on CF).
+    pub fn bind(
+        &self,
+        app_guid: &str,
+        service_guid: &str,
+        name: Option<String>,
+    ) -> ApiResult<v3::ServiceCredentialBinding> {
+        self.transaction(|tx| bind(tx, app_guid, service_guid, name))
     }
+}
+
+/// `Platform::bind` within a wider transaction (a manifest's).
+pub fn bind(
+    tx: &Tx,
+    app_guid: &str,
+    service_guid: &str,
+    name: Option<String>,
+) -> ApiResult<v3::ServiceCredentialBinding> {
+    tx.get::<AppRec>(APP, app_guid)?;
+    tx.get::<ServiceRec>(SERVICE, service_guid)?;
+    if tx
+        .all::<BindingRec>(BINDING)?
+        .iter()
+        .any(|b| b.app_guid == app_guid && b.service_guid == service_guid)
+    {
+        return Err(ApiErr::unprocessable(
+            "The app is already bound to the service instance.".into(),
+        ));
+    }
+    let guid = new_guid();
+    let binding = v3::ServiceCredentialBinding {
+        guid: guid.clone(),
+        kind: "app".into(),
+        name,
+        relationships: [
+            ("app".to_string(), v3::ToOne::to(app_guid)),
+            ("service_instance".to_string(), v3::ToOne::to(service_guid)),
+        ]
+        .into(),
+    };
+    let rec = BindingRec {
+        binding: binding.clone(),
+        app_guid: app_guid.into(),
+        service_guid: service_guid.into(),
+    };
+    tx.put(BINDING, &guid, &rec)?;
+    Ok(binding)
+}
+
+/// Removes an app's bindings (when the app is deleted).
+pub fn unbind_app(tx: &Tx, app_guid: &str) -> ApiResult<()> {
+    for b in tx.all::<BindingRec>(BINDING)? {
+        if b.app_guid == app_guid {
+            tx.delete(BINDING, &b.binding.guid)?;
+        }
+    }
+    Ok(())
 }

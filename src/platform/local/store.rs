@@ -6,6 +6,10 @@
 //! crash safety (WAL), in one file, with no server to run. The documents are
 //! the same records the API serves; the scale (a handful of apps on one
 //! machine) does not call for a relational schema.
+//!
+//! Read-modify-write goes through `transaction`: one `BEGIN IMMEDIATE`
+//! transaction around the read, the change and the write, so the records it
+//! touches change together or not at all, even when the daemon dies halfway.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Serialize, de::DeserializeOwned};
@@ -113,6 +117,41 @@ impl Store {
         Ok(())
     }
 
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction: what it writes commits
+    /// when it returns `Ok` and rolls back when it fails or panics. `&mut self`
+    /// keeps transactions from nesting (SQLite has no nested `BEGIN`) and, in
+    /// the daemon, means the caller holds the store's mutex, which is the
+    /// only way to this connection: no other request reads or writes between
+    /// `f`'s read and its write. `IMMEDIATE` takes SQLite's write lock at the
+    /// start, so even another process on this file could not slip in.
+    pub fn transaction<R, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&Store) -> Result<R, E>,
+    ) -> Result<R, E> {
+        /// Rolls back unless disarmed: on an error and on a panic alike.
+        struct Open<'a>(&'a Connection, bool);
+        impl Drop for Open<'_> {
+            fn drop(&mut self) {
+                if self.1 {
+                    let _ = self.0.execute_batch("ROLLBACK");
+                }
+            }
+        }
+        let store: &Store = self;
+        store
+            .conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| store.err(e))?;
+        let mut open = Open(&store.conn, true);
+        let out = f(store)?;
+        store
+            .conn
+            .execute_batch("COMMIT")
+            .map_err(|e| store.err(e))?;
+        open.1 = false;
+        Ok(out)
+    }
+
     /// The next value of a named counter (task sequence ids), starting at 1.
     pub fn next(&self, name: &str) -> Result<u64, StoreError> {
         self.conn
@@ -156,5 +195,39 @@ mod tests {
         store.delete("route", "r").unwrap();
         assert_eq!(store.get::<String>("route", "r").unwrap(), None);
         assert_eq!(store.next("task:a").unwrap(), 3);
+    }
+
+    #[test]
+    fn a_transaction_commits_all_its_writes_or_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        store.put("app", "a", &1).unwrap();
+        let failed: Result<(), StoreError> = store.transaction(|s| {
+            s.put("app", "a", &2)?;
+            s.put("app", "b", &2)?;
+            Err(s.err(rusqlite::Error::QueryReturnedNoRows))
+        });
+        assert!(failed.is_err());
+        assert_eq!(store.all::<i32>("app").unwrap(), [1], "rolled back");
+        let done: Result<i32, StoreError> = store.transaction(|s| {
+            let a: i32 = s.get("app", "a")?.unwrap();
+            s.put("app", "a", &(a + 10))?;
+            s.put("app", "b", &3)?;
+            Ok(a)
+        });
+        assert_eq!(done.unwrap(), 1);
+        assert_eq!(store.all::<i32>("app").unwrap(), [11, 3], "committed");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _: Result<(), StoreError> = store.transaction(|s| {
+                s.put("app", "a", &99)?;
+                panic!("mid-transaction");
+            });
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(
+            store.get::<i32>("app", "a").unwrap(),
+            Some(11),
+            "a panic rolls back, and the store stays usable"
+        );
     }
 }

@@ -44,6 +44,14 @@ impl Lease {
     }
 }
 
+/// A context for what only the connection can make ready (its response,
+/// its body's next frame): polled right after `drive`, they need no wake-up
+/// of their own, and one would poll the whole client connection again for
+/// nothing. The connection itself is driven with the task's waker.
+fn quiet() -> Context<'static> {
+    Context::from_waker(Waker::noop())
+}
+
 /// Moves a connection along as far as it can go now.
 fn drive(conn: &mut Option<Pin<Box<Conn>>>, cx: &mut Context<'_>) {
     if let Some(c) = conn
@@ -90,7 +98,7 @@ impl Pool {
             // A look without a waker of ours: an app that closed the
             // connection while it sat idle shows up here, and nothing is
             // woken later for a connection nobody is using.
-            lease.drive(&mut Context::from_waker(Waker::noop()));
+            lease.drive(&mut quiet());
             if lease.conn.is_some() && lease.sender.is_ready() {
                 return Some(lease);
             }
@@ -101,7 +109,7 @@ impl Pool {
     fn give_back(&self, mut lease: Lease) {
         // Let it settle (reading the end of the response, asking for the
         // next request) with no waker left behind that belongs to a task.
-        lease.drive(&mut Context::from_waker(Waker::noop()));
+        lease.drive(&mut quiet());
         if lease.conn.is_none() || !lease.sender.is_ready() {
             return;
         }
@@ -151,7 +159,7 @@ impl Pool {
                 let mut response = std::pin::pin!(sender.try_send_request(req));
                 std::future::poll_fn(|cx| {
                     drive(conn, cx);
-                    response.as_mut().poll(cx)
+                    response.as_mut().poll(&mut quiet())
                 })
                 .await
             };
@@ -239,7 +247,7 @@ impl Body for Counted {
         if let Some(lease) = &mut this.lease {
             lease.drive(cx);
         }
-        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        let frame = Pin::new(&mut this.body).poll_frame(&mut quiet());
         if let Poll::Ready(None) = frame {
             this.ended = true;
         }

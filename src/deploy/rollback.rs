@@ -1,8 +1,8 @@
 //! Rollback specifics: which release to go back to and each color's droplet
 //! for it, and the warning when going back past contract-phase migrations.
-//! The rollback itself is `deploy::run` with an existing release.
+//! The rollback itself is the CLI's deploy with an existing release.
 
-use super::BadInput;
+use crate::BadInput;
 use crate::deploy::journal;
 use crate::deploy::progress::Reporter;
 use crate::deploy::site::{self, Site};
@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// A rollback past deploys that ran contract-phase migrations: the old code
 /// may not run on the contracted schema.
-pub(super) fn warn_contracted(report: &Reporter, history: &[journal::HistoryEntry], target: &str) {
+pub fn warn_contracted(report: &Reporter, history: &[journal::HistoryEntry], target: &str) {
     let after = history
         .iter()
         .rposition(|h| h.result == journal::Outcome::Done && h.release == target)
@@ -41,7 +41,7 @@ pub(super) fn warn_contracted(report: &Reporter, history: &[journal::HistoryEntr
 
 /// Which release a rollback goes to and each color's droplet for it: the
 /// history first, else what the apps' annotations remember.
-pub(super) fn rollback_target(
+pub fn rollback_target(
     site: &Site,
     history: &[journal::HistoryEntry],
     to: Option<&str>,
@@ -103,7 +103,7 @@ pub(super) fn rollback_target(
 
 /// Each color's droplet for the rollback still exists: platforms keep only
 /// the newest few per app, so an old release may be gone.
-pub(super) async fn check_droplets(
+pub async fn check_droplets(
     site: &Site,
     target: &str,
     droplets: &BTreeMap<Color, String>,

@@ -1,0 +1,126 @@
+//! The fixed frame around the apps: the API root, the one org, space and
+//! domain this platform has, the jobs its asynchronous endpoints point at
+//! (all complete by the time they are named), and the deploy lock
+//! (`/bluegreen/v1/locks`), a local-only endpoint since CF has no lock.
+
+use super::api::{blocking, filter, page};
+use super::records::*;
+use super::state::{ApiErr, ApiResult, Platform};
+use crate::platform::lease::{AcquireRequest, Acquired};
+use crate::platform::v3;
+use axum::extract::{Path, Query, State};
+use axum::{Json, Router};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+type S = State<Arc<Platform>>;
+type Q = Query<HashMap<String, String>>;
+
+pub fn routes() -> Router<Arc<Platform>> {
+    use axum::routing::get;
+    Router::new()
+        .route("/v3/organizations", get(orgs))
+        .route("/v3/spaces", get(spaces))
+        .route("/v3/domains", get(domains))
+        .route("/v3/jobs/{guid}", get(get_job))
+        .route(
+            "/bluegreen/v1/locks/{app}",
+            get(get_lock).put(put_lock).delete(delete_lock),
+        )
+}
+
+/// `GET /`, outside the token check (see `api::routes`).
+pub(super) async fn root(State(p): S) -> Json<Value> {
+    Json(json!({ "links": {
+        "self": { "href": p.api_url },
+        "cloud_controller_v3": { "href": format!("{}/v3", p.api_url) },
+        "login": { "href": p.api_url },
+        "uaa": null,
+        "bluegreen_router": { "href": format!("http://{}:{}", super::router::DOMAIN, p.router_port) },
+    }}))
+}
+
+async fn orgs(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
+    let all = vec![v3::Named {
+        guid: ORG_GUID.into(),
+        name: ORG_NAME.into(),
+        relationships: BTreeMap::new(),
+    }];
+    page(
+        &p,
+        "/v3/organizations",
+        &q,
+        all.into_iter()
+            .filter(|o| filter(&q, "names", &o.name))
+            .collect(),
+    )
+}
+
+async fn spaces(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
+    let space = v3::Named {
+        guid: SPACE_GUID.into(),
+        name: SPACE_NAME.into(),
+        relationships: [("organization".to_string(), v3::ToOne::to(ORG_GUID))].into(),
+    };
+    let keep = filter(&q, "names", SPACE_NAME) && filter(&q, "organization_guids", ORG_GUID);
+    page(
+        &p,
+        "/v3/spaces",
+        &q,
+        if keep { vec![space] } else { vec![] },
+    )
+}
+
+async fn domains(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
+    let d = v3::Named {
+        guid: DOMAIN_GUID.into(),
+        name: super::router::DOMAIN.into(),
+        relationships: BTreeMap::new(),
+    };
+    page(
+        &p,
+        "/v3/domains",
+        &q,
+        if filter(&q, "names", &d.name) {
+            vec![d]
+        } else {
+            vec![]
+        },
+    )
+}
+
+/// Every job is complete; its guid carries its operation (`completed_job`).
+async fn get_job(Path(guid): Path<String>) -> ApiResult<Json<v3::Job>> {
+    let operation = guid
+        .split_once('~')
+        .map(|(op, _)| op.to_string())
+        .ok_or_else(|| ApiErr::not_found("Job"))?;
+    Ok(Json(v3::Job {
+        guid,
+        state: "COMPLETE".into(),
+        operation,
+        errors: vec![],
+    }))
+}
+
+async fn get_lock(State(p): S, Path(app): Path<String>) -> ApiResult<Json<Value>> {
+    let holder = blocking(&p, move |p| p.lease_holder(&app)).await?;
+    Ok(Json(json!({ "holder": holder })))
+}
+
+async fn put_lock(
+    State(p): S,
+    Path(app): Path<String>,
+    Json(req): Json<AcquireRequest>,
+) -> ApiResult<Json<Acquired>> {
+    let decision = blocking(&p, move |p| p.acquire_lease(&app, &req)).await?;
+    Ok(Json(decision))
+}
+
+async fn delete_lock(State(p): S, Path(app): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
+    let force = q.get("force").is_some_and(|f| f == "true");
+    let id = q.get("id").cloned();
+    let r = blocking(&p, move |p| p.release_lease(&app, id.as_deref(), force)).await?;
+    Ok(Json(json!({ "released": r.released, "holder": r.holder })))
+}

@@ -1,0 +1,107 @@
+//! Routes and their destinations, and the router table built from them. A
+//! host is one app's (its name) or one route's, never two: the check and
+//! the write share a transaction. Every change swaps a fresh table into the
+//! router, which is how a blue-green switch takes effect.
+
+use super::super::records::*;
+use super::super::router::{DOMAIN, Table};
+use super::{ApiErr, ApiResult, Platform};
+use crate::platform::v3;
+
+impl Platform {
+    pub fn create_route(&self, host: &str) -> ApiResult<v3::Route> {
+        let route = self.transaction(|tx| {
+            if tx.all::<v3::Route>(ROUTE)?.iter().any(|r| r.host == host)
+                || tx.all::<AppRec>(APP)?.iter().any(|a| a.app.name == host)
+            {
+                return Err(ApiErr::unprocessable(format!(
+                    "Route already exists with host '{host}' for domain '{DOMAIN}'."
+                )));
+            }
+            let route = v3::Route {
+                guid: new_guid(),
+                host: host.to_string(),
+                path: String::new(),
+                url: format!("{host}.{DOMAIN}"),
+                destinations: vec![],
+                relationships: [
+                    ("space".to_string(), v3::ToOne::to(SPACE_GUID)),
+                    ("domain".to_string(), v3::ToOne::to(DOMAIN_GUID)),
+                ]
+                .into(),
+            };
+            tx.put(ROUTE, &route.guid, &route)?;
+            Ok(route)
+        })?;
+        self.refresh_routes()?;
+        Ok(route)
+    }
+
+    /// Adds destinations to a route (`replace`: instead of those it has).
+    /// An app already there is not added twice; each must exist. Returns
+    /// the route's destinations.
+    pub fn change_destinations(
+        &self,
+        guid: &str,
+        add: Vec<v3::Destination>,
+        replace: bool,
+    ) -> ApiResult<Vec<v3::Destination>> {
+        let destinations = self.transaction(|tx| {
+            tx.update(ROUTE, guid, |route: &mut v3::Route| {
+                if replace {
+                    route.destinations.clear();
+                }
+                for mut d in add {
+                    tx.get::<AppRec>(APP, &d.app.guid)?;
+                    if route.destinations.iter().any(|x| x.app.guid == d.app.guid) {
+                        continue;
+                    }
+                    d.guid = new_guid();
+                    d.app
+                        .process
+                        .get_or_insert(v3::ProcessType { kind: "web".into() });
+                    route.destinations.push(d);
+                }
+                Ok(route.destinations.clone())
+            })
+        })?;
+        self.refresh_routes()?;
+        Ok(destinations)
+    }
+
+    pub fn remove_destination(&self, guid: &str, destination: &str) -> ApiResult<()> {
+        self.update(ROUTE, guid, |route: &mut v3::Route| {
+            let before = route.destinations.len();
+            route.destinations.retain(|d| d.guid != destination);
+            if route.destinations.len() == before {
+                return Err(ApiErr::not_found("Destination"));
+            }
+            Ok(())
+        })?;
+        self.refresh_routes()
+    }
+
+    /// Rebuilds the router's table from apps and routes and swaps it in.
+    /// The swap happens before the store's mutex is let go: two refreshes
+    /// racing cannot leave the older state's table in the router.
+    pub fn refresh_routes(&self) -> ApiResult<()> {
+        self.transaction(|tx| {
+            let mut table = Table::default();
+            for rec in tx.all::<AppRec>(APP)? {
+                table
+                    .0
+                    .insert(format!("{}.{DOMAIN}", rec.app.name), vec![rec.app.guid]);
+            }
+            for route in tx.all::<v3::Route>(ROUTE)? {
+                let apps = route
+                    .destinations
+                    .iter()
+                    .map(|d| d.app.guid.clone())
+                    .collect();
+                table.0.insert(format!("{}.{DOMAIN}", route.host), apps);
+            }
+            self.router.set_table(table);
+            Ok(())
+        })
+    }
+}
