@@ -72,6 +72,28 @@ pub enum PlatformCommand {
     Service(super::service::ServiceCommand),
 }
 
+/// The running local platform's client and its app named `app`.
+async fn local_app(
+    dir: &std::path::Path,
+    app: &str,
+) -> anyhow::Result<(crate::platform::client::CfClient, crate::platform::v3::App)> {
+    let Some((_, client)) = local::connect(dir).await else {
+        return Err(BadInput(
+            "the local platform is not running (start it with `bluegreen platform start`)".into(),
+        )
+        .into());
+    };
+    let space = client
+        .find_space(local::ORG_GUID, "local")
+        .await?
+        .map(|s| s.guid)
+        .unwrap_or_default();
+    let Some(found) = client.find_app(&space, app).await? else {
+        return Err(BadInput(format!("no app named `{app}` on the local platform")).into());
+    };
+    Ok((client, found))
+}
+
 /// The platform's address as `start --json` and `status --json` print it.
 fn endpoint_json(e: &Endpoint) -> serde_json::Value {
     json!({"pid": e.pid, "api_url": e.api_url, "router_port": e.router_port,
@@ -201,21 +223,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             process,
             json,
         } => {
-            let Some((_, client)) = local::connect(&dir).await else {
-                return Err(BadInput(
-                    "the local platform is not running (start it with `bluegreen platform start`)"
-                        .into(),
-                )
-                .into());
-            };
-            let space = client
-                .find_space(local::ORG_GUID, "local")
-                .await?
-                .map(|s| s.guid)
-                .unwrap_or_default();
-            let Some(found) = client.find_app(&space, &app).await? else {
-                return Err(BadInput(format!("no app named `{app}` on the local platform")).into());
-            };
+            let (client, found) = local_app(&dir, &app).await?;
             let Some(p) = client
                 .processes(&found.guid)
                 .await?
@@ -233,21 +241,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             Ok(super::Exit::Ok)
         }
         PlatformCommand::Logs { app, follow, json } => {
-            let Some((_, client)) = local::connect(&dir).await else {
-                return Err(BadInput(
-                    "the local platform is not running (start it with `bluegreen platform start`)"
-                        .into(),
-                )
-                .into());
-            };
-            let space = client
-                .find_space(local::ORG_GUID, "local")
-                .await?
-                .map(|s| s.guid)
-                .unwrap_or_default();
-            let Some(found) = client.find_app(&space, &app).await? else {
-                return Err(BadInput(format!("no app named `{app}` on the local platform")).into());
-            };
+            let (client, found) = local_app(&dir, &app).await?;
             let mut printed = 0;
             loop {
                 let resp = client

@@ -51,7 +51,8 @@ pub struct Manifest {
     pub services: Vec<String>,
 }
 
-fn text(v: &Value) -> Option<String> {
+/// A scalar's text (a manifest writes `instances: 3` and `"3"` alike).
+pub fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),

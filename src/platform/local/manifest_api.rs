@@ -11,7 +11,7 @@ use super::process_api::check_health_type;
 use super::records::{APP, AppRec, SPACE_GUID, new_guid};
 use super::services::{BINDING, BindingRec, SERVICE, ServiceRec, bind};
 use super::state::{ApiErr, ApiResult, Platform, Tx};
-use crate::config::manifest::memory_mb;
+use crate::config::manifest::{memory_mb, text};
 use crate::platform::v3;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -24,15 +24,6 @@ type S = State<Arc<Platform>>;
 pub fn routes() -> Router<Arc<Platform>> {
     use axum::routing::post;
     Router::new().route("/v3/spaces/{guid}/actions/apply_manifest", post(apply))
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        Value::Bool(b) => Some(b.to_string()),
-        _ => None,
-    }
 }
 
 fn bad(detail: String) -> ApiErr {

@@ -7,7 +7,7 @@ use super::supervisor::Supervisor;
 use bytes::Bytes;
 use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{Either, Empty, Full};
+use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 use std::borrow::Cow;
@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use upstream::{Counted, Inflight, Pool, ReqBody};
+use upstream::{Counted, Inflight, Pool};
 
+mod h1;
 mod upstream;
 
 pub const DOMAIN: &str = "apps.localhost";
@@ -116,82 +117,40 @@ impl Router {
     }
 
     /// Serves until `shutdown` turns true, at most `MAX_CONNECTIONS`
-    /// connections at once, on a worker thread per core (at most
-    /// `MAX_WORKERS`) as nginx runs a worker process per core: each worker
-    /// accepts connections and serves them whole on a single-threaded
-    /// runtime, with its own pool of connections to the apps, so a request
-    /// never waits on another thread.
-    pub async fn serve(self, listener: TcpListener, shutdown: watch::Receiver<bool>) {
-        let listener = match listener.into_std() {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("bluegreen router: taking over the listener: {e}");
-                return;
-            }
-        };
+    /// connections at once. Connections are accepted here and handed in
+    /// turn to worker threads, one per core (at most `MAX_WORKERS`), as
+    /// nginx runs a worker process per core: a worker serves a connection
+    /// whole on its single-threaded runtime, with its own pool of
+    /// connections to the apps, so a request never waits on another thread.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let workers = std::thread::available_parallelism()
+        let count = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(MAX_WORKERS);
         // Each worker holds a sender; `recv` ends when the last one is gone.
         let (done, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
-        for i in 0..workers {
-            let worker = Worker {
-                inner: self.0.clone(),
-                pool: Arc::default(),
-            };
-            let (limit, shutdown, done) = (limit.clone(), shutdown.clone(), done.clone());
-            let listener = listener.try_clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("bluegreen-router-{i}"))
-                .spawn(move || {
-                    let _done = done;
-                    let runtime = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build();
-                    let (runtime, listener) = match (runtime, listener) {
-                        (Ok(r), Ok(l)) => (r, l),
-                        (Err(e), _) | (_, Err(e)) => {
-                            eprintln!("bluegreen router: starting worker {i}: {e}");
-                            return;
-                        }
-                    };
-                    runtime.block_on(async move {
-                        match TcpListener::from_std(listener) {
-                            Ok(l) => Arc::new(worker).accept(l, limit, shutdown).await,
-                            Err(e) => eprintln!("bluegreen router: worker {i}: {e}"),
-                        }
-                    });
-                });
-            if let Err(e) = spawned {
-                eprintln!("bluegreen router: starting worker {i}: {e}");
+        let mut workers = Vec::new();
+        for i in 0..count {
+            let worker = self.worker();
+            match start_worker(i, worker.pool.clone(), shutdown.clone(), done.clone()) {
+                Ok(handle) => workers.push((handle, worker, None)),
+                Err(e) => eprintln!("bluegreen router: starting worker {i}: {e}"),
             }
         }
         drop(done);
-        let _ = all_done.recv().await;
-    }
-}
-
-/// One worker thread's share of the router.
-struct Worker {
-    inner: Arc<Inner>,
-    /// Connections to apps, used only from this worker's runtime (their
-    /// sockets belong to its reactor).
-    pool: Arc<Pool>,
-}
-
-impl Worker {
-    async fn accept(
-        self: Arc<Worker>,
-        listener: TcpListener,
-        limit: Arc<tokio::sync::Semaphore>,
-        mut shutdown: watch::Receiver<bool>,
-    ) {
+        if workers.is_empty() {
+            // Serve from this runtime rather than not at all.
+            let stop = Some(shutdown.clone());
+            let worker = self.worker();
+            tokio::spawn(tick(worker.pool.clone(), shutdown.clone()));
+            workers.push((tokio::runtime::Handle::current(), worker, stop));
+        }
+        let mut turn = 0;
         let mut backoff = std::time::Duration::from_millis(5);
         loop {
             let permit = tokio::select! {
                 p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
             };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -203,33 +162,110 @@ impl Worker {
                         continue;
                     }
                 },
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => break,
             };
             backoff = std::time::Duration::from_millis(5);
             let _ = stream.set_nodelay(true);
-            let worker = self.clone();
-            let mut stop = shutdown.clone();
-            // The client's address, formatted once per connection.
-            let peer = HeaderValue::from_str(&peer.ip().to_string())
-                .expect("an IP is a valid header value");
-            tokio::spawn(async move {
-                let _permit = permit;
-                let service = hyper::service::service_fn(move |req| {
-                    let worker = worker.clone();
-                    let peer = peer.clone();
-                    async move { Ok::<_, std::convert::Infallible>(worker.handle(req, peer).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+            // Its socket moves to the worker's reactor.
+            let Ok(stream) = stream.into_std() else {
+                continue;
+            };
+            let (runtime, worker, stop) = &workers[turn % workers.len()];
+            let (worker, stop) = (worker.clone(), stop.clone());
+            runtime.spawn(async move {
+                if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                    worker.connection(stream, peer, stop).await;
                 }
+                drop(permit);
             });
+            turn += 1;
+        }
+        let _ = all_done.recv().await;
+    }
+
+    fn worker(&self) -> Arc<Worker> {
+        Arc::new(Worker {
+            inner: self.0.clone(),
+            pool: Arc::default(),
+        })
+    }
+}
+
+/// Starts worker `i`: a thread running a single-threaded runtime until
+/// `shutdown`; returns the handle to spawn its connections on.
+fn start_worker(
+    i: usize,
+    pool: Arc<Pool>,
+    shutdown: watch::Receiver<bool>,
+    done: tokio::sync::mpsc::Sender<()>,
+) -> std::io::Result<tokio::runtime::Handle> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let handle = runtime.handle().clone();
+    std::thread::Builder::new()
+        .name(format!("bluegreen-router-{i}"))
+        .spawn(move || {
+            let _done = done;
+            // Dropping the runtime then ends the connections it serves.
+            runtime.block_on(tick(pool, shutdown));
+        })?;
+    Ok(handle)
+}
+
+/// Ticks a worker's pool every second until `shutdown`. A timer always due
+/// within a second also spares a syscall per request: tokio wakes its
+/// reactor whenever a new timer is due before every other, which each
+/// request's header timeout would be on an otherwise timerless worker.
+async fn tick(pool: Arc<Pool>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = every.tick() => pool.tick(),
+            _ = shutdown.changed() => break,
+        }
+    }
+}
+
+/// One worker thread's share of the router.
+struct Worker {
+    inner: Arc<Inner>,
+    /// Connections to apps, used only on this worker's runtime (their
+    /// sockets belong to its reactor).
+    pool: Arc<Pool>,
+}
+
+impl Worker {
+    /// Serves one client connection until it ends or the router stops.
+    async fn connection(
+        self: Arc<Worker>,
+        stream: tokio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        stop: Option<watch::Receiver<bool>>,
+    ) {
+        // The client's address, formatted once per connection.
+        let peer =
+            HeaderValue::from_str(&peer.ip().to_string()).expect("an IP is a valid header value");
+        let service = hyper::service::service_fn(move |req| {
+            let worker = self.clone();
+            let peer = peer.clone();
+            async move { Ok::<_, std::convert::Infallible>(worker.handle(req, peer).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
+        // A worker's connections end with its runtime; one served from the
+        // daemon's runtime watches for the shutdown itself.
+        let Some(mut stop) = stop else {
+            let _ = conn.await;
+            return;
+        };
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
         }
     }
 
@@ -254,24 +290,23 @@ impl Worker {
             }
             Some(d) => d,
         };
-        // Every running instance of every destination, taken in turn.
-        let all: Vec<(usize, u16)> = if dests.len() == 1 {
-            let ports = self.inner.supervisor.running_ports(&dests[0].guid);
-            ports.into_iter().map(|p| (0, p)).collect()
+        // Every running instance of every destination, taken in turn (one
+        // destination, the usual case, needs no list of its own).
+        let supervisor = &self.inner.supervisor;
+        let (single, several): (Vec<u16>, Vec<(usize, u16)>) = if dests.len() == 1 {
+            (supervisor.running_ports(&dests[0].guid), Vec::new())
         } else {
-            dests
-                .iter()
-                .enumerate()
-                .flat_map(|(i, d)| {
-                    self.inner
-                        .supervisor
-                        .running_ports(&d.guid)
-                        .into_iter()
-                        .map(move |p| (i, p))
-                })
-                .collect()
+            let all = dests.iter().enumerate().flat_map(|(i, d)| {
+                supervisor
+                    .running_ports(&d.guid)
+                    .into_iter()
+                    .map(move |p| (i, p))
+            });
+            (Vec::new(), all.collect())
         };
-        if all.is_empty() {
+        let count = single.len() + several.len();
+        let candidate = |i: usize| several.get(i).copied().unwrap_or_else(|| (0, single[i]));
+        if count == 0 {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("bluegreen router: no destination of `{host}` is running\n"),
@@ -284,36 +319,22 @@ impl Worker {
         // went away), whatever the size of its body.
         let idempotent = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
             && req.body().is_end_stream();
-        // The request travels as it came, in origin form.
-        if req.uri().authority().is_some() {
-            let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-            *req.uri_mut() = http::Uri::try_from(path).expect("a path is a valid uri");
-        }
-        let (parts, body) = req.into_parts();
-        // A copy of the head to send again, only when there is somewhere to
-        // send it.
-        let again = (idempotent && all.len() > 1).then(|| parts.clone());
-        let mut pending = Some(Request::from_parts(parts, Either::Left(body)));
+        let mut pending = Some(req.map(|body| (!body.is_end_stream()).then_some(body)));
         let mut last_error = String::new();
-        for i in 0..all.len() {
-            let (dest, port) = all[(start + i) % all.len()];
-            let req: Request<ReqBody> = match (pending.take(), &again) {
-                (Some(r), _) => r,
-                (None, Some(head)) => {
-                    Request::from_parts(head.clone(), Either::Right(Empty::new()))
-                }
-                (None, None) => break,
-            };
+        for i in 0..count {
+            let Some(req) = pending.take() else { break };
+            let (dest, port) = candidate((start + i) % count);
             let guard = Inflight::start(&dests[dest].inflight);
             match self.pool.send(port, req).await {
-                Ok((resp, lease)) => {
-                    return resp.map(|body| {
-                        Either::Left(Counted::new(body, lease, self.pool.clone(), guard))
-                    });
+                Ok((head, reader)) => {
+                    let mut resp =
+                        head.map(|()| Either::Left(Counted::new(reader, self.pool.clone(), guard)));
+                    strip_hop_by_hop(resp.headers_mut());
+                    return resp;
                 }
                 Err(failure) => {
                     last_error = failure.error;
-                    pending = failure.unsent;
+                    pending = failure.request.filter(|_| !failure.sent || idempotent);
                 }
             }
         }
@@ -336,10 +357,26 @@ fn route_name(host: Option<&HeaderValue>) -> Cow<'_, str> {
     }
 }
 
-/// Drops hop-by-hop headers (and those the client's `Connection` names) and
-/// sets `X-Forwarded-*`. The router is the edge: a client's own
-/// `X-Forwarded-For` is replaced, not trusted.
+/// Drops hop-by-hop headers and sets `X-Forwarded-*`. The router is the
+/// edge: a client's own `X-Forwarded-For` is replaced, not trusted.
 fn forwarding_headers(headers: &mut http::HeaderMap, peer: HeaderValue) {
+    strip_hop_by_hop(headers);
+    let host = headers.get(HOST).cloned();
+    headers.insert(X_FORWARDED_FOR, peer);
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
+    match host {
+        Some(h) => headers.insert(X_FORWARDED_HOST, h),
+        None => headers.remove(X_FORWARDED_HOST),
+    };
+}
+
+/// Drops hop-by-hop headers, and those `Connection` names, from a request
+/// or a response: they describe one connection, not the message.
+fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Usually there are none: one pass over the few names present.
+    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
+        return;
+    }
     if headers.contains_key(http::header::CONNECTION) {
         let named: Vec<String> = headers
             .get_all(http::header::CONNECTION)
@@ -356,13 +393,6 @@ fn forwarding_headers(headers: &mut http::HeaderMap, peer: HeaderValue) {
     for name in &HOP_BY_HOP {
         headers.remove(name);
     }
-    let host = headers.get(HOST).cloned();
-    headers.insert(X_FORWARDED_FOR, peer);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    match host {
-        Some(h) => headers.insert(X_FORWARDED_HOST, h),
-        None => headers.remove(X_FORWARDED_HOST),
-    };
 }
 
 fn text(status: StatusCode, body: String) -> Response<RouterBody> {

@@ -1,146 +1,130 @@
-//! Kept-alive connections to app instances, without a task of their own: a
-//! connection is driven by the request using it (while the response head is
-//! awaited, then by the response body as it streams to the client), so a
-//! proxied request is read, forwarded and answered by one task with no
-//! hand-off between tasks or threads. Between requests a connection waits in
-//! a pool per port, shared by every client connection.
+//! Kept-alive connections to app instances, spoken to directly (see `h1`):
+//! the request is written by the task serving the client, and the response
+//! body is read from the app's socket as the client's connection asks for
+//! it, so a proxied request is read, forwarded and answered by one task,
+//! without a task, channel or wake-up per connection in between. Between
+//! requests a connection waits in its worker's pool, by port.
 
-use bytes::Bytes;
-use http::{Request, Response};
-use http_body_util::{Either, Empty};
+use super::h1::{self, Decoded, Framing};
+use bytes::{Bytes, BytesMut};
+use http::header::CONTENT_LENGTH;
+use http::{Method, Request, Response};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1::{self, Connection, SendRequest};
-use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
-use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::task::{Context, Poll, Waker, ready};
+use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Idle connections kept per port; more are closed as they come back.
 const IDLE_PER_PORT: usize = 256;
-/// An idle connection unused this long is closed.
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// An idle connection unused this many seconds is closed.
+const IDLE_TIMEOUT_SECS: u64 = 90;
+/// Read this much at a time from an app.
+const READ_CHUNK: usize = 16 << 10;
 
-/// The client's body, or none (a bodyless GET/HEAD sent again).
-pub type ReqBody = Either<Incoming, Empty<Bytes>>;
-type Conn = Connection<TokioIo<TcpStream>, ReqBody>;
+/// A request on its way to an app: `None` for no body.
+pub type Outgoing = Request<Option<Incoming>>;
 
-/// One connection to an instance: the handle requests are sent on and the
-/// connection state machine that moves the bytes.
+/// One connection to an instance.
 pub struct Lease {
     port: u16,
-    sender: SendRequest<ReqBody>,
-    /// `None` once the connection has ended.
-    conn: Option<Pin<Box<Conn>>>,
-}
-
-impl Lease {
-    fn drive(&mut self, cx: &mut Context<'_>) {
-        drive(&mut self.conn, cx);
-    }
-}
-
-/// A context for what only the connection can make ready (its response,
-/// its body's next frame): polled right after `drive`, they need no wake-up
-/// of their own, and one would poll the whole client connection again for
-/// nothing. The connection itself is driven with the task's waker.
-fn quiet() -> Context<'static> {
-    Context::from_waker(Waker::noop())
-}
-
-/// Moves a connection along as far as it can go now.
-fn drive(conn: &mut Option<Pin<Box<Conn>>>, cx: &mut Context<'_>) {
-    if let Some(c) = conn
-        && c.as_mut().poll(cx).is_ready()
-    {
-        // Dropping it hands any request it never sent back to its sender.
-        *conn = None;
-    }
+    stream: TcpStream,
+    /// Bytes read and not yet used.
+    buf: BytesMut,
+    /// The request head being written (kept: no allocation per request).
+    head: Vec<u8>,
 }
 
 struct Idle {
     lease: Lease,
-    since: Instant,
+    /// `Pool::clock` when it came back.
+    since: u64,
 }
 
 /// Idle connections by port.
 #[derive(Default)]
-pub struct Pool(Mutex<Idles>);
-
-#[derive(Default)]
-struct Idles {
-    by_port: HashMap<u16, Vec<Idle>>,
-    /// When connections idle too long were last closed.
-    swept: Option<Instant>,
+pub struct Pool {
+    idle: Mutex<HashMap<u16, Vec<Idle>>>,
+    /// Seconds, counted by `tick`: a clock that costs nothing to read.
+    clock: AtomicU64,
 }
 
-/// Why an exchange failed; `unsent` holds the request when nothing of it
-/// reached the instance (connection refused, or a kept connection the app
-/// had closed), so it can be sent elsewhere whatever its body.
+/// Why an exchange failed.
 pub struct Failure {
-    pub unsent: Option<Request<ReqBody>>,
+    /// The request, when its body (if any) was not consumed: it can go to
+    /// another instance.
+    pub request: Option<Outgoing>,
+    /// Whether any of it may have reached the app.
+    pub sent: bool,
     pub error: String,
 }
 
+/// How far an exchange on one connection got before it failed.
+enum Stage {
+    /// Nothing reached the app.
+    Unsent(String),
+    /// A request without a body was written, and the connection closed
+    /// before a byte of response came back.
+    Silent(String),
+    Failed(String),
+}
+
 impl Pool {
-    /// The most recently used idle connection to `port` that is still open.
+    /// The most recently used idle connection to `port` still open.
     fn checkout(&self, port: u16) -> Option<Lease> {
         loop {
-            let idle = self.0.lock().unwrap().by_port.get_mut(&port)?.pop()?;
-            let mut lease = idle.lease;
-            if idle.since.elapsed() > IDLE_TIMEOUT {
-                continue;
-            }
-            // A look without a waker of ours: an app that closed the
-            // connection while it sat idle shows up here, and nothing is
-            // woken later for a connection nobody is using.
-            lease.drive(&mut quiet());
-            if lease.conn.is_some() && lease.sender.is_ready() {
-                return Some(lease);
+            let lease = self.idle.lock().unwrap().get_mut(&port)?.pop()?.lease;
+            // Readable while idle means the app closed it (or sent stray
+            // bytes): either way it cannot carry a request. Checked without
+            // a syscall unless the reactor saw something.
+            match lease
+                .stream
+                .poll_read_ready(&mut Context::from_waker(Waker::noop()))
+            {
+                Poll::Pending => return Some(lease),
+                Poll::Ready(Ok(())) => {
+                    let mut probe = [0u8; 1];
+                    match lease.stream.try_read(&mut probe) {
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Some(lease),
+                        _ => continue,
+                    }
+                }
+                Poll::Ready(Err(_)) => continue,
             }
         }
     }
 
     /// Keeps an idle connection for the next request to its port.
-    fn give_back(&self, mut lease: Lease) {
-        // Let it settle (reading the end of the response, asking for the
-        // next request) with no waker left behind that belongs to a task.
-        lease.drive(&mut quiet());
-        if lease.conn.is_none() || !lease.sender.is_ready() {
-            return;
-        }
-        let now = Instant::now();
-        let mut idle = self.0.lock().unwrap();
-        let kept = idle.by_port.entry(lease.port).or_default();
+    fn give_back(&self, lease: Lease) {
+        let since = self.clock.load(Ordering::Relaxed);
+        let mut idle = self.idle.lock().unwrap();
+        let kept = idle.entry(lease.port).or_default();
         if kept.len() < IDLE_PER_PORT {
-            kept.push(Idle { lease, since: now });
-        }
-        // Now and then, close what sat idle too long (instances that are
-        // gone, ports no longer asked for).
-        if idle
-            .swept
-            .is_none_or(|t| now.duration_since(t) > IDLE_TIMEOUT)
-        {
-            idle.swept = Some(now);
-            idle.by_port.retain(|_, kept| {
-                kept.retain(|i| now.duration_since(i.since) <= IDLE_TIMEOUT);
-                !kept.is_empty()
-            });
+            kept.push(Idle { lease, since });
         }
     }
 
+    /// Called every second: advances the clock and closes what sat idle
+    /// too long (instances that are gone, ports no longer asked for).
+    pub fn tick(&self) {
+        let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
+        self.idle.lock().unwrap().retain(|_, kept| {
+            kept.retain(|i| now - i.since <= IDLE_TIMEOUT_SECS);
+            !kept.is_empty()
+        });
+    }
+
     /// Sends `req` to the instance on `port` over a kept connection, or a
-    /// new one; returns the response head and the connection, which the
-    /// response body drives and then gives back.
+    /// new one; returns the response head and a reader of its body.
     pub async fn send(
         &self,
         port: u16,
-        mut req: Request<ReqBody>,
-    ) -> Result<(Response<Incoming>, Lease), Failure> {
+        mut req: Outgoing,
+    ) -> Result<(Response<()>, Reader), Failure> {
         loop {
             let (mut lease, kept) = match self.checkout(port) {
                 Some(lease) => (lease, true),
@@ -148,33 +132,53 @@ impl Pool {
                     Ok(lease) => (lease, false),
                     Err(error) => {
                         return Err(Failure {
-                            unsent: Some(req),
+                            request: Some(req),
+                            sent: false,
                             error,
                         });
                     }
                 },
             };
-            let result = {
-                let Lease { sender, conn, .. } = &mut lease;
-                let mut response = std::pin::pin!(sender.try_send_request(req));
-                std::future::poll_fn(|cx| {
-                    drive(conn, cx);
-                    response.as_mut().poll(&mut quiet())
-                })
-                .await
-            };
-            match result {
-                Ok(head) => return Ok((head, lease)),
-                Err(mut e) => match e.take_message() {
-                    // A kept connection that turned out closed: try another.
-                    Some(back) if kept => req = back,
-                    unsent => {
-                        return Err(Failure {
-                            unsent,
-                            error: e.into_error().to_string(),
-                        });
+            let had_body = req.body().is_some();
+            let idempotent = !had_body && matches!(*req.method(), Method::GET | Method::HEAD);
+            let failed = match exchange(&mut lease, &mut req).await {
+                Ok((head, framing)) => {
+                    let reader = Reader {
+                        lease: Some(lease),
+                        framing,
+                        keep_alive: head.keep_alive,
+                    };
+                    let mut resp = Response::new(());
+                    *resp.status_mut() = head.status;
+                    *resp.headers_mut() = head.headers;
+                    if matches!(reader.framing, Framing::Chunked(_) | Framing::Close) {
+                        // The client gets the body framed anew.
+                        resp.headers_mut().remove(CONTENT_LENGTH);
                     }
-                },
+                    return Ok((resp, reader));
+                }
+                Err(stage) => stage,
+            };
+            // The body goes out only after the head did.
+            let intact = !had_body || matches!(failed, Stage::Unsent(_));
+            match failed {
+                // A kept connection the app had closed: try another.
+                Stage::Unsent(_) if kept => continue,
+                Stage::Silent(_) if kept && idempotent => continue,
+                Stage::Unsent(error) => {
+                    return Err(Failure {
+                        request: Some(req),
+                        sent: false,
+                        error,
+                    });
+                }
+                Stage::Silent(error) | Stage::Failed(error) => {
+                    return Err(Failure {
+                        request: intact.then_some(req),
+                        sent: true,
+                        error,
+                    });
+                }
             }
         }
     }
@@ -185,15 +189,166 @@ async fn connect(port: u16) -> Result<Lease, String> {
         .await
         .map_err(|e| format!("connecting to 127.0.0.1:{port}: {e}"))?;
     let _ = stream.set_nodelay(true);
-    let (sender, conn) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| format!("connecting to 127.0.0.1:{port}: {e}"))?;
     Ok(Lease {
         port,
-        sender,
-        conn: Some(Box::pin(conn)),
+        stream,
+        buf: BytesMut::with_capacity(READ_CHUNK),
+        head: Vec::with_capacity(1024),
     })
+}
+
+/// Writes the request (the body, if any, taken out of `req` as it goes) and
+/// reads the response head.
+async fn exchange(lease: &mut Lease, req: &mut Outgoing) -> Result<(h1::Head, Framing), Stage> {
+    let port = lease.port;
+    let chunked = req.body().is_some() && !req.headers().contains_key(CONTENT_LENGTH);
+    h1::encode_head(req, chunked, &mut lease.head);
+    if let Err(e) = lease.stream.write_all(&lease.head).await {
+        return Err(Stage::Unsent(format!("writing to 127.0.0.1:{port}: {e}")));
+    }
+    let had_body = req.body().is_some();
+    if let Some(mut body) = req.body_mut().take() {
+        let failed = |e: String| Stage::Failed(format!("sending the request body: {e}"));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| failed(e.to_string()))?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers are not forwarded
+            };
+            if data.is_empty() {
+                continue;
+            }
+            let written = if chunked {
+                let mut framed = format!("{:x}\r\n", data.len()).into_bytes();
+                framed.extend_from_slice(&data);
+                framed.extend_from_slice(b"\r\n");
+                lease.stream.write_all(&framed).await
+            } else {
+                lease.stream.write_all(&data).await
+            };
+            written.map_err(|e| failed(e.to_string()))?;
+        }
+        if chunked {
+            lease
+                .stream
+                .write_all(b"0\r\n\r\n")
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        }
+    }
+    let method = req.method().clone();
+    let mut answered = false;
+    loop {
+        match h1::parse_head(&mut lease.buf) {
+            // Upgrade is never forwarded, so a switch is the app's error.
+            Ok(Some(head)) if head.status == http::StatusCode::SWITCHING_PROTOCOLS => {
+                return Err(Stage::Failed(format!(
+                    "127.0.0.1:{port} switched protocols, which the router does not proxy"
+                )));
+            }
+            // Interim responses (100 Continue, 103 Early Hints) are dropped.
+            Ok(Some(head)) if head.status.is_informational() => answered = true,
+            Ok(Some(head)) => {
+                let framing = Framing::of(&method, &head).map_err(Stage::Failed)?;
+                return Ok((head, framing));
+            }
+            Ok(None) => {}
+            Err(e) => return Err(Stage::Failed(format!("from 127.0.0.1:{port}: {e}"))),
+        }
+        let n = std::future::poll_fn(|cx| read_more(&mut lease.stream, &mut lease.buf, cx))
+            .await
+            .map_err(|e| Stage::Failed(format!("reading from 127.0.0.1:{port}: {e}")))?;
+        if n == 0 {
+            let error = format!("127.0.0.1:{port} closed the connection before answering");
+            return Err(if answered || had_body || !lease.buf.is_empty() {
+                Stage::Failed(error)
+            } else {
+                Stage::Silent(error)
+            });
+        }
+        answered |= n > 0;
+    }
+}
+
+/// Reads what the socket has into `buf`'s spare room; 0 at end of stream.
+fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>> {
+    if buf.capacity() - buf.len() < READ_CHUNK / 4 {
+        buf.reserve(READ_CHUNK);
+    }
+    let mut read = ReadBuf::uninit(buf.spare_capacity_mut());
+    ready!(Pin::new(stream).poll_read(cx, &mut read))?;
+    let n = read.filled().len();
+    // SAFETY: `poll_read` initialized the first `n` bytes of the spare
+    // capacity it was given.
+    unsafe { buf.set_len(buf.len() + n) };
+    Poll::Ready(Ok(n))
+}
+
+/// The rest of a response: its body, read from the connection as asked.
+pub struct Reader {
+    /// `None` once the connection is given back or closed.
+    lease: Option<Lease>,
+    framing: Framing,
+    keep_alive: bool,
+}
+
+impl Reader {
+    fn poll_data(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, String>>> {
+        let Some(lease) = &mut self.lease else {
+            return Poll::Ready(None);
+        };
+        loop {
+            match &mut self.framing {
+                Framing::Done => return Poll::Ready(None),
+                Framing::Length(left) if !lease.buf.is_empty() => {
+                    let take = (*left).min(lease.buf.len() as u64);
+                    *left -= take;
+                    if *left == 0 {
+                        self.framing = Framing::Done;
+                    }
+                    return Poll::Ready(Some(Ok(lease.buf.split_to(take as usize).freeze())));
+                }
+                Framing::Close if !lease.buf.is_empty() => {
+                    return Poll::Ready(Some(Ok(lease.buf.split().freeze())));
+                }
+                Framing::Chunked(chunks) => match chunks.decode(&mut lease.buf) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(data))),
+                    Ok(Decoded::End) => {
+                        self.framing = Framing::Done;
+                        return Poll::Ready(None);
+                    }
+                    Ok(Decoded::More) => {}
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                },
+                Framing::Length(_) | Framing::Close => {}
+            }
+            let n = match ready!(read_more(&mut lease.stream, &mut lease.buf, cx)) {
+                Ok(n) => n,
+                Err(e) => return Poll::Ready(Some(Err(format!("reading the response: {e}")))),
+            };
+            if n == 0 {
+                if let Framing::Close = self.framing {
+                    self.framing = Framing::Done;
+                    self.keep_alive = false;
+                    return Poll::Ready(None);
+                }
+                return Poll::Ready(Some(Err(
+                    "the app closed the connection in the middle of the response".into(),
+                )));
+            }
+        }
+    }
+
+    /// The connection, if the whole response was read and it can carry
+    /// another request.
+    fn reusable(&mut self) -> Option<Lease> {
+        let whole = matches!(self.framing, Framing::Done);
+        let lease = self.lease.take()?;
+        (whole && self.keep_alive && lease.buf.is_empty()).then_some(lease)
+    }
 }
 
 /// Decrements the app's in-flight count when the response is done.
@@ -212,24 +367,20 @@ impl Drop for Inflight {
     }
 }
 
-/// A response body that drives its connection, holds its request's
+/// A response body that reads its connection, holds its request's
 /// in-flight count until the last byte is sent (or the client goes away),
 /// then gives the connection back if it can carry another request.
 pub struct Counted {
-    body: Incoming,
-    lease: Option<Lease>,
+    reader: Reader,
     pool: Arc<Pool>,
-    ended: bool,
     _guard: Inflight,
 }
 
 impl Counted {
-    pub fn new(body: Incoming, lease: Lease, pool: Arc<Pool>, guard: Inflight) -> Counted {
+    pub fn new(reader: Reader, pool: Arc<Pool>, guard: Inflight) -> Counted {
         Counted {
-            body,
-            lease: Some(lease),
+            reader,
             pool,
-            ended: false,
             _guard: guard,
         }
     }
@@ -237,38 +388,36 @@ impl Counted {
 
 impl Body for Counted {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = &mut *self;
-        if let Some(lease) = &mut this.lease {
-            lease.drive(cx);
-        }
-        let frame = Pin::new(&mut this.body).poll_frame(&mut quiet());
-        if let Poll::Ready(None) = frame {
-            this.ended = true;
-        }
-        frame
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(match ready!(self.reader.poll_data(cx)) {
+            Some(Ok(data)) => Some(Ok(Frame::data(data))),
+            Some(Err(e)) => Some(Err(e.into())),
+            None => None,
+        })
     }
 
     fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
+        matches!(self.reader.framing, Framing::Done)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
+        match self.reader.framing {
+            Framing::Done => SizeHint::with_exact(0),
+            Framing::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
         // A response cut short leaves the connection mid-message: it closes.
-        if let Some(lease) = self.lease.take()
-            && (self.ended || self.body.is_end_stream())
-        {
+        if let Some(lease) = self.reader.reusable() {
             self.pool.give_back(lease);
         }
     }
