@@ -80,10 +80,7 @@ struct Load {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
-    requests: u64,
     failures: Failures,
-    /// CPU time the proxy spent per request (µs), when there is a proxy.
-    cpu_us: Option<f64>,
 }
 
 fn wrk(url: &str, host: Option<&str>, secs: u64) -> Load {
@@ -142,61 +139,12 @@ fn wrk(url: &str, host: Option<&str>, secs: u64) -> Load {
     if let Some(l) = line("Non-2xx or 3xx responses:") {
         failures.non_2xx = l.rsplit(' ').next().unwrap().parse().unwrap();
     }
-    // "  123456 requests in 8.00s, 12.34MB read"
-    let requests = text
-        .lines()
-        .find(|l| l.contains(" requests in "))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no request count in:\n{text}"));
     Load {
         rps: field("Requests/sec:"),
         p50_ms: field("50%"),
         p99_ms: field("99%"),
-        requests,
         failures,
-        cpu_us: None,
     }
-}
-
-/// User plus system CPU time of `pid` so far, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0;
-    };
-    let after_name = &stat[stat.rfind(')').map_or(0, |i| i + 1)..];
-    let f: Vec<&str> = after_name.split_whitespace().collect();
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
-}
-
-/// nginx's workers: the processes whose parent is its master.
-fn children(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
-                s[s.rfind(')').map_or(0, |i| i + 1)..]
-                    .split_whitespace()
-                    .nth(1)
-                    == Some(&parent.to_string())
-            })
-        })
-        .collect()
-}
-
-/// Runs `load` and charges the CPU time `pids` spent meanwhile to it.
-fn measured(pids: &[u32], load: impl FnOnce() -> Load) -> Load {
-    let ticks = || pids.iter().map(|&p| cpu_ticks(p)).sum::<u64>();
-    let before = ticks();
-    let mut l = load();
-    let spent = ticks() - before;
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
-    l.cpu_us = Some(spent as f64 / hz * 1e6 / l.requests.max(1) as f64);
-    l
 }
 
 /// Waits (bounded) until `port` accepts a connection.
@@ -348,23 +296,14 @@ http {{ access_log off; keepalive_requests 1000000;
     let direct_url = format!("http://127.0.0.1:{upstream_port}/");
     let router_url = format!("http://127.0.0.1:{}/", running.endpoint.router_port);
     let nginx_url = format!("http://127.0.0.1:{nginx_port}/");
-    let me = [std::process::id()];
-    // `auto` starts a worker per core; the master forks them after it
-    // listens, so wait (bounded) until they are all there.
-    let until = Instant::now() + Duration::from_secs(5);
-    let mut workers = children(nginx.0.id());
-    while workers.len() < cores && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(20));
-        workers = children(nginx.0.id());
-    }
     let mut runs: [Vec<Load>; 3] = Default::default();
     for round in 0..rounds {
         for k in 0..3 {
             let which = (round + k) % 3;
             let load = match which {
                 0 => wrk(&direct_url, None, secs),
-                1 => measured(&me, || wrk(&router_url, Some("bench.apps.localhost"), secs)),
-                _ => measured(&workers, || wrk(&nginx_url, None, secs)),
+                1 => wrk(&router_url, Some("bench.apps.localhost"), secs),
+                _ => wrk(&nginx_url, None, secs),
             };
             runs[which].push(load);
         }
@@ -372,7 +311,7 @@ http {{ access_log off; keepalive_requests 1000000;
     drop(nginx);
     rt.block_on(running.shutdown());
 
-    report(&runs, rounds, secs, cores, workers.len());
+    report(&runs, rounds, secs, cores);
 }
 
 /// nginx's master, in a process group of its own; dropping it (also when a
@@ -399,34 +338,25 @@ impl Drop for Nginx {
 
 const NAMES: [&str; 3] = ["direct to app", "bluegreen router", "nginx reverse proxy"];
 
-fn report(runs: &[Vec<Load>; 3], rounds: usize, secs: u64, cores: usize, workers: usize) {
+fn report(runs: &[Vec<Load>; 3], rounds: usize, secs: u64, cores: usize) {
     println!(
         "router benchmark: wrk -t2 -c32 -d{secs}s, keep-alive, {rounds} interleaved rounds, medians"
     );
     println!(
         "  cores: {cores}, shared by wrk, the upstream (1 thread) and the proxy; nginx \
-         worker_processes auto ({workers} workers), router {cores} tokio workers; nothing pinned"
+         worker_processes auto ({cores} workers), router {cores} tokio workers; nothing pinned"
     );
     println!(
-        "  CPU µs/req: the proxy's own CPU time per request (nginx: its workers; router: \
-         the process serving it), less noisy than req/s on shared cores"
-    );
-    println!(
-        "  {:<22} {:>10} {:>9} {:>9} {:>10}  req/s per round",
-        "", "req/s", "p50 ms", "p99 ms", "CPU µs/req"
+        "  {:<22} {:>10} {:>9} {:>9}  req/s per round",
+        "", "req/s", "p50 ms", "p99 ms"
     );
     let mut med = Vec::new();
     for (name, r) in NAMES.iter().zip(runs) {
         let m = |f: fn(&Load) -> f64| median(r.iter().map(f).collect());
         let (rps, p50, p99) = (m(|l| l.rps), m(|l| l.p50_ms), m(|l| l.p99_ms));
-        let cpu = if r.iter().all(|l| l.cpu_us.is_some()) {
-            format!("{:.1}", m(|l| l.cpu_us.unwrap_or(0.0)))
-        } else {
-            "-".into()
-        };
         let each: Vec<String> = r.iter().map(|l| format!("{:.0}", l.rps)).collect();
         println!(
-            "  {name:<22} {rps:>10.0} {p50:>9.3} {p99:>9.3} {cpu:>10}  {}",
+            "  {name:<22} {rps:>10.0} {p50:>9.3} {p99:>9.3}  {}",
             each.join(" ")
         );
         med.push((rps, p99));

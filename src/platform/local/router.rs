@@ -5,110 +5,79 @@
 
 use super::supervisor::Supervisor;
 use bytes::Bytes;
-use http::header::{HOST, HeaderName, HeaderValue};
 use http::{Request, Response, StatusCode};
-use http_body_util::{Either, Full};
-use hyper::body::{Body, Incoming};
-use hyper_util::rt::TokioIo;
-use std::borrow::Cow;
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::body::{Body, Frame, Incoming};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use upstream::{Counted, Inflight, Pool};
-
-mod h1;
-mod upstream;
 
 pub const DOMAIN: &str = "apps.localhost";
 
 /// Connections served at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 4096;
-/// Worker threads at most, whatever the number of cores.
-const MAX_WORKERS: usize = 8;
 /// How long a client may take to send a request's headers (slowloris).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Request bodies up to this size are kept, so the request can be sent to
+/// the next destination when the first refuses the connection.
+const RETRY_BODY_MAX: u64 = 64 << 10;
 /// Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection and
 /// are never forwarded.
-const HOP_BY_HOP: [HeaderName; 9] = [
-    http::header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    http::header::PROXY_AUTHENTICATE,
-    http::header::PROXY_AUTHORIZATION,
-    http::header::TE,
-    http::header::TRAILER,
-    http::header::TRANSFER_ENCODING,
-    http::header::UPGRADE,
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 ];
-const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// An app's response, or the router's own word.
-type RouterBody = Either<Counted, Full<Bytes>>;
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type RouterBody = BoxBody<Bytes, BoxError>;
 
 /// Host name -> app guids, in destination order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Table(pub HashMap<String, Vec<String>>);
 
-/// One destination of a route, with its app's in-flight counter looked up
-/// when the table was set rather than per request.
-struct Dest {
-    guid: String,
-    inflight: Arc<AtomicUsize>,
-}
-
-/// A cheap handle: clones share one router.
 #[derive(Clone)]
-pub struct Router(Arc<Inner>);
-
-struct Inner {
-    routes: RwLock<Arc<HashMap<String, Arc<[Dest]>>>>,
-    /// Per app, never removed: an unmapped app's requests in flight still
-    /// count down on the counter they counted up on.
-    inflight: Mutex<HashMap<String, Arc<AtomicUsize>>>,
-    next: AtomicUsize,
+pub struct Router {
+    table: Arc<RwLock<Arc<Table>>>,
+    inflight: Arc<Mutex<HashMap<String, Arc<AtomicUsize>>>>,
+    next: Arc<AtomicUsize>,
     supervisor: Supervisor,
+    client: Client<HttpConnector, RouterBody>,
 }
 
 impl Router {
     pub fn new(supervisor: Supervisor) -> Router {
-        Router(Arc::new(Inner {
-            routes: RwLock::default(),
-            inflight: Mutex::default(),
-            next: AtomicUsize::new(0),
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        Router {
+            table: Arc::default(),
+            inflight: Arc::default(),
+            next: Arc::default(),
             supervisor,
-        }))
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        }
     }
 
     /// Atomically replaces the whole route table.
     pub fn set_table(&self, table: Table) {
-        let routes = {
-            let mut counters = self.0.inflight.lock().unwrap();
-            table
-                .0
-                .into_iter()
-                .map(|(host, guids)| {
-                    let dests: Arc<[Dest]> = guids
-                        .into_iter()
-                        .map(|guid| Dest {
-                            inflight: counters.entry(guid.clone()).or_default().clone(),
-                            guid,
-                        })
-                        .collect();
-                    (host, dests)
-                })
-                .collect()
-        };
-        *self.0.routes.write().unwrap() = Arc::new(routes);
+        *self.table.write().unwrap() = Arc::new(table);
     }
 
     /// Requests currently being served by `app_guid` through the router.
     pub fn inflight(&self, app_guid: &str) -> usize {
-        self.0
-            .inflight
+        self.inflight
             .lock()
             .unwrap()
             .get(app_guid)
@@ -116,41 +85,24 @@ impl Router {
             .unwrap_or(0)
     }
 
+    fn counter(&self, app_guid: &str) -> Arc<AtomicUsize> {
+        self.inflight
+            .lock()
+            .unwrap()
+            .entry(app_guid.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// Serves until `shutdown` turns true, at most `MAX_CONNECTIONS`
-    /// connections at once. Connections are accepted here and handed in
-    /// turn to worker threads, one per core (at most `MAX_WORKERS`), as
-    /// nginx runs a worker process per core: a worker serves a connection
-    /// whole on its single-threaded runtime, with its own pool of
-    /// connections to the apps, so a request never waits on another thread.
+    /// connections at once.
     pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let count = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(MAX_WORKERS);
-        // Each worker holds a sender; `recv` ends when the last one is gone.
-        let (done, mut all_done) = tokio::sync::mpsc::channel::<()>(1);
-        let mut workers = Vec::new();
-        for i in 0..count {
-            let worker = self.worker();
-            match start_worker(i, worker.pool.clone(), shutdown.clone(), done.clone()) {
-                Ok(handle) => workers.push((handle, worker, None)),
-                Err(e) => eprintln!("bluegreen router: starting worker {i}: {e}"),
-            }
-        }
-        drop(done);
-        if workers.is_empty() {
-            // Serve from this runtime rather than not at all.
-            let stop = Some(shutdown.clone());
-            let worker = self.worker();
-            tokio::spawn(tick(worker.pool.clone(), shutdown.clone()));
-            workers.push((tokio::runtime::Handle::current(), worker, stop));
-        }
-        let mut turn = 0;
         let mut backoff = std::time::Duration::from_millis(5);
         loop {
             let permit = tokio::select! {
                 p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed() => return,
             };
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -162,179 +114,158 @@ impl Router {
                         continue;
                     }
                 },
-                _ = shutdown.changed() => break,
+                _ = shutdown.changed() => return,
             };
             backoff = std::time::Duration::from_millis(5);
             let _ = stream.set_nodelay(true);
-            // Its socket moves to the worker's reactor.
-            let Ok(stream) = stream.into_std() else {
-                continue;
-            };
-            let (runtime, worker, stop) = &workers[turn % workers.len()];
-            let (worker, stop) = (worker.clone(), stop.clone());
-            runtime.spawn(async move {
-                if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                    worker.connection(stream, peer, stop).await;
+            let router = self.clone();
+            let mut stop = shutdown.clone();
+            // The client's address, formatted once per connection.
+            let peer = http::HeaderValue::from_str(&peer.ip().to_string())
+                .expect("an IP is a valid header value");
+            tokio::spawn(async move {
+                let _permit = permit;
+                let service = hyper::service::service_fn(move |req| {
+                    let router = router.clone();
+                    let peer = peer.clone();
+                    async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => {}
+                    _ = stop.changed() => conn.as_mut().graceful_shutdown(),
                 }
-                drop(permit);
             });
-            turn += 1;
-        }
-        let _ = all_done.recv().await;
-    }
-
-    fn worker(&self) -> Arc<Worker> {
-        Arc::new(Worker {
-            inner: self.0.clone(),
-            pool: Arc::default(),
-        })
-    }
-}
-
-/// Starts worker `i`: a thread running a single-threaded runtime until
-/// `shutdown`; returns the handle to spawn its connections on.
-fn start_worker(
-    i: usize,
-    pool: Arc<Pool>,
-    shutdown: watch::Receiver<bool>,
-    done: tokio::sync::mpsc::Sender<()>,
-) -> std::io::Result<tokio::runtime::Handle> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let handle = runtime.handle().clone();
-    std::thread::Builder::new()
-        .name(format!("bluegreen-router-{i}"))
-        .spawn(move || {
-            let _done = done;
-            // Dropping the runtime then ends the connections it serves.
-            runtime.block_on(tick(pool, shutdown));
-        })?;
-    Ok(handle)
-}
-
-/// Ticks a worker's pool every second until `shutdown`. A timer always due
-/// within a second also spares a syscall per request: tokio wakes its
-/// reactor whenever a new timer is due before every other, which each
-/// request's header timeout would be on an otherwise timerless worker.
-async fn tick(pool: Arc<Pool>, mut shutdown: watch::Receiver<bool>) {
-    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            _ = every.tick() => pool.tick(),
-            _ = shutdown.changed() => break,
-        }
-    }
-}
-
-/// One worker thread's share of the router.
-struct Worker {
-    inner: Arc<Inner>,
-    /// Connections to apps, used only on this worker's runtime (their
-    /// sockets belong to its reactor).
-    pool: Arc<Pool>,
-}
-
-impl Worker {
-    /// Serves one client connection until it ends or the router stops.
-    async fn connection(
-        self: Arc<Worker>,
-        stream: tokio::net::TcpStream,
-        peer: std::net::SocketAddr,
-        stop: Option<watch::Receiver<bool>>,
-    ) {
-        // The client's address, formatted once per connection.
-        let peer =
-            HeaderValue::from_str(&peer.ip().to_string()).expect("an IP is a valid header value");
-        let service = hyper::service::service_fn(move |req| {
-            let worker = self.clone();
-            let peer = peer.clone();
-            async move { Ok::<_, std::convert::Infallible>(worker.handle(req, peer).await) }
-        });
-        let conn = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .serve_connection(TokioIo::new(stream), service);
-        // A worker's connections end with its runtime; one served from the
-        // daemon's runtime watches for the shutdown itself.
-        let Some(mut stop) = stop else {
-            let _ = conn.await;
-            return;
-        };
-        tokio::pin!(conn);
-        tokio::select! {
-            _ = conn.as_mut() => {}
-            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
         }
     }
 
-    async fn handle(&self, mut req: Request<Incoming>, peer: HeaderValue) -> Response<RouterBody> {
+    async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        peer: http::HeaderValue,
+    ) -> Response<RouterBody> {
         forwarding_headers(req.headers_mut(), peer);
-        // Kept for the error texts, after the request has gone on.
-        let host_header = req.headers().get(HOST).cloned();
-        let host = route_name(host_header.as_ref());
-        let found = self.inner.routes.read().unwrap().get(&*host).cloned();
-        let dests = match found.filter(|_| !host.is_empty()) {
-            None => {
-                return text(
-                    StatusCode::NOT_FOUND,
-                    format!("bluegreen router: no route for host `{host}`\n"),
-                );
-            }
-            Some(d) if d.is_empty() => {
-                return text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    format!("bluegreen router: route `{host}` has no destinations\n"),
-                );
-            }
-            Some(d) => d,
+        let host = req
+            .headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(|h| {
+                h.rsplit_once(':')
+                    .map(|(name, _)| name)
+                    .unwrap_or(h)
+                    .to_ascii_lowercase()
+            })
+            .unwrap_or_default();
+        let table = self.table.read().unwrap().clone();
+        let Some(apps) = table.0.get(&host).filter(|_| !host.is_empty()) else {
+            return text(
+                StatusCode::NOT_FOUND,
+                format!("bluegreen router: no route for host `{host}`\n"),
+            );
         };
-        // Every running instance of every destination, taken in turn (one
-        // destination, the usual case, needs no list of its own).
-        let supervisor = &self.inner.supervisor;
-        let (single, several): (Vec<u16>, Vec<(usize, u16)>) = if dests.len() == 1 {
-            (supervisor.running_ports(&dests[0].guid), Vec::new())
-        } else {
-            let all = dests.iter().enumerate().flat_map(|(i, d)| {
-                supervisor
-                    .running_ports(&d.guid)
+        if apps.is_empty() {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("bluegreen router: route `{host}` has no destinations\n"),
+            );
+        }
+        // Every running instance of every destination, taken in turn.
+        let all: Vec<(String, u16)> = apps
+            .iter()
+            .flat_map(|guid| {
+                self.supervisor
+                    .running_ports(guid)
                     .into_iter()
-                    .map(move |p| (i, p))
-            });
-            (Vec::new(), all.collect())
-        };
-        let count = single.len() + several.len();
-        let candidate = |i: usize| several.get(i).copied().unwrap_or_else(|| (0, single[i]));
-        if count == 0 {
+                    .map(move |p| (guid.clone(), p))
+            })
+            .collect();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let candidates: Vec<(String, u16)> = (0..all.len())
+            .map(|i| all[(start + i) % all.len()].clone())
+            .collect();
+        if candidates.is_empty() {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("bluegreen router: no destination of `{host}` is running\n"),
             );
         }
-        let start = self.inner.next.fetch_add(1, Ordering::Relaxed);
         // A bodyless GET or HEAD is tried on the next destination after any
-        // failure. Any other request is tried there only when nothing of it
-        // was sent (the first refused the connection: an instance that just
-        // went away), whatever the size of its body.
+        // failure. Any other request is tried there only when the first
+        // refused the connection (an instance that just went away: nothing
+        // was sent), and only if its body is small enough to keep a copy.
         let idempotent = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
             && req.body().is_end_stream();
-        let mut pending = Some(req.map(|body| (!body.is_end_stream()).then_some(body)));
-        let mut last_error = String::new();
-        for i in 0..count {
-            let Some(req) = pending.take() else { break };
-            let (dest, port) = candidate((start + i) % count);
-            let guard = Inflight::start(&dests[dest].inflight);
-            match self.pool.send(port, req).await {
-                Ok((head, reader)) => {
-                    let mut resp =
-                        head.map(|()| Either::Left(Counted::new(reader, self.pool.clone(), guard)));
-                    strip_hop_by_hop(resp.headers_mut());
-                    return resp;
+        let small = !idempotent
+            && req
+                .body()
+                .size_hint()
+                .upper()
+                .is_some_and(|n| n <= RETRY_BODY_MAX);
+        let (parts, body) = req.into_parts();
+        let (kept, mut body) = if small {
+            match body.collect().await {
+                Ok(b) => (Some(b.to_bytes()), None),
+                Err(e) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        format!("bluegreen router: reading the request body: {e}\n"),
+                    );
                 }
-                Err(failure) => {
-                    last_error = failure.error;
-                    pending = failure.request.filter(|_| !failure.sent || idempotent);
+            }
+        } else {
+            (
+                None,
+                Some(body.map_err(|e| Box::new(e) as BoxError).boxed()),
+            )
+        };
+        let mut last_error = String::new();
+        for (guid, port) in candidates {
+            let b = match (&kept, body.take()) {
+                (Some(bytes), _) => Full::new(bytes.clone())
+                    .map_err(|never| match never {})
+                    .boxed(),
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+            let mut up = Request::from_parts(parts.clone(), b);
+            let path = parts
+                .uri
+                .path_and_query()
+                .map(|p| p.as_str())
+                .unwrap_or("/");
+            *up.uri_mut() = format!("http://127.0.0.1:{port}{path}")
+                .parse()
+                .expect("valid upstream uri");
+            let counter = self.counter(&guid);
+            counter.fetch_add(1, Ordering::SeqCst);
+            let guard = Inflight(counter);
+            match self.client.request(up).await {
+                Ok(resp) => {
+                    return resp.map(|body| {
+                        Counted {
+                            body,
+                            _guard: guard,
+                        }
+                        .boxed()
+                    });
+                }
+                Err(e) => {
+                    last_error = format!("{e}");
+                    if kept.is_some() && !e.is_connect() {
+                        break;
+                    }
+                    if idempotent {
+                        body = Some(
+                            Full::new(Bytes::new())
+                                .map_err(|never| match never {})
+                                .boxed(),
+                        );
+                    }
                 }
             }
         }
@@ -345,38 +276,10 @@ impl Worker {
     }
 }
 
-/// The route a request asks for: its Host without the port, lowercased
-/// (borrowed when it already is).
-fn route_name(host: Option<&HeaderValue>) -> Cow<'_, str> {
-    let raw = host.and_then(|h| h.to_str().ok()).unwrap_or("");
-    let name = raw.rsplit_once(':').map_or(raw, |(name, _)| name);
-    if name.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(name.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(name)
-    }
-}
-
-/// Drops hop-by-hop headers and sets `X-Forwarded-*`. The router is the
-/// edge: a client's own `X-Forwarded-For` is replaced, not trusted.
-fn forwarding_headers(headers: &mut http::HeaderMap, peer: HeaderValue) {
-    strip_hop_by_hop(headers);
-    let host = headers.get(HOST).cloned();
-    headers.insert(X_FORWARDED_FOR, peer);
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("http"));
-    match host {
-        Some(h) => headers.insert(X_FORWARDED_HOST, h),
-        None => headers.remove(X_FORWARDED_HOST),
-    };
-}
-
-/// Drops hop-by-hop headers, and those `Connection` names, from a request
-/// or a response: they describe one connection, not the message.
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    // Usually there are none: one pass over the few names present.
-    if !headers.keys().any(|k| HOP_BY_HOP.contains(k)) {
-        return;
-    }
+/// Drops hop-by-hop headers (and those the client's `Connection` names) and
+/// sets `X-Forwarded-*`. The router is the edge: a client's own
+/// `X-Forwarded-For` is replaced, not trusted.
+fn forwarding_headers(headers: &mut http::HeaderMap, peer: http::HeaderValue) {
     if headers.contains_key(http::header::CONNECTION) {
         let named: Vec<String> = headers
             .get_all(http::header::CONNECTION)
@@ -390,15 +293,64 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
             headers.remove(name.as_str());
         }
     }
-    for name in &HOP_BY_HOP {
-        headers.remove(name);
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
     }
+    let host = headers.get(http::header::HOST).cloned();
+    headers.insert("x-forwarded-for", peer);
+    headers.insert("x-forwarded-proto", http::HeaderValue::from_static("http"));
+    match host {
+        Some(h) => headers.insert("x-forwarded-host", h),
+        None => headers.remove("x-forwarded-host"),
+    };
 }
 
 fn text(status: StatusCode, body: String) -> Response<RouterBody> {
     Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(Either::Right(Full::new(Bytes::from(body))))
+        .body(
+            Full::new(Bytes::from(body))
+                .map_err(|never| match never {})
+                .boxed(),
+        )
         .expect("static response")
+}
+
+/// Decrements the app's in-flight count when the response is done.
+struct Inflight(Arc<AtomicUsize>);
+
+impl Drop for Inflight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that holds its request's in-flight count until the last
+/// byte is sent (or the client goes away).
+struct Counted {
+    body: Incoming,
+    _guard: Inflight,
+}
+
+impl Body for Counted {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.body)
+            .poll_frame(cx)
+            .map_err(|e| Box::new(e) as BoxError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
