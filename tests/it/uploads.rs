@@ -67,7 +67,7 @@ fn a_200_mb_app_deploys_and_the_daemon_memory_stays_flat() {
 #[test]
 fn a_package_over_the_limit_is_refused_with_how_to_raise_it() {
     let f = Fixture::new("");
-    random_file(&f.root.path().join("app/assets.bin"), 3 << 20);
+    random_file(&f.root.path().join("app/assets.bin"), 40 << 20);
     assert_eq!(f.run(&["platform", "stop"]).status.code(), Some(0));
     let out = f
         .cmd(&[
@@ -91,7 +91,7 @@ fn a_package_over_the_limit_is_refused_with_how_to_raise_it() {
         "{err}"
     );
 
-    // The default limit takes the 3 MB app that used to fail at 2 MiB.
+    // The default limit takes a 40 MB app (3 MB used to fail at 2 MiB).
     assert_eq!(f.run(&["platform", "stop"]).status.code(), Some(0));
     let out = f.run(&["platform", "start", "--router-port", "0"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -39,6 +39,7 @@ pub(super) async fn receive(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > max) {
+        linger(&mut form).await;
         return Err(too_large(max));
     }
     while let Some(field) = form.next_field().await.map_err(|e| bad(e, max))? {
@@ -48,6 +49,7 @@ pub(super) async fn receive(
         let partial = partial_upload(&zip);
         if let Err(e) = stream(field, &partial, max).await {
             let _ = tokio::fs::remove_file(&partial).await;
+            linger(&mut form).await;
             return Err(e);
         }
         return blocking(&p, move |p| p.package_uploaded(&guid)).await;
@@ -84,6 +86,30 @@ async fn stream(mut field: Field<'_>, partial: &Path, max: u64) -> ApiResult<()>
     drop(tx);
     let wrote = writer.await.map_err(ApiErr::internal)?;
     sent.and(wrote)
+}
+
+/// A refusal sent before the body is read can be lost: the sender is still
+/// writing when the connection closes, and the reset discards the answer
+/// in its receive buffer, so the user sees "error sending request" instead
+/// of how to raise the limit. Like nginx's lingering close, the rest of the
+/// body is read and dropped first, within a bound of bytes and time.
+const LINGER_BYTES: u64 = 1 << 30;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+async fn linger(form: &mut Multipart) {
+    let _ = tokio::time::timeout(LINGER_TIME, async {
+        let mut read = 0u64;
+        // Moving to the next field skips what is left of the current one.
+        while let Ok(Some(mut field)) = form.next_field().await {
+            while let Ok(Some(chunk)) = field.chunk().await {
+                read += chunk.len() as u64;
+                if read > LINGER_BYTES {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 fn write(path: &Path, mut chunks: mpsc::Receiver<Bytes>) -> ApiResult<()> {
