@@ -98,7 +98,13 @@ fn main() {
     for (dir, names) in [
         (
             out.clone(),
-            &["hello", "http-probe", "migration-guard", "notify"][..],
+            &[
+                "hello",
+                "http-probe",
+                "migration-guard",
+                "notify",
+                "slo-check",
+            ][..],
         ),
         (
             out.join("testing"),

@@ -8,6 +8,9 @@
 //! - Safeguards: the same load during the naive cf recipe (unmap, push,
 //!   restart, map at once: no drain, no probe of the color's own URL),
 //!   counting failed requests against bluegreen's.
+//! - Traffic analysis: a release failing 5% of its requests, deployed
+//!   under the same load as canary steps and as plain blue-green: how many
+//!   requests it served, and users saw fail, before it was rolled back.
 
 use bluegreen::platform::client::CfClient;
 use bluegreen::platform::{local, package};
@@ -25,14 +28,22 @@ const APP: &str = r#"
 import os, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 time.sleep(float(os.environ.get("BOOT", "0")))  # a real app's boot
+FAIL = float(os.environ.get("FAIL_PERCENT", "0"))
+import itertools, threading
+SERVED, LOCK = itertools.count(1), threading.Lock()
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     wbufsize = 65536
     def do_GET(self):
         if self.path == "/slow":
             time.sleep(0.3)
+        with LOCK:
+            n = next(SERVED)
+        status = 200
+        if FAIL and self.path != "/health" and n % round(100 / FAIL) == 0:
+            status = 500
         body = ("release %s\n" % os.environ.get("BLUEGREEN_RELEASE")).encode()
-        self.send_response(200)
+        self.send_response(status)
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -185,7 +196,7 @@ async fn main() {
         &file,
         format!(
             "app: bench\npath: app\nenv: {{ BOOT: \"{BOOT}\" }}\ndrain: 2s\n\
-             health: {{ path: /, interval: 50ms, timeout: 30s }}\n"
+             health: {{ path: /health, interval: 50ms, timeout: 30s }}\n"
         ),
     )
     .unwrap();
@@ -252,5 +263,63 @@ async fn main() {
         naive_result.0,
         secs(naive_wall[RUNS / 2])
     );
+
+    // A bad release, judged on live traffic: the analysis closes its
+    // window after 100 requests to the new release.
+    println!("\na release failing 5% of its requests, under the same load ({RUNS} deploys each):");
+    for (name, strategy) in [
+        (
+            "canary [10, 50, 100]",
+            "strategy: canary\nsteps: [10, 50, 100]\n",
+        ),
+        ("blue-green", ""),
+    ] {
+        std::fs::write(
+            &file,
+            format!(
+                "app: bench\npath: app\nenv: {{ BOOT: \"{BOOT}\", FAIL_PERCENT: \"5\" }}\n\
+                 drain: 2s\nhealth: {{ path: /health, interval: 50ms, timeout: 30s }}\n\
+                 analysis: {{ duration: 60s, min_requests: 100 }}\n{strategy}"
+            ),
+        )
+        .unwrap();
+        let (mut served, mut bad, mut seen, mut total, mut walls) = (0, 0, 0, 0, Vec::new());
+        for i in 0..RUNS {
+            let stop = Arc::new(AtomicBool::new(false));
+            let l = load(port, stop.clone());
+            let t = Instant::now();
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+                .args(["deploy", "--json", "--release", &format!("bad{i}"), "-f"])
+                .arg(&file)
+                .env("BLUEGREEN_HOME", &home)
+                .output()
+                .unwrap();
+            walls.push(t.elapsed());
+            stop.store(true, Ordering::SeqCst);
+            let (n, failed) = l.join().unwrap();
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "the bad release must be rolled back: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let judged = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|e| e["event"] == "analysis")
+                .expect("an analysis event");
+            let c = &judged["window"]["candidate"];
+            served += c["requests"].as_u64().unwrap();
+            bad += c["status_5xx"].as_u64().unwrap();
+            seen += failed;
+            total += n;
+        }
+        walls.sort();
+        println!(
+            "  {name:<22} it served {served:>4} requests ({bad} failed) before the rollback; \
+             users saw {seen} of {total} fail; deploy to rollback done {}",
+            secs(walls[RUNS / 2])
+        );
+    }
     running.shutdown().await;
 }

@@ -1,7 +1,8 @@
 //! Router throughput and latency with keep-alive, side by side in one run:
 //! the same small upstream reached directly, through the local platform's
-//! router, and through nginx as a reverse proxy, all loaded by `wrk`.
-//! Run with `benches/router.sh` (installs nginx and wrk first).
+//! router, and through nginx as a reverse proxy, all loaded by `wrk`; and
+//! the router once more without its traffic counters, for what the
+//! analysis of deploys costs it. Run with `benches/router.sh` (installs nginx and wrk first).
 //!
 //! Fair by construction: both proxies get every core (nginx
 //! `worker_processes auto`, the router a tokio worker per core), keep-alive
@@ -197,55 +198,10 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let (running, upstream_port) = rt.block_on(async {
-        let mut config = local::Config::new(tmp.path());
-        config.router_port = 0;
-        let running = local::start(config).await.unwrap();
-        let client = CfClient::with_token(&running.endpoint.api_url, &running.token);
-        let app_dir = tmp.path().join("app");
-        std::fs::create_dir_all(&app_dir).unwrap();
-        let exe = std::env::current_exe().unwrap();
-        std::fs::write(
-            app_dir.join("Procfile"),
-            format!("web: exec {} --serve-upstream\n", exe.display()),
-        )
-        .unwrap();
-        let space = client
-            .find_space(local::ORG_GUID, "local")
-            .await
-            .unwrap()
-            .unwrap();
-        let app = client
-            .create_app(&space.guid, "bench", &Default::default())
-            .await
-            .unwrap();
-        let pkg = client.create_package(&app.guid).await.unwrap();
-        client
-            .upload_package(
-                &pkg.guid,
-                &package::zip_dir(&app_dir).unwrap(),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-        let droplet = client
-            .stage(&pkg.guid, Duration::from_secs(10))
-            .await
-            .unwrap();
-        client
-            .set_current_droplet(&app.guid, &droplet)
-            .await
-            .unwrap();
-        client.app_action(&app.guid, "start").await.unwrap();
-        let port = loop {
-            let stats = client.process_stats(&app.guid).await.unwrap();
-            if let Some(s) = stats.iter().find(|s| s.state == "RUNNING") {
-                break s.instance_ports[0].internal;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        (running, port)
-    });
+    // The router twice, with and without the traffic counters deploys
+    // analyze, each in front of its own copy of the upstream.
+    let (running, upstream_port) = rt.block_on(platform(&tmp.path().join("on"), true));
+    let (bare, _) = rt.block_on(platform(&tmp.path().join("off"), false));
 
     let nginx_dir = tmp.path().join("nginx");
     std::fs::create_dir_all(&nginx_dir).unwrap();
@@ -287,6 +243,7 @@ http {{ access_log off; keepalive_requests 1000000;
     );
     wait_accepting("nginx", nginx_port);
     wait_accepting("the router", running.endpoint.router_port);
+    wait_accepting("the router without counters", bare.endpoint.router_port);
     wait_accepting("the upstream", upstream_port);
 
     // Interleaved rounds, the order rotated each round, so a burst of load
@@ -296,20 +253,23 @@ http {{ access_log off; keepalive_requests 1000000;
     let direct_url = format!("http://127.0.0.1:{upstream_port}/");
     let router_url = format!("http://127.0.0.1:{}/", running.endpoint.router_port);
     let nginx_url = format!("http://127.0.0.1:{nginx_port}/");
-    let mut runs: [Vec<Load>; 3] = Default::default();
+    let bare_url = format!("http://127.0.0.1:{}/", bare.endpoint.router_port);
+    let mut runs: [Vec<Load>; 4] = Default::default();
     for round in 0..rounds {
-        for k in 0..3 {
-            let which = (round + k) % 3;
+        for k in 0..4 {
+            let which = (round + k) % 4;
             let load = match which {
                 0 => wrk(&direct_url, None, secs),
                 1 => wrk(&router_url, Some("bench.apps.localhost"), secs),
-                _ => wrk(&nginx_url, None, secs),
+                2 => wrk(&nginx_url, None, secs),
+                _ => wrk(&bare_url, Some("bench.apps.localhost"), secs),
             };
             runs[which].push(load);
         }
     }
     drop(nginx);
     rt.block_on(running.shutdown());
+    rt.block_on(bare.shutdown());
 
     report(&runs, rounds, secs, cores);
 }
@@ -336,9 +296,72 @@ impl Drop for Nginx {
     }
 }
 
-const NAMES: [&str; 3] = ["direct to app", "bluegreen router", "nginx reverse proxy"];
+const NAMES: [&str; 4] = [
+    "direct to app",
+    "bluegreen router",
+    "nginx reverse proxy",
+    "router, no counters",
+];
 
-fn report(runs: &[Vec<Load>; 3], rounds: usize, secs: u64, cores: usize) {
+/// A local platform in `home` running the upstream as app `bench`; the
+/// router counts traffic when `metrics`. Returns it and the app's port.
+async fn platform(home: &std::path::Path, metrics: bool) -> (local::Running, u16) {
+    let mut config = local::Config::new(home);
+    config.router_port = 0;
+    config.router_metrics = metrics;
+    let running = local::start(config).await.unwrap();
+    let client = CfClient::with_token(&running.endpoint.api_url, &running.token);
+    let app_dir = home.join("app");
+    std::fs::create_dir_all(&app_dir).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    std::fs::write(
+        app_dir.join("Procfile"),
+        format!("web: exec {} --serve-upstream\n", exe.display()),
+    )
+    .unwrap();
+    let space = client
+        .find_space(local::ORG_GUID, "local")
+        .await
+        .unwrap()
+        .unwrap();
+    let app = client
+        .create_app(&space.guid, "bench", &Default::default())
+        .await
+        .unwrap();
+    let pkg = client.create_package(&app.guid).await.unwrap();
+    client
+        .upload_package(
+            &pkg.guid,
+            &package::zip_dir(&app_dir).unwrap(),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap();
+    let droplet = client
+        .stage(&pkg.guid, Duration::from_secs(10))
+        .await
+        .unwrap();
+    client
+        .set_current_droplet(&app.guid, &droplet)
+        .await
+        .unwrap();
+    client.app_action(&app.guid, "start").await.unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    let port = loop {
+        let stats = client.process_stats(&app.guid).await.unwrap();
+        if let Some(s) = stats.iter().find(|s| s.state == "RUNNING") {
+            break s.instance_ports[0].internal;
+        }
+        assert!(
+            Instant::now() < until,
+            "the upstream app did not start in 30s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    (running, port)
+}
+
+fn report(runs: &[Vec<Load>; 4], rounds: usize, secs: u64, cores: usize) {
     println!(
         "router benchmark: wrk -t2 -c32 -d{secs}s, keep-alive, {rounds} interleaved rounds, medians"
     );
@@ -393,5 +416,10 @@ fn report(runs: &[Vec<Load>; 3], rounds: usize, secs: u64, cores: usize) {
     println!(
         "  -> router p99 adds {added:.3} ms over direct (median p99s, target <= 1 ms): {}",
         verdict(added <= 1.0)
+    );
+    println!(
+        "  -> traffic counters: router {:.2}x its throughput without them, p99 {:+.3} ms",
+        med[1].0 / med[3].0,
+        med[1].1 - med[3].1
     );
 }

@@ -1,11 +1,23 @@
 //! Where a command's words go, decided in one place so every command follows
 //! the same conventions: results on stdout (also with `-q`), progress and
 //! hints only without `-q`, detail only with `-v` (on stderr, so `--json` on
-//! stdout stays as it is), colour by one rule (`NO_COLOR`, `CLICOLOR_FORCE`,
-//! else a terminal), and a reader that went away (`| head -1`) silences
-//! stdout instead of panicking: the command still finishes what it started
-//! (a deploy must not stop half-way because its log reader left).
+//! stdout stays as it is), text or JSON chosen once per command
+//! ([`Printer`]), colour by one rule (`NO_COLOR`, `CLICOLOR_FORCE`,
+//! `CLICOLOR`, else a terminal), and a reader that went away (`| head -1`)
+//! silences stdout instead of panicking: the command still finishes what it
+//! started (a deploy must not stop half-way because its log reader left).
+//!
+//! Text is always styled ([`paint`]); `anstream` strips the styles on the way
+//! out when the rule says no colour, so no caller decides about colour.
 
+mod printer;
+mod spinner;
+
+pub use printer::Printer;
+pub use spinner::{Spinner, spinner};
+
+use anstream::{AutoStream, ColorChoice};
+use anstyle::{AnsiColor, Style};
 use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -39,47 +51,84 @@ pub fn verbose() -> bool {
 
 /// The colour rule, from no-color.org and bixense.com/clicolors: `NO_COLOR`
 /// set and non-empty turns colour off; else `CLICOLOR_FORCE` set, non-empty
-/// and not `0` turns it on; else colour when the stream is a terminal.
-pub fn decide_color(no_color: Option<OsString>, force: Option<OsString>, terminal: bool) -> bool {
-    if no_color.is_some_and(|v| !v.is_empty()) {
+/// and not `0` turns it on; else `CLICOLOR=0` turns it off; else colour when
+/// the stream is a terminal that is not `TERM=dumb`. (anstream's own rule
+/// takes `CLICOLOR_FORCE=0` as forcing, which the README says it is not.)
+pub fn decide_color(env: impl Fn(&str) -> Option<OsString>, terminal: bool) -> bool {
+    let set = |name: &str| env(name).filter(|v| !v.is_empty());
+    if set("NO_COLOR").is_some() {
         return false;
     }
-    if force.is_some_and(|v| !v.is_empty() && v != "0") {
+    if set("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
         return true;
     }
-    terminal
+    if env("CLICOLOR").is_some_and(|v| v == "0") {
+        return false;
+    }
+    terminal && env("TERM").is_none_or(|t| t != "dumb")
 }
 
-/// Whether text written to stdout may carry colour.
-pub fn stdout_color() -> bool {
-    static COLOR: OnceLock<bool> = OnceLock::new();
-    *COLOR.get_or_init(|| {
-        decide_color(
-            std::env::var_os("NO_COLOR"),
-            std::env::var_os("CLICOLOR_FORCE"),
-            std::io::stdout().is_terminal(),
-        )
-    })
-}
-
-/// `s` in an SGR colour (`32` green, `31` red, `33` yellow, `2` dim) when
-/// stdout may carry colour.
-pub fn paint(code: &str, s: &str) -> String {
-    if stdout_color() {
-        format!("\x1b[{code}m{s}\x1b[0m")
+fn choice(terminal: bool) -> ColorChoice {
+    if decide_color(|name| std::env::var_os(name), terminal) {
+        ColorChoice::Always
     } else {
-        s.to_string()
+        ColorChoice::Never
     }
 }
 
-/// Writes to stdout. A closed pipe (EPIPE) ends stdout quietly; another
-/// error (a full disk) is kept for [`stdout_error`] and ends stdout too.
+fn stdout_choice() -> ColorChoice {
+    static CHOICE: OnceLock<ColorChoice> = OnceLock::new();
+    *CHOICE.get_or_init(|| choice(std::io::stdout().is_terminal()))
+}
+
+fn stderr_choice() -> ColorChoice {
+    static CHOICE: OnceLock<ColorChoice> = OnceLock::new();
+    *CHOICE.get_or_init(|| choice(std::io::stderr().is_terminal()))
+}
+
+/// A success mark (`✓`).
+pub const GOOD: Style = AnsiColor::Green.on_default();
+/// A failure, a block, an error finding.
+pub const BAD: Style = AnsiColor::Red.on_default();
+/// A warning, an attempt that will be retried.
+pub const WARN: Style = AnsiColor::Yellow.on_default();
+/// Secondary text (a step's duration).
+pub const DIM: Style = Style::new().dimmed();
+
+/// `s` in `style`; the style is stripped on the way out when the stream may
+/// not carry colour.
+pub fn paint(style: Style, s: &str) -> String {
+    format!("{style}{s}{style:#}")
+}
+
+/// Writes our text to stdout, its styles kept or stripped by the colour rule.
+/// A closed pipe (EPIPE) ends stdout quietly; another error (a full disk) is
+/// kept for [`stdout_error`] and ends stdout too.
 pub fn write_stdout(text: &str) {
+    write_out(text, true);
+}
+
+/// Writes data that is not ours (an app's log, a generated script) to stdout
+/// as it is, with the same handling of a closed pipe.
+pub fn write_stdout_verbatim(text: &str) {
+    write_out(text, false);
+}
+
+fn write_out(text: &str, styled: bool) {
     if STDOUT_GONE.load(Ordering::SeqCst) {
         return;
     }
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    let result = spinner::suspended(|| {
+        let out = std::io::stdout().lock();
+        let choice = if styled {
+            stdout_choice()
+        } else {
+            ColorChoice::AlwaysAnsi
+        };
+        let mut out = AutoStream::new(out, choice);
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
+    });
+    if let Err(e) = result {
         STDOUT_GONE.store(true, Ordering::SeqCst);
         if e.kind() != std::io::ErrorKind::BrokenPipe {
             *STDOUT_ERROR.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -102,10 +151,13 @@ pub fn stdout_error() -> Option<String> {
         .clone()
 }
 
-/// Writes to stderr; nothing is left to tell if that fails.
+/// Writes to stderr (errors, `-v` detail), by the same colour rule; nothing
+/// is left to tell if that fails.
 pub fn write_stderr(text: &str) {
-    let mut err = std::io::stderr().lock();
-    let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+    spinner::suspended(|| {
+        let mut err = AutoStream::new(std::io::stderr().lock(), stderr_choice());
+        let _ = err.write_all(text.as_bytes()).and_then(|()| err.flush());
+    });
 }
 
 /// A detail line for `-v` only (each HTTP call, each plugin log line), on
@@ -139,19 +191,33 @@ pub(crate) use {outln, sayln};
 
 #[cfg(test)]
 mod tests {
-    use super::decide_color;
+    use super::{GOOD, decide_color, paint};
+    use std::ffi::OsString;
+
+    fn env<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.into())
+    }
 
     #[test]
-    fn no_color_wins_then_force_then_the_terminal() {
-        let s = |v: &str| Some(v.into());
-        assert!(!decide_color(s("1"), s("1"), true));
-        assert!(
-            decide_color(s(""), s("1"), false),
-            "empty NO_COLOR is unset"
-        );
-        assert!(!decide_color(None, s("0"), false));
-        assert!(!decide_color(None, s(""), false));
-        assert!(decide_color(None, None, true));
-        assert!(!decide_color(None, None, false));
+    fn no_color_wins_then_force_then_clicolor_then_the_terminal() {
+        let both = [("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")];
+        assert!(!decide_color(env(&both), true));
+        let empty = [("NO_COLOR", ""), ("CLICOLOR_FORCE", "1")];
+        assert!(decide_color(env(&empty), false), "empty NO_COLOR is unset");
+        assert!(!decide_color(env(&[("CLICOLOR_FORCE", "0")]), false));
+        assert!(!decide_color(env(&[("CLICOLOR_FORCE", "")]), false));
+        assert!(!decide_color(env(&[("CLICOLOR", "0")]), true));
+        assert!(decide_color(env(&[("CLICOLOR", "1")]), true));
+        assert!(!decide_color(env(&[("TERM", "dumb")]), true));
+        assert!(decide_color(env(&[("TERM", "xterm")]), true));
+        assert!(decide_color(env(&[]), true));
+        assert!(!decide_color(env(&[]), false));
+    }
+
+    #[test]
+    fn paint_writes_sgr_codes_that_anstream_strips() {
+        let green = paint(GOOD, "✓");
+        assert_eq!(green, "\x1b[32m✓\x1b[0m");
+        assert_eq!(anstream::adapter::strip_str(&green).to_string(), "✓");
     }
 }

@@ -18,6 +18,6 @@ pub fn run(args: &CompletionsArgs) -> anyhow::Result<Exit> {
     let mut cmd = super::Cli::command();
     let mut script = Vec::new();
     clap_complete::generate(args.shell, &mut cmd, "bluegreen", &mut script);
-    output::write_stdout(&String::from_utf8_lossy(&script));
+    output::write_stdout_verbatim(&String::from_utf8_lossy(&script));
     Ok(super::Exit::Ok)
 }

@@ -1,14 +1,16 @@
-//! `deploy`, `rollback`, `recover` and `plan`: check everything, take the
-//! app's lock, write the journal's first record, and hand the plan to the
-//! executor. An interrupted deploy found on the way is recovered first.
+//! `deploy`, `rollback`, `recover` and `plan`: check everything (the site
+//! found read-only), take the app's lock, only then make its apps and route
+//! where missing, write the journal's first record, and hand the plan and
+//! the lock to the executor. An interrupted deploy found on the way is
+//! recovered first, under the same lock.
 
 use super::BadInput;
-use super::output::outln;
+use super::output::{Printer, outln};
 use crate::cli::Exit;
 use crate::config::policy;
 use crate::deploy::executor::{Executor, Setup};
 use crate::deploy::journal::{self, DeployRecord, Journal, Kind};
-use crate::deploy::lock::{DeployLock, hostname};
+use crate::deploy::lock::{LockGuard, hostname};
 use crate::deploy::plan::{self, Source};
 use crate::deploy::progress::{Reporter, millis};
 use crate::deploy::release;
@@ -208,28 +210,33 @@ async fn deploy(
         None => Some(crate::platform::package::zip_dir(&l.app_dir)?),
         Some(_) => None,
     };
-    let mut site = l.site(true).await?.expect("created");
+    // Read-only until the lock is held: a deploy refused it leaves no apps,
+    // routes or services behind.
+    let mut survey = l.survey().await?;
     report.step_finished(0, total, &plan::Step::Validate, started.elapsed(), None);
     let waiting = report.step_started(1, total, &plan::Step::AcquireLock);
     *reached = Reached::AcquireLock { total };
     let t = Instant::now();
-    let lock = DeployLock::new(
-        site.client.clone(),
-        l.file.platform,
-        &site.app(Color::Blue).guid,
-        l.lease(id),
-    );
-    lock.acquire(args.wait, None).await?;
+    let store = survey.lock_store(&l.file).await?;
+    let client = survey.client().clone();
+    let guard = LockGuard::acquire(client, store, l.lease(id), args.wait, None).await?;
     drop(waiting);
-    let heartbeat = lock.heartbeat();
     report.step_finished(1, total, &plan::Step::AcquireLock, t.elapsed(), None);
     *reached = Reached::Steps;
     let id = id.to_string();
+    // The guard stays here until the executor takes it (and releases it by
+    // its last step, or when it stops); a failure before that releases it
+    // below, since nothing of the deploy ran.
+    let mut held = Some(guard);
     let result = async {
+        let mut site = survey.create(&l.file).await?;
         let jdir = journal::dir(&local::home_dir(), &l.file.app);
         if let Some(replay) = Journal::read(&jdir)? {
             report.say(&format!("Found deploy {} interrupted; recovering it first", replay.record.id));
-            super::recover::recover_replay(&l, &plugins.policy, replay, report, lock.clone(), true).await?;
+            // Under this deploy's lease, which the recovery's own release
+            // leaves held (a nested guard).
+            let nested = held.as_ref().expect("held").reenter().await?;
+            super::recover::recover_replay(&l, &plugins.policy, replay, report, nested).await?;
             site.refresh().await?;
         }
         let history = journal::history(&jdir)?;
@@ -315,7 +322,7 @@ async fn deploy(
             report: report.clone(),
             record,
             journal,
-            lock: lock.clone(),
+            lock: held.take().expect("held until the executor takes it"),
         });
         exec.zip = zip;
         exec.pending = pending;
@@ -326,12 +333,8 @@ async fn deploy(
         Ok::<_, anyhow::Error>((release, route_url))
     }
     .await;
-    drop(heartbeat);
-    if let Err(e) = &result
-        && !e.is::<crate::deploy::executor::DeployError>()
-    {
-        // The executor releases the lock itself; errors before it did not.
-        let _ = lock.release().await;
+    if let Some(guard) = held {
+        let _ = guard.release().await;
     }
     result
 }
@@ -358,74 +361,84 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exi
         None => plan::order(None, &[]),
     };
     let steps = plan::plan(&l.file, order, &plugins.by_hook(), &Source::New);
-    if args.json {
+    let manifest = l
+        .file
+        .cf_manifest
+        .as_ref()
+        .map(|m| json!({"path": m.path, "app": m.name, "applies": m.summary()}));
+    let json = json!({"app": l.file.app, "release": release, "current": current,
+        "steps": steps, "manifest": manifest});
+    Printer::new(args.json).emit(json, || {
+        print_plan(&l, &plugins, &release, current.as_deref(), &steps)
+    });
+    Ok(super::Exit::Ok)
+}
+
+/// `plan` for people.
+fn print_plan(
+    l: &Loaded,
+    plugins: &crate::deploy::plugins::Plugins,
+    release: &str,
+    current: Option<&str>,
+    steps: &[plan::Step],
+) {
+    outln!(
+        "Plan: deploy {} release {release} (now: {}), {} steps\n",
+        l.file.app,
+        current.unwrap_or("nothing"),
+        steps.len()
+    );
+    if plugins.policy.path.is_some() {
+        let required: Vec<&str> = plugins.required.iter().map(String::as_str).collect();
         outln!(
-            "{}",
-            json!({"app": l.file.app, "release": release, "current": current, "steps": steps,
-            "manifest": l.file.cf_manifest.as_ref().map(|m| json!({
-                "path": m.path, "app": m.name, "applies": m.summary(),
-            }))})
-        );
-    } else {
-        outln!(
-            "Plan: deploy {} release {release} (now: {}), {} steps\n",
-            l.file.app,
-            current.as_deref().unwrap_or("nothing"),
-            steps.len()
-        );
-        if plugins.policy.path.is_some() {
-            let required: Vec<&str> = plugins.required.iter().map(String::as_str).collect();
-            outln!(
-                "Org {}: required plugins (run first) {}\n",
-                plugins.policy.describe(),
-                if required.is_empty() {
-                    "none".into()
-                } else {
-                    required.join(", ")
-                }
-            );
-        }
-        if let Some(m) = &l.file.cf_manifest {
-            outln!(
-                "Manifest {} (app `{}`), applied to each color under its own name before its restart:",
-                m.path.display(),
-                m.name
-            );
-            for line in m.summary() {
-                outln!("  {line}");
-            }
-            outln!();
-        }
-        if !l.file.services.is_empty() {
-            let names: Vec<String> = l
-                .file
-                .services
-                .iter()
-                .map(|s| match s.kind() {
-                    Some(kind) => format!("{} ({kind}, created if missing)", s.name()),
-                    None => s.name().to_string(),
-                })
-                .collect();
-            outln!(
-                "Services bound to both colors before their push (DATABASE_URL, VCAP_SERVICES): {}\n",
-                names.join(", ")
-            );
-        }
-        super::output::write_stdout(&plan::render(&steps));
-        let on_failure = plugins
-            .by_hook()
-            .remove(&crate::plugin::Hook::OnFailure)
-            .unwrap_or_default();
-        outln!(
-            "\nIf a step fails or a plugin blocks: the color in flight goes back to its previous \
-             droplet and onto the route, then a color already switched goes back too (one release \
-             serves), then hook on-failure: {}",
-            if on_failure.is_empty() {
-                "no plugins".to_string()
+            "Org {}: required plugins (run first) {}\n",
+            plugins.policy.describe(),
+            if required.is_empty() {
+                "none".into()
             } else {
-                on_failure.join(", ")
+                required.join(", ")
             }
         );
     }
-    Ok(super::Exit::Ok)
+    if let Some(m) = &l.file.cf_manifest {
+        outln!(
+            "Manifest {} (app `{}`), applied to each color under its own name before its restart:",
+            m.path.display(),
+            m.name
+        );
+        for line in m.summary() {
+            outln!("  {line}");
+        }
+        outln!();
+    }
+    if !l.file.services.is_empty() {
+        let names: Vec<String> = l
+            .file
+            .services
+            .iter()
+            .map(|s| match s.kind() {
+                Some(kind) => format!("{} ({kind}, created if missing)", s.name()),
+                None => s.name().to_string(),
+            })
+            .collect();
+        outln!(
+            "Services bound to both colors before their push (DATABASE_URL, VCAP_SERVICES): {}\n",
+            names.join(", ")
+        );
+    }
+    super::output::write_stdout(&plan::render(steps));
+    let on_failure = plugins
+        .by_hook()
+        .remove(&crate::plugin::Hook::OnFailure)
+        .unwrap_or_default();
+    outln!(
+        "\nIf a step fails or a plugin blocks: the color in flight goes back to its previous \
+             droplet and onto the route, then a color already switched goes back too (one release \
+             serves), then hook on-failure: {}",
+        if on_failure.is_empty() {
+            "no plugins".to_string()
+        } else {
+            on_failure.join(", ")
+        }
+    );
 }

@@ -1,11 +1,14 @@
-//! `plugin new NAME --lang rust|js|python|c`: a plugin project that builds
-//! and passes `plugin check` as written. Every template implements the same
-//! small `pre-deploy` plugin (block while the setting `frozen` is `true`) and
-//! carries its own copy of the WIT (and, for Rust, of the `bluegreen-plugin`
-//! crate), so the project builds anywhere, outside this repository too.
+//! `plugin new NAME --lang rust|js|python|c [--hook pre-deploy|analyze]`: a
+//! plugin project that builds and passes `plugin check` as written. The
+//! default template in every language is the same small `pre-deploy` plugin
+//! (block while the setting `frozen` is `true`); `--hook analyze` (Rust)
+//! judges a window of live traffic and comes with a sample window to run it
+//! on. Each carries its own copy of the WIT (and, for Rust, of the
+//! `bluegreen-plugin` crate), so the project builds anywhere, outside this
+//! repository too.
 
 use super::BadInput;
-use super::output::{outln, sayln};
+use super::output::{Printer, outln, sayln};
 use crate::cli::Exit;
 use std::path::{Path, PathBuf};
 
@@ -17,16 +20,36 @@ pub enum Lang {
     C,
 }
 
+/// The hooks with a template: the README's example, and `analyze`, whose
+/// inputs (a traffic window) are the least obvious to start from.
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+pub enum TemplateHook {
+    PreDeploy,
+    Analyze,
+}
+
+impl TemplateHook {
+    fn hook(self) -> crate::plugin::Hook {
+        match self {
+            TemplateHook::PreDeploy => crate::plugin::Hook::PreDeploy,
+            TemplateHook::Analyze => crate::plugin::Hook::Analyze,
+        }
+    }
+}
+
 #[derive(Debug, clap::Args)]
 pub struct NewArgs {
     /// The plugin's name: lowercase letters, digits and dashes.
     name: String,
     #[arg(long, value_enum)]
     lang: Lang,
+    /// The hook the plugin handles (`analyze`: Rust only).
+    #[arg(long, value_enum, default_value = "pre-deploy")]
+    hook: TemplateHook,
     /// Where to create the project directory (default: here).
     #[arg(long, default_value = ".")]
     dir: PathBuf,
-    /// Print one JSON object: `{"name", "lang", "dir", "files"}`.
+    /// Print one JSON object: `{"name", "lang", "hook", "dir", "files"}`.
     #[arg(long)]
     json: bool,
 }
@@ -34,14 +57,26 @@ pub struct NewArgs {
 const WIT: &str = include_str!("../../wit/hooks.wit");
 const SDK: &str = include_str!("../../plugins/bluegreen-plugin/src/lib.rs");
 
-/// (path in the project, contents, executable) for a language.
-fn files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
+/// (path in the project, contents, executable) for a language and hook;
+/// `None` when there is no such template.
+fn files(lang: Lang, hook: TemplateHook) -> Option<Vec<(&'static str, &'static str, bool)>> {
     macro_rules! t {
         ($path:literal) => {
             include_str!(concat!("../../templates/plugin/", $path))
         };
     }
-    match lang {
+    if hook == TemplateHook::Analyze {
+        let Lang::Rust = lang else { return None };
+        let mut rust = files(lang, TemplateHook::PreDeploy)?;
+        for file in &mut rust {
+            if file.0 == "src/lib.rs" {
+                file.1 = t!("rust/analyze.rs");
+            }
+        }
+        rust.push(("window.yaml", t!("analyze-window.yaml"), false));
+        return Some(rust);
+    }
+    Some(match lang {
         Lang::Rust => vec![
             ("Cargo.toml", t!("rust/Cargo.toml"), false),
             ("src/lib.rs", t!("rust/lib.rs"), false),
@@ -71,7 +106,7 @@ fn files(lang: Lang) -> Vec<(&'static str, &'static str, bool)> {
             ("build", t!("c/build"), true),
             ("wit/hooks.wit", WIT, false),
         ],
-    }
+    })
 }
 
 fn write(path: &Path, text: &str, executable: bool) -> anyhow::Result<()> {
@@ -107,31 +142,39 @@ pub fn run(args: NewArgs) -> anyhow::Result<Exit> {
         ))
         .into());
     }
+    let lang = format!("{:?}", args.lang).to_lowercase();
+    let hook = args.hook.hook();
+    let Some(files) = files(args.lang, args.hook) else {
+        return Err(BadInput(format!(
+            "there is no {hook} template for --lang {lang} yet: use --lang rust, or start from the pre-deploy template and implement the `{hook}` interface of wit/hooks.wit"
+        ))
+        .into());
+    };
     let mut written = Vec::new();
-    for (path, text, executable) in files(args.lang) {
+    for (path, text, executable) in files {
         let text = text
             .replace("{{name}}", name)
             .replace("{{crate}}", &name.replace('-', "_"));
         write(&root.join(path), &text, executable)?;
         written.push(path);
     }
-    if args.json {
-        let lang = format!("{:?}", args.lang).to_lowercase();
+    let json = serde_json::json!({"name": name, "lang": lang, "hook": hook.name(), "dir": root, "files": written});
+    Printer::new(args.json).emit(json, || {
         outln!(
-            "{}",
-            serde_json::json!({"name": name, "lang": lang, "dir": root, "files": written})
+            "Created {} ({:?} plugin for the {hook} hook)",
+            root.display(),
+            args.lang
         );
-        return Ok(super::Exit::Ok);
-    }
-    outln!(
-        "Created {} ({:?} plugin for the pre-deploy hook)",
-        root.display(),
-        args.lang
-    );
-    sayln!("  cd {} && ./build", root.display());
-    sayln!("  bluegreen plugin check {name}.wasm");
-    sayln!(
-        "  bluegreen plugin run {name}.wasm --hook pre-deploy --setting frozen=true   # exit 3: blocked"
-    );
+        sayln!("  cd {} && ./build", root.display());
+        sayln!("  bluegreen plugin check {name}.wasm");
+        match args.hook {
+            TemplateHook::PreDeploy => sayln!(
+                "  bluegreen plugin run {name}.wasm --hook pre-deploy --setting frozen=true   # exit 3: blocked"
+            ),
+            TemplateHook::Analyze => sayln!(
+                "  bluegreen plugin run {name}.wasm --hook analyze --context window.yaml   # exit 3: blocked"
+            ),
+        }
+    });
     Ok(super::Exit::Ok)
 }

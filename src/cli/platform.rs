@@ -2,7 +2,7 @@
 //! platform's lifecycle. Its state lives in `$BLUEGREEN_HOME/platform`
 //! (default `~/.bluegreen/platform`).
 
-use super::output::{outln, write_stdout};
+use super::output::{Printer, outln};
 use super::{BadInput, Exit};
 use crate::platform::local::{self, Config, Endpoint};
 use clap::Subcommand;
@@ -100,18 +100,36 @@ fn endpoint_json(e: &Endpoint) -> serde_json::Value {
         "router_url": format!("http://*.{}:{}", local::DOMAIN, e.router_port)})
 }
 
-fn say_running(e: &Endpoint, json: bool) {
-    if json {
-        let mut v = endpoint_json(e);
-        v["status"] = "running".into();
-        outln!("{v}");
-    } else {
+fn say_running(e: &Endpoint, out: Printer) {
+    let mut v = endpoint_json(e);
+    v["status"] = "running".into();
+    out.emit(v, || {
         outln!(
             "local platform running: API {}, router http://*.{}:{} (pid {})",
             e.api_url,
             local::DOMAIN,
             e.router_port,
             e.pid
+        )
+    });
+}
+
+/// `platform status` for people.
+fn print_status(endpoint: &Endpoint, apps: &[serde_json::Value]) {
+    outln!("local platform: running (pid {})", endpoint.pid);
+    outln!("  API:    {}", endpoint.api_url);
+    outln!(
+        "  router: http://*.{}:{}",
+        local::DOMAIN,
+        endpoint.router_port
+    );
+    for app in apps {
+        let text = |k: &str| app[k].as_str().unwrap_or_default().to_string();
+        outln!(
+            "  {:<24} {:<8} {}",
+            text("name"),
+            text("state"),
+            text("process_state")
         );
     }
 }
@@ -134,21 +152,18 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             max_upload,
             json,
         } => {
+            let out = Printer::new(json);
             let running = local::start(config(router_port, api_port, max_upload)).await?;
-            say_running(&running.endpoint, json);
+            say_running(&running.endpoint, out);
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 _ = term.recv() => {}
                 _ = tokio::signal::ctrl_c() => {}
             }
-            if json {
-                running.shutdown().await;
-                outln!("{}", json!({"status": "stopped"}));
-                return Ok(Exit::Ok);
-            }
-            outln!("stopping apps and the platform");
+            out.line("stopping apps and the platform");
             running.shutdown().await;
+            out.event(json!({"status": "stopped"}));
             Ok(Exit::Ok)
         }
         PlatformCommand::Start {
@@ -160,28 +175,27 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
         } => {
             let (endpoint, _) =
                 local::ensure_running(&config(router_port, api_port, max_upload)).await?;
-            say_running(&endpoint, json);
+            say_running(&endpoint, Printer::new(json));
             Ok(Exit::Ok)
         }
         PlatformCommand::Stop { json } => {
             let stopped = local::stop(&dir).await?;
-            if json {
-                let status = if stopped { "stopped" } else { "not-running" };
-                outln!("{}", json!({ "status": status }));
-            } else if stopped {
-                outln!("local platform stopped");
-            } else {
-                outln!("local platform was not running");
-            }
+            let status = if stopped { "stopped" } else { "not-running" };
+            Printer::new(json).emit(json!({ "status": status }), || {
+                if stopped {
+                    outln!("local platform stopped");
+                } else {
+                    outln!("local platform was not running");
+                }
+            });
             Ok(Exit::Ok)
         }
         PlatformCommand::Status { json } => {
+            let out = Printer::new(json);
             let Some((endpoint, client)) = local::connect(&dir).await else {
-                if json {
-                    outln!("{}", json!({"running": false, "state_dir": dir}));
-                } else {
-                    outln!("local platform: not running (state in {})", dir.display());
-                }
+                out.emit(json!({"running": false, "state_dir": dir}), || {
+                    outln!("local platform: not running (state in {})", dir.display())
+                });
                 return Ok(Exit::Failed);
             };
             let mut apps = Vec::new();
@@ -190,30 +204,11 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
                 let state = stats.first().map(|s| s.state.as_str()).unwrap_or("DOWN");
                 apps.push(json!({"name": app.name, "state": app.state, "process_state": state}));
             }
-            if json {
-                let mut v = endpoint_json(&endpoint);
-                v["running"] = true.into();
-                v["state_dir"] = json!(dir);
-                v["apps"] = apps.into();
-                outln!("{v}");
-                return Ok(Exit::Ok);
-            }
-            outln!("local platform: running (pid {})", endpoint.pid);
-            outln!("  API:    {}", endpoint.api_url);
-            outln!(
-                "  router: http://*.{}:{}",
-                local::DOMAIN,
-                endpoint.router_port
-            );
-            for app in &apps {
-                let text = |k: &str| app[k].as_str().unwrap_or_default().to_string();
-                outln!(
-                    "  {:<24} {:<8} {}",
-                    text("name"),
-                    text("state"),
-                    text("process_state")
-                );
-            }
+            let mut v = endpoint_json(&endpoint);
+            v["running"] = true.into();
+            v["state_dir"] = json!(dir);
+            v["apps"] = json!(apps);
+            out.emit(v, || print_status(&endpoint, &apps));
             Ok(Exit::Ok)
         }
         PlatformCommand::Service(cmd) => super::service::run(cmd).await,
@@ -233,14 +228,13 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
                 return Err(BadInput(format!("app `{app}` has no `{process}` process")).into());
             };
             let scaled = client.scale_process(&p.guid, instances).await?;
-            if json {
-                outln!("{}", json!({"app": app, "process": scaled}));
-            } else {
-                outln!("{app}: {} ×{}", scaled.kind, scaled.instances);
-            }
+            Printer::new(json).emit(json!({"app": app, "process": scaled}), || {
+                outln!("{app}: {} ×{}", scaled.kind, scaled.instances)
+            });
             Ok(super::Exit::Ok)
         }
         PlatformCommand::Logs { app, follow, json } => {
+            let out = Printer::new(json);
             let (client, found) = local_app(&dir, &app).await?;
             let mut printed = 0;
             loop {
@@ -256,23 +250,11 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
                 if text.len() < printed {
                     printed = 0;
                 }
-                let new = &text[printed..];
-                if json {
-                    // Whole lines only; a line still being written waits
-                    // for the next round (or, without --follow, ends it).
-                    let whole = if follow {
-                        new.rfind('\n').map_or(0, |i| i + 1)
-                    } else {
-                        new.len()
-                    };
-                    for line in new[..whole].lines() {
-                        outln!("{}", json!({"app": app, "line": line}));
-                    }
-                    printed += whole;
-                } else {
-                    write_stdout(new);
-                    printed = text.len();
-                }
+                printed += out.log(
+                    &text[printed..],
+                    follow,
+                    |line| json!({"app": app, "line": line}),
+                );
                 if !follow || super::output::stdout_gone() {
                     return Ok(Exit::Ok);
                 }

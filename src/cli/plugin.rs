@@ -2,7 +2,7 @@
 //! tools. `check` also fills the compiled-code cache, so a later deploy loads
 //! every checked plugin without compiling it.
 
-use super::output::{outln, paint};
+use super::output::{BAD, GOOD, Printer, outln, paint};
 use super::{BadInput, Exit};
 use crate::deploy::progress::printable;
 use crate::plugin::context::{HookContext, Severity};
@@ -41,7 +41,7 @@ pub struct RunArgs {
     /// The hook to call, e.g. `health-check`.
     #[arg(long, value_enum)]
     hook: Hook,
-    /// A JSON or YAML file with the hook's inputs (deploy, target, attempt, pending, failure).
+    /// A JSON or YAML file with the hook's inputs (deploy, target, attempt, pending, failure, analysis).
     #[arg(long, value_name = "FILE")]
     context: Option<PathBuf>,
     /// A plugin setting, `KEY=VALUE`; repeat for several.
@@ -105,21 +105,19 @@ async fn check(host: &PluginHost, paths: &[PathBuf], json: bool) -> anyhow::Resu
             files.push(path.clone());
         }
     }
+    let out = Printer::new(json);
     let mut code = Exit::Ok;
     for file in &files {
         match host.load(file).await {
-            Ok(plugin) if json => outln!("{}", serde_json::to_string(&describe(&plugin))?),
-            Ok(plugin) => print_plugin(&plugin),
+            Ok(plugin) => out.emit(describe(&plugin), || print_plugin(&plugin)),
             Err(err) => {
                 code = Exit::BadInput;
-                if json {
-                    let v = serde_json::json!({
+                out.emit(
+                    serde_json::json!({
                         "path": file, "valid": false, "error": err.kind.code(), "message": err.to_string(),
-                    });
-                    outln!("{v}");
-                } else {
-                    outln!("{} {}\n    {err}", paint("31", "✗"), file.display());
-                }
+                    }),
+                    || outln!("{} {}\n    {err}", paint(BAD, "✗"), file.display()),
+                );
             }
         }
     }
@@ -143,7 +141,7 @@ fn print_plugin(p: &Plugin) {
     };
     outln!(
         "{} {} (plugin `{}`)",
-        paint("32", "✓"),
+        paint(GOOD, "✓"),
         p.path.display(),
         p.name
     );
@@ -178,14 +176,10 @@ async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<Exit> {
         on_error: args.on_error,
     };
     let report = host.run_hook(&plugin, args.hook, &ctx, &config).await?;
-    if args.json {
-        let mut v = serde_json::to_value(&report)?;
-        v["plugin"] = plugin.name.clone().into();
-        v["hook"] = args.hook.name().into();
-        outln!("{v}");
-    } else {
-        print_report(&plugin, args.hook, &report);
-    }
+    let mut v = serde_json::to_value(&report)?;
+    v["plugin"] = plugin.name.clone().into();
+    v["hook"] = args.hook.name().into();
+    Printer::new(args.json).emit(v, || print_report(&plugin, args.hook, &report));
     Ok(match report.outcome.verdict {
         Verdict::Proceed => Exit::Ok,
         Verdict::Block(_) => Exit::Blocked,
@@ -196,7 +190,7 @@ async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<Exit> {
 fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
     let verdict = match &r.outcome.verdict {
         Verdict::Proceed => "proceed".to_string(),
-        Verdict::Block(reason) => paint("31", &format!("block: {}", printable(reason))),
+        Verdict::Block(reason) => paint(BAD, &format!("block: {}", printable(reason))),
         Verdict::RetryAfterMs(ms) => format!("retry after {ms} ms"),
     };
     outln!(

@@ -2,7 +2,7 @@
 //! deploy file tried to change about it.
 
 use super::deploy::{FileArg, Loaded};
-use super::output::{outln, paint};
+use super::output::{BAD, Printer, outln, paint};
 use crate::cli::Exit;
 use crate::deploy::plugins::Plugins;
 use clap::{Args, Subcommand};
@@ -42,18 +42,15 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
                 "digest_matches": found.is_some_and(|f| f.sha256 == r.sha256)})
         })
         .collect();
-    if args.json {
-        outln!(
-            "{}",
+    Printer::new(args.json).emit(
             json!({"policy": p.path, "source": p.source,
                 "added": p.added.as_ref().map(|(path, source)| json!({"policy": path, "source": source})),
                 "required_plugins": required,
                 "required_hooks": p.policy.required_hooks, "overrides": {
                     "allowed": p.policy.overrides.allowed,
                     "require_reason": p.policy.overrides.require_reason},
-                "violations": violations})
-        );
-    } else {
+                "violations": violations}),
+    || {
         outln!("Effective {}", p.describe());
         for r in &required {
             outln!(
@@ -62,8 +59,8 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
                 r["sha256"].as_str().unwrap_or_default(),
                 match (r["from"].as_str(), r["digest_matches"] == true) {
                     (Some(from), true) => format!("ok, from {from}"),
-                    (Some(from), false) => format!("{} at {from}", paint("31", "DIGEST MISMATCH")),
-                    (None, _) => paint("31", "MISSING"),
+                    (Some(from), false) => format!("{} at {from}", paint(BAD, "DIGEST MISMATCH")),
+                    (None, _) => paint(BAD, "MISSING"),
                 }
             );
             if let Some(locked) = r["locked_settings"].as_object().filter(|o| !o.is_empty()) {
@@ -99,10 +96,10 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
         } else {
             outln!("What the deploy file {} tries to change:", l.path.display());
             for v in &violations {
-                outln!("  {} {v}", paint("31", "✗"));
+                outln!("  {} {v}", paint(BAD, "✗"));
             }
         }
-    }
+    });
     Ok(if violations.is_empty() {
         super::Exit::Ok
     } else {

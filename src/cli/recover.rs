@@ -7,12 +7,11 @@ use crate::cli::Exit;
 use crate::config::policy;
 use crate::deploy::executor::{Executor, Setup};
 use crate::deploy::journal::{self, Journal, Kind, Replay};
-use crate::deploy::lock::DeployLock;
+use crate::deploy::lock::{self, LockGuard};
 use crate::deploy::plan::Step;
 use crate::deploy::plugins::Plugins;
 use crate::deploy::progress::Reporter;
 use crate::platform::local;
-use crate::plugin::context::Color;
 use serde_json::json;
 
 /// `recover`: finishes or rolls back the interrupted deploy of the app.
@@ -31,46 +30,35 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<Exit> {
     // Carry on with the configuration the interrupted deploy used.
     let l = Loaded::read(&replay.record.file).unwrap_or(named);
     let policy = l.policy(args.policy.as_deref())?;
-    let site = l.site(true).await?.expect("created");
-    let lock = DeployLock::new(
-        site.client.clone(),
-        l.file.platform,
-        &site.app(Color::Blue).guid,
-        l.lease(&replay.record.id),
-    );
+    let mut survey = l.survey().await?;
+    let store = survey.lock_store(&l.file).await?;
+    let client = survey.client().clone();
     // Taking over the interrupted deploy's own lease is for a runner that
     // died; one still at work is left alone (it would find its lease and
     // journal gone).
-    let holder = crate::deploy::lock::holder(
-        &site.client,
-        l.file.platform,
-        &l.file.app,
-        &site.app(Color::Blue).guid,
-    )
-    .await?;
-    if let Some(h) = holder
+    if let Some(h) = store.holder(&client, &l.file.app).await?
         && h.id == replay.record.id
-        && crate::deploy::lock::may_be_alive(&h)
+        && lock::may_be_alive(&h)
     {
-        return Err(crate::deploy::lock::Locked { holder: h }.into());
+        return Err(lock::Locked { holder: h }.into());
     }
-    lock.acquire(args.wait, Some(&replay.record.id)).await?;
-    let heartbeat = lock.heartbeat();
-    let result = recover_replay(&l, &policy, replay, &report, lock, false).await;
-    drop(heartbeat);
-    result?;
+    let id = replay.record.id.clone();
+    let guard = LockGuard::acquire(client, store, l.lease(&id), args.wait, Some(&id)).await?;
+    recover_replay(&l, &policy, replay, &report, guard).await?;
     Ok(super::Exit::Ok)
 }
 
 /// Rolls forward once the first color serves the new release (or when there
 /// is nothing earlier to go back to); otherwise rolls the first color back.
+/// The executor releases `lock` when done (left to its enclosing guard when
+/// it is nested in a deploy's, see `LockGuard::reenter`); a failure before
+/// the executor runs drops it, so the lease stays for the next `recover`.
 pub(super) async fn recover_replay(
     l: &Loaded,
     policy: &policy::Loaded,
     replay: Replay,
     report: &Reporter,
-    lock: DeployLock,
-    keep_lock: bool,
+    lock: LockGuard,
 ) -> anyhow::Result<()> {
     let rec = replay.record.clone();
     let at = replay.resume_at();
@@ -97,7 +85,6 @@ pub(super) async fn recover_replay(
         lock,
     });
     exec.recovered = true;
-    exec.keep_lock = keep_lock;
     if first_mapped || nothing_earlier {
         report.say(&format!(
             "Recovering deploy {} of release {}: carrying on from `{step}`",

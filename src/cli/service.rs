@@ -2,7 +2,7 @@
 //! the local platform. A deploy file's `services: [NAME]` binds them to both
 //! colors; each color then gets `DATABASE_URL` and `VCAP_SERVICES`.
 
-use super::output::{outln, sayln};
+use super::output::{Printer, outln, sayln};
 use super::{BadInput, Exit};
 use crate::platform::local::{self, Config};
 use clap::Subcommand;
@@ -75,39 +75,17 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<Exit> {
                         Some("CF-UnprocessableEntity") => BadInput(e.to_string()).into(),
                         _ => anyhow::Error::from(e),
                     })?;
-            if json {
-                outln!("{created}");
-                return Ok(Exit::Ok);
-            }
-            outln!(
-                "service {name} ({kind}) running: {}",
-                masked(created["credentials"]["uri"].as_str().unwrap_or(""))
-            );
-            sayln!("bind it with `services: [{name}]` in the deploy file");
+            let uri = masked(created["credentials"]["uri"].as_str().unwrap_or(""));
+            Printer::new(json).emit(created, || {
+                outln!("service {name} ({kind}) running: {uri}");
+                sayln!("bind it with `services: [{name}]` in the deploy file");
+            });
             Ok(Exit::Ok)
         }
         ServiceCommand::List { json } => {
             let all: Value = client.get("/bluegreen/v1/services").await?;
             let all = all["resources"].as_array().cloned().unwrap_or_default();
-            if json {
-                outln!("{}", Value::Array(all));
-                return Ok(Exit::Ok);
-            }
-            if all.is_empty() {
-                outln!(
-                    "no services (create one: bluegreen platform service create NAME --type postgres)"
-                );
-            }
-            for s in all {
-                let text = |k: &str| s[k].as_str().unwrap_or("").to_string();
-                outln!(
-                    "{:<20} {:<9} {:<8} {}",
-                    text("name"),
-                    text("type"),
-                    text("state"),
-                    masked(s["credentials"]["uri"].as_str().unwrap_or(""))
-                );
-            }
+            Printer::new(json).emit(json!(all), || print_list(&all));
             Ok(Exit::Ok)
         }
         ServiceCommand::Delete { name, json } => {
@@ -124,13 +102,28 @@ pub async fn run(cmd: ServiceCommand) -> anyhow::Result<Exit> {
                     }
                     _ => anyhow::Error::from(e),
                 })?;
-            if json {
-                outln!("{}", json!({"name": name, "deleted": true}));
-            } else {
-                outln!("service {name} deleted with its data");
-            }
+            Printer::new(json).emit(json!({"name": name, "deleted": true}), || {
+                outln!("service {name} deleted with its data")
+            });
             Ok(Exit::Ok)
         }
+    }
+}
+
+/// `service list` for people, passwords masked.
+fn print_list(all: &[Value]) {
+    if all.is_empty() {
+        outln!("no services (create one: bluegreen platform service create NAME --type postgres)");
+    }
+    for s in all {
+        let text = |k: &str| s[k].as_str().unwrap_or("").to_string();
+        outln!(
+            "{:<20} {:<9} {:<8} {}",
+            text("name"),
+            text("type"),
+            text("state"),
+            masked(s["credentials"]["uri"].as_str().unwrap_or(""))
+        );
     }
 }
 

@@ -2,11 +2,12 @@
 //! clearing a lock whose holder is gone.
 
 use super::deploy::{FileArg, Loaded};
-use super::output::outln;
+use super::output::{Printer, outln};
 use crate::cli::Exit;
 use crate::deploy::journal::{self, Journal};
 use crate::deploy::lock;
 use crate::deploy::site;
+use crate::platform::lease::Lease;
 use crate::platform::local;
 use crate::plugin::context::Color;
 use clap::Args;
@@ -23,23 +24,22 @@ pub struct StatusArgs {
 }
 
 pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
+    let out = Printer::new(args.json);
     let l = Loaded::read(&args.file.file)?;
     let jdir = journal::dir(&local::home_dir(), &l.file.app);
     let interrupted = Journal::read(&jdir)?.map(|r| r.record.id);
     let Some(site) = l.site(false).await? else {
-        if args.json {
-            // The same shape as a deployed app's, with nothing in it.
-            outln!(
-                "{}",
-                json!({"app": l.file.app, "route_url": null, "colors": [],
-                "lock": null, "interrupted": interrupted})
-            );
-        } else {
-            outln!(
-                "{}: not deployed yet, or its platform is not running (`bluegreen deploy` does both)",
-                l.file.app
-            );
-        }
+        // The same shape as a deployed app's, with nothing in it.
+        out.emit(
+            json!({"app": l.file.app, "route_url": null, "colors": [],
+                "lock": null, "interrupted": interrupted}),
+            || {
+                outln!(
+                    "{}: not deployed yet, or its platform is not running (`bluegreen deploy` does both)",
+                    l.file.app
+                )
+            },
+        );
         return Ok(super::Exit::Ok);
     };
     let holder = lock::holder(
@@ -70,16 +70,31 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
             "release": site.annotation(c, site::RELEASE), "mapped": mapped, "healthy": healthy,
             "newest": site.newest() == Some(c), "processes": processes}));
     }
-    if args.json {
-        outln!(
-            "{}",
-            json!({"app": l.file.app, "route_url": site.route_url, "colors": colors,
-            "lock": holder, "interrupted": interrupted})
-        );
-        return Ok(super::Exit::Ok);
-    }
-    outln!("{} → {}", l.file.app, site.route_url);
-    for c in &colors {
+    out.emit(
+        json!({"app": l.file.app, "route_url": site.route_url, "colors": colors,
+            "lock": holder, "interrupted": interrupted}),
+        || {
+            print_status(
+                &l,
+                &site.route_url,
+                &colors,
+                holder.as_ref(),
+                interrupted.as_deref(),
+            )
+        },
+    );
+    Ok(super::Exit::Ok)
+}
+
+fn print_status(
+    l: &Loaded,
+    route_url: &str,
+    colors: &[serde_json::Value],
+    holder: Option<&Lease>,
+    interrupted: Option<&str>,
+) {
+    outln!("{} → {}", l.file.app, route_url);
+    for c in colors {
         outln!(
             "  {:<5} {:<24} release {:<22} {:<8} {:<10} {}",
             c["color"].as_str().unwrap_or_default(),
@@ -103,25 +118,28 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
         outln!("        {}", line.join(", "));
     }
     if let Some(h) = holder.filter(|h| !h.expired()) {
-        outln!("  {}", lock::describe(&h));
+        outln!("  {}", lock::describe(h));
     }
     if let Some(id) = interrupted {
         outln!("  deploy {id} was interrupted: run `bluegreen recover`");
     }
-    Ok(super::Exit::Ok)
 }
 
 pub async fn history(args: &StatusArgs) -> anyhow::Result<Exit> {
     let l = Loaded::read(&args.file.file)?;
     let entries = journal::history(&journal::dir(&local::home_dir(), &l.file.app))?;
-    if args.json {
-        for e in &entries {
-            outln!("{}", serde_json::to_string(e)?);
-        }
-        return Ok(super::Exit::Ok);
+    let out = Printer::new(args.json);
+    // JSON oldest first, one per line; text newest first.
+    for e in &entries {
+        out.event(serde_json::to_value(e)?);
     }
+    out.text(|| print_history(&l.file.app, &entries));
+    Ok(super::Exit::Ok)
+}
+
+fn print_history(app: &str, entries: &[journal::HistoryEntry]) {
     if entries.is_empty() {
-        outln!("{}: no deploys yet", l.file.app);
+        outln!("{app}: no deploys yet");
     }
     for e in entries.iter().rev() {
         outln!(
@@ -138,7 +156,6 @@ pub async fn history(args: &StatusArgs) -> anyhow::Result<Exit> {
             outln!("    {}", m.lines().next().unwrap_or_default());
         }
     }
-    Ok(super::Exit::Ok)
 }
 
 #[derive(Debug, Args)]
@@ -161,36 +178,30 @@ pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
         )
         .into());
     }
+    let out = Printer::new(args.json);
     let Some(site) = l.site(false).await? else {
-        if args.json {
-            outln!(
-                "{}",
-                json!({"app": l.file.app, "unlocked": false, "removed": null})
-            );
-        } else {
-            outln!("{}: not deployed, so nothing is locked", l.file.app);
-        }
+        out.emit(
+            json!({"app": l.file.app, "unlocked": false, "removed": null}),
+            || outln!("{}: not deployed, so nothing is locked", l.file.app),
+        );
         return Ok(super::Exit::Ok);
     };
     let guid = site.app(Color::Blue).guid.clone();
     let held = lock::holder(&site.client, l.file.platform, &l.file.app, &guid).await?;
     let unlocked = lock::force_unlock(&site.client, l.file.platform, &l.file.app, &guid).await?;
     let removed = held.filter(|_| unlocked);
-    if args.json {
-        outln!(
-            "{}",
-            json!({"app": l.file.app, "unlocked": unlocked, "removed": removed})
-        );
-    } else if let Some(h) = removed {
-        outln!(
-            "Unlocked {}: removed the lock of deploy {} (pid {} on {})",
-            l.file.app,
-            h.id,
-            h.pid,
-            h.host
-        );
-    } else {
-        outln!("{}: not locked", l.file.app);
-    }
+    out.emit(
+        json!({"app": l.file.app, "unlocked": unlocked, "removed": removed}),
+        || match &removed {
+            Some(h) => outln!(
+                "Unlocked {}: removed the lock of deploy {} (pid {} on {})",
+                l.file.app,
+                h.id,
+                h.pid,
+                h.host
+            ),
+            None => outln!("{}: not locked", l.file.app),
+        },
+    );
     Ok(super::Exit::Ok)
 }

@@ -39,6 +39,17 @@ pub struct DeployFile {
     pub services: Vec<ServiceRef>,
     #[serde(default)]
     pub plugins: Plugins,
+    /// `blue-green` (default) or `canary` (with `steps`).
+    #[serde(default)]
+    pub strategy: super::analysis::Strategy,
+    /// Canary: the first color's share of the route's requests, in percent,
+    /// at each step; the last is 100.
+    #[serde(default)]
+    pub steps: Vec<u8>,
+    /// Judge each color on live traffic after it is mapped (and at each
+    /// canary step); canary uses the defaults when this is absent.
+    #[serde(default)]
+    pub analysis: Option<super::analysis::Analysis>,
     /// An org policy file (overridden by `--policy` and `BLUEGREEN_POLICY`).
     #[serde(default)]
     pub policy: Option<PathBuf>,
@@ -413,6 +424,8 @@ impl DeployFile {
                 ));
             }
         }
+        super::analysis::validate(self.strategy, &self.steps, self.analysis.as_ref())
+            .map_err(|(f, m)| field(f, m))?;
         if self.health.successes == 0 {
             return Err(field("health.successes", "must be at least 1".into()));
         }
@@ -447,6 +460,15 @@ impl DeployFile {
             .as_ref()
             .map(|c| c.green.clone())
             .unwrap_or_else(|| format!("{}-green", self.app))
+    }
+
+    /// The analysis each window uses, if this deploy analyzes at all.
+    pub fn analysis(&self) -> Option<super::analysis::Analysis> {
+        match (&self.analysis, self.strategy) {
+            (Some(a), _) => Some(a.clone()),
+            (None, super::analysis::Strategy::Canary) => Some(Default::default()),
+            (None, _) => None,
+        }
     }
 
     pub fn route_host(&self) -> &str {

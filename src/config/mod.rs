@@ -1,11 +1,13 @@
 //! User-facing configuration: the deploy file. Errors here are bad input
 //! (exit code 2) and always name the file, position or field, and the fix.
 
+pub mod analysis;
 mod deploy_file;
 pub(crate) mod duration;
 pub mod manifest;
 pub mod policy;
 
+pub use analysis::{Analysis, Strategy};
 pub use deploy_file::{
     CANDIDATE, Colors, ConfigError, DeployFile, Health, Migrate, MigrationKind, PlatformKind,
     PluginSettings, Plugins,

@@ -4,7 +4,7 @@
 //! healthy color always serves.
 
 use super::journal::{DeployRecord, Entry, Journal, Outcome, OverrideRecord};
-use super::lock::DeployLock;
+use super::lock::LockGuard;
 use super::plan::{Bits, Step};
 use super::plugins::Plugins;
 use super::progress::Reporter;
@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod analyze;
 mod hooks;
 mod migrate;
 mod undo;
@@ -70,14 +71,14 @@ pub struct Executor {
     pub report: Reporter,
     pub record: DeployRecord,
     pub journal: Journal,
-    pub lock: DeployLock,
+    /// The app's lock until the `ReleaseLock` step or a stop releases it
+    /// (a guard nested in a deploy's own leaves the lease to that one).
+    pub lock: Option<LockGuard>,
     /// The app's bits, when this deploy stages.
     pub zip: Option<crate::platform::package::Zipped>,
     pub pending: Vec<Migration>,
     /// Set when `recover` carries on an interrupted deploy.
     pub recovered: bool,
-    /// A deploy that recovers an earlier one first keeps the lock for itself.
-    pub keep_lock: bool,
     /// `--allow RULE`: a block whose errors are all these rules proceeds.
     pub allow: Vec<String>,
     /// `--reset-scale`: the manifest's instance count even where the live
@@ -93,6 +94,13 @@ pub struct Executor {
     switched: BTreeSet<Color>,
     /// Colors a stopped deploy leaves on the new release (see `undo`).
     forward: BTreeSet<Color>,
+    /// The analysis window `analyze` plugins are judging, and which call.
+    window: Option<crate::plugin::context::AnalysisWindow>,
+    window_attempt: u32,
+    /// The longest an `analyze` plugin asked to keep watching.
+    watch_longer: Option<Duration>,
+    /// Cloud Foundry canary: the candidate's web instances before its steps.
+    canary_instances: Option<u32>,
 }
 
 /// What an executor is built from: the deploy's file, site, plugins,
@@ -105,7 +113,7 @@ pub struct Setup {
     pub report: Reporter,
     pub record: DeployRecord,
     pub journal: Journal,
-    pub lock: DeployLock,
+    pub lock: LockGuard,
 }
 
 impl Executor {
@@ -128,11 +136,10 @@ impl Executor {
             report,
             record,
             journal,
-            lock,
+            lock: Some(lock),
             zip: None,
             pending: Vec::new(),
             recovered: false,
-            keep_lock: false,
             allow: Vec::new(),
             reset_scale: false,
             reason: String::new(),
@@ -143,6 +150,10 @@ impl Executor {
             touched: BTreeSet::new(),
             switched: BTreeSet::new(),
             forward: BTreeSet::new(),
+            window: None,
+            window_attempt: 1,
+            watch_longer: None,
+            canary_instances: None,
         }
     }
 
@@ -157,7 +168,7 @@ impl Executor {
         // A color whose steps began before an interruption may be off the
         // route or on new bits: treat it as in flight.
         for i in done.iter().copied().chain([from]) {
-            if let Some(Step::Map { color }) = self.steps().get(i)
+            if let Some(Step::Map { color } | Step::Weigh { color, .. }) = self.steps().get(i)
                 && done.contains(&i)
             {
                 self.switched.insert(*color);
@@ -177,7 +188,11 @@ impl Executor {
         }
         for i in from..n {
             let step = self.steps()[i].clone();
-            if let Err(why) = self.lock.ensure_held().await {
+            let held = match &self.lock {
+                Some(lock) => lock.ensure_held().await,
+                None => Err("it was released already".to_string()),
+            };
+            if let Err(why) = held {
                 self.report
                     .say(&format!("Stopped: lost the deploy lock ({why})"));
                 return Err(super::lock::LostLock {
@@ -250,25 +265,50 @@ impl Executor {
                     .await?;
                 Ok(())
             }
+            Step::Weigh {
+                color,
+                percent,
+                instances,
+            } => {
+                self.weigh(*color, *percent, *instances).await?;
+                self.switched.insert(*color);
+                Ok(())
+            }
+            Step::Analyze { .. } => self.analyze(step).await,
             Step::RecordRelease => {
                 let entry = self.summary(Outcome::Done, None);
                 super::journal::append_history(self.journal.dir(), &entry)?;
                 Ok(())
             }
-            Step::ReleaseLock if self.keep_lock => Ok(()),
             Step::ReleaseLock => {
-                self.lock.release().await?;
+                if let Some(lock) = self.lock.take() {
+                    lock.release().await?;
+                }
                 Ok(())
             }
         }
     }
 
     async fn map(&self, color: Color) -> Result<(), Stop> {
-        if !self.site.mapped(color).await? {
-            self.site
-                .client
-                .map_route(&self.site.route.guid, &self.site.app(color).guid)
-                .await?;
+        let client = &self.site.client;
+        let route = &self.site.route.guid;
+        let guid = self.site.app(color).guid.as_str();
+        let dests = client.destinations(route).await?;
+        let there = dests.iter().any(|d| d.app.guid == guid);
+        if dests.iter().any(|d| d.weight.is_some()) {
+            // A whole-color map ends a canary: every destination even again.
+            let mut apps: Vec<(&str, Option<u32>)> = Vec::new();
+            for d in &dests {
+                if !apps.iter().any(|(g, _)| *g == d.app.guid) {
+                    apps.push((d.app.guid.as_str(), None));
+                }
+            }
+            if !there {
+                apps.push((guid, None));
+            }
+            client.set_destinations(route, &apps).await?;
+        } else if !there {
+            client.map_route(route, guid).await?;
         }
         Ok(())
     }
@@ -449,7 +489,8 @@ impl Executor {
             return Ok(None);
         }
         self.report.say(&format!(
-            "  {name} runs {live} web instances, the manifest says {wanted}: kept {live}              (the live app was scaled; --reset-scale applies the manifest's)"
+            "  {name} runs {live} web instances, the manifest says {wanted}: kept {live} \
+             (the live app was scaled; --reset-scale applies the manifest's)"
         ));
         Ok(Some(live))
     }

@@ -83,6 +83,21 @@ async fn check(client: &reqwest::Client, url: &str, health: &Health) -> Result<(
     }
 }
 
+/// One GET for traffic analysis by probes: the status, or 502 when there
+/// was no answer (what a router would have told a user).
+pub async fn get_status(url: &str, timeout: Duration) -> u16 {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .expect("HTTP client");
+    match client.get(url).send().await {
+        Ok(resp) => resp.status().as_u16(),
+        Err(_) => 502,
+    }
+}
+
 fn snippet(body: &str) -> String {
     let one_line = body.split_whitespace().collect::<Vec<_>>().join(" ");
     if one_line.chars().count() > 120 {

@@ -1,14 +1,21 @@
 //! The per-app deploy lock, held as a renewed lease (see
-//! `platform::lease`): acquired after validation, renewed in the background
-//! while the deploy works, released at the end. A runner that dies stops
-//! renewing, so its lease expires on its own; `recover` of the same deploy
-//! takes it over at once, and `unlock --force` clears it by hand.
+//! `platform::lease`) through one guard, `LockGuard`: acquired after
+//! validation and before anything is created on the platform, renewed in
+//! the background while the deploy works, released by consuming the guard
+//! at the end. A runner that dies stops renewing, so its lease expires on
+//! its own; `recover` of the same deploy takes it over at once, and
+//! `unlock --force` clears it by hand.
 
-use crate::config::PlatformKind;
 use crate::platform::client::CfClient;
-use crate::platform::lease::{Acquired, Lease, unix_now};
-use std::sync::{Arc, Mutex};
+use crate::platform::lease::{Lease, unix_now};
+use nesting::Nesting;
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
+
+mod nesting;
+mod store;
+
+pub use store::{Store, force_unlock, holder};
 
 /// Long enough to ride out a slow API call, short enough that a dead
 /// runner's lock frees itself soon.
@@ -34,12 +41,16 @@ pub struct LostLock {
 }
 
 /// Whether the holder of `h` may still be at work: on this host, its
-/// process is alive; elsewhere nobody can tell, so until its lease expires.
+/// process is alive (this process only while it holds that lease itself:
+/// otherwise our pid is a dead runner's, reused); elsewhere nobody can
+/// tell, so until its lease expires.
 pub fn may_be_alive(h: &Lease) -> bool {
-    if h.host == hostname() {
-        h.pid != std::process::id() && crate::platform::local::pid_alive(h.pid)
-    } else {
+    if h.host != hostname() {
         h.expires > unix_now()
+    } else if h.pid == std::process::id() {
+        HELD.enter(&(h.app.clone(), h.id.clone())).is_some()
+    } else {
+        crate::platform::local::pid_alive(h.pid)
     }
 }
 
@@ -76,60 +87,74 @@ pub fn describe(h: &Lease) -> String {
     s
 }
 
-/// The lease's renewals, stopped when dropped.
-pub struct Heartbeat(tokio::task::JoinHandle<()>);
-
-impl Drop for Heartbeat {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-#[derive(Clone)]
-pub struct DeployLock {
+/// What every guard of one lease in this process shares; dropping the
+/// last guard drops it and so stops the heartbeat.
+struct Held {
     client: CfClient,
-    kind: PlatformKind,
-    /// CF keeps the lease on the blue app.
-    app_guid: String,
+    store: Store,
     lease: Lease,
     /// Why the lease was lost, once the heartbeat or a check found out.
     lost: Arc<Mutex<Option<String>>>,
+    heartbeat: tokio::task::JoinHandle<()>,
 }
 
-impl DeployLock {
-    pub fn new(client: CfClient, kind: PlatformKind, app_guid: &str, lease: Lease) -> DeployLock {
-        DeployLock {
-            client,
-            kind,
-            app_guid: app_guid.into(),
-            lease,
-            lost: Arc::default(),
-        }
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
     }
+}
 
-    pub fn lease(&self) -> &Lease {
-        &self.lease
+impl Held {
+    fn key(&self) -> (String, String) {
+        (self.lease.app.clone(), self.lease.id.clone())
     }
+}
 
-    async fn try_once(&self, take_over: Option<&str>) -> anyhow::Result<Acquired> {
-        let lease = self.lease.renewed(TTL);
-        Ok(match self.kind {
-            PlatformKind::Local => self.client.lease_local(&lease, take_over).await?,
-            PlatformKind::Cf => {
-                self.client
-                    .lease_cf(&self.app_guid, &lease, take_over)
-                    .await?
+/// The leases this process holds (see `nesting`).
+static HELD: LazyLock<Nesting<Held>> = LazyLock::new(Nesting::default);
+
+/// The app's deploy lock, held: acquired with its heartbeat running, and
+/// given up by `release`, which consumes it.
+///
+/// Dropping a guard without `release` only stops the heartbeat: the lease
+/// stays until it expires (`TTL`), as after a crash. It is not released
+/// there because `Drop` cannot wait on the platform, and because a deploy
+/// that ended without releasing was interrupted (its journal is still
+/// there): its lease tells others so until `recover` (which takes over the
+/// same deploy id at once) or a deploy on this host (which takes over a
+/// lease whose process is gone) picks it up.
+#[must_use = "dropping the guard stops its heartbeat; `release` it when done"]
+pub struct LockGuard {
+    held: Arc<Held>,
+}
+
+impl LockGuard {
+    /// Acquires `lease` in `store`, polling up to `wait` while someone else
+    /// holds it (`take_over`: the deploy id whose lease `recover` may take
+    /// over), and starts renewing it. Re-entrant: while this process holds
+    /// the same lease (same app and deploy id), this renews it and returns
+    /// a guard nested in that one, whose `release` leaves the lease held.
+    pub async fn acquire(
+        client: CfClient,
+        store: Store,
+        lease: Lease,
+        wait: Duration,
+        take_over: Option<&str>,
+    ) -> anyhow::Result<LockGuard> {
+        let key = (lease.app.clone(), lease.id.clone());
+        if let Some(held) = HELD.enter(&key) {
+            let got = held.store.try_once(&held.client, &held.lease, None).await?;
+            if got.acquired {
+                return Ok(LockGuard { held });
             }
-        })
-    }
-
-    /// Acquires the lock, polling up to `wait` while someone else holds it.
-    pub async fn acquire(&self, wait: Duration, take_over: Option<&str>) -> anyhow::Result<()> {
+            *held.lost.lock().unwrap() = Some(format!("deploy {} holds it now", got.holder.id));
+            return Err(Locked { holder: got.holder }.into());
+        }
         let deadline = Instant::now() + wait;
         loop {
-            let got = self.try_once(take_over).await?;
+            let got = store.try_once(&client, &lease, take_over).await?;
             if got.acquired {
-                return Ok(());
+                break;
             }
             // A runner on this host whose process is gone holds nothing any
             // more (killed, or its platform died under it): its lease is
@@ -138,107 +163,116 @@ impl DeployLock {
             if take_over.is_none()
                 && got.holder.host == hostname()
                 && !may_be_alive(&got.holder)
-                && self.try_once(Some(&got.holder.id)).await?.acquired
+                && store
+                    .try_once(&client, &lease, Some(&got.holder.id))
+                    .await?
+                    .acquired
             {
-                return Ok(());
+                break;
             }
             if Instant::now() >= deadline {
                 return Err(Locked { holder: got.holder }.into());
             }
             tokio::time::sleep(Duration::from_secs(1).min(wait)).await;
         }
+        let lost = Arc::<Mutex<Option<String>>>::default();
+        let heartbeat = heartbeat(client.clone(), store.clone(), lease.clone(), lost.clone());
+        let held = Arc::new(Held {
+            client,
+            store,
+            lease,
+            lost,
+            heartbeat,
+        });
+        HELD.insert(key, &held);
+        Ok(LockGuard { held })
     }
 
-    /// Renews the lease every third of its TTL while the returned guard
-    /// lives (dropping it stops the renewals, on every way out). A renewal
-    /// that finds another holder, or renewals failing for so long that the
-    /// lease may have expired, mark the lock lost (see `ensure_held`).
-    #[must_use = "the heartbeat stops when the guard is dropped"]
-    pub fn heartbeat(&self) -> Heartbeat {
-        let me = self.clone();
-        Heartbeat(tokio::spawn(async move {
-            let mut renewed = Instant::now();
-            loop {
-                tokio::time::sleep(TTL / 3).await;
-                let why = match me.try_once(None).await {
-                    Ok(got) if got.acquired => {
-                        renewed = Instant::now();
-                        continue;
-                    }
-                    Ok(got) => format!("deploy {} holds it now", got.holder.id),
-                    Err(_) if renewed.elapsed() < TTL - TTL / 6 => continue,
-                    Err(e) => format!(
-                        "it could not be renewed for {}s, so it may have expired: {e:#}",
-                        renewed.elapsed().as_secs()
-                    ),
-                };
-                *me.lost.lock().unwrap() = Some(why);
-                return;
-            }
-        }))
+    /// The same lock again, nested in this guard: for a run under this
+    /// deploy's lease that releases "its" lock when done (a deploy
+    /// recovering an earlier one first), leaving this guard holding it.
+    pub async fn reenter(&self) -> anyhow::Result<LockGuard> {
+        let h = &self.held;
+        LockGuard::acquire(
+            h.client.clone(),
+            h.store.clone(),
+            h.lease.clone(),
+            Duration::ZERO,
+            None,
+        )
+        .await
+    }
+
+    pub fn lease(&self) -> &Lease {
+        &self.held.lease
     }
 
     /// Whether this deploy still holds its lease. Locally the daemon is
     /// asked each time (a cheap call), so a lock taken over is noticed
     /// before the next step; on CF the heartbeat's last word counts.
     pub async fn ensure_held(&self) -> Result<(), String> {
-        if let Some(why) = self.lost.lock().unwrap().clone() {
+        let h = &self.held;
+        if let Some(why) = h.lost.lock().unwrap().clone() {
             return Err(why);
         }
-        if self.kind == PlatformKind::Local {
-            let current = self.client.lease_holder_local(&self.lease.app).await;
+        if h.store == Store::Local {
+            let current = h.client.lease_holder_local(&h.lease.app).await;
             let why = match current {
-                Ok(Some(h)) if h.id == self.lease.id => return Ok(()),
-                Ok(Some(h)) => {
-                    format!("deploy {} (pid {} on {}) holds it now", h.id, h.pid, h.host)
+                Ok(Some(l)) if l.id == h.lease.id => return Ok(()),
+                Ok(Some(l)) => {
+                    format!("deploy {} (pid {} on {}) holds it now", l.id, l.pid, l.host)
                 }
                 Ok(None) => "it was released (`unlock --force`?)".to_string(),
                 Err(e) => format!("the platform could not say who holds it: {e}"),
             };
-            *self.lost.lock().unwrap() = Some(why.clone());
+            *h.lost.lock().unwrap() = Some(why.clone());
             return Err(why);
         }
         Ok(())
     }
 
-    pub async fn release(&self) -> anyhow::Result<bool> {
-        Ok(match self.kind {
-            PlatformKind::Local => {
-                self.client
-                    .release_local(&self.lease.app, Some(&self.lease.id))
-                    .await?
-            }
-            PlatformKind::Cf => {
-                self.client
-                    .release_cf(&self.app_guid, Some(&self.lease.id))
-                    .await?
-            }
-        })
+    /// Gives the lock up: stops the heartbeat and releases the lease;
+    /// whether this deploy still held it. A guard nested in another one
+    /// (see `acquire`) leaves the lease to the outer guard.
+    pub async fn release(self) -> anyhow::Result<bool> {
+        let h = &self.held;
+        if !HELD.leave(&h.key(), h) {
+            return Ok(h.lost.lock().unwrap().is_none());
+        }
+        h.heartbeat.abort();
+        h.store
+            .release(&h.client, &h.lease.app, Some(&h.lease.id))
+            .await
     }
 }
 
-/// The current holder, if any.
-pub async fn holder(
-    client: &CfClient,
-    kind: PlatformKind,
-    app: &str,
-    app_guid: &str,
-) -> anyhow::Result<Option<Lease>> {
-    Ok(match kind {
-        PlatformKind::Local => client.lease_holder_local(app).await?,
-        PlatformKind::Cf => client.lease_holder_cf(app_guid).await?,
-    })
-}
-
-/// Clears the lock whoever holds it.
-pub async fn force_unlock(
-    client: &CfClient,
-    kind: PlatformKind,
-    app: &str,
-    app_guid: &str,
-) -> anyhow::Result<bool> {
-    Ok(match kind {
-        PlatformKind::Local => client.release_local(app, None).await?,
-        PlatformKind::Cf => client.release_cf(app_guid, None).await?,
+/// Renews `lease` every third of its TTL until aborted. A renewal that
+/// finds another holder, or renewals failing for so long that the lease
+/// may have expired, mark the lock lost (see `ensure_held`).
+fn heartbeat(
+    client: CfClient,
+    store: Store,
+    lease: Lease,
+    lost: Arc<Mutex<Option<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut renewed = Instant::now();
+        loop {
+            tokio::time::sleep(TTL / 3).await;
+            let why = match store.try_once(&client, &lease, None).await {
+                Ok(got) if got.acquired => {
+                    renewed = Instant::now();
+                    continue;
+                }
+                Ok(got) => format!("deploy {} holds it now", got.holder.id),
+                Err(_) if renewed.elapsed() < TTL - TTL / 6 => continue,
+                Err(e) => format!(
+                    "it could not be renewed for {}s, so it may have expired: {e:#}",
+                    renewed.elapsed().as_secs()
+                ),
+            };
+            *lost.lock().unwrap() = Some(why);
+            return;
+        }
     })
 }

@@ -2,6 +2,7 @@
 //! executor (`executor.rs`) that journals every step, holds the app's lock,
 //! probes each color's own URL and rolls a failing color back.
 
+pub mod analysis;
 pub mod executor;
 pub mod health;
 pub mod journal;

@@ -5,7 +5,7 @@
 //! else the one *not* serving the newest release, so the newest survives
 //! longest.
 
-use crate::config::DeployFile;
+use crate::config::{DeployFile, PlatformKind, Strategy};
 use crate::plugin::Hook;
 use crate::plugin::context::Color;
 use serde::{Deserialize, Serialize};
@@ -54,8 +54,58 @@ pub enum Step {
     Map {
         color: Color,
     },
+    /// A canary step: `color` (mapped, on the new release) gets `percent`
+    /// of the route's requests and the other color the rest. On Cloud
+    /// Foundry, which routes by instances, `instances` says how.
+    Weigh {
+        color: Color,
+        percent: u8,
+        #[serde(default)]
+        instances: Option<Instances>,
+    },
+    /// Watches `color`'s live traffic against the other color's over one
+    /// window and rolls it back past the limits; `plugins` (the `analyze`
+    /// hook) judge the same window.
+    Analyze {
+        color: Color,
+        /// The canary step's share; none after a whole-color map.
+        percent: Option<u8>,
+        /// The window: this long, or until the color served `min_requests`.
+        up_to: Duration,
+        min_requests: Option<u64>,
+        /// The limits: 5xx share over the other color's, p99 ratio.
+        max_error_rate: f64,
+        max_p99_ratio: f64,
+        plugins: Vec<String>,
+    },
     RecordRelease,
     ReleaseLock,
+}
+
+/// A canary step's share on a platform that spreads requests evenly over
+/// instances: the candidate runs `candidate` instances beside the other
+/// color's `baseline`, so it gets `candidate / (candidate + baseline)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instances {
+    pub candidate: u32,
+    pub baseline: u32,
+}
+
+impl Instances {
+    /// The instance counts nearest `percent` with `baseline` instances of
+    /// the other color (the candidate runs at least one).
+    pub fn approximate(percent: u8, baseline: u32) -> Instances {
+        let p = f64::from(percent.min(99));
+        let k = (p * f64::from(baseline) / (100.0 - p)).round().max(1.0) as u32;
+        Instances {
+            candidate: k,
+            baseline,
+        }
+    }
+
+    pub fn percent(&self) -> f64 {
+        100.0 * f64::from(self.candidate) / f64::from(self.candidate + self.baseline)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -148,9 +198,47 @@ pub fn plan(
             },
             hook(Hook::HealthCheck, c),
             hook(Hook::PreMap, c),
-            Step::Map { color },
-            hook(Hook::PostMap, c),
         ]);
+        let analysis = file.analysis();
+        let analyze = |percent| {
+            let a = analysis.clone().unwrap_or_default();
+            Step::Analyze {
+                color,
+                percent,
+                up_to: a.duration,
+                min_requests: a.min_requests,
+                max_error_rate: a.max_error_rate,
+                max_p99_ratio: a.max_p99_ratio,
+                plugins: plugins.get(&Hook::Analyze).cloned().unwrap_or_default(),
+            }
+        };
+        let canary = file.strategy == Strategy::Canary && i == 0;
+        if canary {
+            // The other color's web instances, for Cloud Foundry's even
+            // spread over instances (the manifest's count, else one).
+            let baseline = file
+                .cf_manifest
+                .as_ref()
+                .and_then(|m| m.web().instances)
+                .unwrap_or(1);
+            for &percent in &file.steps {
+                steps.push(Step::Weigh {
+                    color,
+                    percent,
+                    instances: (file.platform == PlatformKind::Cf && percent < 100)
+                        .then(|| Instances::approximate(percent, baseline)),
+                });
+                if analysis.is_some() {
+                    steps.push(analyze(Some(percent)));
+                }
+            }
+        } else {
+            steps.push(Step::Map { color });
+            if analysis.is_some() {
+                steps.push(analyze(None));
+            }
+        }
+        steps.push(hook(Hook::PostMap, c));
     }
     if let Some(m) = migrate.filter(|m| !m.post_dirs.is_empty()) {
         steps.push(Step::Migrate {
@@ -184,6 +272,8 @@ impl Step {
             Step::Migrate { .. } => "migrate",
             Step::Health { .. } => "health",
             Step::Map { .. } => "map",
+            Step::Weigh { .. } => "weigh",
+            Step::Analyze { .. } => "analyze",
             Step::RecordRelease => "record-release",
             Step::ReleaseLock => "release-lock",
         }
@@ -197,7 +287,9 @@ impl Step {
             | Step::Push { color, .. }
             | Step::Migrate { color, .. }
             | Step::Health { color, .. }
-            | Step::Map { color } => Some(*color),
+            | Step::Map { color }
+            | Step::Weigh { color, .. }
+            | Step::Analyze { color, .. } => Some(*color),
             _ => None,
         }
     }
@@ -206,7 +298,11 @@ impl Step {
     pub fn waits(&self) -> bool {
         matches!(
             self,
-            Step::Drain { .. } | Step::Push { .. } | Step::Migrate { .. } | Step::Health { .. }
+            Step::Drain { .. }
+                | Step::Push { .. }
+                | Step::Migrate { .. }
+                | Step::Health { .. }
+                | Step::Analyze { .. }
         ) || matches!(self, Step::Hook { plugins, .. } if !plugins.is_empty())
     }
 }
@@ -283,10 +379,98 @@ impl fmt::Display for Step {
                 )
             }
             Step::Map { color } => write!(f, "map the route to {}", name(*color)),
+            Step::Weigh {
+                color,
+                percent: 100,
+                ..
+            } => write!(
+                f,
+                "canary step 100%: every request of the route to {}",
+                name(*color)
+            ),
+            Step::Weigh {
+                color,
+                percent,
+                instances: None,
+            } => write!(
+                f,
+                "canary step {percent}%: map {} with weight {percent}, {} {}",
+                name(*color),
+                name(color.other()),
+                100 - percent
+            ),
+            Step::Weigh {
+                color,
+                percent,
+                instances: Some(i),
+            } => {
+                let got = i.percent();
+                write!(
+                    f,
+                    "canary step {percent}%: Cloud Foundry spreads requests over instances, so {} \
+                     runs {} beside {}'s {}: {got:.0}% ({:.0} points off{})",
+                    name(*color),
+                    plural(i.candidate, "instance"),
+                    name(color.other()),
+                    i.baseline,
+                    (got - f64::from(*percent)).abs(),
+                    closer(*percent, i)
+                )
+            }
+            Step::Analyze {
+                color,
+                percent,
+                up_to,
+                min_requests,
+                max_error_rate,
+                max_p99_ratio,
+                plugins,
+            } => {
+                let share = match percent {
+                    Some(p) => format!(" at {p}%"),
+                    None => String::new(),
+                };
+                let until = match min_requests {
+                    Some(n) => format!("{n} requests or {}", d(up_to)),
+                    None => d(up_to),
+                };
+                write!(
+                    f,
+                    "analyze {}'s live traffic{share} against {}'s for {until}; roll back if its \
+                     5xx share exceeds {}'s by over {:.1} points or its p99 is over {max_p99_ratio}x",
+                    name(*color),
+                    name(color.other()),
+                    name(color.other()),
+                    max_error_rate * 100.0
+                )?;
+                if !plugins.is_empty() {
+                    write!(f, "; analyze: {}", plugins.join(", "))?;
+                }
+                Ok(())
+            }
             Step::RecordRelease => write!(f, "record the release in the history"),
             Step::ReleaseLock => write!(f, "release the deploy lock"),
         }
     }
+}
+
+fn plural(n: u32, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// How many instances of the other color would make the share exact (a
+/// step's percent with one candidate instance).
+fn closer(percent: u8, i: &Instances) -> String {
+    let exact = (100u32 - u32::from(percent)).is_multiple_of(u32::from(percent));
+    if (i.percent() - f64::from(percent)).abs() < 0.5 || !exact {
+        return String::new();
+    }
+    let baseline = (100 - u32::from(percent)) / u32::from(percent);
+    format!("; exact with {baseline} instances of the other color")
 }
 
 /// The plan as numbered lines, one step each.

@@ -1,109 +1,62 @@
 //! Live progress: one line per step with its elapsed time, a spinner while a
-//! step waits (on a terminal only), plain lines otherwise, colour by the one
-//! rule in `crate::output` (`NO_COLOR`, `CLICOLOR_FORCE`); or with `--json`,
-//! one NDJSON event per step and hook on stdout. `-q` leaves only the result
-//! and warnings; `-v` adds each plugin's log lines under its step.
+//! step waits (on a terminal only, `crate::output::spinner`), plain lines
+//! otherwise, colour by the one rule in `crate::output`; or with `--json`,
+//! one NDJSON event per step and hook on stdout (`crate::output::Printer`
+//! chooses). `-q` leaves only the result and warnings; `-v` adds each
+//! plugin's log lines under its step.
 
 use super::plan::Step;
-use crate::output;
+use crate::output::{self, BAD, DIM, GOOD, Printer, WARN, outln, paint};
 use crate::plugin::context::{Color, Finding, Severity, Verdict};
 use crate::plugin::{CallReport, Hook};
 use serde_json::{Value, json};
-use std::io::IsTerminal;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use crate::output::Spinner;
 
 #[derive(Clone)]
 pub struct Reporter {
-    json: bool,
-    tty: bool,
-    color: bool,
-    quiet: bool,
+    out: Printer,
     /// Plugin lines wait for their step's line, so they read under it.
     pending: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-/// A running step's spinner; stopped when dropped.
-pub struct Spinner(Option<Arc<AtomicBool>>);
-
-impl Drop for Spinner {
-    fn drop(&mut self) {
-        if let Some(stop) = &self.0 {
-            stop.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
-const FRAMES: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
-
 impl Reporter {
     pub fn new(json: bool) -> Reporter {
-        let tty = !json && std::io::stdout().is_terminal();
         Reporter {
-            json,
-            tty,
-            color: !json && output::stdout_color(),
-            quiet: output::quiet(),
+            out: Printer::new(json),
             pending: Arc::default(),
         }
     }
 
-    fn paint(&self, code: &str, s: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    }
-
+    /// An event for `--json` only.
     pub fn event(&self, v: Value) {
-        if self.json {
-            output::write_stdout(&format!("{v}\n"));
-        }
+        self.out.event(v);
     }
 
     /// A line for people (nothing in JSON mode, nor with `-q`).
     pub fn say(&self, line: &str) {
-        if !self.json && !self.quiet {
-            output::write_stdout(&format!("{line}\n"));
-        }
+        self.out.say(line);
     }
 
     /// The command's result or a warning: shown with `-q` too.
     pub fn result(&self, line: &str) {
-        if !self.json {
-            output::write_stdout(&format!("{line}\n"));
-        }
+        self.out.line(line);
     }
 
     pub fn step_started(&self, i: usize, n: usize, step: &Step) -> Spinner {
-        self.event(
+        let mut spinner = Spinner::none();
+        self.out.emit(
             json!({"event": "step", "status": "started", "index": i + 1, "total": n,
             "step": step.kind(), "color": step.color(), "text": step.to_string()}),
+            || {
+                if step.waits() {
+                    spinner = output::spinner(format!("[{:>2}/{n}] {step}", i + 1));
+                }
+            },
         );
-        if !self.tty || self.quiet || !step.waits() {
-            return Spinner(None);
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        let (flag, text, started) = (
-            stop.clone(),
-            format!("[{:>2}/{n}] {step}", i + 1),
-            Instant::now(),
-        );
-        tokio::spawn(async move {
-            let mut frame = 0;
-            while !flag.load(Ordering::SeqCst) {
-                output::write_stdout(&format!(
-                    "\r\x1b[2K{} {text} {:.1}s",
-                    FRAMES[frame % FRAMES.len()],
-                    started.elapsed().as_secs_f64()
-                ));
-                frame += 1;
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
-        Spinner(Some(stop))
+        spinner
     }
 
     pub fn step_finished(
@@ -115,52 +68,52 @@ impl Reporter {
         error: Option<&str>,
     ) {
         let status = if error.is_some() { "failed" } else { "done" };
-        self.event(
+        self.out.emit(
             json!({"event": "step", "status": status, "index": i + 1, "total": n,
             "step": step.kind(), "color": step.color(), "text": step.to_string(),
             "duration_ms": millis(took), "error": error}),
+            || {
+                if output::quiet() {
+                    return;
+                }
+                let mark = match error {
+                    None => paint(GOOD, "✓"),
+                    Some(_) => paint(BAD, "✗"),
+                };
+                outln!(
+                    "{mark} [{:>2}/{n}] {step} {}",
+                    i + 1,
+                    paint(DIM, &format!("({})", secs(took)))
+                );
+            },
         );
-        if self.json || self.quiet {
-            self.flush();
-            return;
-        }
-        let mark = match error {
-            None => self.paint("32", "✓"),
-            Some(_) => self.paint("31", "✗"),
-        };
-        let clear = if self.tty { "\r\x1b[2K" } else { "" };
-        output::write_stdout(&format!(
-            "{clear}{mark} [{:>2}/{n}] {step} {}\n",
-            i + 1,
-            self.paint("2", &format!("({})", secs(took)))
-        ));
         self.flush();
     }
 
     /// A step's attempt failed and it will try again after `wait`: shown at
     /// once, since the wait can be long.
     pub fn attempt(&self, step: &Step, attempt: u32, of: u32, error: &str, wait: Duration) {
-        self.event(
+        self.out.emit(
             json!({"event": "attempt", "step": step.kind(), "color": step.color(),
             "text": step.to_string(), "attempt": attempt, "attempts": of, "error": error,
             "retry_in_ms": millis(wait)}),
+            || {
+                if !output::quiet() {
+                    outln!(
+                        "      attempt {attempt} of {of}: {}; again in {}",
+                        paint(WARN, error),
+                        secs(wait)
+                    );
+                }
+            },
         );
-        if self.json || self.quiet {
-            return;
-        }
-        let clear = if self.tty { "\r\x1b[2K" } else { "" };
-        output::write_stdout(&format!(
-            "{clear}      attempt {attempt} of {of}: {}; again in {}\n",
-            self.paint("33", error),
-            secs(wait)
-        ));
     }
 
     /// Prints plugin lines not yet shown under a step (drops them with `-q`).
     pub fn flush(&self) {
         for line in self.pending.lock().unwrap().drain(..) {
-            if !self.quiet {
-                output::write_stdout(&format!("{line}\n"));
+            if !output::quiet() {
+                outln!("{line}");
             }
         }
     }
@@ -168,9 +121,13 @@ impl Reporter {
     /// With `-v`: a plugin call's log lines and captured output, under its
     /// step. Plugin text is untrusted, so it is shown through [`printable`].
     pub fn plugin_output(&self, plugin: &str, call: &CallReport) {
-        if self.json || !output::verbose() {
+        if !output::verbose() {
             return;
         }
+        self.out.text(|| self.pend_plugin_output(plugin, call));
+    }
+
+    fn pend_plugin_output(&self, plugin: &str, call: &CallReport) {
         let mut pending = self.pending.lock().unwrap();
         for line in &call.log {
             let level = format!("{:?}", line.level).to_lowercase();
@@ -200,15 +157,23 @@ impl Reporter {
             Verdict::Block(r) => ("block", Some(r.clone())),
             Verdict::RetryAfterMs(ms) => ("retry-after", Some(format!("{ms} ms"))),
         };
-        self.event(
+        self.out.emit(
             json!({"event": "hook", "hook": hook.name(), "color": color, "plugin": plugin,
             "verdict": name, "detail": detail, "duration_ms": millis(took), "findings": findings}),
+            || self.pend_hook_result(plugin, verdict, (name, detail.as_deref()), took, findings),
         );
-        if self.json {
-            return;
-        }
-        let shown = match (verdict, detail.as_deref().map(printable)) {
-            (Verdict::Block(_), Some(d)) => self.paint("31", &format!("block: {d}")),
+    }
+
+    fn pend_hook_result(
+        &self,
+        plugin: &str,
+        verdict: &Verdict,
+        (name, detail): (&str, Option<&str>),
+        took: Duration,
+        findings: &[Finding],
+    ) {
+        let shown = match (verdict, detail.map(printable)) {
+            (Verdict::Block(_), Some(d)) => paint(BAD, &format!("block: {d}")),
             (_, Some(d)) => format!("{name} {d}"),
             _ => name.to_string(),
         };
@@ -222,8 +187,8 @@ impl Reporter {
         }
         for f in findings.iter().take(SHOWN_FINDINGS) {
             let sev = match f.severity {
-                Severity::Error => self.paint("31", "error"),
-                Severity::Warning => self.paint("33", "warning"),
+                Severity::Error => paint(BAD, "error"),
+                Severity::Warning => paint(WARN, "warning"),
                 Severity::Info => "info".to_string(),
             };
             let place = match (&f.file, f.line) {

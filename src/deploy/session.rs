@@ -57,12 +57,24 @@ impl Loaded {
     }
 
     /// The site on the platform; with `create`, the platform is started
-    /// (locally) and the apps and route made where missing.
+    /// (locally) and the apps and route made where missing (by a run that
+    /// holds the app's lock already; a deploy takes it in between, see
+    /// `survey`).
     pub async fn site(&self, create: bool) -> anyhow::Result<Option<Site>> {
         let Some((client, port)) = site::connect(&self.file, create).await? else {
             return Ok(None);
         };
         Site::open(&self.file, client, port, create).await
+    }
+
+    /// What a deploy finds of its site, read-only, the platform started
+    /// (locally) if need be: the apps and route are made (`Survey::create`)
+    /// only once the app's lock is held.
+    pub async fn survey(&self) -> anyhow::Result<site::Survey> {
+        let (client, port) = site::connect(&self.file, true)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the local platform did not start"))?;
+        Site::survey(&self.file, client, port, true).await
     }
 
     /// The lease a deploy `id` of this app holds while it runs.

@@ -1,5 +1,6 @@
 //! Where a deploy acts: the platform client, the space, the shared route and
-//! the two color apps, found (and on a deploy, created) once up front.
+//! the two color apps, found once up front (`Survey`, read-only) and on a
+//! deploy created only once it holds the app's lock.
 //!
 //! On the local platform a color's own URL is its process's port on
 //! 127.0.0.1 (from the process stats); on Cloud Foundry it is a per-color
@@ -13,6 +14,9 @@ use crate::platform::{PlatformError, client::CfClient, v3};
 use crate::plugin::context::Color;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
+
+mod survey;
+pub use survey::Survey;
 
 /// Annotations bluegreen keeps on each color app, so another machine can see
 /// what runs where.
@@ -108,109 +112,12 @@ impl Site {
         router_port: u16,
         create: bool,
     ) -> anyhow::Result<Option<Site>> {
-        let (org, space, domain) = match file.platform {
-            PlatformKind::Local => (
-                local::ORG_NAME.to_string(),
-                local::ORG_NAME.to_string(),
-                Some(local::DOMAIN.to_string()),
-            ),
-            PlatformKind::Cf => {
-                let (o, s) = cf_target()?;
-                (o, s, None)
-            }
-        };
-        let org_guid = client
-            .find_org(&org)
-            .await?
-            .ok_or_else(|| missing(format!("organization `{org}`")))?
-            .guid;
-        let space_guid = client
-            .find_space(&org_guid, &space)
-            .await?
-            .ok_or_else(|| missing(format!("space `{space}`")))?
-            .guid;
-        let domain = match domain {
-            Some(name) => client
-                .find_domain(&name)
-                .await?
-                .ok_or_else(|| missing(format!("domain `{name}`")))?,
-            None => {
-                let all: Vec<v3::Named> = client.list("/v3/domains").await?;
-                all.into_iter()
-                    .next()
-                    .ok_or_else(|| missing("a domain for the route".into()))?
-            }
-        };
-        // Checked before any app or route is created: a typo in `services`
-        // must change nothing.
-        let mut services = Vec::new();
-        for wanted in &file.services {
-            let name = wanted.name();
-            match client.find_service_instance(&space_guid, name).await? {
-                Some(s) => services.push(s),
-                None if create
-                    && file.platform == PlatformKind::Local
-                    && let Some(kind) = wanted.kind() =>
-                {
-                    let body = serde_json::json!({ "name": name, "type": kind });
-                    let _: serde_json::Value = client.post("/bluegreen/v1/services", &body).await?;
-                    let made = client.find_service_instance(&space_guid, name).await?;
-                    services.push(made.ok_or_else(|| missing(format!("service `{name}`")))?);
-                }
-                None if !create => {}
-                None => {
-                    let fix = match file.platform {
-                        PlatformKind::Local => format!(
-                            "create it with `bluegreen platform service create {name} --type postgres`"
-                        ),
-                        PlatformKind::Cf => format!(
-                            "create it in space `{space}` (`cf create-service OFFERING PLAN {name}`), \
-                             or correct the name"
-                        ),
-                    };
-                    return Err(crate::BadInput(format!(
-                        "field `services`: no service instance named `{name}`; {fix}"
-                    ))
-                    .into());
-                }
-            }
+        let survey = Site::survey(file, client, router_port, create).await?;
+        if create {
+            survey.create(file).await.map(Some)
+        } else {
+            Ok(survey.found(file))
         }
-        let mut apps = BTreeMap::new();
-        for (color, name) in [(Color::Blue, file.blue()), (Color::Green, file.green())] {
-            let app = match client.find_app(&space_guid, &name).await? {
-                Some(app) => app,
-                None if create => client.create_app(&space_guid, &name, &file.env).await?,
-                None => return Ok(None),
-            };
-            apps.insert(color, app);
-        }
-        let host = file.route_host();
-        let route = match client.find_route(&domain.guid, &space_guid, host).await? {
-            Some(r) => r,
-            None if create => client.create_route(&domain.guid, &space_guid, host).await?,
-            None => return Ok(None),
-        };
-        let route_url = match file.platform {
-            PlatformKind::Local => format!("http://{host}.{}:{router_port}", domain.name),
-            PlatformKind::Cf => format!("https://{host}.{}", domain.name),
-        };
-        let site = Site {
-            client,
-            kind: file.platform,
-            route,
-            route_url,
-            domain: domain.name.clone(),
-            apps,
-            services,
-            space_guid: space_guid.clone(),
-        };
-        if file.platform == PlatformKind::Cf && create {
-            for color in [Color::Blue, Color::Green] {
-                site.ensure_color_route(color, &domain.guid, &space_guid)
-                    .await?;
-            }
-        }
-        Ok(Some(site))
     }
 
     async fn ensure_color_route(

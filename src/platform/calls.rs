@@ -190,6 +190,34 @@ impl CfClient {
         Ok(d.destinations)
     }
 
+    /// Replaces the route's destinations with these apps, each with its
+    /// weight (none: requests spread evenly). The local platform routes by
+    /// weight; Cloud Foundry no longer does, so canary steps there scale
+    /// instances instead of calling this.
+    pub async fn set_destinations(
+        &self,
+        route_guid: &str,
+        apps: &[(&str, Option<u32>)],
+    ) -> Result<Vec<v3::Destination>, PlatformError> {
+        let destinations: Vec<Value> = apps
+            .iter()
+            .map(|(guid, weight)| {
+                let mut d = json!({ "app": { "guid": guid, "process": { "type": "web" } } });
+                if let Some(w) = weight {
+                    d["weight"] = json!(w);
+                }
+                d
+            })
+            .collect();
+        let d: v3::Destinations = self
+            .patch(
+                &format!("/v3/routes/{route_guid}/destinations"),
+                &json!({ "destinations": destinations }),
+            )
+            .await?;
+        Ok(d.destinations)
+    }
+
     /// Removes every destination of `app_guid` from the route.
     pub async fn unmap_route(&self, route_guid: &str, app_guid: &str) -> Result<(), PlatformError> {
         let d: v3::Destinations = self
@@ -516,5 +544,15 @@ impl CfClient {
             .get(&format!("/bluegreen/v1/apps/{app_guid}/inflight"))
             .await?;
         Ok(v["inflight"].as_u64().unwrap_or(0))
+    }
+
+    /// Local platform only: what the router counted for an app so far
+    /// (status classes, latency histogram); a window is two snapshots' difference.
+    pub async fn traffic(
+        &self,
+        app_guid: &str,
+    ) -> Result<crate::platform::traffic::Snapshot, PlatformError> {
+        self.get(&format!("/bluegreen/v1/apps/{app_guid}/traffic"))
+            .await
     }
 }

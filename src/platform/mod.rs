@@ -8,6 +8,7 @@ pub mod client;
 pub mod lease;
 pub mod local;
 pub mod package;
+pub mod traffic;
 pub mod v3;
 
 use std::path::PathBuf;

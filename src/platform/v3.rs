@@ -258,6 +258,11 @@ pub struct Destination {
     pub app: DestinationApp,
     #[serde(default)]
     pub port: Option<u16>,
+    /// The share of the route's requests, on a route where every
+    /// destination has one. Cloud Foundry documents the field but no longer
+    /// routes by it; the local platform does (canary steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -68,6 +68,29 @@ pub fn failure(f: &host::FailureInfo) -> wit::Failure {
     }
 }
 
+pub fn metrics(m: &host::Metrics) -> hooks::analyze::Metrics {
+    hooks::analyze::Metrics {
+        requests: m.requests,
+        status_2xx: m.status_2xx,
+        status_3xx: m.status_3xx,
+        status_4xx: m.status_4xx,
+        status_5xx: m.status_5xx,
+        p50_ms: m.p50_ms,
+        p90_ms: m.p90_ms,
+        p99_ms: m.p99_ms,
+    }
+}
+
+pub fn window(w: &host::AnalysisWindow) -> hooks::analyze::Window {
+    hooks::analyze::Window {
+        duration_ms: w.duration_ms,
+        weight_percent: w.weight_percent,
+        source: w.source.clone(),
+        candidate: metrics(&w.candidate),
+        baseline: w.baseline.as_ref().map(metrics),
+    }
+}
+
 impl From<wit::Outcome> for host::Outcome {
     fn from(o: wit::Outcome) -> Self {
         host::Outcome {

@@ -124,6 +124,53 @@ pub struct HookContext {
     pub pending: Vec<Migration>,
     /// For `on-failure`.
     pub failure: Option<FailureInfo>,
+    /// For `analyze`: the window's traffic of the candidate and the baseline.
+    pub analysis: Option<AnalysisWindow>,
+}
+
+/// One color's requests over an analysis window, as the router (or
+/// log-cache) saw them. Latencies run to the response's headers.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    pub requests: u64,
+    pub status_2xx: u64,
+    pub status_3xx: u64,
+    pub status_4xx: u64,
+    /// 5xx answers, and requests the router could not deliver (502).
+    pub status_5xx: u64,
+    /// Percentiles in milliseconds; 0 when there were no requests.
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl Metrics {
+    /// The share of requests answered 5xx, 0 when there were none.
+    pub fn error_rate(&self) -> f64 {
+        if self.requests == 0 {
+            0.0
+        } else {
+            self.status_5xx as f64 / self.requests as f64
+        }
+    }
+}
+
+/// What the `analyze` hook judges: one window of live traffic.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnalysisWindow {
+    /// How long the window lasted.
+    pub duration_ms: u64,
+    /// The share of the route's requests meant for the candidate, 0-100.
+    pub weight_percent: u8,
+    /// Where the numbers come from: `router` (the local platform),
+    /// `log-cache` (Cloud Foundry), or `probes` (health probes only).
+    pub source: String,
+    /// The color just mapped with the new release.
+    pub candidate: Metrics,
+    /// The other color over the same window, when it served.
+    pub baseline: Option<Metrics>,
 }
 
 impl HookContext {

@@ -13,6 +13,9 @@ pub enum Hook {
     PrePush,
     HealthCheck,
     PreMap,
+    /// Judges the candidate color on a window of live traffic, after it is
+    /// mapped (and at each canary step), before `post-map`.
+    Analyze,
     PostMap,
     PostDeploy,
     OnFailure,
@@ -23,13 +26,14 @@ pub const WIT_PACKAGE: &str = "bluegreen:hooks@0.1.0";
 
 impl Hook {
     /// Every hook, in the order a deploy reaches them.
-    pub const ALL: [Hook; 9] = [
+    pub const ALL: [Hook; 10] = [
         Hook::PreDeploy,
         Hook::MigrationSafetyCheck,
         Hook::PreUnmap,
         Hook::PrePush,
         Hook::HealthCheck,
         Hook::PreMap,
+        Hook::Analyze,
         Hook::PostMap,
         Hook::PostDeploy,
         Hook::OnFailure,
@@ -44,6 +48,7 @@ impl Hook {
             Hook::PrePush => "pre-push",
             Hook::HealthCheck => "health-check",
             Hook::PreMap => "pre-map",
+            Hook::Analyze => "analyze",
             Hook::PostMap => "post-map",
             Hook::PostDeploy => "post-deploy",
             Hook::OnFailure => "on-failure",
@@ -60,7 +65,12 @@ impl Hook {
     pub fn per_color(self) -> bool {
         matches!(
             self,
-            Hook::PreUnmap | Hook::PrePush | Hook::HealthCheck | Hook::PreMap | Hook::PostMap
+            Hook::PreUnmap
+                | Hook::PrePush
+                | Hook::HealthCheck
+                | Hook::PreMap
+                | Hook::Analyze
+                | Hook::PostMap
         )
     }
 }
@@ -123,6 +133,12 @@ mod tests {
             Hook::HealthCheck.interface(),
             "bluegreen:hooks/health-check@0.1.0"
         );
+        assert_eq!(Hook::Analyze.interface(), "bluegreen:hooks/analyze@0.1.0");
+        // The deploy reaches analyze after the map and before post-map.
+        let at = |h| Hook::ALL.iter().position(|x| *x == h).unwrap();
+        assert_eq!(at(Hook::Analyze), at(Hook::PreMap) + 1);
+        assert_eq!(at(Hook::Analyze) + 1, at(Hook::PostMap));
+        assert!(Hook::Analyze.per_color());
         let err = "post-push".parse::<Hook>().unwrap_err();
         assert!(
             err.contains("unknown hook `post-push`") && err.contains("pre-push"),

@@ -425,6 +425,7 @@ fn typecheck(
         Hook::PrePush => check!(pre_push),
         Hook::HealthCheck => check!(health_check),
         Hook::PreMap => check!(pre_map),
+        Hook::Analyze => check!(analyze),
         Hook::PostMap => check!(post_map),
         Hook::PostDeploy => check!(post_deploy),
         Hook::OnFailure => check!(on_failure),
@@ -464,6 +465,16 @@ async fn invoke(
                 .await
         }
         Hook::PreMap => guest!(pre_map).call_handle(&mut *store, &d, &t).await,
+        Hook::Analyze => {
+            // Without a window (`plugin run` with no `analysis:`), an empty
+            // one: the plugin sees zero requests, as it would on a quiet route.
+            let empty = super::context::AnalysisWindow::default();
+            let w = bindings::window(ctx.analysis.as_ref().unwrap_or(&empty));
+            let attempt = ctx.attempt.unwrap_or(1);
+            guest!(analyze)
+                .call_handle(&mut *store, &d, &t, &w, attempt)
+                .await
+        }
         Hook::PostMap => guest!(post_map).call_handle(&mut *store, &d, &t).await,
         Hook::PostDeploy => guest!(post_deploy).call_handle(&mut *store, &d).await,
         Hook::OnFailure => {

@@ -16,12 +16,19 @@ use std::time::{Duration, Instant};
 /// `/health` fails while the bits contain `UNHEALTHY`; `/` names the
 /// release and color; `/slow` does so after 250 ms (`/slow?ms=N`: N); a POST answers with the
 /// length of the body it read; `migrate.py` logs each run to `$MIGRATION_LOG`.
+/// A release with `FAIL_PERCENT=P` in its env answers every (100/P)th
+/// request but `/health` with 500, and with `SLOW_MS=N` takes N ms longer.
 const APP: &str = r#"
 import os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 RELEASE = os.environ.get("BLUEGREEN_RELEASE", "?")
 COLOR = os.environ.get("BLUEGREEN_COLOR", "?")
 SICK = os.path.exists("UNHEALTHY")
+FAIL = float(os.environ.get("FAIL_PERCENT", "0"))
+SLOW = int(os.environ.get("SLOW_MS", "0")) / 1000
+import itertools, threading
+SERVED = itertools.count(1)
+LOCK = threading.Lock()
 class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     wbufsize = 65536
@@ -31,13 +38,28 @@ class H(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+    def bad(self):
+        if self.path == "/health":
+            return False
+        if SLOW:
+            time.sleep(SLOW)
+        with LOCK:
+            n = next(SERVED)
+        if FAIL and n % round(100 / FAIL) == 0:
+            self.answer(500, "release %s %s failed request %d\n" % (RELEASE, COLOR, n))
+            return True
+        return False
     def do_GET(self):
+        if self.bad():
+            return
         if self.path.startswith("/slow"):
             time.sleep(int(self.path.partition("ms=")[2] or "250") / 1000)
         status = 500 if (SICK and self.path == "/health") else 200
         self.answer(status, "release %s %s\n" % (RELEASE, COLOR))
     def do_POST(self):
         data = self.rfile.read(int(self.headers.get("content-length", "0")))
+        if self.bad():
+            return
         self.answer(200, "release %s %s got %d\n" % (RELEASE, COLOR, len(data)))
     def log_message(self, *a):
         pass

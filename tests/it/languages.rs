@@ -5,7 +5,6 @@
 use crate::util::*;
 use bluegreen::plugin::context::{DeployInfo, Severity, Target};
 use bluegreen::plugin::{FailureKind, Hook, HookContext, Origin, Sandbox, Verdict};
-use std::path::PathBuf;
 use std::time::Duration;
 
 /// Interpreted guests compile slowly the first time (~10 s); the budget per
@@ -228,14 +227,7 @@ fn plugin_new_writes_a_project_that_builds_checks_and_runs_in_every_language() {
         let name = format!("freeze-{lang}");
         let out = bluegreen(&["plugin", "new", &name, "--lang", lang]);
         assert_eq!(out.status.code(), Some(0), "{lang}: {out:?}");
-        let build = std::process::Command::new(dir.path().join(&name).join("build"))
-            // Reuse the compiled guest dependencies of this run.
-            .env(
-                "CARGO_TARGET_DIR",
-                PathBuf::from(env!("BLUEGREEN_BUILT_PLUGINS")).join("../plugins-build"),
-            )
-            .output()
-            .unwrap();
+        let build = build_new_plugin(&dir.path().join(&name));
         assert!(
             build.status.success(),
             "{lang} build: {}",

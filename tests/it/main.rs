@@ -1,7 +1,9 @@
 //! One integration-test binary (as ripgrep does): the real plugins built from
 //! `plugins/`, a real engine and cache, real HTTP servers on 127.0.0.1.
 
+mod analyze;
 mod cache;
+mod canary;
 mod cli;
 mod concurrency;
 mod config;
@@ -17,6 +19,7 @@ mod hardening;
 mod hostile;
 mod init;
 mod languages;
+mod lock;
 mod manifest;
 mod notify;
 mod order;
@@ -29,5 +32,6 @@ mod rails;
 mod retention;
 mod sandbox;
 mod services;
+mod terminal;
 mod uploads;
 mod util;

@@ -2,7 +2,7 @@
 //! files that are not plugins, `on_error`, fresh state per call.
 
 use crate::util::*;
-use bluegreen::plugin::context::{FailureInfo, Migration, Severity};
+use bluegreen::plugin::context::{AnalysisWindow, FailureInfo, Metrics, Migration, Severity};
 use bluegreen::plugin::{FailureKind, Hook, OnError, PluginHost, Verdict};
 
 #[tokio::test]
@@ -35,6 +35,20 @@ async fn hello_handles_every_hook_and_logs_its_context() {
         step: "health".into(),
         color: None,
         message: "never healthy".into(),
+    });
+    let metrics = |requests, status_5xx, p99_ms| Metrics {
+        requests,
+        status_2xx: requests - status_5xx,
+        status_5xx,
+        p99_ms,
+        ..Metrics::default()
+    };
+    context.analysis = Some(AnalysisWindow {
+        duration_ms: 10_000,
+        weight_percent: 50,
+        source: "router".into(),
+        candidate: metrics(500, 26, 95.5),
+        baseline: Some(metrics(480, 0, 90.0)),
     });
     let config = settings(&[("greeting", "hi")]);
     for hook in Hook::ALL {
@@ -70,6 +84,14 @@ async fn hello_handles_every_hook_and_logs_its_context() {
             .strip_prefix(&common)
             .unwrap_or_else(|| panic!("{hook}: {} does not start with {common}", line.message));
         match hook {
+            // The window and the attempt reach the plugin.
+            Hook::Analyze => assert!(
+                own.contains("(shop-green)")
+                    && own.ends_with(
+                        " attempt 3 window 10000 ms at 50% from router: candidate 500 requests (26 5xx, p99 95.5 ms), baseline 480 requests (0 5xx)"
+                    ),
+                "{own}"
+            ),
             h if h.per_color() => assert!(own.contains("(shop-green)"), "{hook}: {own}"),
             Hook::MigrationSafetyCheck => {
                 assert!(own.contains("pending [db/migrate/1_add.rb]"), "{own}")

@@ -117,6 +117,18 @@ impl TestServer {
 /// `change-window` in Python, `release-gate` in C), built from source by its
 /// `plugins/NAME/build` script once per test run. A missing toolchain fails
 /// the build, and the test: `scripts/test` installs them all.
+/// Runs the `build` script of a project `plugin new` wrote, reusing this
+/// run's compiled guest dependencies.
+pub fn build_new_plugin(project: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(project.join("build"))
+        .env(
+            "CARGO_TARGET_DIR",
+            PathBuf::from(env!("BLUEGREEN_BUILT_PLUGINS")).join("../plugins-build"),
+        )
+        .output()
+        .unwrap()
+}
+
 pub fn lang_component(name: &str) -> PathBuf {
     static BUILT: OnceLock<Mutex<std::collections::HashMap<String, PathBuf>>> = OnceLock::new();
     // A failed build panics holding the lock; the next caller builds again.

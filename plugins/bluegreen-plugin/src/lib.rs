@@ -194,6 +194,33 @@ pub mod pre_map {
     crate::__helpers!();
 }
 
+/// The `analyze` hook: implement [`analyze::Guest`], then `analyze::export!(YourType);`.
+/// `handle` gets the window of live traffic (`Window`: the candidate's and
+/// the baseline's `Metrics`) and the attempt. Its types derive `PartialEq`,
+/// so a judgement can be unit-tested natively with `assert_eq!`.
+pub mod analyze {
+    wit_bindgen::generate!({
+        world: "analyze-plugin",
+        path: "wit",
+        additional_derives: [PartialEq],
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "bluegreen_plugin::analyze",
+    });
+    pub use self::bluegreen::hooks::log;
+    pub use self::bluegreen::hooks::types::*;
+    pub use self::exports::bluegreen::hooks::analyze::{Guest, Metrics, Window};
+    crate::__helpers!();
+
+    impl Metrics {
+        /// The share of requests answered 5xx (0.0-1.0); `None` when there
+        /// were no requests, so "no traffic" never reads as "no errors".
+        pub fn error_rate(&self) -> Option<f64> {
+            (self.requests > 0).then(|| self.status_5xx as f64 / self.requests as f64)
+        }
+    }
+}
+
 /// The `post-map` hook: implement [`post_map::Guest`], then `post_map::export!(YourType);`.
 pub mod post_map {
     wit_bindgen::generate!({

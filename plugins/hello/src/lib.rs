@@ -99,6 +99,32 @@ impl pre_map::Guest for Hello {
     }
 }
 
+impl analyze::Guest for Hello {
+    fn handle(
+        d: analyze::Deploy,
+        t: analyze::Target,
+        w: analyze::Window,
+        attempt: u32,
+    ) -> Result<analyze::Outcome, String> {
+        let baseline = match &w.baseline {
+            Some(b) => format!("{} requests ({} 5xx)", b.requests, b.status_5xx),
+            None => "none".into(),
+        };
+        let window = format!(
+            "{} attempt {attempt} window {} ms at {}% from {}: candidate {} requests ({} 5xx, p99 {} ms), baseline {baseline}",
+            on!(t),
+            w.duration_ms,
+            w.weight_percent,
+            w.source,
+            w.candidate.requests,
+            w.candidate.status_5xx,
+            w.candidate.p99_ms,
+        );
+        hello("analyze", &deploy!(d), window);
+        Ok(analyze::Outcome::proceed())
+    }
+}
+
 impl post_map::Guest for Hello {
     fn handle(d: post_map::Deploy, t: post_map::Target) -> Result<post_map::Outcome, String> {
         hello("post-map", &deploy!(d), on!(t));
@@ -129,6 +155,7 @@ pre_unmap::export!(Hello);
 pre_push::export!(Hello);
 health_check::export!(Hello);
 pre_map::export!(Hello);
+analyze::export!(Hello);
 post_map::export!(Hello);
 post_deploy::export!(Hello);
 on_failure::export!(Hello);

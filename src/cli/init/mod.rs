@@ -8,7 +8,7 @@ mod fields;
 mod render;
 mod scan;
 
-use super::output::{outln, sayln};
+use super::output::{Printer, outln, sayln};
 use super::{BadInput, Exit};
 use scan::Found;
 use serde_json::json;
@@ -65,27 +65,29 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
     file.write_all(doc.text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    if args.json {
-        let fields: Vec<_> = doc
-            .fields
-            .iter()
-            .map(|f| json!({"field": f.field, "value": f.value, "from": f.from}))
-            .collect();
-        outln!(
-            "{}",
-            json!({"file": path, "app": app, "fields": fields, "warnings": warnings})
-        );
-        return Ok(Exit::Ok);
-    }
+    let fields: Vec<_> = doc
+        .fields
+        .iter()
+        .map(|f| json!({"field": f.field, "value": f.value, "from": f.from}))
+        .collect();
+    Printer::new(args.json).emit(
+        json!({"file": path, "app": app, "fields": fields, "warnings": warnings}),
+        || summary(args, &path, &app, &doc.fields, &warnings),
+    );
+    Ok(Exit::Ok)
+}
+
+/// What init wrote, for people.
+fn summary(args: &InitArgs, path: &Path, app: &str, fields: &[render::Field], warnings: &[String]) {
     outln!("Wrote {} for app {app}", path.display());
-    for f in &doc.fields {
+    for f in fields {
         let value = match &f.value {
             serde_json::Value::String(s) => s.clone(),
             v => v.to_string(),
         };
         sayln!("  {:<21} {value}  (from {})", f.field, f.from);
     }
-    for w in &warnings {
+    for w in warnings {
         outln!("warning: {w}");
     }
     let shown = if args.dir == Path::new(".") {
@@ -94,7 +96,6 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
         format!(" -f {}", path.display())
     };
     sayln!("Check it with `bluegreen plan{shown}`, then `bluegreen deploy{shown}`.");
-    Ok(Exit::Ok)
 }
 
 fn exists(path: &Path) -> BadInput {

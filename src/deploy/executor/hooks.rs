@@ -38,6 +38,11 @@ impl Executor {
                 Vec::new()
             },
             failure: None,
+            analysis: if hook == Hook::Analyze {
+                self.window.clone()
+            } else {
+                None
+            },
         }
     }
 
@@ -63,7 +68,11 @@ impl Executor {
         for name in names {
             let mut attempt = 1;
             loop {
-                let ctx = self.context(hook, color, (hook == Hook::HealthCheck).then_some(attempt));
+                let ctx = match hook {
+                    Hook::HealthCheck => self.context(hook, color, Some(attempt)),
+                    Hook::Analyze => self.context(hook, color, Some(self.window_attempt)),
+                    _ => self.context(hook, color, None),
+                };
                 let plugin = self
                     .plugins
                     .loaded
@@ -127,6 +136,13 @@ impl Executor {
                             "plugin `{name}` blocked at {hook}: {}",
                             crate::deploy::progress::printable(&reason)
                         )));
+                    }
+                    Verdict::RetryAfterMs(ms) if hook == Hook::Analyze => {
+                        // Watch longer: the analysis grows the window, then
+                        // asks every plugin again.
+                        let wait = Duration::from_millis(ms.into());
+                        self.watch_longer = Some(self.watch_longer.unwrap_or_default().max(wait));
+                        break;
                     }
                     Verdict::RetryAfterMs(ms) => {
                         let wait = Duration::from_millis(ms.into());

@@ -76,8 +76,8 @@ impl Executor {
         if let Err(e) = crate::deploy::journal::append_history(self.journal.dir(), &summary) {
             aftermath.push(format!("could not record the history: {e:#}"));
         }
-        if !self.keep_lock
-            && let Err(e) = self.lock.release().await
+        if let Some(lock) = self.lock.take()
+            && let Err(e) = lock.release().await
         {
             aftermath.push(format!("could not release the lock: {e:#}"));
         }
@@ -111,8 +111,8 @@ impl Executor {
         let what = format!("interrupted at `{step}`; recover rolled it back: {restored}");
         let summary = self.summary(Outcome::Failed, Some(what.clone()));
         crate::deploy::journal::append_history(self.journal.dir(), &summary)?;
-        if !self.keep_lock {
-            self.lock.release().await?;
+        if let Some(lock) = self.lock.take() {
+            lock.release().await?;
         }
         self.journal.close()?;
         Ok(what)

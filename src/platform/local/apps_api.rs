@@ -1,6 +1,6 @@
 //! Apps' endpoints: the apps themselves (metadata included), their
-//! environment, start and stop, their tasks, and two local-only views a
-//! deploy uses (`/bluegreen/v1/apps/:guid/inflight` and `/logs`). Their
+//! environment, start and stop, their tasks, and local-only views a
+//! deploy uses (`/bluegreen/v1/apps/:guid/inflight`, `/traffic`, `/logs`). Their
 //! droplets are in `packages_api.rs`, their processes in `process_api.rs`.
 
 use super::api::{blocking, completed_job, filter, page};
@@ -35,6 +35,7 @@ pub fn routes() -> Router<Arc<Platform>> {
         .route("/v3/apps/{guid}/tasks", post(create_task))
         .route("/v3/tasks/{guid}", get(get_task))
         .route("/bluegreen/v1/apps/{guid}/inflight", get(inflight))
+        .route("/bluegreen/v1/apps/{guid}/traffic", get(traffic))
         .route("/bluegreen/v1/apps/{guid}/logs", get(logs))
 }
 
@@ -144,6 +145,14 @@ async fn get_task(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<v3::T
 async fn inflight(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {
     let guid = blocking(&p, move |p| p.app(&guid)).await?.app.guid;
     Ok(Json(json!({ "inflight": p.router.inflight(&guid) })))
+}
+
+async fn traffic(
+    State(p): S,
+    Path(guid): Path<String>,
+) -> ApiResult<Json<crate::platform::traffic::Snapshot>> {
+    let guid = blocking(&p, move |p| p.app(&guid)).await?.app.guid;
+    Ok(Json(p.router.traffic(&guid)))
 }
 
 async fn logs(State(p): S, Path(guid): Path<String>) -> ApiResult<String> {

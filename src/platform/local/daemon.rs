@@ -38,6 +38,9 @@ pub struct Config {
     pub task_timeout: Duration,
     /// The largest package upload accepted, in bytes.
     pub max_upload: u64,
+    /// The router's per-app traffic counters (what deploys analyze); off
+    /// with `BLUEGREEN_ROUTER_METRICS=off`, for the benchmark of their cost.
+    pub router_metrics: bool,
 }
 
 /// Packages up to 1 GiB by default, as Cloud Foundry's own default.
@@ -52,6 +55,7 @@ impl Config {
             grace: Duration::from_secs(10),
             task_timeout: Duration::from_secs(600),
             max_upload: DEFAULT_MAX_UPLOAD,
+            router_metrics: std::env::var("BLUEGREEN_ROUTER_METRICS").as_deref() != Ok("off"),
         }
     }
 
@@ -182,10 +186,12 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
     .await
     .unwrap_or(0);
     if reaped > 0 {
-        eprintln!("stopped {reaped} app process group(s) left running by a daemon that was killed");
+        crate::output::write_stderr(&format!(
+            "stopped {reaped} app process group(s) left running by a daemon that was killed\n"
+        ));
     }
     let supervisor = Supervisor::new(dir.join("logs"), run, config.grace);
-    let router = Router::new(supervisor.clone());
+    let router = Router::new(supervisor.clone(), config.router_metrics);
     let platform = Arc::new(Platform {
         store: Mutex::new(store),
         supervisor,

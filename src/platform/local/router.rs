@@ -1,9 +1,12 @@
 //! The Host-header HTTP router: every app at `<app>.apps.localhost`, shared
-//! routes spread over their destinations in turn. The route table is replaced
-//! whole (readers never see half a change), and requests in flight are counted
-//! per app so a deploy can wait for a color to drain after unmapping it.
+//! routes spread over their destinations in turn, or by weight when every
+//! destination has one (a canary step). The route table is replaced whole
+//! (readers never see half a change). Per app it counts requests in flight,
+//! so a deploy can wait for a color to drain after unmapping it, and the
+//! traffic a deploy's analysis judges (status classes, latency histogram).
 
 use super::supervisor::Supervisor;
+use crate::platform::traffic::Traffic;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
@@ -15,6 +18,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
+use std::time::Instant;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -44,49 +48,99 @@ const HOP_BY_HOP: &[&str] = &[
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RouterBody = BoxBody<Bytes, BoxError>;
 
-/// Host name -> app guids, in destination order.
+/// One destination of a host: an app, and its weight on a weighted route.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Dest {
+    pub app_guid: String,
+    pub weight: Option<u32>,
+}
+
+/// Host name -> destinations, in order.
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Table(pub HashMap<String, Vec<String>>);
+pub struct Table(pub HashMap<String, Vec<Dest>>);
+
+/// What the router keeps per app, found once per table change rather than
+/// once per request.
+#[derive(Default)]
+struct AppCounters {
+    inflight: AtomicUsize,
+    traffic: Traffic,
+}
+
+/// A host's destinations with their counters, and how to pick among them.
+struct Route {
+    apps: Vec<(String, Arc<AppCounters>)>,
+    /// When every destination has a weight (adding up to more than 0);
+    /// else requests go to every instance in turn.
+    weights: Option<Weights>,
+    /// This route's requests so far: where the next one goes.
+    next: AtomicUsize,
+}
 
 #[derive(Clone)]
 pub struct Router {
-    table: Arc<RwLock<Arc<Table>>>,
-    inflight: Arc<Mutex<HashMap<String, Arc<AtomicUsize>>>>,
-    next: Arc<AtomicUsize>,
+    table: Arc<RwLock<Arc<HashMap<String, Route>>>>,
+    apps: Arc<Mutex<HashMap<String, Arc<AppCounters>>>>,
     supervisor: Supervisor,
     client: Client<HttpConnector, RouterBody>,
+    /// Whether traffic is counted (see `Config::router_metrics`).
+    metrics: bool,
 }
 
 impl Router {
-    pub fn new(supervisor: Supervisor) -> Router {
+    pub fn new(supervisor: Supervisor, metrics: bool) -> Router {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         Router {
             table: Arc::default(),
-            inflight: Arc::default(),
-            next: Arc::default(),
+            apps: Arc::default(),
             supervisor,
             client: Client::builder(TokioExecutor::new()).build(connector),
+            metrics,
         }
     }
 
     /// Atomically replaces the whole route table.
     pub fn set_table(&self, table: Table) {
-        *self.table.write().unwrap() = Arc::new(table);
+        let resolved = table
+            .0
+            .into_iter()
+            .map(|(host, dests)| {
+                let weights: Option<Vec<u32>> = dests.iter().map(|d| d.weight).collect();
+                let weights = weights.and_then(|w| Weights::new(&w));
+                let apps = dests
+                    .into_iter()
+                    .map(|d| {
+                        let c = self.counters(&d.app_guid);
+                        (d.app_guid, c)
+                    })
+                    .collect();
+                let next = AtomicUsize::new(0);
+                (
+                    host,
+                    Route {
+                        apps,
+                        weights,
+                        next,
+                    },
+                )
+            })
+            .collect();
+        *self.table.write().unwrap() = Arc::new(resolved);
     }
 
     /// Requests currently being served by `app_guid` through the router.
     pub fn inflight(&self, app_guid: &str) -> usize {
-        self.inflight
-            .lock()
-            .unwrap()
-            .get(app_guid)
-            .map(|c| c.load(Ordering::SeqCst))
-            .unwrap_or(0)
+        self.counters(app_guid).inflight.load(Ordering::SeqCst)
     }
 
-    fn counter(&self, app_guid: &str) -> Arc<AtomicUsize> {
-        self.inflight
+    /// Everything `app_guid` answered through the router so far.
+    pub fn traffic(&self, app_guid: &str) -> crate::platform::traffic::Snapshot {
+        self.counters(app_guid).traffic.snapshot()
+    }
+
+    fn counters(&self, app_guid: &str) -> Arc<AppCounters> {
+        self.apps
             .lock()
             .unwrap()
             .entry(app_guid.to_string())
@@ -161,33 +215,22 @@ impl Router {
                     .to_ascii_lowercase()
             })
             .unwrap_or_default();
+        let started = Instant::now();
         let table = self.table.read().unwrap().clone();
-        let Some(apps) = table.0.get(&host).filter(|_| !host.is_empty()) else {
+        let Some(route) = table.get(&host).filter(|_| !host.is_empty()) else {
             return text(
                 StatusCode::NOT_FOUND,
                 format!("bluegreen router: no route for host `{host}`\n"),
             );
         };
-        if apps.is_empty() {
+        if route.apps.is_empty() {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("bluegreen router: route `{host}` has no destinations\n"),
             );
         }
-        // Every running instance of every destination, taken in turn.
-        let all: Vec<(String, u16)> = apps
-            .iter()
-            .flat_map(|guid| {
-                self.supervisor
-                    .running_ports(guid)
-                    .into_iter()
-                    .map(move |p| (guid.clone(), p))
-            })
-            .collect();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let candidates: Vec<(String, u16)> = (0..all.len())
-            .map(|i| all[(start + i) % all.len()].clone())
-            .collect();
+        let n = route.next.fetch_add(1, Ordering::Relaxed);
+        let candidates = self.candidates(route, n);
         if candidates.is_empty() {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -223,8 +266,8 @@ impl Router {
                 Some(body.map_err(|e| Box::new(e) as BoxError).boxed()),
             )
         };
-        let mut last_error = String::new();
-        for (guid, port) in candidates {
+        let mut last: Option<(Arc<AppCounters>, String)> = None;
+        for (counters, port) in candidates {
             let b = match (&kept, body.take()) {
                 (Some(bytes), _) => Full::new(bytes.clone())
                     .map_err(|never| match never {})
@@ -241,11 +284,15 @@ impl Router {
             *up.uri_mut() = format!("http://127.0.0.1:{port}{path}")
                 .parse()
                 .expect("valid upstream uri");
-            let counter = self.counter(&guid);
-            counter.fetch_add(1, Ordering::SeqCst);
-            let guard = Inflight(counter);
+            counters.inflight.fetch_add(1, Ordering::SeqCst);
+            let guard = Inflight(counters.clone());
             match self.client.request(up).await {
                 Ok(resp) => {
+                    if self.metrics {
+                        counters
+                            .traffic
+                            .record(resp.status().as_u16(), started.elapsed());
+                    }
                     return resp.map(|body| {
                         Counted {
                             body,
@@ -255,8 +302,9 @@ impl Router {
                     });
                 }
                 Err(e) => {
-                    last_error = format!("{e}");
-                    if kept.is_some() && !e.is_connect() {
+                    let failed = e.is_connect();
+                    last = Some((counters, format!("{e}")));
+                    if kept.is_some() && !failed {
                         break;
                     }
                     if idempotent {
@@ -269,11 +317,92 @@ impl Router {
                 }
             }
         }
+        let last_error = match last {
+            // The app failed the request as surely as a 5xx would have.
+            Some((counters, e)) => {
+                if self.metrics {
+                    counters.traffic.record(502, started.elapsed());
+                }
+                e
+            }
+            None => String::new(),
+        };
         text(
             StatusCode::BAD_GATEWAY,
             format!("bluegreen router: upstream for `{host}` failed: {last_error}\n"),
         )
     }
+
+    /// Where the `n`th request of a route goes, then where it may go next
+    /// if that refuses: on a weighted route the app its weight picks (its
+    /// instances in turn), then the others; else every running instance of
+    /// every destination in turn.
+    fn candidates(&self, route: &Route, n: usize) -> Vec<(Arc<AppCounters>, u16)> {
+        let instances = |i: usize| {
+            let (guid, counters) = &route.apps[i];
+            let ports = self.supervisor.running_ports(guid);
+            let k = ports.len().max(1);
+            (0..ports.len())
+                .map(move |j| (counters.clone(), ports[(n + j) % k]))
+                .collect::<Vec<_>>()
+        };
+        let Some(w) = &route.weights else {
+            let all: Vec<_> = (0..route.apps.len()).flat_map(instances).collect();
+            return (0..all.len())
+                .map(|i| all[(n + i) % all.len()].clone())
+                .collect();
+        };
+        let chosen = w.pick(n);
+        let mut out = instances(chosen);
+        for i in (0..route.apps.len()).filter(|&i| i != chosen) {
+            out.extend(instances(i));
+        }
+        out
+    }
+}
+
+/// Weights of a route's destinations, as a deterministic schedule: request
+/// `n` lands on position `n * stride mod total` of the cumulative weights.
+/// A stride coprime to the total visits every position once per `total`
+/// requests, so the split is exact over each cycle and interleaved within
+/// it (a 10% canary gets every tenth-ish request, not ten in a row).
+struct Weights {
+    cumulative: Vec<u64>,
+    stride: u64,
+}
+
+impl Weights {
+    fn new(weights: &[u32]) -> Option<Weights> {
+        let cumulative: Vec<u64> = weights
+            .iter()
+            .scan(0u64, |sum, &w| {
+                *sum += u64::from(w);
+                Some(*sum)
+            })
+            .collect();
+        let total = *cumulative.last()?;
+        if total == 0 {
+            return None;
+        }
+        let mut stride = (total * 618 / 1000).max(1);
+        while gcd(stride, total) != 1 {
+            stride += 1;
+        }
+        Some(Weights { cumulative, stride })
+    }
+
+    fn pick(&self, n: usize) -> usize {
+        let total = *self.cumulative.last().expect("non-empty");
+        let pos = (n as u64 % total) * self.stride % total;
+        self.cumulative
+            .iter()
+            .position(|&c| pos < c)
+            .expect("pos < total")
+    }
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Drops hop-by-hop headers (and those the client's `Connection` names) and
@@ -318,11 +447,11 @@ fn text(status: StatusCode, body: String) -> Response<RouterBody> {
 }
 
 /// Decrements the app's in-flight count when the response is done.
-struct Inflight(Arc<AtomicUsize>);
+struct Inflight(Arc<AppCounters>);
 
 impl Drop for Inflight {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.0.inflight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -150,7 +150,7 @@ impl Platform {
     pub fn start_services(&self) {
         for rec in self.all::<ServiceRec>(SERVICE).unwrap_or_default() {
             if let Err(e) = postgres::start(&rec.dir, rec.port) {
-                eprintln!("service {}: {e}", rec.instance.name);
+                crate::output::write_stderr(&format!("service {}: {e}\n", rec.instance.name));
             }
         }
     }
@@ -158,7 +158,7 @@ impl Platform {
     pub fn stop_services(&self) {
         for rec in self.all::<ServiceRec>(SERVICE).unwrap_or_default() {
             if let Err(e) = postgres::stop(&rec.dir) {
-                eprintln!("service {}: {e}", rec.instance.name);
+                crate::output::write_stderr(&format!("service {}: {e}\n", rec.instance.name));
             }
         }
     }

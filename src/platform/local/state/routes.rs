@@ -4,7 +4,7 @@
 //! router, which is how a blue-green switch takes effect.
 
 use super::super::records::*;
-use super::super::router::{DOMAIN, Table};
+use super::super::router::{DOMAIN, Dest, Table};
 use super::{ApiErr, ApiResult, Platform};
 use crate::platform::v3;
 
@@ -53,7 +53,12 @@ impl Platform {
                 }
                 for mut d in add {
                     tx.get::<AppRec>(APP, &d.app.guid)?;
-                    if route.destinations.iter().any(|x| x.app.guid == d.app.guid) {
+                    if let Some(x) = route
+                        .destinations
+                        .iter_mut()
+                        .find(|x| x.app.guid == d.app.guid)
+                    {
+                        x.weight = d.weight;
                         continue;
                     }
                     d.guid = new_guid();
@@ -88,15 +93,22 @@ impl Platform {
         self.transaction(|tx| {
             let mut table = Table::default();
             for rec in tx.all::<AppRec>(APP)? {
+                let own = Dest {
+                    app_guid: rec.app.guid,
+                    weight: None,
+                };
                 table
                     .0
-                    .insert(format!("{}.{DOMAIN}", rec.app.name), vec![rec.app.guid]);
+                    .insert(format!("{}.{DOMAIN}", rec.app.name), vec![own]);
             }
             for route in tx.all::<v3::Route>(ROUTE)? {
                 let apps = route
                     .destinations
                     .iter()
-                    .map(|d| d.app.guid.clone())
+                    .map(|d| Dest {
+                        app_guid: d.app.guid.clone(),
+                        weight: d.weight,
+                    })
                     .collect();
                 table.0.insert(format!("{}.{DOMAIN}", route.host), apps);
             }

@@ -1,0 +1,201 @@
+//! How a deploy hands traffic to the new release and judges it on that
+//! traffic: `strategy` (blue-green, or canary `steps`) and `analysis` (the
+//! window watched after each map or step, and the limits that roll a color
+//! back). Kept apart from the rest of the deploy file because these are
+//! the fields a team tunes after its first bad release.
+
+use serde::{Deserialize, Deserializer};
+use std::time::Duration;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Each color leaves the route, takes the release, and comes back whole.
+    #[default]
+    BlueGreen,
+    /// The first color takes the release and then a growing share of the
+    /// route (`steps`), judged at each step, before the other color follows.
+    Canary,
+}
+
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Analysis {
+    /// How long each window lasts at most.
+    #[serde(with = "crate::config::duration")]
+    pub duration: Duration,
+    /// A window closes early once the candidate served this many requests.
+    pub min_requests: Option<u64>,
+    /// How far the candidate's 5xx share may exceed the baseline's
+    /// (`0.01` or `1%`); without a baseline, its own share.
+    #[serde(deserialize_with = "share")]
+    pub max_error_rate: f64,
+    /// How many times the baseline's p99 the candidate's may reach.
+    pub max_p99_ratio: f64,
+    /// p99s under this are never a reason to roll back (noise).
+    #[serde(with = "crate::config::duration")]
+    pub p99_floor: Duration,
+    /// The longest a window may grow when `analyze` plugins ask to watch
+    /// longer (`retry-after`).
+    #[serde(with = "crate::config::duration")]
+    pub max_duration: Duration,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            duration: Duration::from_secs(60),
+            min_requests: None,
+            max_error_rate: 0.01,
+            max_p99_ratio: 2.0,
+            p99_floor: Duration::from_millis(20),
+            max_duration: Duration::from_secs(600),
+        }
+    }
+}
+
+/// `0.05` or `"5%"`.
+fn share<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Share {
+        Number(f64),
+        Text(String),
+    }
+    let v = match Share::deserialize(d)? {
+        Share::Number(n) => n,
+        Share::Text(t) => {
+            let n = t.trim().strip_suffix('%').ok_or_else(|| {
+                serde::de::Error::custom(format!("`{t}` is not a share: write `0.01` or `1%`"))
+            })?;
+            n.trim().parse::<f64>().map_err(|_| {
+                serde::de::Error::custom(format!("`{t}` is not a share: write `0.01` or `1%`"))
+            })? / 100.0
+        }
+    };
+    if !(0.0..=1.0).contains(&v) {
+        return Err(serde::de::Error::custom(format!(
+            "{v} is not a share between 0 and 1: write `0.01` or `1%` for one percent"
+        )));
+    }
+    Ok(v)
+}
+
+/// Checks what serde cannot: a field name and why, for `ConfigError::Field`.
+pub fn validate(
+    strategy: Strategy,
+    steps: &[u8],
+    analysis: Option<&Analysis>,
+) -> Result<(), (&'static str, String)> {
+    match strategy {
+        Strategy::BlueGreen if !steps.is_empty() => {
+            return Err((
+                "steps",
+                "canary steps need `strategy: canary`; add it, or remove `steps`".into(),
+            ));
+        }
+        Strategy::Canary if steps.is_empty() => {
+            return Err((
+                "steps",
+                "`strategy: canary` needs steps, the first color's share of requests in \
+                 percent, e.g. `steps: [10, 50, 100]`"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
+    if !steps.is_empty() {
+        if steps.iter().any(|&p| p == 0 || p > 100) {
+            return Err(("steps", "each step is a percent from 1 to 100".into()));
+        }
+        if steps.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(("steps", "steps must grow, e.g. `[10, 50, 100]`".into()));
+        }
+        if steps.last() != Some(&100) {
+            return Err((
+                "steps",
+                "the last step must be 100: the new release ends up serving every request".into(),
+            ));
+        }
+    }
+    if let Some(a) = analysis {
+        if a.duration.is_zero() || a.duration > Duration::from_secs(3600) {
+            return Err((
+                "analysis.duration",
+                "must be above zero and at most 1h".into(),
+            ));
+        }
+        if a.max_duration < a.duration {
+            return Err((
+                "analysis.max_duration",
+                "must be at least `analysis.duration`".into(),
+            ));
+        }
+        if !(a.max_p99_ratio >= 1.0 && a.max_p99_ratio.is_finite()) {
+            return Err((
+                "analysis.max_p99_ratio",
+                format!(
+                    "{} would roll back a release as fast as the old one; write 1.5 or more",
+                    a.max_p99_ratio
+                ),
+            ));
+        }
+        if a.min_requests == Some(0) {
+            return Err((
+                "analysis.min_requests",
+                "0 would judge a window with no requests; leave it out to watch for `duration`"
+                    .into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_read_as_numbers_or_percents() {
+        let a: Analysis = serde_yaml::from_str("max_error_rate: 2%").unwrap();
+        assert!((a.max_error_rate - 0.02).abs() < 1e-12);
+        let a: Analysis = serde_yaml::from_str("max_error_rate: 0.005").unwrap();
+        assert!((a.max_error_rate - 0.005).abs() < 1e-12);
+        for bad in [
+            "max_error_rate: 5",
+            "max_error_rate: five",
+            "max_error_rate: 150%",
+        ] {
+            let e = serde_yaml::from_str::<Analysis>(bad)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("`1%`"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn steps_must_grow_to_100_under_canary() {
+        use Strategy::*;
+        assert!(validate(Canary, &[10, 50, 100], None).is_ok());
+        assert!(validate(BlueGreen, &[], None).is_ok());
+        for (s, steps) in [
+            (Canary, &[][..]),
+            (BlueGreen, &[10, 100][..]),
+            (Canary, &[50, 10, 100][..]),
+            (Canary, &[10, 10, 100][..]),
+            (Canary, &[10, 50][..]),
+            (Canary, &[0, 100][..]),
+        ] {
+            let (field, _) = validate(s, steps, None).unwrap_err();
+            assert_eq!(field, "steps", "{s:?} {steps:?}");
+        }
+        let thin = Analysis {
+            min_requests: Some(0),
+            ..Analysis::default()
+        };
+        assert_eq!(
+            validate(Canary, &[100], Some(&thin)).unwrap_err().0,
+            "analysis.min_requests"
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The first half of opening a site: what is there, found read-only, so
+//! that a deploy creates nothing on the platform before it holds the app's
+//! lock (a deploy refused the lock, or whose `services` names one that does
+//! not exist, leaves no apps, routes or services behind). `create` makes
+//! the rest once the lock is held.
+
+use super::{Site, cf_target, missing};
+use crate::config::{DeployFile, PlatformKind};
+use crate::deploy::lock::Store;
+use crate::platform::local;
+use crate::platform::{client::CfClient, v3};
+use crate::plugin::context::Color;
+use std::collections::BTreeMap;
+
+/// What a deploy finds on the platform before it holds the lock.
+pub struct Survey {
+    client: CfClient,
+    kind: PlatformKind,
+    router_port: u16,
+    space_guid: String,
+    domain: v3::Named,
+    services: Vec<v3::ServiceInstance>,
+    /// Services the local platform makes where missing: (name, type).
+    new_services: Vec<(String, String)>,
+    apps: BTreeMap<Color, v3::App>,
+    route: Option<v3::Route>,
+}
+
+impl Site {
+    /// Finds the space, domain, services, color apps and route, changing
+    /// nothing. With `create` (a deploy to come), a service that is missing
+    /// and cannot be made is an error here, before anything was made.
+    pub async fn survey(
+        file: &DeployFile,
+        client: CfClient,
+        router_port: u16,
+        create: bool,
+    ) -> anyhow::Result<Survey> {
+        let (org, space, domain) = match file.platform {
+            PlatformKind::Local => (
+                local::ORG_NAME.to_string(),
+                local::ORG_NAME.to_string(),
+                Some(local::DOMAIN.to_string()),
+            ),
+            PlatformKind::Cf => {
+                let (o, s) = cf_target()?;
+                (o, s, None)
+            }
+        };
+        let org_guid = client
+            .find_org(&org)
+            .await?
+            .ok_or_else(|| missing(format!("organization `{org}`")))?
+            .guid;
+        let space_guid = client
+            .find_space(&org_guid, &space)
+            .await?
+            .ok_or_else(|| missing(format!("space `{space}`")))?
+            .guid;
+        let domain = match domain {
+            Some(name) => client
+                .find_domain(&name)
+                .await?
+                .ok_or_else(|| missing(format!("domain `{name}`")))?,
+            None => {
+                let all: Vec<v3::Named> = client.list("/v3/domains").await?;
+                all.into_iter()
+                    .next()
+                    .ok_or_else(|| missing("a domain for the route".into()))?
+            }
+        };
+        let mut services = Vec::new();
+        let mut new_services = Vec::new();
+        for wanted in &file.services {
+            let name = wanted.name();
+            match client.find_service_instance(&space_guid, name).await? {
+                Some(s) => services.push(s),
+                None if create
+                    && file.platform == PlatformKind::Local
+                    && let Some(kind) = wanted.kind() =>
+                {
+                    new_services.push((name.to_string(), kind.to_string()));
+                }
+                None if !create => {}
+                None => {
+                    let fix = match file.platform {
+                        PlatformKind::Local => format!(
+                            "create it with `bluegreen platform service create {name} --type postgres`"
+                        ),
+                        PlatformKind::Cf => format!(
+                            "create it in space `{space}` (`cf create-service OFFERING PLAN {name}`), \
+                             or correct the name"
+                        ),
+                    };
+                    return Err(crate::BadInput(format!(
+                        "field `services`: no service instance named `{name}`; {fix}"
+                    ))
+                    .into());
+                }
+            }
+        }
+        let mut apps = BTreeMap::new();
+        for (color, name) in [(Color::Blue, file.blue()), (Color::Green, file.green())] {
+            if let Some(app) = client.find_app(&space_guid, &name).await? {
+                apps.insert(color, app);
+            }
+        }
+        let route = client
+            .find_route(&domain.guid, &space_guid, file.route_host())
+            .await?;
+        Ok(Survey {
+            client,
+            kind: file.platform,
+            router_port,
+            space_guid,
+            domain,
+            services,
+            new_services,
+            apps,
+            route,
+        })
+    }
+}
+
+impl Survey {
+    pub fn client(&self) -> &CfClient {
+        &self.client
+    }
+
+    /// Where the app's lease is kept. Locally the daemon keys it by app
+    /// name, so nothing is created for it. Cloud Foundry keeps it on the
+    /// blue app, so a first deploy there creates that one app before it can
+    /// hold the lock (an app serves nothing until pushed and mapped); every
+    /// other app and route waits for the lock.
+    pub async fn lock_store(&mut self, file: &DeployFile) -> anyhow::Result<Store> {
+        if self.kind == PlatformKind::Local {
+            return Ok(Store::Local);
+        }
+        if !self.apps.contains_key(&Color::Blue) {
+            let app = self
+                .client
+                .create_app(&self.space_guid, &file.blue(), &file.env)
+                .await?;
+            self.apps.insert(Color::Blue, app);
+        }
+        Ok(Store::Cf {
+            app_guid: self.apps[&Color::Blue].guid.clone(),
+        })
+    }
+
+    /// The site, if both color apps and the route exist.
+    pub(super) fn found(mut self, file: &DeployFile) -> Option<Site> {
+        let route = self.route.take()?;
+        if self.apps.len() < 2 {
+            return None;
+        }
+        Some(self.into_site(file, route))
+    }
+
+    /// Makes the services, color apps and route that are missing (on Cloud
+    /// Foundry also each color's own route): only once the lock is held.
+    pub async fn create(mut self, file: &DeployFile) -> anyhow::Result<Site> {
+        for (name, kind) in std::mem::take(&mut self.new_services) {
+            let body = serde_json::json!({ "name": name, "type": kind });
+            let _: serde_json::Value = self.client.post("/bluegreen/v1/services", &body).await?;
+            let made = self
+                .client
+                .find_service_instance(&self.space_guid, &name)
+                .await?;
+            self.services
+                .push(made.ok_or_else(|| missing(format!("service `{name}`")))?);
+        }
+        for (color, name) in [(Color::Blue, file.blue()), (Color::Green, file.green())] {
+            if !self.apps.contains_key(&color) {
+                let app = self
+                    .client
+                    .create_app(&self.space_guid, &name, &file.env)
+                    .await?;
+                self.apps.insert(color, app);
+            }
+        }
+        let route = match self.route.take() {
+            Some(r) => r,
+            None => {
+                self.client
+                    .create_route(&self.domain.guid, &self.space_guid, file.route_host())
+                    .await?
+            }
+        };
+        let (domain_guid, space_guid) = (self.domain.guid.clone(), self.space_guid.clone());
+        let site = self.into_site(file, route);
+        if site.kind == PlatformKind::Cf {
+            for color in [Color::Blue, Color::Green] {
+                site.ensure_color_route(color, &domain_guid, &space_guid)
+                    .await?;
+            }
+        }
+        Ok(site)
+    }
+
+    fn into_site(self, file: &DeployFile, route: v3::Route) -> Site {
+        let host = file.route_host();
+        let route_url = match self.kind {
+            PlatformKind::Local => {
+                format!("http://{host}.{}:{}", self.domain.name, self.router_port)
+            }
+            PlatformKind::Cf => format!("https://{host}.{}", self.domain.name),
+        };
+        Site {
+            client: self.client,
+            kind: self.kind,
+            route,
+            route_url,
+            domain: self.domain.name,
+            apps: self.apps,
+            services: self.services,
+            space_guid: self.space_guid,
+        }
+    }
+}
