@@ -18,14 +18,7 @@ pub struct Unhealthy {
 pub async fn probe(base: &str, health: &Health, deadline: Instant) -> Result<u32, Unhealthy> {
     let started = Instant::now();
     let url = format!("{}{}", base.trim_end_matches('/'), health.path);
-    // A redirect is an answer of its own: following it could pass a
-    // candidate on the strength of some other, healthy host.
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(health.request_timeout)
-        .build()
-        .expect("HTTP client");
+    let client = client(health.request_timeout);
     let mut in_a_row = 0;
     let mut attempts = 0;
     loop {
@@ -55,6 +48,17 @@ pub async fn probe(base: &str, health: &Health, deadline: Instant) -> Result<u32
     }
 }
 
+/// The probes' HTTP client. A redirect is an answer of its own: following
+/// it could pass a candidate on the strength of some other, healthy host.
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .expect("HTTP client")
+}
+
 async fn check(client: &reqwest::Client, url: &str, health: &Health) -> Result<(), String> {
     let resp = client.get(url).send().await.map_err(|e| {
         let mut msg = e.to_string();
@@ -80,21 +84,6 @@ async fn check(client: &reqwest::Client, url: &str, health: &Health) -> Result<(
             snippet(&body)
         )),
         _ => Ok(()),
-    }
-}
-
-/// One GET for traffic analysis by probes: the status, or 502 when there
-/// was no answer (what a router would have told a user).
-pub async fn get_status(url: &str, timeout: Duration) -> u16 {
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .build()
-        .expect("HTTP client");
-    match client.get(url).send().await {
-        Ok(resp) => resp.status().as_u16(),
-        Err(_) => 502,
     }
 }
 

@@ -164,6 +164,7 @@ pub fn plan(
     if migrate.is_some() {
         steps.push(hook(Hook::MigrationSafetyCheck, None));
     }
+    let analysis = file.analysis();
     for (i, color) in order.into_iter().enumerate() {
         let c = Some(color);
         steps.extend([
@@ -199,18 +200,14 @@ pub fn plan(
             hook(Hook::HealthCheck, c),
             hook(Hook::PreMap, c),
         ]);
-        let analysis = file.analysis();
-        let analyze = |percent| {
-            let a = analysis.clone().unwrap_or_default();
-            Step::Analyze {
-                color,
-                percent,
-                up_to: a.duration,
-                min_requests: a.min_requests,
-                max_error_rate: a.max_error_rate,
-                max_p99_ratio: a.max_p99_ratio,
-                plugins: plugins.get(&Hook::Analyze).cloned().unwrap_or_default(),
-            }
+        let analyze = |a: &crate::config::Analysis, percent| Step::Analyze {
+            color,
+            percent,
+            up_to: a.duration,
+            min_requests: a.min_requests,
+            max_error_rate: a.max_error_rate,
+            max_p99_ratio: a.max_p99_ratio,
+            plugins: plugins.get(&Hook::Analyze).cloned().unwrap_or_default(),
         };
         let canary = file.strategy == Strategy::Canary && i == 0;
         if canary {
@@ -228,14 +225,14 @@ pub fn plan(
                     instances: (file.platform == PlatformKind::Cf && percent < 100)
                         .then(|| Instances::approximate(percent, baseline)),
                 });
-                if analysis.is_some() {
-                    steps.push(analyze(Some(percent)));
+                if let Some(a) = &analysis {
+                    steps.push(analyze(a, Some(percent)));
                 }
             }
         } else {
             steps.push(Step::Map { color });
-            if analysis.is_some() {
-                steps.push(analyze(None));
+            if let Some(a) = &analysis {
+                steps.push(analyze(a, None));
             }
         }
         steps.push(hook(Hook::PostMap, c));

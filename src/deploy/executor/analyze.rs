@@ -10,7 +10,7 @@
 //! only), which the output says.
 
 use super::{Executor, Stop};
-use crate::config::PlatformKind;
+use crate::config::{Analysis, PlatformKind};
 use crate::deploy::analysis::judge;
 use crate::deploy::plan::{Instances, Step};
 use crate::platform::traffic::{Snapshot, Traffic};
@@ -25,7 +25,7 @@ const TICK: Duration = Duration::from_millis(250);
 enum Meter {
     Router,
     /// One probe of each color's own URL per tick, counted here.
-    Probes([Traffic; 2]),
+    Probes(reqwest::Client, [Traffic; 2]),
 }
 
 impl Executor {
@@ -78,13 +78,23 @@ impl Executor {
             percent,
             up_to,
             min_requests,
+            max_error_rate,
+            max_p99_ratio,
             ..
         } = step
         else {
             unreachable!("called for analyze steps")
         };
         let color = *color;
-        let limits = self.file.analysis().unwrap_or_default();
+        // The step's own limits (what `plan` showed, and what a recovered
+        // deploy journaled), the rest from the file.
+        let limits = Analysis {
+            duration: *up_to,
+            min_requests: *min_requests,
+            max_error_rate: *max_error_rate,
+            max_p99_ratio: *max_p99_ratio,
+            ..self.file.analysis().unwrap_or_default()
+        };
         let mut meter = match self.site.kind {
             PlatformKind::Local => Meter::Router,
             PlatformKind::Cf => {
@@ -92,7 +102,8 @@ impl Executor {
                     "  Cloud Foundry: no per-request metrics reach bluegreen here; analyzing \
                      with health probes of each color's own URL only",
                 );
-                Meter::Probes([Traffic::default(), Traffic::default()])
+                let http = crate::deploy::health::client(self.file.health.request_timeout);
+                Meter::Probes(http, [Traffic::default(), Traffic::default()])
             }
         };
         let start = Instant::now();
@@ -101,17 +112,17 @@ impl Executor {
             self.sample(&mut meter, color).await?,
             self.sample(&mut meter, color.other()).await?,
         ];
-        let mut until = start + *up_to;
+        let mut until = start + limits.duration;
         self.window_attempt = 1;
         loop {
             loop {
                 tokio::time::sleep(TICK).await;
                 let now = self.sample(&mut meter, color).await?;
                 let seen = now.requests().saturating_sub(before[0].requests());
-                if Instant::now() >= until || min_requests.is_some_and(|n| seen >= n) {
+                if Instant::now() >= until || limits.min_requests.is_some_and(|n| seen >= n) {
                     break;
                 }
-                if matches!(meter, Meter::Probes(_)) {
+                if matches!(meter, Meter::Probes(..)) {
                     self.sample(&mut meter, color.other()).await?;
                 }
             }
@@ -125,7 +136,7 @@ impl Executor {
                 weight_percent: percent.unwrap_or(50),
                 source: match meter {
                     Meter::Router => "router".into(),
-                    Meter::Probes(_) => "probes".into(),
+                    Meter::Probes(..) => "probes".into(),
                 },
                 candidate,
                 baseline: (baseline.requests > 0).then_some(baseline),
@@ -173,7 +184,7 @@ impl Executor {
     async fn sample(&self, meter: &mut Meter, color: Color) -> Result<Snapshot, Stop> {
         match meter {
             Meter::Router => Ok(self.site.client.traffic(&self.site.app(color).guid).await?),
-            Meter::Probes(t) => {
+            Meter::Probes(http, t) => {
                 let i = usize::from(color != Color::Blue);
                 let url = self
                     .site
@@ -183,11 +194,11 @@ impl Executor {
                 if let Some(url) = url {
                     let health = &self.file.health;
                     let t0 = Instant::now();
-                    let status = crate::deploy::health::get_status(
-                        &format!("{url}{}", health.path),
-                        health.request_timeout,
-                    )
-                    .await;
+                    let status = match http.get(format!("{url}{}", health.path)).send().await {
+                        Ok(resp) => resp.status().as_u16(),
+                        // No answer: what a router would have told a user.
+                        Err(_) => 502,
+                    };
                     t[i].record(status, t0.elapsed());
                 }
                 Ok(t[i].snapshot())

@@ -347,10 +347,12 @@ impl Router {
                 .collect::<Vec<_>>()
         };
         let Some(w) = &route.weights else {
-            let all: Vec<_> = (0..route.apps.len()).flat_map(instances).collect();
-            return (0..all.len())
-                .map(|i| all[(n + i) % all.len()].clone())
-                .collect();
+            let mut all: Vec<_> = (0..route.apps.len()).flat_map(instances).collect();
+            if !all.is_empty() {
+                let k = n % all.len();
+                all.rotate_left(k);
+            }
+            return all;
         };
         let chosen = w.pick(n);
         let mut out = instances(chosen);
