@@ -4,9 +4,11 @@
 use super::deploy::{FileArg, Loaded};
 use super::output::{Printer, outln};
 use crate::cli::Exit;
+use crate::config::PlatformKind;
 use crate::deploy::journal::{self, Journal};
-use crate::deploy::lock;
+use crate::deploy::lock::{self, Store};
 use crate::deploy::site;
+use crate::platform::client::CfClient;
 use crate::platform::lease::Lease;
 use crate::platform::local;
 use crate::plugin::context::Color;
@@ -29,15 +31,20 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
     let jdir = journal::dir(&local::home_dir(), &l.file.app);
     let interrupted = Journal::read(&jdir)?.map(|r| r.record.id);
     let Some(site) = l.site(false).await? else {
-        // The same shape as a deployed app's, with nothing in it.
+        // The same shape as a deployed app's, with nothing in it but the
+        // lock of a first deploy that holds it before making the apps.
+        let holder = siteless_lock(&l).await?.and_then(|(_, held)| held);
         out.emit(
             json!({"app": l.file.app, "route_url": null, "colors": [],
-                "lock": null, "interrupted": interrupted}),
+                "lock": holder, "interrupted": interrupted}),
             || {
                 outln!(
                     "{}: not deployed yet, or its platform is not running (`bluegreen deploy` does both)",
                     l.file.app
-                )
+                );
+                if let Some(h) = holder.as_ref().filter(|h| !h.expired()) {
+                    outln!("  {}", lock::describe(h));
+                }
             },
         );
         return Ok(super::Exit::Ok);
@@ -84,6 +91,22 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
         },
     );
     Ok(super::Exit::Ok)
+}
+
+/// The lock of an app whose site is not there (yet). The local daemon keeps
+/// it by app name, so a first deploy holds it before it makes the apps, and
+/// a runner killed in that window leaves it with no site to find it on.
+/// `None` where no lock can exist: the daemon is not running, or on Cloud
+/// Foundry, where the lock lives on the blue app.
+async fn siteless_lock(l: &Loaded) -> anyhow::Result<Option<(CfClient, Option<Lease>)>> {
+    if l.file.platform != PlatformKind::Local {
+        return Ok(None);
+    }
+    let Some((client, _)) = site::connect(&l.file, false).await? else {
+        return Ok(None);
+    };
+    let held = Store::Local.holder(&client, &l.file.app).await?;
+    Ok(Some((client, held)))
 }
 
 fn print_status(
@@ -179,16 +202,28 @@ pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
         .into());
     }
     let out = Printer::new(args.json);
-    let Some(site) = l.site(false).await? else {
-        out.emit(
-            json!({"app": l.file.app, "unlocked": false, "removed": null}),
-            || outln!("{}: not deployed, so nothing is locked", l.file.app),
-        );
-        return Ok(super::Exit::Ok);
+    let (held, unlocked) = match l.site(false).await? {
+        Some(site) => {
+            let guid = site.app(Color::Blue).guid.clone();
+            let held = lock::holder(&site.client, l.file.platform, &l.file.app, &guid).await?;
+            let unlocked =
+                lock::force_unlock(&site.client, l.file.platform, &l.file.app, &guid).await?;
+            (held, unlocked)
+        }
+        None => match siteless_lock(&l).await? {
+            Some((client, held)) => {
+                let unlocked = Store::Local.release(&client, &l.file.app, None).await?;
+                (held, unlocked)
+            }
+            None => {
+                out.emit(
+                    json!({"app": l.file.app, "unlocked": false, "removed": null}),
+                    || outln!("{}: not deployed, so nothing is locked", l.file.app),
+                );
+                return Ok(super::Exit::Ok);
+            }
+        },
     };
-    let guid = site.app(Color::Blue).guid.clone();
-    let held = lock::holder(&site.client, l.file.platform, &l.file.app, &guid).await?;
-    let unlocked = lock::force_unlock(&site.client, l.file.platform, &l.file.app, &guid).await?;
     let removed = held.filter(|_| unlocked);
     out.emit(
         json!({"app": l.file.app, "unlocked": unlocked, "removed": removed}),

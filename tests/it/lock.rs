@@ -1,7 +1,8 @@
 //! The deploy lock's guard on a real local platform: nothing is created
 //! before the lock is held, the guard is re-entrant for its own deploy id,
 //! `release` consumes it, and a guard dropped without release leaves its
-//! lease as a crash would.
+//! lease as a crash would; `status` and `unlock --force` see the lock of a
+//! first deploy that holds it before its apps exist.
 
 use crate::deploy::{Fixture, text};
 use bluegreen::deploy::lock::{LockGuard, Locked, Store, hostname};
@@ -120,4 +121,60 @@ async fn the_guard_is_reentrant_for_its_deploy_id_and_release_consumes_it() {
     assert!(why.contains("deploy intruder"), "{why}");
     assert!(!taken.release().await.unwrap());
     assert_eq!(holder(&client).await.as_deref(), Some("intruder"));
+}
+
+/// Runs `cmd` off the runtime's threads.
+async fn run(cmd: std::process::Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || { cmd }.output().unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_unlock_see_the_lock_of_an_app_not_made_yet() {
+    // As a first deploy holds it before it makes its apps (or after it was
+    // killed in that window): the lock is all there is of `shop`.
+    let f = Fixture::new("");
+    let client = daemon(&f).await;
+    let other = crate::util::lease("other", "shop", unix_now() + 60);
+    assert!(client.lease_local(&other, None).await.unwrap().acquired);
+    let apps: Vec<Value> = client.list("/v3/apps").await.unwrap();
+    assert!(apps.is_empty(), "{apps:?}");
+
+    let out = run(f.cmd(&["status", "--json"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["colors"], serde_json::json!([]), "{s}");
+    assert_eq!(s["route_url"], Value::Null, "{s}");
+    assert_eq!(s["lock"]["id"], "other", "{s}");
+    assert_eq!(s["lock"]["host"], "elsewhere", "{s}");
+    let out = run(f.cmd(&["status"])).await;
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("app `shop` is locked by deploy other"),
+        "{}",
+        text(&out)
+    );
+
+    let out = run(f.cmd(&["unlock", "--force", "--json"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let u: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(u["unlocked"], true, "{u}");
+    assert_eq!(u["removed"]["id"], "other", "{u}");
+    assert_eq!(holder(&client).await, None);
+    let out = run(f.cmd(&["status", "--json"])).await;
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["lock"], Value::Null, "{s}");
+    let out = run(f.cmd(&["unlock", "--force", "--json"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let u: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (&u["unlocked"], &u["removed"]),
+        (&false.into(), &Value::Null)
+    );
+
+    // Unlocked, the first deploy goes through.
+    let out = run(f.cmd(&["deploy", "--release", "v1"])).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    f.assert_serving("v1");
+    assert_eq!(holder(&client).await, None);
 }
