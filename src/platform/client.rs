@@ -143,6 +143,37 @@ impl CfClient {
                 ),
             });
         }
+        self.send(method, url, body).await
+    }
+
+    /// `GET` a URL on a service the API's own root document (`GET /`) links,
+    /// such as log-cache, with the API's token: the cf CLI sends it there
+    /// too. Only for links from that document; a URL any other answer names
+    /// never gets the token (see `request`).
+    pub(crate) async fn get_linked<T: DeserializeOwned>(
+        &self,
+        url: &str,
+    ) -> Result<T, PlatformError> {
+        let resp = self.send(Method::GET, url.to_string(), None::<&()>).await?;
+        let fail = |message: String| PlatformError::Http {
+            method: "GET".into(),
+            url: url.to_string(),
+            message,
+        };
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| fail(format!("reading the answer: {}", e.without_url())))?;
+        serde_json::from_slice(&bytes).map_err(|e| fail(format!("unexpected response body: {e}")))
+    }
+
+    /// The call itself, to a URL already allowed the token.
+    async fn send<B: Serialize>(
+        &self,
+        method: Method,
+        url: String,
+        body: Option<&B>,
+    ) -> Result<reqwest::Response, PlatformError> {
         let idempotent = idempotent(&method);
         let mut refreshed = false;
         let mut attempt = 0;

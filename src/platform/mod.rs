@@ -7,6 +7,7 @@ pub mod calls;
 pub mod client;
 pub mod lease;
 pub mod local;
+pub mod log_cache;
 pub mod package;
 pub mod traffic;
 pub mod v3;

@@ -6,13 +6,16 @@
 //! window stops the deploy and the usual undo rolls the candidate back.
 //!
 //! Where the numbers come from: the local router's counters; on Cloud
-//! Foundry the color's own URL probed during the window (health probes
-//! only), which the output says.
+//! Foundry the router's timer of each request from log-cache
+//! (`platform::log_cache`), or, where the API links none or it cannot be
+//! read, the color's own URL probed during the window (health probes only).
+//! The output says which.
 
 use super::{Executor, Stop};
 use crate::config::{Analysis, PlatformKind};
 use crate::deploy::analysis::judge;
 use crate::deploy::plan::{Instances, Step};
+use crate::platform::log_cache::{Follow, LogCache, Unavailable};
 use crate::platform::traffic::{Snapshot, Traffic};
 use crate::plugin::Hook;
 use crate::plugin::context::{AnalysisWindow, Color};
@@ -26,6 +29,9 @@ enum Meter {
     Router,
     /// One probe of each color's own URL per tick, counted here.
     Probes(reqwest::Client, [Traffic; 2]),
+    /// Each color's requests from log-cache; true once a failed read was
+    /// reported.
+    LogCache(LogCache, Box<[Follow; 2]>, bool),
 }
 
 impl Executor {
@@ -97,14 +103,17 @@ impl Executor {
         };
         let mut meter = match self.site.kind {
             PlatformKind::Local => Meter::Router,
-            PlatformKind::Cf => {
-                self.report.say(
-                    "  Cloud Foundry: no per-request metrics reach bluegreen here; analyzing \
-                     with health probes of each color's own URL only",
-                );
-                let http = crate::deploy::health::client(self.file.health.request_timeout);
-                Meter::Probes(http, [Traffic::default(), Traffic::default()])
-            }
+            PlatformKind::Cf => match self.log_cache().await {
+                Ok(meter) => meter,
+                Err(why) => {
+                    self.report.say(&format!(
+                        "  Cloud Foundry: no per-request metrics from log-cache ({why}); \
+                         analyzing with health probes of each color's own URL only"
+                    ));
+                    let http = crate::deploy::health::client(self.file.health.request_timeout);
+                    Meter::Probes(http, [Traffic::default(), Traffic::default()])
+                }
+            },
         };
         let start = Instant::now();
         let hard_stop = start + limits.max_duration;
@@ -137,6 +146,7 @@ impl Executor {
                 source: match meter {
                     Meter::Router => "router".into(),
                     Meter::Probes(..) => "probes".into(),
+                    Meter::LogCache(..) => "log-cache".into(),
                 },
                 candidate,
                 baseline: (baseline.requests > 0).then_some(baseline),
@@ -180,10 +190,41 @@ impl Executor {
         }
     }
 
+    /// Both colors followed on the log-cache the API links.
+    async fn log_cache(&self) -> Result<Meter, Unavailable> {
+        let lc = LogCache::discover(&self.site.client).await?;
+        let follow = [
+            lc.follow(&self.site.app(Color::Blue).guid).await?,
+            lc.follow(&self.site.app(Color::Green).guid).await?,
+        ];
+        self.report.say(&format!(
+            "  Cloud Foundry: each color's requests as the router timed them, from log-cache \
+             ({})",
+            lc.url()
+        ));
+        Ok(Meter::LogCache(lc, Box::new(follow), false))
+    }
+
     /// `color`'s counters now (probing it once first, without a router).
     async fn sample(&self, meter: &mut Meter, color: Color) -> Result<Snapshot, Stop> {
         match meter {
             Meter::Router => Ok(self.site.client.traffic(&self.site.app(color).guid).await?),
+            Meter::LogCache(lc, follow, reported) => {
+                let f = &mut follow[usize::from(color != Color::Blue)];
+                match lc.read(f).await {
+                    Ok(snapshot) => Ok(snapshot),
+                    // log-cache keeps what it has: a later read catches up.
+                    Err(e) => {
+                        if !std::mem::replace(reported, true) {
+                            self.report.say(&format!(
+                                "  warning: reading log-cache failed ({e}); the next read \
+                                 catches up"
+                            ));
+                        }
+                        Ok(f.snapshot())
+                    }
+                }
+            }
             Meter::Probes(http, t) => {
                 let i = usize::from(color != Color::Blue);
                 let url = self
