@@ -12,15 +12,18 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
 use hyper::body::{Body, Frame, Incoming};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+
+mod weights;
+mod workers;
+
+use weights::Weights;
+use workers::upstream_client;
 
 pub const DOMAIN: &str = "apps.localhost";
 
@@ -28,6 +31,8 @@ pub const DOMAIN: &str = "apps.localhost";
 const MAX_CONNECTIONS: usize = 4096;
 /// How long a client may take to send a request's headers (slowloris).
 const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long connections open at shutdown get to finish.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Request bodies up to this size are kept, so the request can be sent to
 /// the next destination when the first refuses the connection.
 const RETRY_BODY_MAX: u64 = 64 << 10;
@@ -47,7 +52,6 @@ const HOP_BY_HOP: &[&str] = &[
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type RouterBody = BoxBody<Bytes, BoxError>;
-
 /// One destination of a host: an app, and its weight on a weighted route.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Dest {
@@ -89,13 +93,11 @@ pub struct Router {
 
 impl Router {
     pub fn new(supervisor: Supervisor, metrics: bool) -> Router {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
         Router {
             table: Arc::default(),
             apps: Arc::default(),
             supervisor,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: upstream_client(),
             metrics,
         }
     }
@@ -146,56 +148,6 @@ impl Router {
             .entry(app_guid.to_string())
             .or_default()
             .clone()
-    }
-
-    /// Serves until `shutdown` turns true, at most `MAX_CONNECTIONS`
-    /// connections at once.
-    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
-        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let mut backoff = std::time::Duration::from_millis(5);
-        loop {
-            let permit = tokio::select! {
-                p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                _ = shutdown.changed() => return,
-            };
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(s) => s,
-                    // Out of file descriptors, say: wait instead of spinning.
-                    Err(_) => {
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
-                        continue;
-                    }
-                },
-                _ = shutdown.changed() => return,
-            };
-            backoff = std::time::Duration::from_millis(5);
-            let _ = stream.set_nodelay(true);
-            let router = self.clone();
-            let mut stop = shutdown.clone();
-            // The client's address, formatted once per connection.
-            let peer = http::HeaderValue::from_str(&peer.ip().to_string())
-                .expect("an IP is a valid header value");
-            tokio::spawn(async move {
-                let _permit = permit;
-                let service = hyper::service::service_fn(move |req| {
-                    let router = router.clone();
-                    let peer = peer.clone();
-                    async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => {}
-                    _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-                }
-            });
-        }
     }
 
     async fn handle(
@@ -361,50 +313,6 @@ impl Router {
         }
         out
     }
-}
-
-/// Weights of a route's destinations, as a deterministic schedule: request
-/// `n` lands on position `n * stride mod total` of the cumulative weights.
-/// A stride coprime to the total visits every position once per `total`
-/// requests, so the split is exact over each cycle and interleaved within
-/// it (a 10% canary gets every tenth-ish request, not ten in a row).
-struct Weights {
-    cumulative: Vec<u64>,
-    stride: u64,
-}
-
-impl Weights {
-    fn new(weights: &[u32]) -> Option<Weights> {
-        let cumulative: Vec<u64> = weights
-            .iter()
-            .scan(0u64, |sum, &w| {
-                *sum += u64::from(w);
-                Some(*sum)
-            })
-            .collect();
-        let total = *cumulative.last()?;
-        if total == 0 {
-            return None;
-        }
-        let mut stride = (total * 618 / 1000).max(1);
-        while gcd(stride, total) != 1 {
-            stride += 1;
-        }
-        Some(Weights { cumulative, stride })
-    }
-
-    fn pick(&self, n: usize) -> usize {
-        let total = *self.cumulative.last().expect("non-empty");
-        let pos = (n as u64 % total) * self.stride % total;
-        self.cumulative
-            .iter()
-            .position(|&c| pos < c)
-            .expect("pos < total")
-    }
-}
-
-fn gcd(a: u64, b: u64) -> u64 {
-    if b == 0 { a } else { gcd(b, a % b) }
 }
 
 /// Drops hop-by-hop headers (and those the client's `Connection` names) and

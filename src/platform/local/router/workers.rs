@@ -1,0 +1,139 @@
+//! Accepting and serving connections: one accept loop, and one thread per
+//! core with its own single-threaded runtime and upstream pool.
+
+use super::{DRAIN, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, Router, RouterBody};
+use hyper_util::client::legacy::{Client, connect::HttpConnector};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// An accepted connection on its way to a router thread.
+type Handed = (
+    std::net::TcpStream,
+    std::net::SocketAddr,
+    tokio::sync::OwnedSemaphorePermit,
+);
+
+impl Router {
+    /// Serves until `shutdown` turns true, at most `MAX_CONNECTIONS`
+    /// connections at once. Connections are accepted here and handed, in
+    /// turn, to one thread per core; each runs its own single-threaded
+    /// runtime with its own pool of upstream connections, so a request, its
+    /// upstream call and the answer never change threads (nginx's worker
+    /// model): hopping between a multi-threaded runtime's workers was most
+    /// of the router's cost per request. (Threads accepting from one shared
+    /// socket left every connection to whichever woke first.) Returns once
+    /// every thread has drained its connections.
+    pub async fn serve(self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut workers = Vec::new();
+        let mut handoff = Vec::new();
+        for i in 0..threads {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let router = Router {
+                client: upstream_client(),
+                ..self.clone()
+            };
+            let stop = shutdown.clone();
+            let worker = std::thread::Builder::new()
+                .name(format!("router-{i}"))
+                .spawn(move || {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a runtime for a router thread")
+                        .block_on(router.work(rx, stop));
+                });
+            match worker {
+                Ok(w) => {
+                    workers.push(w);
+                    handoff.push(tx);
+                }
+                Err(e) => crate::output::write_stderr(&format!("router: thread {i}: {e}\n")),
+            }
+        }
+        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let mut backoff = std::time::Duration::from_millis(5);
+        let mut next = 0usize;
+        while !handoff.is_empty() {
+            let permit = tokio::select! {
+                p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                _ = shutdown.changed() => break,
+            };
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = shutdown.changed() => break,
+            };
+            let Ok((stream, peer)) = accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer)))
+            else {
+                // Out of file descriptors, say: wait instead of spinning.
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(1));
+                continue;
+            };
+            backoff = std::time::Duration::from_millis(5);
+            next = (next + 1) % handoff.len();
+            let _ = handoff[next].send((stream, peer, permit));
+        }
+        drop(handoff);
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+        })
+        .await;
+    }
+
+    /// One router thread: serves the connections handed to it until the
+    /// hand-off closes, then gives those still open up to `DRAIN`.
+    async fn work(
+        self,
+        mut handed: tokio::sync::mpsc::UnboundedReceiver<Handed>,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let mut open = tokio::task::JoinSet::new();
+        while let Some((stream, peer, permit)) = handed.recv().await {
+            let Ok(stream) = tokio::net::TcpStream::from_std(stream) else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let router = self.clone();
+            let mut stop = shutdown.clone();
+            // The client's address, formatted once per connection.
+            let peer = http::HeaderValue::from_str(&peer.ip().to_string())
+                .expect("an IP is a valid header value");
+            // Finished connections leave the set as new ones come.
+            while open.try_join_next().is_some() {}
+            open.spawn(async move {
+                let _permit = permit;
+                let service = hyper::service::service_fn(move |req| {
+                    let router = router.clone();
+                    let peer = peer.clone();
+                    async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(true)
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(conn);
+                tokio::select! {
+                    _ = conn.as_mut() => return,
+                    _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+                }
+                // The request in flight finishes; an idle connection closes.
+                let _ = conn.await;
+            });
+        }
+        let _ =
+            tokio::time::timeout(DRAIN, async { while open.join_next().await.is_some() {} }).await;
+    }
+}
+
+/// A pool of keep-alive connections to the apps, one per router thread.
+pub(super) fn upstream_client() -> Client<HttpConnector, RouterBody> {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
