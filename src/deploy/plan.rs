@@ -668,4 +668,33 @@ mod tests {
 ";
         assert_eq!(text, expected);
     }
+
+    #[test]
+    fn canary_steps_on_cloud_foundry_say_how_near_instances_come() {
+        use Color::{Blue, Green};
+        assert_eq!(Instances::approximate(10, 9).candidate, 1);
+        assert_eq!(Instances::approximate(50, 3).candidate, 3);
+        // One baseline instance cannot give 10%: one beside one is 50%.
+        let one = Instances::approximate(10, 1);
+        assert_eq!((one.candidate, one.percent().round()), (1, 50.0));
+        let f = file(
+            "app: shop\nplatform: cf\nstrategy: canary\nsteps: [10, 50, 100]\n\
+             analysis: { duration: 30s }\n",
+        );
+        let text = render(&plan(&f, [Blue, Green], &BTreeMap::new(), &Source::New));
+        for want in [
+            "canary step 10%: Cloud Foundry spreads requests over instances, so blue runs 1 \
+             instance beside green's 1: 50% (40 points off; exact with 9 instances of the other \
+             color)",
+            "canary step 50%: Cloud Foundry spreads requests over instances, so blue runs 1 \
+             instance beside green's 1: 50% (0 points off)",
+            "canary step 100%: every request of the route to blue",
+            "analyze blue's live traffic at 10% against green's for 30s",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        // The first color alone takes canary steps; the second maps whole.
+        assert!(text.contains("map the route to green"), "{text}");
+        assert!(!text.contains("map the route to blue"), "{text}");
+    }
 }

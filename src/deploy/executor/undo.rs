@@ -187,6 +187,14 @@ impl Executor {
         let client = self.site.client.clone();
         let app = self.site.app(color).clone();
         let before = self.record.before[&color].clone();
+        // A Cloud Foundry canary ran the first color at a step's instance
+        // count: back to its own before the manifest's scale rule reads it.
+        if color == self.record.order[0]
+            && let Some(n) = self.canary_instances.take()
+        {
+            let process = client.web_process(&app.guid).await?;
+            client.scale_process(&process.guid, n).await?;
+        }
         let Some(droplet) = before.droplet.clone() else {
             client.app_action(&app.guid, "stop").await?;
             client.unmap_route(&self.site.route.guid, &app.guid).await?;
