@@ -30,6 +30,7 @@ mod probe;
 mod promises;
 mod rails;
 mod retention;
+mod router;
 mod sandbox;
 mod services;
 mod terminal;

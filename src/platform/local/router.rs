@@ -4,6 +4,9 @@
 //! (readers never see half a change). Per app it counts requests in flight,
 //! so a deploy can wait for a color to drain after unmapping it, and the
 //! traffic a deploy's analysis judges (status classes, latency histogram).
+//! Requests are served by the router's own HTTP/1.1 path (`http1`), and
+//! what it does not serve by hyper (`handle`), with the same routing,
+//! counters and retries.
 
 use super::supervisor::Supervisor;
 use crate::platform::traffic::Traffic;
@@ -19,6 +22,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+mod framing;
+mod http1;
+mod pool;
 mod weights;
 mod workers;
 
@@ -150,6 +156,7 @@ impl Router {
             .clone()
     }
 
+    /// One request of a connection `http1` handed to hyper.
     async fn handle(
         &self,
         mut req: Request<Incoming>,
@@ -160,35 +167,13 @@ impl Router {
             .headers()
             .get(http::header::HOST)
             .and_then(|h| h.to_str().ok())
-            .map(|h| {
-                h.rsplit_once(':')
-                    .map(|(name, _)| name)
-                    .unwrap_or(h)
-                    .to_ascii_lowercase()
-            })
+            .map(host_name)
             .unwrap_or_default();
         let started = Instant::now();
-        let table = self.table.read().unwrap().clone();
-        let Some(route) = table.get(&host).filter(|_| !host.is_empty()) else {
-            return text(
-                StatusCode::NOT_FOUND,
-                format!("bluegreen router: no route for host `{host}`\n"),
-            );
+        let candidates = match self.pick(&host) {
+            Ok(c) => c,
+            Err(refusal) => return text(refusal.status, refusal.message),
         };
-        if route.apps.is_empty() {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("bluegreen router: route `{host}` has no destinations\n"),
-            );
-        }
-        let n = route.next.fetch_add(1, Ordering::Relaxed);
-        let candidates = self.candidates(route, n);
-        if candidates.is_empty() {
-            return text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("bluegreen router: no destination of `{host}` is running\n"),
-            );
-        }
         // A bodyless GET or HEAD is tried on the next destination after any
         // failure. Any other request is tried there only when the first
         // refused the connection (an instance that just went away: nothing
@@ -285,6 +270,33 @@ impl Router {
         )
     }
 
+    /// Where a request for `host` may go, in the order to try.
+    fn pick(&self, host: &str) -> Result<Vec<(Arc<AppCounters>, u16)>, Refusal> {
+        let refuse = |status, message| Err(Refusal { status, message });
+        let table = self.table.read().unwrap().clone();
+        let Some(route) = table.get(host).filter(|_| !host.is_empty()) else {
+            return refuse(
+                StatusCode::NOT_FOUND,
+                format!("bluegreen router: no route for host `{host}`\n"),
+            );
+        };
+        if route.apps.is_empty() {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("bluegreen router: route `{host}` has no destinations\n"),
+            );
+        }
+        let n = route.next.fetch_add(1, Ordering::Relaxed);
+        let candidates = self.candidates(route, n);
+        if candidates.is_empty() {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("bluegreen router: no destination of `{host}` is running\n"),
+            );
+        }
+        Ok(candidates)
+    }
+
     /// Where the `n`th request of a route goes, then where it may go next
     /// if that refuses: on a weighted route the app its weight picks (its
     /// instances in turn), then the others; else every running instance of
@@ -323,10 +335,8 @@ fn forwarding_headers(headers: &mut http::HeaderMap, peer: http::HeaderValue) {
         let named: Vec<String> = headers
             .get_all(http::header::CONNECTION)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(|t| t.trim().to_ascii_lowercase())
-            .filter(|t| !t.is_empty())
+            .flat_map(|v| connection_tokens(v.as_bytes()))
+            .map(str::to_ascii_lowercase)
             .collect();
         for name in named {
             headers.remove(name.as_str());
@@ -342,6 +352,34 @@ fn forwarding_headers(headers: &mut http::HeaderMap, peer: http::HeaderValue) {
         Some(h) => headers.insert("x-forwarded-host", h),
         None => headers.remove("x-forwarded-host"),
     };
+}
+
+/// The tokens of a comma-separated header value (`Connection`,
+/// `Transfer-Encoding`), trimmed, empty ones left out.
+fn connection_tokens(value: &[u8]) -> impl Iterator<Item = &str> {
+    std::str::from_utf8(value)
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The route a `Host` header names: lowercased, without a port.
+fn host_name(host: &str) -> String {
+    host.rsplit_once(':')
+        .map(|(name, _)| name)
+        .unwrap_or(host)
+        .to_ascii_lowercase()
+}
+
+/// An answer of the router's own instead of an app's.
+struct Refusal {
+    status: StatusCode,
+    message: String,
 }
 
 fn text(status: StatusCode, body: String) -> Response<RouterBody> {

@@ -1,11 +1,14 @@
 //! Accepting and serving connections: one accept loop, and one thread per
 //! core with its own single-threaded runtime and upstream pool.
 
-use super::{DRAIN, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, Router, RouterBody};
+use super::{DRAIN, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, Router, RouterBody, http1, pool};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::net::TcpListener;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 /// An accepted connection on its way to a router thread.
@@ -100,34 +103,100 @@ impl Router {
             let _ = stream.set_nodelay(true);
             let router = self.clone();
             let mut stop = shutdown.clone();
-            // The client's address, formatted once per connection.
-            let peer = http::HeaderValue::from_str(&peer.ip().to_string())
-                .expect("an IP is a valid header value");
             // Finished connections leave the set as new ones come.
             while open.try_join_next().is_some() {}
             open.spawn(async move {
                 let _permit = permit;
-                let service = hyper::service::service_fn(move |req| {
-                    let router = router.clone();
-                    let peer = peer.clone();
-                    async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
-                });
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .keep_alive(true)
-                    .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(HEADER_READ_TIMEOUT)
-                    .serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(conn);
-                tokio::select! {
-                    _ = conn.as_mut() => return,
-                    _ = stop.changed() => conn.as_mut().graceful_shutdown(),
-                }
-                // The request in flight finishes; an idle connection closes.
-                let _ = conn.await;
+                let peer = peer.ip().to_string();
+                let mut stream = stream;
+                let read = match http1::serve(&router, &mut stream, &peer, &mut stop).await {
+                    http1::End::Closed => return,
+                    http1::End::Handoff(read) => read,
+                };
+                router
+                    .serve_hyper(
+                        Prefixed {
+                            read,
+                            at: 0,
+                            stream,
+                        },
+                        peer,
+                        stop,
+                    )
+                    .await;
             });
         }
         let _ =
             tokio::time::timeout(DRAIN, async { while open.join_next().await.is_some() {} }).await;
+        pool::close_all();
+    }
+}
+
+impl Router {
+    /// Serves the rest of a connection that `http1` handed off, through
+    /// hyper's server and pooled client.
+    async fn serve_hyper(self, io: Prefixed, peer: String, mut stop: watch::Receiver<bool>) {
+        let peer = http::HeaderValue::from_str(&peer).expect("an IP is a valid header value");
+        let service = hyper::service::service_fn(move |req| {
+            let router = self.clone();
+            let peer = peer.clone();
+            async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .keep_alive(true)
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .serve_connection(TokioIo::new(io), service);
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            _ = stop.changed() => conn.as_mut().graceful_shutdown(),
+        }
+        // The request in flight finishes; an idle connection closes.
+        let _ = conn.await;
+    }
+}
+
+/// A client connection with the bytes already read from it put back in
+/// front, for hyper to read from the start of a request.
+struct Prefixed {
+    read: Vec<u8>,
+    at: usize,
+    stream: TcpStream,
+}
+
+impl AsyncRead for Prefixed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.read.len() {
+            let n = buf.remaining().min(this.read.len() - this.at);
+            buf.put_slice(&this.read[this.at..this.at + n]);
+            this.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Prefixed {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
     }
 }
 
