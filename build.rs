@@ -33,6 +33,7 @@ fn main() {
         manifest_dir.join("wit").display()
     );
     println!("cargo:rerun-if-env-changed=CARGO_TARGET_DIR");
+    println!("cargo:rerun-if-env-changed=BLUEGREEN_PLUGINS_WRAPPER");
 
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -72,6 +73,11 @@ fn main() {
         "CARGO_PRIMARY_PACKAGE",
     ] {
         cmd.env_remove(var);
+    }
+    // CI lints the guests in this same build (clippy-driver as their
+    // workspace wrapper) instead of type-checking them a second time.
+    if let Some(wrapper) = std::env::var_os("BLUEGREEN_PLUGINS_WRAPPER") {
+        cmd.env("RUSTC_WORKSPACE_WRAPPER", wrapper);
     }
     let output = cmd.output().unwrap_or_else(|e| {
         fail(&format!(

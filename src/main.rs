@@ -1,5 +1,6 @@
 //! The `bluegreen` command: parse arguments, run, map the result to an exit
-//! code, and print an error's whole cause chain.
+//! code, and print an error's whole cause chain (escaped: it may quote
+//! plugins, apps and servers).
 
 use bluegreen::cli::output;
 use clap::Parser;
@@ -25,9 +26,12 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code.into(),
         Err(err) => {
-            let mut text = format!("error: {err}\n");
+            // An error may quote anyone (a plugin, an app, a server's answer,
+            // a file name): each of its lines is shown escaped.
+            let shown = |e: &dyn std::fmt::Display| output::printable_lines(&e.to_string());
+            let mut text = format!("error: {}\n", shown(&err));
             for cause in err.chain().skip(1) {
-                text.push_str(&format!("  caused by: {cause}\n"));
+                text.push_str(&format!("  caused by: {}\n", shown(&cause)));
             }
             output::write_stderr(&text);
             bluegreen::cli::Exit::of(&err).into()

@@ -160,6 +160,45 @@ pub fn write_stderr(text: &str) {
     });
 }
 
+/// Text that is not ours (a plugin's, an app's, a server's) as it may reach a
+/// terminal: the one function that decides what is shown raw, whatever the
+/// command and stream. Control characters (C0 but tab, DEL, C1) are shown
+/// escaped (`\u{1b}`): escape sequences could retitle the window, clear the
+/// screen, recolour text or hide a block. So are the bidi overrides and
+/// isolates, which reorder what is shown, and a line break, so a plugin cannot
+/// forge a line of ours. A text is cut at 2000 characters.
+pub fn printable(s: &str) -> String {
+    escape(s, false, Some(2000))
+}
+
+/// [`printable`] for text of several lines (an error chain, an app's log):
+/// its line breaks kept, every line escaped, nothing cut.
+pub fn printable_lines(s: &str) -> String {
+    escape(s, true, None)
+}
+
+/// What [`printable`] never shows raw (and `--json` never writes raw):
+/// every control character but tab, and the bidi overrides and isolates.
+pub(crate) fn shown_escaped(c: char) -> bool {
+    (c.is_control() && c != '\t') || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fn escape(s: &str, keep_newlines: bool, max: Option<usize>) -> String {
+    let mut out = String::with_capacity(s.len());
+    for (i, c) in s.chars().enumerate() {
+        if Some(i) == max {
+            out.push_str("… (cut)");
+            break;
+        }
+        if shown_escaped(c) && !(keep_newlines && c == '\n') {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A detail line for `-v` only (each HTTP call, each plugin log line), on
 /// stderr so the result on stdout is the same with or without `-v`.
 pub fn detail(line: &str) {
@@ -191,7 +230,7 @@ pub(crate) use {outln, sayln};
 
 #[cfg(test)]
 mod tests {
-    use super::{GOOD, decide_color, paint};
+    use super::{GOOD, decide_color, paint, printable, printable_lines};
     use std::ffi::OsString;
 
     fn env<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
@@ -212,6 +251,33 @@ mod tests {
         assert!(decide_color(env(&[("TERM", "xterm")]), true));
         assert!(decide_color(env(&[]), true));
         assert!(!decide_color(env(&[]), false));
+    }
+
+    /// Defect 12 of «7 · Hardening»: plugin text reached the terminal raw.
+    #[test]
+    fn defect_12_plugin_text_cannot_send_escape_sequences() {
+        let hostile = "ok\x1b[2K\r\x1b[32m✓ all good\x07";
+        let shown = printable(hostile);
+        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
+        assert!(shown.contains("\\u{1b}[2K"), "{shown}");
+        assert_eq!(
+            printable(&"x".repeat(5000)).chars().count(),
+            2000 + "… (cut)".chars().count()
+        );
+        assert_eq!(printable("tab\tand ünïcode"), "tab\tand ünïcode");
+    }
+
+    /// Defect 5 of «12 · Hardening, round two»: C1 controls (`\u{9b}` is a
+    /// CSI to some terminals), DEL and bidi overrides are escaped too, and
+    /// text of several lines keeps its line breaks and nothing else.
+    #[test]
+    fn defect_5_one_escaping_function_for_every_control() {
+        let shown = printable("a\u{9b}2Jb\u{7f}c\u{202e}d\ne");
+        assert_eq!(shown, "a\\u{9b}2Jb\\u{7f}c\\u{202e}d\\ne");
+        let lines = printable_lines("one\x1b]0;title\x07\ntwo\r\n");
+        assert_eq!(lines, "one\\u{1b}]0;title\\u{7}\ntwo\\r\n");
+        // Escaping what is already escaped changes nothing.
+        assert_eq!(printable_lines(&lines), lines);
     }
 
     #[test]

@@ -134,12 +134,15 @@ fn print_status(endpoint: &Endpoint, apps: &[serde_json::Value]) {
     }
 }
 
-fn config(router_port: u16, api_port: u16, max_upload: u64) -> Config {
+fn config(router_port: u16, api_port: u16, max_upload: u64) -> Result<Config, BadInput> {
     let mut config = Config::new(&local::home_dir());
     config.router_port = router_port;
     config.api_port = api_port;
     config.max_upload = max_upload;
-    config
+    // The daemon runs in this process and nothing else does (see the field).
+    config.own_processes = true;
+    config.router_limits = local::RouterLimits::from_env().map_err(|e| BadInput(e.to_string()))?;
+    Ok(config)
 }
 
 pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
@@ -153,7 +156,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             json,
         } => {
             let out = Printer::new(json);
-            let running = local::start(config(router_port, api_port, max_upload)).await?;
+            let running = local::start(config(router_port, api_port, max_upload)?).await?;
             say_running(&running.endpoint, out);
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -174,7 +177,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             json,
         } => {
             let (endpoint, _) =
-                local::ensure_running(&config(router_port, api_port, max_upload)).await?;
+                local::ensure_running(&config(router_port, api_port, max_upload)?).await?;
             say_running(&endpoint, Printer::new(json));
             Ok(Exit::Ok)
         }

@@ -2,9 +2,8 @@
 //! tools. `check` also fills the compiled-code cache, so a later deploy loads
 //! every checked plugin without compiling it.
 
-use super::output::{BAD, GOOD, Printer, outln, paint};
+use super::output::{BAD, GOOD, Printer, outln, paint, printable};
 use super::{BadInput, Exit};
-use crate::deploy::progress::printable;
 use crate::plugin::context::{HookContext, Severity};
 use crate::plugin::{
     CallReport, DirGrant, Hook, OnError, Origin, Plugin, PluginConfig, PluginHost, Sandbox, Verdict,
@@ -143,7 +142,7 @@ fn print_plugin(p: &Plugin) {
         "{} {} (plugin `{}`)",
         paint(GOOD, "✓"),
         p.path.display(),
-        p.name
+        printable(&p.name)
     );
     outln!("    hooks:   {}", hooks.join(", "));
     outln!("    imports: {}", p.imports.join(", "));
@@ -195,7 +194,7 @@ fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
     };
     outln!(
         "plugin `{}` at hook `{hook}` ({:.1} ms)",
-        plugin.name,
+        printable(&plugin.name),
         r.duration.as_secs_f64() * 1e3
     );
     outln!("verdict: {verdict}");

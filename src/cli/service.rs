@@ -124,6 +124,10 @@ fn print_list(all: &[Value]) {
             text("state"),
             masked(s["credentials"]["uri"].as_str().unwrap_or(""))
         );
+        // Why a service is not running: its bound apps will not start.
+        if let Some(problem) = s["problem"].as_str() {
+            outln!("  {problem}");
+        }
     }
 }
 

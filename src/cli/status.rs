@@ -176,7 +176,9 @@ fn print_history(app: &str, entries: &[journal::HistoryEntry]) {
             if e.recovered { "  (recovered)" } else { "" }
         );
         if let Some(m) = &e.message {
-            outln!("    {}", m.lines().next().unwrap_or_default());
+            // It may quote a plugin (a journal from before escaping, too).
+            let first = m.lines().next().unwrap_or_default();
+            outln!("    {}", super::output::printable(first));
         }
     }
 }

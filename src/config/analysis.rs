@@ -39,6 +39,53 @@ pub struct Analysis {
     /// longer (`retry-after`).
     #[serde(with = "crate::config::duration")]
     pub max_duration: Duration,
+    /// The most 5xx any release may answer, whatever the other color and
+    /// the route before the deploy did (`0.1` or `10%`; under 100%).
+    #[serde(deserialize_with = "share")]
+    pub max_error_rate_abs: f64,
+    /// An SLO: at most 1% of the judged color's requests may be slower.
+    #[serde(with = "crate::config::duration::option")]
+    pub max_p99: Option<Duration>,
+    /// How sure a rollback must be: false rollbacks of a good release stay
+    /// under `1 - confidence`.
+    pub confidence: f64,
+    /// What a window that could not decide (too few requests) does:
+    /// `fail` stops the deploy, `warn` goes on. Default: `fail` at the step
+    /// that gives the new release all traffic, `warn` before it.
+    pub on_inconclusive: Option<Inconclusive>,
+    /// Synthetic requests to the judged color's own URL during each window,
+    /// for apps with too little traffic to judge.
+    pub load: Option<Load>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Inconclusive {
+    Fail,
+    Warn,
+}
+
+/// A bounded synthetic request mix, as Flagger's load tester sends.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Load {
+    /// Paths requested in turn (default: the health path).
+    #[serde(default)]
+    pub paths: Vec<String>,
+    #[serde(default = "Load::default_method")]
+    pub method: String,
+    /// Requests per second.
+    #[serde(default = "Load::default_rate")]
+    pub rate: u32,
+}
+
+impl Load {
+    fn default_method() -> String {
+        "GET".into()
+    }
+    fn default_rate() -> u32 {
+        20
+    }
 }
 
 impl Default for Analysis {
@@ -50,6 +97,11 @@ impl Default for Analysis {
             max_p99_ratio: 2.0,
             p99_floor: Duration::from_millis(20),
             max_duration: Duration::from_secs(600),
+            max_error_rate_abs: 0.10,
+            max_p99: None,
+            confidence: 0.99,
+            on_inconclusive: None,
+            load: None,
         }
     }
 }
@@ -139,6 +191,47 @@ pub fn validate(
                     a.max_p99_ratio
                 ),
             ));
+        }
+        if a.max_error_rate_abs >= 1.0 {
+            return Err((
+                "analysis.max_error_rate_abs",
+                "a ceiling of 100% would pass a release answering only 5xx; write 50% or less"
+                    .into(),
+            ));
+        }
+        if !(0.5..=0.9999).contains(&a.confidence) {
+            return Err((
+                "analysis.confidence",
+                format!(
+                    "{} is not a confidence between 0.5 and 0.9999; 0.99 keeps false rollbacks \
+                     under 1%",
+                    a.confidence
+                ),
+            ));
+        }
+        if let Some(load) = &a.load {
+            if load.rate == 0 || load.rate > 1000 {
+                return Err((
+                    "analysis.load.rate",
+                    "requests per second from 1 to 1000".into(),
+                ));
+            }
+            if !["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"].contains(&load.method.as_str())
+            {
+                return Err((
+                    "analysis.load.method",
+                    format!(
+                        "`{}` is not GET, HEAD, POST, PUT, DELETE or OPTIONS",
+                        load.method
+                    ),
+                ));
+            }
+            if let Some(bad) = load.paths.iter().find(|p| !p.starts_with('/')) {
+                return Err((
+                    "analysis.load.paths",
+                    format!("`{bad}` must start with `/` (a path on the app's own URL)"),
+                ));
+            }
         }
         if a.min_requests == Some(0) {
             return Err((

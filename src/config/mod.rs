@@ -7,7 +7,7 @@ pub(crate) mod duration;
 pub mod manifest;
 pub mod policy;
 
-pub use analysis::{Analysis, Strategy};
+pub use analysis::{Analysis, Inconclusive, Load, Strategy};
 pub use deploy_file::{
     CANDIDATE, Colors, ConfigError, DeployFile, Health, Migrate, MigrationKind, PlatformKind,
     PluginSettings, Plugins,

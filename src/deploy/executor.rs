@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 mod analyze;
 mod hooks;
+mod load;
 mod migrate;
 mod undo;
 
@@ -101,6 +102,10 @@ pub struct Executor {
     watch_longer: Option<Duration>,
     /// Cloud Foundry canary: the candidate's web instances before its steps.
     canary_instances: Option<u32>,
+    /// The route's traffic before the deploy touched it (`Step::Baseline`).
+    pre_deploy: Option<crate::platform::traffic::Sample>,
+    /// A window on the old color after the migration is in progress.
+    watching: bool,
 }
 
 /// What an executor is built from: the deploy's file, site, plugins,
@@ -154,6 +159,8 @@ impl Executor {
             window_attempt: 1,
             watch_longer: None,
             canary_instances: None,
+            pre_deploy: None,
+            watching: false,
         }
     }
 
@@ -228,6 +235,8 @@ impl Executor {
             // Both happen before the journal exists; see `cli::deploy`.
             Step::Validate | Step::AcquireLock => Ok(()),
             Step::Hook { hook, color, .. } => self.hooks(*hook, *color).await,
+            Step::Baseline { up_to } => self.baseline(*up_to).await,
+            Step::Watch { color, up_to } => self.watch(*color, *up_to).await,
             Step::Unmap { color } => {
                 self.other_serves(*color).await?;
                 self.touched.insert(*color);

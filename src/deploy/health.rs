@@ -59,6 +59,24 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .expect("HTTP client")
 }
 
+/// The most of an answer's body a probe reads: enough for any health
+/// text, and an app (or whoever holds its port) cannot make the deploy
+/// hold gigabytes.
+pub const PROBE_BODY_MAX: usize = 64 << 10;
+
+/// Up to `PROBE_BODY_MAX` bytes of `resp`'s body, as text.
+async fn capped_body(mut resp: reqwest::Response) -> String {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = resp.chunk().await {
+        let room = PROBE_BODY_MAX - body.len();
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() == PROBE_BODY_MAX {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&body).into_owned()
+}
+
 async fn check(client: &reqwest::Client, url: &str, health: &Health) -> Result<(), String> {
     let resp = client.get(url).send().await.map_err(|e| {
         let mut msg = e.to_string();
@@ -70,7 +88,7 @@ async fn check(client: &reqwest::Client, url: &str, health: &Health) -> Result<(
         msg
     })?;
     let status = resp.status().as_u16();
-    let body = resp.text().await.unwrap_or_default();
+    let body = capped_body(resp).await;
     if status != health.status {
         return Err(format!(
             "HTTP {status} (expected {}): {}",

@@ -12,9 +12,11 @@ use nesting::Nesting;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
+mod holder;
 mod nesting;
 mod store;
 
+use holder::{Holder, judge};
 pub use store::{Store, force_unlock, holder};
 
 /// Long enough to ride out a slow API call, short enough that a dead
@@ -40,17 +42,19 @@ pub struct LostLock {
     pub step: String,
 }
 
-/// Whether the holder of `h` may still be at work: on this host, its
-/// process is alive (this process only while it holds that lease itself:
-/// otherwise our pid is a dead runner's, reused); elsewhere nobody can
-/// tell, so until its lease expires.
+/// Whether the holder of `h` may still be at work: on this host and in
+/// this pid namespace, its process runs (this process only while it holds
+/// that lease itself: otherwise our pid is a dead runner's, reused);
+/// elsewhere, or in another container, nobody here can tell, so until its
+/// lease expires. See `holder`.
 pub fn may_be_alive(h: &Lease) -> bool {
-    if h.host != hostname() {
-        h.expires > unix_now()
-    } else if h.pid == std::process::id() {
-        HELD.enter(&(h.app.clone(), h.id.clone())).is_some()
-    } else {
-        crate::platform::local::pid_alive(h.pid)
+    match judge(h) {
+        Holder::Elsewhere | Holder::OtherNamespace => h.expires > unix_now(),
+        Holder::Running if h.pid == std::process::id() => {
+            HELD.enter(&(h.app.clone(), h.id.clone())).is_some()
+        }
+        Holder::Running => true,
+        Holder::Gone(_) => false,
     }
 }
 
@@ -74,15 +78,19 @@ pub fn describe(h: &Lease) -> String {
         "app `{}` is locked by deploy {} (`{}`, pid {} on {}, since {}; lease expires in {left}s)",
         h.app, h.id, h.command, h.pid, h.host, h.since
     );
-    if h.host == hostname() && !crate::platform::local::pid_alive(h.pid) {
-        s.push_str(
-            "\n  that process is gone: run `bluegreen recover` to finish or roll back its deploy, \
-             or `bluegreen unlock --force`",
-        );
-    } else {
-        s.push_str(
+    match judge(h) {
+        Holder::Gone(why) => s.push_str(&format!(
+            "\n  that process is gone ({why}): run `bluegreen recover` to finish or roll back \
+             its deploy, or `bluegreen unlock --force`"
+        )),
+        Holder::OtherNamespace => s.push_str(
+            "\n  it runs in another pid namespace on this machine (another container?), so \
+             whether it is still at work cannot be told from here: its lease is left to expire \
+             (`--wait 10m`); if you know it is gone, `bluegreen unlock --force`",
+        ),
+        Holder::Elsewhere | Holder::Running => s.push_str(
             "\n  wait for it (`--wait 10m`), or if its holder is gone, `bluegreen unlock --force`",
-        );
+        ),
     }
     s
 }

@@ -25,6 +25,12 @@ pub enum Step {
         color: Option<Color>,
         plugins: Vec<String>,
     },
+    /// Before anything moves: the route's live traffic over one window
+    /// (or, without traffic, each color's own URL probed), the reference
+    /// every later window is judged against.
+    Baseline {
+        up_to: Duration,
+    },
     Unmap {
         color: Color,
     },
@@ -50,6 +56,13 @@ pub enum Step {
         color: Color,
         path: String,
         timeout: Duration,
+    },
+    /// After the migration, before the new release serves: `color`, still
+    /// on the old release and alone on the route, judged against the route
+    /// before the deploy. A migration that broke it stops the deploy here.
+    Watch {
+        color: Color,
+        up_to: Duration,
     },
     Map {
         color: Color,
@@ -77,6 +90,10 @@ pub enum Step {
         max_error_rate: f64,
         max_p99_ratio: f64,
         plugins: Vec<String>,
+        /// The step gives the new release all the route's traffic: a window
+        /// that cannot decide fails here unless the file says `warn`.
+        #[serde(default)]
+        last: bool,
     },
     RecordRelease,
     ReleaseLock,
@@ -165,6 +182,9 @@ pub fn plan(
         steps.push(hook(Hook::MigrationSafetyCheck, None));
     }
     let analysis = file.analysis();
+    if let Some(a) = &analysis {
+        steps.push(Step::Baseline { up_to: a.duration });
+    }
     for (i, color) in order.into_iter().enumerate() {
         let c = Some(color);
         steps.extend([
@@ -190,6 +210,12 @@ pub fn plan(
                 command: m.command.clone(),
                 contract: false,
             });
+            if let Some(a) = &analysis {
+                steps.push(Step::Watch {
+                    color: color.other(),
+                    up_to: a.duration,
+                });
+            }
         }
         steps.extend([
             Step::Health {
@@ -200,7 +226,7 @@ pub fn plan(
             hook(Hook::HealthCheck, c),
             hook(Hook::PreMap, c),
         ]);
-        let analyze = |a: &crate::config::Analysis, percent| Step::Analyze {
+        let analyze = |a: &crate::config::Analysis, percent, last| Step::Analyze {
             color,
             percent,
             up_to: a.duration,
@@ -208,6 +234,7 @@ pub fn plan(
             max_error_rate: a.max_error_rate,
             max_p99_ratio: a.max_p99_ratio,
             plugins: plugins.get(&Hook::Analyze).cloned().unwrap_or_default(),
+            last,
         };
         let canary = file.strategy == Strategy::Canary && i == 0;
         if canary {
@@ -226,13 +253,14 @@ pub fn plan(
                         .then(|| Instances::approximate(percent, baseline)),
                 });
                 if let Some(a) = &analysis {
-                    steps.push(analyze(a, Some(percent)));
+                    steps.push(analyze(a, Some(percent), percent == 100));
                 }
             }
         } else {
             steps.push(Step::Map { color });
             if let Some(a) = &analysis {
-                steps.push(analyze(a, None));
+                // The second color's map gives the new release all traffic.
+                steps.push(analyze(a, None, i == 1));
             }
         }
         steps.push(hook(Hook::PostMap, c));
@@ -263,11 +291,13 @@ impl Step {
             Step::Validate => "validate",
             Step::AcquireLock => "acquire-lock",
             Step::Hook { hook, .. } => hook.name(),
+            Step::Baseline { .. } => "baseline",
             Step::Unmap { .. } => "unmap",
             Step::Drain { .. } => "drain",
             Step::Push { .. } => "push",
             Step::Migrate { .. } => "migrate",
             Step::Health { .. } => "health",
+            Step::Watch { .. } => "watch",
             Step::Map { .. } => "map",
             Step::Weigh { .. } => "weigh",
             Step::Analyze { .. } => "analyze",
@@ -284,6 +314,7 @@ impl Step {
             | Step::Push { color, .. }
             | Step::Migrate { color, .. }
             | Step::Health { color, .. }
+            | Step::Watch { color, .. }
             | Step::Map { color }
             | Step::Weigh { color, .. }
             | Step::Analyze { color, .. } => Some(*color),
@@ -299,6 +330,8 @@ impl Step {
                 | Step::Push { .. }
                 | Step::Migrate { .. }
                 | Step::Health { .. }
+                | Step::Baseline { .. }
+                | Step::Watch { .. }
                 | Step::Analyze { .. }
         ) || matches!(self, Step::Hook { plugins, .. } if !plugins.is_empty())
     }
@@ -325,6 +358,19 @@ impl fmt::Display for Step {
                     write!(f, ": {}", plugins.join(", "))
                 }
             }
+            Step::Baseline { up_to } => write!(
+                f,
+                "read the route's live traffic for up to {} (or probe each color): the \
+                 reference every later window is judged against",
+                d(up_to)
+            ),
+            Step::Watch { color, up_to } => write!(
+                f,
+                "watch {} (still on the old release) for up to {} against the route before \
+                 the deploy: stop if the migration broke it",
+                name(*color),
+                d(up_to)
+            ),
             Step::Unmap { color } => write!(f, "unmap the route from {}", name(*color)),
             Step::Drain { color, up_to } => {
                 write!(f, "drain {} (up to {})", name(*color), d(up_to))
@@ -422,6 +468,7 @@ impl fmt::Display for Step {
                 max_error_rate,
                 max_p99_ratio,
                 plugins,
+                last,
             } => {
                 let share = match percent {
                     Some(p) => format!(" at {p}%"),
@@ -433,13 +480,16 @@ impl fmt::Display for Step {
                 };
                 write!(
                     f,
-                    "analyze {}'s live traffic{share} against {}'s for {until}; roll back if its \
-                     5xx share exceeds {}'s by over {:.1} points or its p99 is over {max_p99_ratio}x",
+                    "analyze {}'s live traffic{share} against the route before the deploy and \
+                     {}'s for up to {until}; roll back if a serving color's 5xx share rises by \
+                     over {:.1} points or its p99 over {max_p99_ratio}x",
                     name(*color),
-                    name(color.other()),
                     name(color.other()),
                     max_error_rate * 100.0
                 )?;
+                if *last {
+                    write!(f, "; not enough evidence fails here")?;
+                }
                 if !plugins.is_empty() {
                     write!(f, "; analyze: {}", plugins.join(", "))?;
                 }
@@ -689,7 +739,9 @@ mod tests {
             "canary step 50%: Cloud Foundry spreads requests over instances, so blue runs 1 \
              instance beside green's 1: 50% (0 points off)",
             "canary step 100%: every request of the route to blue",
-            "analyze blue's live traffic at 10% against green's for 30s",
+            "analyze blue's live traffic at 10% against the route before the deploy and green's \
+             for up to 30s",
+            "read the route's live traffic for up to 30s",
         ] {
             assert!(text.contains(want), "{want}\n{text}");
         }

@@ -6,7 +6,7 @@
 //! plugin's log lines under its step.
 
 use super::plan::Step;
-use crate::output::{self, BAD, DIM, GOOD, Printer, WARN, outln, paint};
+use crate::output::{self, BAD, DIM, GOOD, Printer, WARN, outln, paint, printable};
 use crate::plugin::context::{Color, Finding, Severity, Verdict};
 use crate::plugin::{CallReport, Hook};
 use serde_json::{Value, json};
@@ -101,7 +101,7 @@ impl Reporter {
                 if !output::quiet() {
                     outln!(
                         "      attempt {attempt} of {of}: {}; again in {}",
-                        paint(WARN, error),
+                        paint(WARN, &printable(error)),
                         secs(wait)
                     );
                 }
@@ -128,6 +128,8 @@ impl Reporter {
     }
 
     fn pend_plugin_output(&self, plugin: &str, call: &CallReport) {
+        // A plugin's name is its file's: shown escaped like its text.
+        let plugin = printable(plugin);
         let mut pending = self.pending.lock().unwrap();
         for line in &call.log {
             let level = format!("{:?}", line.level).to_lowercase();
@@ -178,7 +180,11 @@ impl Reporter {
             _ => name.to_string(),
         };
         let mut pending = self.pending.lock().unwrap();
-        pending.push(format!("      {plugin} → {shown} ({})", secs(took)));
+        pending.push(format!(
+            "      {} → {shown} ({})",
+            printable(plugin),
+            secs(took)
+        ));
         if findings.len() > SHOWN_FINDINGS {
             pending.push(format!(
                 "        ({} findings; the first {SHOWN_FINDINGS} follow, `--json` has them all)",
@@ -208,26 +214,6 @@ impl Reporter {
     }
 }
 
-/// Plugin text as it may reach a terminal: control characters (escape
-/// sequences could rewrite the screen or hide a block) are shown escaped,
-/// and a text is cut at `MAX` characters.
-pub fn printable(s: &str) -> String {
-    const MAX: usize = 2000;
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i == MAX {
-            out.push_str("… (cut)");
-            break;
-        }
-        if c.is_control() && c != '\t' {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Findings shown under a step; `--json` carries them all.
 const SHOWN_FINDINGS: usize = 50;
 
@@ -237,21 +223,4 @@ pub fn millis(d: Duration) -> f64 {
 
 fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
-}
-
-#[cfg(test)]
-mod tests {
-    /// Defect 12 of «7 · Hardening»: plugin text reached the terminal raw.
-    #[test]
-    fn defect_12_plugin_text_cannot_send_escape_sequences() {
-        let hostile = "ok\x1b[2K\r\x1b[32m✓ all good\x07";
-        let shown = super::printable(hostile);
-        assert!(!shown.chars().any(|c| c.is_control()), "{shown:?}");
-        assert!(shown.contains("\\u{1b}[2K"), "{shown}");
-        assert_eq!(
-            super::printable(&"x".repeat(5000)).chars().count(),
-            2000 + "… (cut)".chars().count()
-        );
-        assert_eq!(super::printable("tab\tand ünïcode"), "tab\tand ünïcode");
-    }
 }

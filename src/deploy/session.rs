@@ -87,6 +87,7 @@ impl Loaded {
             command: std::env::args().collect::<Vec<_>>().join(" "),
             since: crate::units::now_rfc3339(),
             expires: 0,
+            process: crate::platform::lease::ProcessIdentity::this(),
         }
     }
 }

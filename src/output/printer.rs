@@ -21,7 +21,7 @@ impl Printer {
     /// line (several calls make NDJSON); else what `text` writes.
     pub fn emit(self, v: Value, text: impl FnOnce()) {
         if self.json {
-            super::write_stdout(&format!("{v}\n"));
+            super::write_stdout(&json_line(&v));
         } else {
             text();
         }
@@ -50,13 +50,15 @@ impl Printer {
     }
 
     /// A chunk of a line-oriented stream that is not ours (an app's log):
-    /// as it is in text; with `--json` one `record(line)` per line. A last
-    /// line without its newline waits for the next chunk while `more` may
-    /// come (it could still grow), so a JSON record never holds half a line.
-    /// Returns how many bytes of `chunk` were shown.
+    /// in text its lines as [`super::printable_lines`] shows them (an app's
+    /// escape sequences never reach the terminal); with `--json` one
+    /// `record(line)` per line. A last line without its newline waits for
+    /// the next chunk while `more` may come (it could still grow), so a JSON
+    /// record never holds half a line. Returns how many bytes of `chunk`
+    /// were shown.
     pub fn log(self, chunk: &str, more: bool, record: impl Fn(&str) -> Value) -> usize {
         if !self.json {
-            super::write_stdout_verbatim(chunk);
+            super::write_stdout_verbatim(&super::printable_lines(chunk));
             return chunk.len();
         }
         let whole = if more {
@@ -68,5 +70,42 @@ impl Printer {
             self.event(record(line));
         }
         whole
+    }
+}
+
+/// `v` as one line of JSON. serde_json escapes the C0 controls but writes
+/// DEL, the C1 controls (`\u{9b}` is a CSI to some terminals) and the bidi
+/// overrides raw, as JSON allows; `--json` read on a terminal must not
+/// carry what [`super::printable`] would escape either. Compact JSON has
+/// no such characters outside strings, so `\uXXXX` is always right.
+fn json_line(v: &Value) -> String {
+    let mut out = String::new();
+    for c in v.to_string().chars() {
+        if super::shown_escaped(c) {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Defect 5 of «12 · Hardening, round two»: `--json` escapes every
+    /// control character, and reads back as the same value.
+    #[test]
+    fn defect_5_json_lines_carry_no_raw_control_characters() {
+        let v = serde_json::json!({"message": "a\x1b[2Jb\u{7f}c\u{9b}31m\x07\t\u{202e}\n"});
+        let line = super::json_line(&v);
+        let body = line.strip_suffix('\n').unwrap();
+        assert!(!body.chars().any(super::super::shown_escaped), "{line:?}");
+        assert!(
+            body.contains("\\u001b[2J") && body.contains("\\u009b"),
+            "{body}"
+        );
+        assert!(body.contains("\\u202e"), "{body}");
+        assert_eq!(serde_json::from_str::<serde_json::Value>(body).unwrap(), v);
     }
 }

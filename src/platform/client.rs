@@ -149,11 +149,13 @@ impl CfClient {
     /// `GET` a URL on a service the API's own root document (`GET /`) links,
     /// such as log-cache, with the API's token: the cf CLI sends it there
     /// too. Only for links from that document; a URL any other answer names
-    /// never gets the token (see `request`).
+    /// never gets the token (see `request`), nor does a link that
+    /// [`CfClient::check_link`] refuses.
     pub(crate) async fn get_linked<T: DeserializeOwned>(
         &self,
         url: &str,
     ) -> Result<T, PlatformError> {
+        self.check_link(url)?;
         let resp = self.send(Method::GET, url.to_string(), None::<&()>).await?;
         let fail = |message: String| PlatformError::Http {
             method: "GET".into(),
@@ -165,6 +167,27 @@ impl CfClient {
             .await
             .map_err(|e| fail(format!("reading the answer: {}", e.without_url())))?;
         serde_json::from_slice(&bytes).map_err(|e| fail(format!("unexpected response body: {e}")))
+    }
+
+    /// Whether a service the root document links may get the API's token:
+    /// only over https, or at the API's own origin (which has it already).
+    /// A root document answered over plain http, or tampered with, could
+    /// otherwise send the token in clear text to any host it names.
+    pub(crate) fn check_link(&self, url: &str) -> Result<(), PlatformError> {
+        let https = reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https");
+        if https || origin(url).is_some_and(|o| Some(o) == origin(&self.api)) {
+            return Ok(());
+        }
+        Err(PlatformError::Http {
+            method: "GET".into(),
+            url: url.to_string(),
+            message: format!(
+                "refusing to send credentials to {}: a service the API links gets its token \
+                 only over https or at the API's own origin {}",
+                origin(url).unwrap_or_else(|| "an unparsable URL".into()),
+                origin(&self.api).unwrap_or_default()
+            ),
+        })
     }
 
     /// The call itself, to a URL already allowed the token.

@@ -33,6 +33,55 @@ pub struct Lease {
     pub since: String,
     /// Seconds since the Unix epoch.
     pub expires: u64,
+    /// Which process on `host` holds it; none in leases written before
+    /// this was recorded, or where `/proc` could not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<ProcessIdentity>,
+}
+
+/// A process as one machine can tell it from every other: a host name and a
+/// pid are not enough, since containers may share a host name while each
+/// has its own pid namespace (pid 7 in one is not pid 7 in the next), a pid
+/// is reused once its process ends, and a reboot ends every process.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessIdentity {
+    /// `/proc/sys/kernel/random/boot_id`: new at every boot.
+    pub boot_id: String,
+    /// The pid namespace the pid counts in (`readlink /proc/PID/ns/pid`,
+    /// e.g. `pid:[4026531836]`).
+    pub pid_ns: String,
+    /// When it started, in clock ticks since boot (`/proc/PID/stat`).
+    pub started: u64,
+}
+
+impl ProcessIdentity {
+    /// Process `pid` of this machine, as `/proc` tells it (none when it is
+    /// gone or `/proc` is not there).
+    pub fn of(pid: u32) -> Option<ProcessIdentity> {
+        let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let pid_ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok()?;
+        Some(ProcessIdentity {
+            boot_id: boot_id.trim().to_string(),
+            pid_ns: pid_ns.to_string_lossy().into_owned(),
+            started: process_started(pid)?,
+        })
+    }
+
+    /// This process.
+    pub fn this() -> Option<ProcessIdentity> {
+        static THIS: std::sync::OnceLock<Option<ProcessIdentity>> = std::sync::OnceLock::new();
+        THIS.get_or_init(|| ProcessIdentity::of(std::process::id()))
+            .clone()
+    }
+}
+
+/// When process `pid` started, in clock ticks since boot: field 22 of
+/// `/proc/PID/stat`, counted after the parenthesised command name (which
+/// may hold spaces and parentheses itself).
+pub fn process_started(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
 pub fn unix_now() -> u64 {

@@ -1,7 +1,8 @@
 //! Per-app HTTP numbers from Cloud Foundry's log-cache, for a deploy's
-//! traffic analysis. The API's root document (`GET /`) links log-cache;
-//! `GET <log_cache>/api/v1/read/<app-guid>?envelope_types=TIMER` answers
-//! with the router's timer of each request to the app. They go into the
+//! traffic analysis. The API's root document (`GET /`) links log-cache,
+//! which gets the API's token, so only over https or at the API's own
+//! origin; `GET <log_cache>/api/v1/read/<app-guid>?envelope_types=TIMER`
+//! answers with the router's timer of each request to the app. They go into the
 //! counters the local router keeps ([`Traffic`]), so a window is the
 //! difference of two snapshots whichever platform counted.
 //!
@@ -78,6 +79,8 @@ impl LogCache {
             .and_then(Value::as_str)
             .filter(|u| !u.is_empty())
             .ok_or(Unavailable::NoLink)?;
+        // Refused here, before any read, so the analysis says why at once.
+        client.check_link(url)?;
         Ok(LogCache {
             client: client.clone(),
             url: url.trim_end_matches('/').to_string(),

@@ -16,11 +16,19 @@ use std::time::Duration;
 /// Buckets for 0 µs to 2^41 µs (25 days): past that, the last bucket.
 const BUCKETS: usize = 312;
 
+/// Seconds of start time the requests awaiting an answer are kept by: a
+/// request older than this (past any first-byte timeout) is counted as if
+/// younger by a multiple of it.
+const AWAIT_RING: usize = 64;
+
 /// One app's counters, shared by every request the router sends it.
 pub struct Traffic {
     /// By status class: 1xx .. 5xx.
     status: [AtomicU64; 5],
     buckets: Box<[AtomicU64]>,
+    /// Requests sent and not answered yet, by the second they were sent
+    /// (a ring): how a window sees a hang before any timeout ends it.
+    awaiting: [AtomicU64; AWAIT_RING],
 }
 
 impl Default for Traffic {
@@ -28,7 +36,29 @@ impl Default for Traffic {
         Traffic {
             status: Default::default(),
             buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            awaiting: std::array::from_fn(|_| AtomicU64::new(0)),
         }
+    }
+}
+
+/// Whole seconds on a clock shared by every counter in this process.
+fn clock_secs() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_secs()
+}
+
+/// One request awaiting its answer's head; no longer when dropped.
+pub struct Awaiting<'a> {
+    traffic: &'a Traffic,
+    slot: usize,
+}
+
+impl Drop for Awaiting<'_> {
+    fn drop(&mut self) {
+        self.traffic.awaiting[self.slot].fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -41,8 +71,30 @@ impl Traffic {
         self.buckets[bucket(us)].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// A request was sent to the app: it awaits an answer until the guard
+    /// drops (answered, failed, or given up).
+    pub fn awaiting(&self) -> Awaiting<'_> {
+        let slot = (clock_secs() % AWAIT_RING as u64) as usize;
+        self.awaiting[slot].fetch_add(1, Ordering::Relaxed);
+        Awaiting {
+            traffic: self,
+            slot,
+        }
+    }
+
     pub fn snapshot(&self) -> Snapshot {
+        let now = clock_secs();
         Snapshot {
+            pending: self
+                .awaiting
+                .iter()
+                .enumerate()
+                .filter_map(|(slot, n)| {
+                    let n = n.load(Ordering::Relaxed);
+                    let age = (now + AWAIT_RING as u64 - slot as u64) % AWAIT_RING as u64;
+                    (n > 0).then_some((age as u32, n))
+                })
+                .collect(),
             status: std::array::from_fn(|i| self.status[i].load(Ordering::Relaxed)),
             buckets: self
                 .buckets
@@ -65,15 +117,37 @@ pub struct Snapshot {
     pub status: [u64; 5],
     /// Non-empty latency buckets: (index, count).
     pub buckets: Vec<(u16, u64)>,
+    /// Requests awaiting their answer now: (age in whole seconds, count).
+    #[serde(default)]
+    pub pending: Vec<(u32, u64)>,
 }
 
 impl Snapshot {
+    /// The ages of the requests awaiting an answer now (each counted at
+    /// the middle of its second).
+    pub fn pending_ages(&self) -> Vec<Duration> {
+        self.pending
+            .iter()
+            .flat_map(|&(age, n)| {
+                std::iter::repeat_n(
+                    Duration::from_millis(u64::from(age) * 1000 + 500),
+                    n as usize,
+                )
+            })
+            .collect()
+    }
+
     pub fn requests(&self) -> u64 {
         self.status.iter().sum()
     }
 
     /// What happened between `before` and `self`.
     pub fn since(&self, before: &Snapshot) -> Metrics {
+        self.sample(before).metrics
+    }
+
+    /// What happened between `before` and `self`, with its latencies.
+    pub fn sample(&self, before: &Snapshot) -> Sample {
         let status: [u64; 5] =
             std::array::from_fn(|i| self.status[i].saturating_sub(before.status[i]));
         let mut counts = vec![0u64; BUCKETS];
@@ -87,6 +161,22 @@ impl Snapshot {
                 *c = c.saturating_sub(n);
             }
         }
+        Sample::new(status, counts)
+    }
+}
+
+/// One color's (or the route's) requests over a span: counts by status
+/// class and the latency histogram, what the judgement's tests read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub metrics: Metrics,
+    /// Latency buckets (dense, `BUCKETS` long; empty when nothing came).
+    #[serde(default)]
+    pub latency: Vec<u64>,
+}
+
+impl Sample {
+    fn new(status: [u64; 5], counts: Vec<u64>) -> Sample {
         let total: u64 = counts.iter().sum();
         let quantile = |q: f64| -> f64 {
             if total == 0 {
@@ -102,7 +192,7 @@ impl Snapshot {
             }
             midpoint_us(BUCKETS - 1) / 1000.0
         };
-        Metrics {
+        let metrics = Metrics {
             requests: status.iter().sum(),
             status_2xx: status[1],
             status_3xx: status[2],
@@ -111,8 +201,63 @@ impl Snapshot {
             p50_ms: quantile(0.50),
             p90_ms: quantile(0.90),
             p99_ms: quantile(0.99),
-        }
+        };
+        let latency = if total == 0 { Vec::new() } else { counts };
+        Sample { metrics, latency }
     }
+
+    /// Two spans as one (both colors of a route), latencies merged.
+    pub fn plus(&self, other: &Sample) -> Sample {
+        let (a, b) = (
+            status_classes(&self.metrics),
+            status_classes(&other.metrics),
+        );
+        let counts = (0..BUCKETS)
+            .map(|i| self.latency.get(i).unwrap_or(&0) + other.latency.get(i).unwrap_or(&0))
+            .collect();
+        Sample::new(std::array::from_fn(|i| a[i] + b[i]), counts)
+    }
+
+    /// Requests still waiting for their answer's head when the span closed,
+    /// each counted in the latencies at its age (not in the status counts:
+    /// they have none yet): a hang shows in the p99 before any timeout
+    /// turns it into an error.
+    pub fn with_pending(mut self, ages: &[Duration]) -> Sample {
+        if ages.is_empty() {
+            return self;
+        }
+        self.latency.resize(BUCKETS, 0);
+        for age in ages {
+            let us = u64::try_from(age.as_micros()).unwrap_or(u64::MAX);
+            self.latency[bucket(us)] += 1;
+        }
+        let latency = std::mem::take(&mut self.latency);
+        Sample::new(status_classes(&self.metrics), latency)
+    }
+
+    /// How many requests took longer than `limit`, counting a whole bucket
+    /// once its middle is past it.
+    pub fn slower_than(&self, limit: Duration) -> u64 {
+        let us = limit.as_micros() as f64;
+        self.latency
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| midpoint_us(i) > us)
+            .map(|(_, n)| n)
+            .sum()
+    }
+}
+
+/// `m`'s counts by status class, 1xx to 5xx.
+fn status_classes(m: &Metrics) -> [u64; 5] {
+    let known = m.status_2xx + m.status_3xx + m.status_4xx + m.status_5xx;
+    [
+        m.requests.saturating_sub(known),
+        m.status_2xx,
+        m.status_3xx,
+        m.status_4xx,
+        m.status_5xx,
+    ]
 }
 
 fn bucket(us: u64) -> usize {

@@ -2,6 +2,7 @@
 //! and carries what the plugin printed, because a bare "trap" helps nobody.
 
 use super::hook::Hook;
+use crate::output::{printable, printable_lines};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -68,9 +69,18 @@ impl FailureKind {
     }
 }
 
-/// A plugin failure with the plugin's name and, for calls, the hook.
+/// A plugin failure with the plugin's name and, for calls, the hook. Its
+/// text carries the plugin's own (an `err` message, its stderr, names from
+/// its binary), so it is escaped here, once, for every place that shows it:
+/// the error chain `main` prints, `--json`, a warning finding.
 #[derive(Debug, thiserror::Error)]
-#[error("plugin `{plugin}`{} {kind}{}", hook_suffix(.hook), stderr_suffix(.stderr))]
+#[error(
+    "plugin `{}`{} {}{}",
+    printable(.plugin),
+    hook_suffix(.hook),
+    printable_lines(&.kind.to_string()),
+    stderr_suffix(.stderr)
+)]
 pub struct PluginError {
     pub plugin: String,
     pub hook: Option<Hook>,
@@ -98,9 +108,7 @@ fn stderr_suffix(stderr: &str) -> String {
     if stderr.trim().is_empty() {
         String::new()
     } else {
-        format!(
-            "\n  plugin stderr:\n    {}",
-            stderr.trim_end().replace('\n', "\n    ")
-        )
+        let lines: Vec<String> = stderr.trim_end().lines().map(printable).collect();
+        format!("\n  plugin stderr:\n    {}", lines.join("\n    "))
     }
 }

@@ -17,7 +17,11 @@ use std::time::{Duration, Instant};
 /// release and color; `/slow` does so after 250 ms (`/slow?ms=N`: N); a POST answers with the
 /// length of the body it read; `migrate.py` logs each run to `$MIGRATION_LOG`.
 /// A release with `FAIL_PERCENT=P` in its env answers every (100/P)th
-/// request but `/health` with 500, and with `SLOW_MS=N` takes N ms longer.
+/// request but `/health` with 500, and with `SLOW_MS=N` takes N ms longer;
+/// with `MISBEHAVE=drop` it closes the connection on every GET but
+/// `/health` without answering (the router retries those elsewhere, so
+/// users see nothing), with `MISBEHAVE=hang` it never answers any request
+/// but `/health`.
 const APP: &str = r#"
 import os, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +30,7 @@ COLOR = os.environ.get("BLUEGREEN_COLOR", "?")
 SICK = os.path.exists("UNHEALTHY")
 FAIL = float(os.environ.get("FAIL_PERCENT", "0"))
 SLOW = int(os.environ.get("SLOW_MS", "0")) / 1000
+MISBEHAVE = os.environ.get("MISBEHAVE", "")
 import itertools, threading
 SERVED = itertools.count(1)
 LOCK = threading.Lock()
@@ -41,6 +46,13 @@ class H(BaseHTTPRequestHandler):
     def bad(self):
         if self.path == "/health":
             return False
+        if MISBEHAVE == "drop" and self.command == "GET":
+            self.close_connection = True
+            return True
+        if MISBEHAVE == "hang":
+            time.sleep(120)
+            self.close_connection = True
+            return True
         if SLOW:
             time.sleep(SLOW)
         with LOCK:

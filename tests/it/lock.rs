@@ -28,6 +28,7 @@ fn mine(id: &str) -> Lease {
         command: "it lock".into(),
         since: "2026-01-01T00:00:00Z".into(),
         expires: 0,
+        process: None,
     }
 }
 

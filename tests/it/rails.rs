@@ -387,3 +387,90 @@ fn a_migration_stuck_behind_a_lock_gives_up_within_the_timeout_then_retries() {
     assert!(columns(&url).contains("description"), "the retry migrated");
     f.assert_colors("v2");
 }
+
+#[test]
+fn defect_13_a_migration_that_breaks_the_old_color_stops_before_the_new_release_is_mapped() {
+    let f = rails(|y| y);
+    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    // Judged from here on: the route before the deploy, then the old color
+    // after the migration.
+    let mut yaml = std::fs::read_to_string(&f.file).unwrap();
+    yaml.push_str("analysis: { duration: 20s }\n");
+    std::fs::write(&f.file, yaml).unwrap();
+    overlay(&f, "destructive");
+    let url = database_url(&f, "rails-db");
+
+    let load = DbLoad::start(f.router_port);
+    std::thread::sleep(Duration::from_millis(300));
+    let (code, events, err) = deploy_live(
+        &f,
+        &[
+            "deploy",
+            "--release",
+            "d1",
+            "--json",
+            "--allow",
+            "remove-column",
+            "--reason",
+            "the judge must catch what the guard was told to let through",
+        ],
+        |_| {},
+    );
+    let samples = load.finish();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("the migration (`bin/rails db:migrate`")
+            && err.contains("which still serves the old release"),
+        "{err}"
+    );
+    let json: Vec<&Value> = events.iter().map(|(_, e)| e).collect();
+    let watched = json
+        .iter()
+        .find(|e| e["event"] == "watch")
+        .unwrap_or_else(|| panic!("no watch window: {json:?}"));
+    assert!(watched["failed"].is_string(), "{watched}");
+    let baseline = json
+        .iter()
+        .find(|e| e["event"] == "baseline")
+        .expect("a pre-deploy reference");
+    assert!(
+        baseline["route"]["requests"].as_u64().unwrap() > 0,
+        "{baseline}"
+    );
+    // Stopped before the new release served a request, and before the
+    // contract phase.
+    let first = watched["color"].as_str().unwrap() == "blue";
+    let new_color = if first { "green" } else { "blue" };
+    for e in &json {
+        let text = e["text"].as_str().unwrap_or_default();
+        assert!(
+            !(e["event"] == "step"
+                && e["status"] == "done"
+                && text == format!("map the route to {new_color}")),
+            "the new release was mapped: {e}"
+        );
+        assert!(!text.contains("contract"), "{e}");
+    }
+    let history = f.run(&["history", "--json"]);
+    let last: Value = String::from_utf8_lossy(&history.stdout)
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .expect("a history entry");
+    assert_eq!(last["result"], "failed", "{last}");
+    assert!(
+        last["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("migration")),
+        "{last}"
+    );
+    let failed = failures(&samples);
+    eprintln!(
+        "a migration breaking the old color: stopped by the watch window; {} of {} writes \
+         failed meanwhile; {}",
+        failed.len(),
+        samples.len(),
+        watched["failed"]
+    );
+    assert!(!columns(&url).contains("legacy_code"), "the migration ran");
+}

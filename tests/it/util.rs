@@ -201,6 +201,7 @@ pub fn lease(id: &str, app: &str, expires: u64) -> bluegreen::platform::lease::L
         command: "bluegreen deploy".into(),
         since: "2026-01-01T00:00:00Z".into(),
         expires,
+        process: None,
     }
 }
 

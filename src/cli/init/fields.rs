@@ -4,7 +4,7 @@
 //! services, the Procfile's `web:` line) is named in a comment, not copied:
 //! two copies would drift apart.
 
-use super::render::{Doc, list, map, s};
+use super::render::{Doc, list, map, s, shown};
 use super::scan::Found;
 use serde_yaml::Value;
 
@@ -82,9 +82,10 @@ fn command(d: &mut Doc, f: &Found, warnings: &mut Vec<String>) {
             0,
             &format!(
                 "The start command is {}'s `command:` for `{}`, so `command` is not set \
-                 here:\n  {cmd}",
+                 here:\n  {}",
                 m.file,
-                m.app().name
+                m.app().name,
+                shown(cmd.trim_end())
             ),
         );
     } else if let Some(web) = &f.procfile_web {
@@ -92,7 +93,8 @@ fn command(d: &mut Doc, f: &Found, warnings: &mut Vec<String>) {
             0,
             &format!(
                 "The start command is the Procfile's `web:` line, which the platform runs \
-                 (as Cloud Foundry does), so `command` is not set here:\n  web: {web}"
+                 (as Cloud Foundry does), so `command` is not set here:\n  web: {}",
+                shown(web)
             ),
         );
     } else if let Some(why) = &f.rails {

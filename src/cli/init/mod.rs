@@ -8,7 +8,7 @@ mod fields;
 mod render;
 mod scan;
 
-use super::output::{Printer, outln, sayln};
+use super::output::{Printer, outln, printable, sayln};
 use super::{BadInput, Exit};
 use scan::Found;
 use serde_json::json;
@@ -85,10 +85,16 @@ fn summary(args: &InitArgs, path: &Path, app: &str, fields: &[render::Field], wa
             serde_json::Value::String(s) => s.clone(),
             v => v.to_string(),
         };
-        sayln!("  {:<21} {value}  (from {})", f.field, f.from);
+        // Values and sources quote the app's files: shown escaped.
+        sayln!(
+            "  {:<21} {}  (from {})",
+            f.field,
+            printable(&value),
+            printable(&f.from)
+        );
     }
     for w in warnings {
-        outln!("warning: {w}");
+        outln!("warning: {}", printable(w));
     }
     let shown = if args.dir == Path::new(".") {
         String::new()

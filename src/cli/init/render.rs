@@ -2,6 +2,10 @@
 //! field carries a comment saying what it does and where its value came
 //! from, plus the mapping the text must parse back to (init checks the
 //! round trip before writing, so a quoting slip cannot reach the file).
+//! Text from the app's files (a Procfile line, a manifest's names) may hold
+//! any character: YAML allows no control characters, even in comments, and
+//! reads NEL and U+2028/9 as line breaks, so those are always written as
+//! escapes, in a double-quoted scalar ([`quoted`]) or in a comment.
 
 use serde_yaml::{Mapping, Value};
 
@@ -27,6 +31,10 @@ impl Doc {
     /// `text` as `#` lines at `indent`, wrapped; `\n` starts a new line.
     pub fn comment(&mut self, indent: usize, text: &str) {
         let pad = " ".repeat(indent);
+        let text: String = text
+            .chars()
+            .map(|c| if c == '\n' { c.to_string() } else { escaped(c) })
+            .collect();
         for para in text.split('\n') {
             let mut line = String::new();
             // Two leading spaces keep a quoted line (a Procfile's) as it is.
@@ -137,15 +145,58 @@ fn scalar(s: &str) -> String {
         && !s.ends_with(':')
         && !s.contains(['{', '}', '[', ']', ',', '"', '\'', '\n', '\t', '\\'])
         && !reserved.contains(&s.to_lowercase().as_str())
-        && s.chars().all(|c| !c.is_control())
+        && s.chars().all(|c| !needs_escape(c))
         // Numbers, `.inf`, `0x1F` and the like read back as other types.
         && serde_yaml::from_str::<Vec<Value>>(&format!("[{s}]")).ok()
             == Some(vec![Value::String(s.into())]);
-    if plain {
-        s.to_string()
+    if plain { s.to_string() } else { quoted(s) }
+}
+
+/// `s` as a YAML double-quoted scalar that reads back as `s` exactly.
+/// (Not a JSON string: JSON leaves DEL, the C1 controls and U+2028/9 raw,
+/// which YAML refuses or folds into a space.)
+pub fn quoted(s: &str) -> String {
+    let mut out = String::from('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => out.push_str(&escaped(c)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Text from the app's files as a comment quotes it: as it is, or
+/// double-quoted with escapes when it holds what YAML cannot carry raw.
+pub fn shown(s: &str) -> String {
+    if s.chars().any(needs_escape) {
+        quoted(s)
     } else {
-        // A JSON string is a YAML double-quoted scalar.
-        serde_json::to_string(s).expect("a string serialises")
+        s.to_string()
+    }
+}
+
+/// What YAML cannot carry raw, anywhere: control characters (tab aside),
+/// the characters it reads as line breaks, the BOM and the non-characters.
+fn needs_escape(c: char) -> bool {
+    (c.is_control() && c != '\t')
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{feff}' | '\u{fffe}' | '\u{ffff}'
+        )
+}
+
+/// `c`, or its YAML escape (`\n`, `\e`, `\u0085`) where it needs one.
+fn escaped(c: char) -> String {
+    match c {
+        c if !needs_escape(c) => c.to_string(),
+        '\n' => "\\n".into(),
+        '\r' => "\\r".into(),
+        '\x1b' => "\\e".into(),
+        '\x07' => "\\a".into(),
+        c => format!("\\u{:04X}", u32::from(c)),
     }
 }
 
@@ -191,6 +242,23 @@ mod tests {
             assert_eq!(back.get("k"), Some(&s(text)), "{yaml}");
         }
         assert_eq!(flow(&s("bin/rails db:migrate")), "bin/rails db:migrate");
+    }
+
+    /// Defect 7 of «12 · Hardening, round two»: init wrote YAML it could
+    /// not read back when a value held control characters.
+    #[test]
+    fn defect_7_init_writes_control_characters_as_yaml_escapes() {
+        let hostile = "run \x07\x1b[31m\t\"q\" a: b #c \\ \u{7f}\u{85}\u{9b}\u{2028}\r\n.";
+        let yaml = format!("k: {}\n", flow(&s(hostile)));
+        assert!(!yaml.trim_end().chars().any(needs_escape), "{yaml:?}");
+        let back: Mapping = serde_yaml::from_str(&yaml).unwrap();
+        assert_eq!(back.get("k"), Some(&s(hostile)), "{yaml}");
+
+        let mut d = Doc::default();
+        d.comment(0, &format!("quoted:\n  web: {}", shown(hostile)));
+        let back: Option<Mapping> = serde_yaml::from_str(&d.text).unwrap();
+        assert_eq!(back, None, "only comments: {:?}", d.text);
+        assert!(d.text.contains("\\e[31m"), "{}", d.text);
     }
 
     #[test]

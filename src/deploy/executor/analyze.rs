@@ -12,23 +12,38 @@
 //! The output says which.
 
 use super::{Executor, Stop};
-use crate::config::{Analysis, PlatformKind};
-use crate::deploy::analysis::judge;
+use crate::config::{Analysis, Inconclusive, PlatformKind};
+use crate::deploy::analysis::{Evidence, Verdict, judge};
 use crate::deploy::plan::{Instances, Step};
 use crate::platform::log_cache::{Follow, LogCache, Unavailable};
-use crate::platform::traffic::{Snapshot, Traffic};
+use crate::platform::traffic::{Sample, Snapshot, Traffic};
 use crate::plugin::Hook;
 use crate::plugin::context::{AnalysisWindow, Color};
 use std::time::{Duration, Instant};
 
 /// How often a window looks at the counters (and probes, without them).
 const TICK: Duration = Duration::from_millis(250);
+/// The pre-deploy reference ends once the route served this many requests
+/// (or `analysis.min_requests`, if more), else at the window's time.
+const BASELINE_REQUESTS: u64 = 400;
+/// Probes of each color for the reference when the route has no traffic.
+const BASELINE_PROBES: u32 = 12;
+/// Latency is first tested at this many requests, then at each doubling.
+const FIRST_LATENCY_LOOK: u64 = 32;
+
+fn meter_name(meter: &Meter) -> &'static str {
+    match meter {
+        Meter::Router => "router",
+        Meter::Probes(..) => "probes",
+        Meter::LogCache(..) => "log-cache",
+    }
+}
 
 /// Where a window's numbers come from.
 enum Meter {
     Router,
     /// One probe of each color's own URL per tick, counted here.
-    Probes(reqwest::Client, [Traffic; 2]),
+    Probes(reqwest::Client, Box<[Traffic; 2]>),
     /// Each color's requests from log-cache; true once a failed read was
     /// reported.
     LogCache(LogCache, Box<[Follow; 2]>, bool),
@@ -86,6 +101,7 @@ impl Executor {
             min_requests,
             max_error_rate,
             max_p99_ratio,
+            last,
             ..
         } = step
         else {
@@ -101,71 +117,15 @@ impl Executor {
             max_p99_ratio: *max_p99_ratio,
             ..self.file.analysis().unwrap_or_default()
         };
-        let mut meter = match self.site.kind {
-            PlatformKind::Local => Meter::Router,
-            PlatformKind::Cf => match self.log_cache().await {
-                Ok(meter) => meter,
-                Err(why) => {
-                    self.report.say(&format!(
-                        "  Cloud Foundry: no per-request metrics from log-cache ({why}); \
-                         analyzing with health probes of each color's own URL only"
-                    ));
-                    let http = crate::deploy::health::client(self.file.health.request_timeout);
-                    Meter::Probes(http, [Traffic::default(), Traffic::default()])
-                }
-            },
-        };
+        let mut meter = self.meter().await;
         let start = Instant::now();
         let hard_stop = start + limits.max_duration;
-        let before = [
-            self.sample(&mut meter, color).await?,
-            self.sample(&mut meter, color.other()).await?,
-        ];
         let mut until = start + limits.duration;
         self.window_attempt = 1;
         loop {
-            loop {
-                tokio::time::sleep(TICK).await;
-                let now = self.sample(&mut meter, color).await?;
-                let seen = now.requests().saturating_sub(before[0].requests());
-                if Instant::now() >= until || limits.min_requests.is_some_and(|n| seen >= n) {
-                    break;
-                }
-                if matches!(meter, Meter::Probes(..)) {
-                    self.sample(&mut meter, color.other()).await?;
-                }
-            }
-            let candidate = self.sample(&mut meter, color).await?.since(&before[0]);
-            let baseline = self
-                .sample(&mut meter, color.other())
-                .await?
-                .since(&before[1]);
-            let window = AnalysisWindow {
-                duration_ms: start.elapsed().as_millis() as u64,
-                weight_percent: percent.unwrap_or(50),
-                source: match meter {
-                    Meter::Router => "router".into(),
-                    Meter::Probes(..) => "probes".into(),
-                    Meter::LogCache(..) => "log-cache".into(),
-                },
-                candidate,
-                baseline: (baseline.requests > 0).then_some(baseline),
-            };
-            let verdict = judge(&window, &limits, color);
-            for line in &verdict.lines {
-                self.report.say(&format!("  {line}"));
-            }
-            self.report.event(serde_json::json!({
-                "event": "analysis", "color": color, "percent": percent,
-                "attempt": self.window_attempt, "window": window,
-                "failed": verdict.fail, "inconclusive": verdict.inconclusive,
-            }));
-            if let Some(why) = verdict.fail {
-                return Err(Stop::Failed(anyhow::anyhow!("traffic analysis: {why}")));
-            }
-            if let Some(note) = &verdict.inconclusive {
-                self.report.say(&format!("  warning: {note}"));
-            }
+            let window = self
+                .window(&mut meter, color, *percent, &limits, until, *last)
+                .await?;
             self.window = Some(window);
             self.watch_longer = None;
             let judged = self.hooks(Hook::Analyze, Some(color)).await;
@@ -187,6 +147,235 @@ impl Executor {
             ));
             until = Instant::now() + wait;
             self.window_attempt += 1;
+        }
+    }
+
+    /// The reference: the route's live traffic before anything moves, both
+    /// colors as one (they serve one release). With no traffic on the
+    /// router, each color's own URL probed for a few ticks instead.
+    pub(super) async fn baseline(&mut self, up_to: Duration) -> Result<(), Stop> {
+        let limits = self.file.analysis().unwrap_or_default();
+        // Enough to compare to, or the window's time.
+        let enough = limits.min_requests.unwrap_or(0).max(BASELINE_REQUESTS);
+        let mut meter = self.meter().await;
+        let colors = [Color::Blue, Color::Green];
+        let mut first = Vec::new();
+        for c in colors {
+            first.push(self.sample(&mut meter, c).await?);
+        }
+        let until = Instant::now() + up_to;
+        let mut route = Sample::default();
+        while Instant::now() < until {
+            tokio::time::sleep(TICK).await;
+            route = Sample::default();
+            for (i, c) in colors.into_iter().enumerate() {
+                let now = self.sample(&mut meter, c).await?;
+                route = route.plus(&now.sample(&first[i]));
+            }
+            if route.metrics.requests >= enough {
+                break;
+            }
+        }
+        if route.metrics.requests == 0 && matches!(meter, Meter::Router) {
+            self.report.say(
+                "  no live traffic on the route: probing each color's own URL for the reference",
+            );
+            let http = crate::deploy::health::client(self.file.health.request_timeout);
+            let mut probes =
+                Meter::Probes(http, Box::new([Traffic::default(), Traffic::default()]));
+            for _ in 0..BASELINE_PROBES {
+                for c in colors {
+                    self.sample(&mut probes, c).await?;
+                }
+                tokio::time::sleep(TICK).await;
+            }
+            for c in colors {
+                let probed = self.sample(&mut probes, c).await?;
+                route = route.plus(&probed.sample(&Snapshot::default()));
+            }
+        }
+        let source = meter_name(&meter);
+        self.report.say(&format!(
+            "  {} ({source})",
+            crate::deploy::analysis::describe_route(&route.metrics)
+        ));
+        self.report.event(serde_json::json!({
+            "event": "baseline", "source": source, "route": route.metrics,
+        }));
+        self.pre_deploy = Some(route);
+        Ok(())
+    }
+
+    /// After the migration: `color`, still on the old release and alone on
+    /// the route, against the route before the deploy. A failure names the
+    /// migration, since nothing else changed for that color.
+    pub(super) async fn watch(&mut self, color: Color, up_to: Duration) -> Result<(), Stop> {
+        let limits = Analysis {
+            duration: up_to,
+            ..self.file.analysis().unwrap_or_default()
+        };
+        let mut meter = self.meter().await;
+        let until = Instant::now() + up_to;
+        self.watching = true;
+        let watched = self
+            .window(&mut meter, color, None, &limits, until, false)
+            .await;
+        self.watching = false;
+        match watched {
+            Ok(_) => Ok(()),
+            Err(Stop::Failed(why)) => {
+                let command = self
+                    .file
+                    .migrate
+                    .as_ref()
+                    .map(|m| m.command.clone())
+                    .unwrap_or_default();
+                let names: Vec<_> = self.pending.iter().map(|m| m.path.clone()).collect();
+                Err(Stop::Failed(anyhow::anyhow!(
+                    "the migration (`{command}`: {}) broke {color}, which still serves the old \
+                     release: {why}. The schema change is not undone by a rollback: deploy a \
+                     release that works with it, or restore the database",
+                    if names.is_empty() {
+                        "no pending files listed".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                )))
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Where this deploy's windows read their numbers.
+    async fn meter(&mut self) -> Meter {
+        match self.site.kind {
+            PlatformKind::Local => Meter::Router,
+            PlatformKind::Cf => match self.log_cache().await {
+                Ok(meter) => meter,
+                Err(why) => {
+                    self.report.say(&format!(
+                        "  Cloud Foundry: no per-request metrics from log-cache ({}); \
+                         analyzing with health probes of each color's own URL only",
+                        crate::output::printable(&why.to_string())
+                    ));
+                    let http = crate::deploy::health::client(self.file.health.request_timeout);
+                    Meter::Probes(http, Box::new([Traffic::default(), Traffic::default()]))
+                }
+            },
+        }
+    }
+
+    /// One window on `color`, judged at every tick against the route before
+    /// the deploy and the other color, until the judge decides or `until`
+    /// passes. A failure (or a window that could not decide, where that
+    /// fails) stops the deploy; else the window, for `analyze` plugins.
+    async fn window(
+        &mut self,
+        meter: &mut Meter,
+        color: Color,
+        percent: Option<u8>,
+        limits: &Analysis,
+        until: Instant,
+        last_step: bool,
+    ) -> Result<AnalysisWindow, Stop> {
+        let start = Instant::now();
+        let before = [
+            self.sample(meter, color).await?,
+            self.sample(meter, color.other()).await?,
+        ];
+        if self.pre_deploy.is_none() {
+            self.report.say(
+                "  no pre-deploy reference (a recovered deploy): judged against the other \
+                 color and the ceilings only",
+            );
+        }
+        let load = match &limits.load {
+            Some(load) if !matches!(meter, Meter::LogCache(..)) => {
+                let url = self.site.candidate_url(color, until).await.ok();
+                url.map(|url| super::load::Load::start(url, load, &self.file.health, until))
+            }
+            _ => None,
+        };
+        if let Some(l) = &load {
+            self.report.say(&format!("  {}", l.describe()));
+        }
+        let mut next_look = FIRST_LATENCY_LOOK;
+        let (judgement, window) = loop {
+            tokio::time::sleep(TICK).await;
+            if matches!(meter, Meter::Probes(..)) {
+                self.sample(meter, color.other()).await?;
+            }
+            let now = self.sample(meter, color).await?;
+            let mut judged = now.sample(&before[0]).with_pending(&now.pending_ages());
+            if let Some(l) = &load {
+                judged = judged.plus(&l.sample());
+            }
+            let theirs = self.sample(meter, color.other()).await?;
+            let other = theirs
+                .sample(&before[1])
+                .with_pending(&theirs.pending_ages());
+            let closing = Instant::now() >= until;
+            // Looks count latencies, hung requests included.
+            let observed: u64 = judged.latency.iter().sum();
+            let latency_look = closing || observed >= next_look;
+            if latency_look {
+                next_look = next_look.saturating_mul(2);
+            }
+            let evidence = Evidence {
+                color,
+                judged: &judged,
+                other: (other.metrics.requests > 0).then_some(&other),
+                before: self.pre_deploy.as_ref(),
+                elapsed: start.elapsed(),
+                closing,
+                latency_look,
+                last_step,
+            };
+            let judgement = judge(&evidence, limits);
+            if judgement.verdict != Verdict::Continue {
+                let window = AnalysisWindow {
+                    duration_ms: start.elapsed().as_millis() as u64,
+                    weight_percent: percent.unwrap_or(50),
+                    source: meter_name(meter).into(),
+                    candidate: judged.metrics.clone(),
+                    baseline: (other.metrics.requests > 0).then(|| other.metrics.clone()),
+                };
+                break (judgement, window);
+            }
+        };
+        for line in &judgement.lines {
+            self.report.say(&format!("  {line}"));
+        }
+        let (failed, inconclusive, passed) = match &judgement.verdict {
+            Verdict::Fail(why) => (Some(why.clone()), None, None),
+            Verdict::Inconclusive(why, _) => (None, Some(why.clone()), None),
+            Verdict::Pass(why) => (None, None, Some(why.clone())),
+            Verdict::Continue => (None, None, None),
+        };
+        // After a migration the old color is watched, not the release.
+        let event = if self.watching { "watch" } else { "analysis" };
+        self.report.event(serde_json::json!({
+            "event": event, "color": color, "percent": percent,
+            "attempt": self.window_attempt, "window": window,
+            "failed": failed, "inconclusive": inconclusive, "passed": passed,
+            "tests": judgement.tests, "method": crate::deploy::analysis::method(limits),
+            "load": load.as_ref().map(|l| l.describe()),
+        }));
+        match judgement.verdict {
+            Verdict::Fail(why) => Err(Stop::Failed(anyhow::anyhow!("traffic analysis: {why}"))),
+            Verdict::Inconclusive(why, Inconclusive::Fail) => Err(Stop::Failed(anyhow::anyhow!(
+                "traffic analysis could not decide: {why}; the new release is not kept \
+                     without evidence (analysis.on_inconclusive: warn to go on anyway)"
+            ))),
+            Verdict::Inconclusive(why, Inconclusive::Warn) => {
+                self.report.say(&format!("  warning: {why}"));
+                Ok(window)
+            }
+            Verdict::Pass(why) => {
+                self.report.say(&format!("  passed: {why}"));
+                Ok(window)
+            }
+            Verdict::Continue => unreachable!("the loop ends on a decision"),
         }
     }
 
@@ -217,8 +406,9 @@ impl Executor {
                     Err(e) => {
                         if !std::mem::replace(reported, true) {
                             self.report.say(&format!(
-                                "  warning: reading log-cache failed ({e}); the next read \
-                                 catches up"
+                                "  warning: reading log-cache failed ({}); the next read \
+                                 catches up",
+                                crate::output::printable(&e.to_string())
                             ));
                         }
                         Ok(f.snapshot())

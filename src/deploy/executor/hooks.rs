@@ -134,7 +134,7 @@ impl Executor {
                     Verdict::Block(reason) => {
                         return Err(Stop::Blocked(format!(
                             "plugin `{name}` blocked at {hook}: {}",
-                            crate::deploy::progress::printable(&reason)
+                            crate::output::printable(&reason)
                         )));
                     }
                     Verdict::RetryAfterMs(ms) if hook == Hook::Analyze => {
@@ -195,7 +195,8 @@ impl Executor {
         self.report.say(&format!(
             "      overridden by {} with --allow {}: {}",
             rec.by,
-            rec.rules.join(","),
+            // The rules are the plugin's findings' own names.
+            crate::output::printable(&rec.rules.join(",")),
             rec.reason
         ));
         self.overrides.push(rec);
@@ -226,7 +227,7 @@ impl Executor {
                 ),
                 Err(e) => notes.push(format!(
                     "on-failure plugin `{}` failed too: {e}",
-                    plugin.name
+                    crate::output::printable(&plugin.name)
                 )),
             }
         }

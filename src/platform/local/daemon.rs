@@ -41,6 +41,14 @@ pub struct Config {
     /// The router's per-app traffic counters (what deploys analyze); off
     /// with `BLUEGREEN_ROUTER_METRICS=off`, for the benchmark of their cost.
     pub router_metrics: bool,
+    /// The router's timeouts and connection cap (`BLUEGREEN_ROUTER_*`).
+    pub router_limits: super::router::Limits,
+    /// This process is the daemon and nothing else (`platform start`): it
+    /// adopts what its apps orphan, tracks them in cgroups where it can
+    /// (unless `BLUEGREEN_CGROUPS=off`), and at shutdown stops every
+    /// process below it. Off for a daemon run inside another program (a
+    /// test), whose other children are not its to adopt or stop.
+    pub own_processes: bool,
 }
 
 /// Packages up to 1 GiB by default, as Cloud Foundry's own default.
@@ -56,6 +64,8 @@ impl Config {
             task_timeout: Duration::from_secs(600),
             max_upload: DEFAULT_MAX_UPLOAD,
             router_metrics: std::env::var("BLUEGREEN_ROUTER_METRICS").as_deref() != Ok("off"),
+            router_limits: super::router::Limits::default(),
+            own_processes: false,
         }
     }
 
@@ -101,6 +111,7 @@ impl Running {
     pub async fn shutdown(self) {
         self.platform.supervisor.stop_all().await;
         self.platform.stop_services();
+        self.platform.supervisor.finish().await;
         let _ = self.shutdown.send(true);
         for s in self.servers {
             let _ = s.await;
@@ -187,11 +198,17 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
     .unwrap_or(0);
     if reaped > 0 {
         crate::output::write_stderr(&format!(
-            "stopped {reaped} app process group(s) left running by a daemon that was killed\n"
+            "stopped {reaped} app process group(s) and stray process(es) left running by a \
+             daemon that was killed\n"
         ));
     }
-    let supervisor = Supervisor::new(dir.join("logs"), run, config.grace);
-    let router = Router::new(supervisor.clone(), config.router_metrics);
+    let tracking = super::tracking::Tracking::for_daemon(config.own_processes);
+    let supervisor = Supervisor::new(dir.join("logs"), run, config.grace, tracking);
+    let router = Router::new(
+        supervisor.clone(),
+        config.router_metrics,
+        config.router_limits.clone(),
+    );
     let platform = Arc::new(Platform {
         store: Mutex::new(store),
         supervisor,

@@ -4,15 +4,19 @@
 
 mod api;
 mod apps_api;
+mod cgroup;
 mod control;
 mod daemon;
 pub mod faults;
 mod manifest_api;
 mod meta_api;
 mod packages_api;
+mod pg_check;
 mod pidfiles;
 mod postgres;
 mod process_api;
+mod procs;
+mod reaper;
 mod records;
 mod retention;
 mod router;
@@ -23,10 +27,11 @@ mod staging;
 mod state;
 mod store;
 mod supervisor;
+mod tracking;
 
 pub use control::{connect, ensure_running, stop};
 pub use daemon::{Config, Endpoint, Running, home_dir, pid_alive, start};
 pub use records::{ORG_GUID, ORG_NAME};
 pub use retention::DROPLETS_KEPT;
-pub use router::DOMAIN;
+pub use router::{DOMAIN, Limits as RouterLimits};
 pub use store::StoreError;

@@ -1,7 +1,8 @@
 //! PostgreSQL servers run by the local platform as services, from Debian's
 //! `postgresql` package: `initdb` once, then `pg_ctl start`/`stop` with the
 //! daemon. Each listens on 127.0.0.1 only (no Unix socket), with a generated
-//! password and scram-sha-256 for every connection.
+//! password and scram-sha-256 for every connection. A server counts as
+//! started only once it is proven ours and alone on its port (`pg_check.rs`).
 //!
 //! PostgreSQL refuses to run as root. When the daemon is root (CI, a root
 //! shell), the server runs in a user namespace where root is mapped to the
@@ -17,10 +18,22 @@ use std::time::Duration;
 pub const USER: &str = "bluegreen";
 
 /// Where `initdb` and `pg_ctl` live: `pg_config --bindir`, else the newest
-/// `/usr/lib/postgresql/*/bin`.
+/// `/usr/lib/postgresql/*/bin`. Found once per daemon (each service check
+/// needs it).
 fn bindir() -> Result<PathBuf, String> {
+    static FOUND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    if let Some(dir) = FOUND.get() {
+        return Ok(dir.clone());
+    }
+    let dir = find_bindir()?;
+    Ok(FOUND.get_or_init(|| dir).clone())
+}
+
+fn find_bindir() -> Result<PathBuf, String> {
     let has_initdb = |d: &Path| d.join("initdb").is_file();
-    if let Ok(out) = Command::new("pg_config").arg("--bindir").output()
+    let mut pg_config = Command::new("pg_config");
+    pg_config.arg("--bindir");
+    if let Ok(out) = super::reaper::output(&mut pg_config)
         && out.status.success()
     {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
@@ -85,10 +98,49 @@ fn program(name: &str) -> Result<Command, String> {
     Ok(cmd)
 }
 
+/// The server binary a service's `postmaster.pid` must name.
+pub fn server_binary() -> Result<PathBuf, String> {
+    Ok(bindir()?.join("postgres"))
+}
+
+/// The major version of the system's libpq (`libpq.so.5.N` is libpq of
+/// PostgreSQL N), the oldest if there are several; None if not found.
+fn libpq_major() -> Option<u32> {
+    let mut dirs = vec![PathBuf::from("/usr/lib"), PathBuf::from("/usr/lib64")];
+    dirs.push(PathBuf::from("/usr/local/lib"));
+    let multiarch = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten();
+    dirs.extend(
+        multiarch
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().ends_with("-linux-gnu")),
+    );
+    dirs.iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter_map(|e| {
+            let name = e.file_name();
+            name.to_str()?.strip_prefix("libpq.so.5.")?.parse().ok()
+        })
+        .min()
+}
+
+/// What clients' connection URIs add so that they refuse any password
+/// authentication but SCRAM (`require_auth`, libpq 16 and later): a server
+/// that is not ours cannot then ask for the password in cleartext. Empty
+/// where libpq is older, which rejects the option as unknown; there the
+/// platform's check that the server is ours (`pg_check.rs`) is the guard.
+pub fn client_options() -> &'static str {
+    static OPTIONS: std::sync::OnceLock<&str> = std::sync::OnceLock::new();
+    OPTIONS.get_or_init(|| match libpq_major() {
+        Some(v) if v >= 16 => "?require_auth=scram-sha-256",
+        _ => "",
+    })
+}
+
 fn run(mut cmd: Command, what: &str) -> Result<(), String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("{what}: could not run: {e}"))?;
+    let out = super::reaper::output(&mut cmd).map_err(|e| format!("{what}: could not run: {e}"))?;
     if out.status.success() {
         return Ok(());
     }
@@ -149,7 +201,8 @@ pub fn running(dir: &Path) -> Option<i32> {
 /// Starts the server on `port` (127.0.0.1 only) and waits until it accepts
 /// connections.
 pub fn start(dir: &Path, port: u16) -> Result<(), String> {
-    if running(dir).is_some() {
+    // A server a killed daemon left running is adopted, if it is ours.
+    if verify(dir, port).is_ok() {
         return Ok(());
     }
     if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
@@ -173,7 +226,15 @@ pub fn start(dir: &Path, port: u16) -> Result<(), String> {
             "{e}\n(the server's log is {})",
             dir.join("postgres.log").display()
         )
-    })
+    })?;
+    // Started is not enough: someone may have taken the port in between.
+    verify(dir, port).map(|_| ())
+}
+
+/// The pid of the service's server if it is up, ours, and alone on `port`
+/// (see `pg_check.rs`); else why not.
+pub fn verify(dir: &Path, port: u16) -> Result<u32, String> {
+    super::pg_check::verify(&data(dir), port, &server_binary()?).map_err(|e| e.to_string())
 }
 
 /// Stops the server (fast shutdown: open transactions roll back).
@@ -200,14 +261,10 @@ pub fn stop(dir: &Path) -> Result<(), String> {
 /// Creates database `name` on the server at `port`.
 pub fn create_database(port: u16, password: &str, name: &str) -> Result<(), String> {
     let mut cmd = Command::new(bindir()?.join("createdb"));
-    cmd.env_clear().env("PGPASSWORD", password).args([
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-U",
-        USER,
-        name,
-    ]);
+    cmd.env_clear().env("PGPASSWORD", password);
+    if !client_options().is_empty() {
+        cmd.env("PGREQUIREAUTH", "scram-sha-256");
+    }
+    cmd.args(["-h", "127.0.0.1", "-p", &port.to_string(), "-U", USER, name]);
     run(cmd, "createdb")
 }

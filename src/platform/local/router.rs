@@ -17,26 +17,26 @@ use hyper::body::{Body, Frame, Incoming};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 mod framing;
 mod http1;
+mod limits;
 mod pool;
+mod stalls;
 mod weights;
 mod workers;
 
+pub use limits::Limits;
+use stalls::Stalls;
 use weights::Weights;
 use workers::upstream_client;
 
 pub const DOMAIN: &str = "apps.localhost";
 
-/// Connections served at once; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 4096;
-/// How long a client may take to send a request's headers (slowloris).
-const HEADER_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long connections open at shutdown get to finish.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// Request bodies up to this size are kept, so the request can be sent to
@@ -95,16 +95,21 @@ pub struct Router {
     client: Client<HttpConnector, RouterBody>,
     /// Whether traffic is counted (see `Config::router_metrics`).
     metrics: bool,
+    limits: Arc<Limits>,
+    /// Every open connection, for closing the stalled ones at the cap.
+    stalls: Stalls,
 }
 
 impl Router {
-    pub fn new(supervisor: Supervisor, metrics: bool) -> Router {
+    pub fn new(supervisor: Supervisor, metrics: bool, limits: Limits) -> Router {
         Router {
             table: Arc::default(),
             apps: Arc::default(),
             supervisor,
-            client: upstream_client(),
+            client: upstream_client(&limits),
             metrics,
+            limits: Arc::new(limits),
+            stalls: Stalls::default(),
         }
     }
 
@@ -157,12 +162,16 @@ impl Router {
     }
 
     /// One request of a connection `http1` handed to hyper.
-    async fn handle(
-        &self,
-        mut req: Request<Incoming>,
-        peer: http::HeaderValue,
-    ) -> Response<RouterBody> {
-        forwarding_headers(req.headers_mut(), peer);
+    async fn handle(&self, mut req: Request<Incoming>, peer: &Peer) -> Response<RouterBody> {
+        if req.headers().get_all(http::header::HOST).iter().count() > 1 {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "bluegreen router: two Host headers\n".into(),
+            );
+        }
+        let idempotent = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
+            && req.body().is_end_stream();
+        forwarding_headers(req.headers_mut(), peer, !idempotent);
         let host = req
             .headers()
             .get(http::header::HOST)
@@ -178,8 +187,6 @@ impl Router {
         // failure. Any other request is tried there only when the first
         // refused the connection (an instance that just went away: nothing
         // was sent), and only if its body is small enough to keep a copy.
-        let idempotent = matches!(*req.method(), http::Method::GET | http::Method::HEAD)
-            && req.body().is_end_stream();
         let small = !idempotent
             && req
                 .body()
@@ -187,6 +194,10 @@ impl Router {
                 .upper()
                 .is_some_and(|n| n <= RETRY_BODY_MAX);
         let (parts, body) = req.into_parts();
+        // A streamed body that breaks its framing (a bad chunk size) or is
+        // cut short fails the upstream call: that is the client's 400, not
+        // the app's 502.
+        let client_failed = Arc::new(AtomicBool::new(false));
         let (kept, mut body) = if small {
             match body.collect().await {
                 Ok(b) => (Some(b.to_bytes()), None),
@@ -198,12 +209,13 @@ impl Router {
                 }
             }
         } else {
-            (
-                None,
-                Some(body.map_err(|e| Box::new(e) as BoxError).boxed()),
-            )
+            let watched = Watched {
+                body,
+                failed: client_failed.clone(),
+            };
+            (None, Some(watched.boxed()))
         };
-        let mut last: Option<(Arc<AppCounters>, String)> = None;
+        let mut last = String::new();
         for (counters, port) in candidates {
             let b = match (&kept, body.take()) {
                 (Some(bytes), _) => Full::new(bytes.clone())
@@ -223,7 +235,24 @@ impl Router {
                 .expect("valid upstream uri");
             counters.inflight.fetch_add(1, Ordering::SeqCst);
             let guard = Inflight(counters.clone());
-            match self.client.request(up).await {
+            let awaiting = self.metrics.then(|| counters.traffic.awaiting());
+            let answered =
+                tokio::time::timeout(self.limits.first_byte_timeout, self.client.request(up)).await;
+            drop(awaiting);
+            let Ok(answered) = answered else {
+                // As on the http1 path: a silent app is a 504, counted.
+                if self.metrics {
+                    counters.traffic.record(504, started.elapsed());
+                }
+                return text(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "bluegreen router: the app for `{host}` did not answer within {}\n",
+                        humantime::format_duration(self.limits.first_byte_timeout)
+                    ),
+                );
+            };
+            match answered {
                 Ok(resp) => {
                     if self.metrics {
                         counters
@@ -238,9 +267,20 @@ impl Router {
                         .boxed()
                     });
                 }
+                Err(_) if client_failed.load(Ordering::SeqCst) => {
+                    return text(
+                        StatusCode::BAD_REQUEST,
+                        "bluegreen router: the request body is malformed or was cut short\n".into(),
+                    );
+                }
                 Err(e) => {
+                    // Counted against the app that failed it, whatever the
+                    // next destination does (as on the http1 path).
+                    if self.metrics {
+                        counters.traffic.record(502, started.elapsed());
+                    }
                     let failed = e.is_connect();
-                    last = Some((counters, format!("{e}")));
+                    last = e.to_string();
                     if kept.is_some() && !failed {
                         break;
                     }
@@ -254,19 +294,9 @@ impl Router {
                 }
             }
         }
-        let last_error = match last {
-            // The app failed the request as surely as a 5xx would have.
-            Some((counters, e)) => {
-                if self.metrics {
-                    counters.traffic.record(502, started.elapsed());
-                }
-                e
-            }
-            None => String::new(),
-        };
         text(
             StatusCode::BAD_GATEWAY,
-            format!("bluegreen router: upstream for `{host}` failed: {last_error}\n"),
+            format!("bluegreen router: upstream for `{host}` failed: {last}\n"),
         )
     }
 
@@ -327,31 +357,99 @@ impl Router {
     }
 }
 
-/// Drops hop-by-hop headers (and those the client's `Connection` names) and
-/// sets `X-Forwarded-*`. The router is the edge: a client's own
-/// `X-Forwarded-For` is replaced, not trusted.
-fn forwarding_headers(headers: &mut http::HeaderMap, peer: http::HeaderValue) {
-    if headers.contains_key(http::header::CONNECTION) {
-        let named: Vec<String> = headers
-            .get_all(http::header::CONNECTION)
-            .iter()
-            .flat_map(|v| connection_tokens(v.as_bytes()))
-            .map(str::to_ascii_lowercase)
-            .collect();
-        for name in named {
-            headers.remove(name.as_str());
-        }
+/// Drops hop-by-hop headers (and those the client's `Connection` names,
+/// but never the framing: `Host`, `Content-Length`, `Transfer-Encoding`)
+/// and replaces the client's forwarding headers with the router's. With
+/// `close`, the app is asked to close after answering (see `Head::reuse`).
+fn forwarding_headers(headers: &mut http::HeaderMap, peer: &Peer, close: bool) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .flat_map(|v| connection_tokens(v.as_bytes()))
+        .map(str::to_ascii_lowercase)
+        .filter(|n| !is_framing(n))
+        .collect();
+    for name in named {
+        headers.remove(name.as_str());
     }
     for name in HOP_BY_HOP {
         headers.remove(*name);
     }
-    let host = headers.get(http::header::HOST).cloned();
-    headers.insert("x-forwarded-for", peer);
-    headers.insert("x-forwarded-proto", http::HeaderValue::from_static("http"));
-    match host {
-        Some(h) => headers.insert("x-forwarded-host", h),
-        None => headers.remove("x-forwarded-host"),
-    };
+    let forwarding: Vec<_> = headers
+        .keys()
+        .filter(|n| is_forwarding(n.as_str()))
+        .cloned()
+        .collect();
+    for name in forwarding {
+        headers.remove(name);
+    }
+    let host = headers
+        .get(http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_string);
+    peer.forwarding(host.as_deref(), |name, value| {
+        if let Ok(v) = http::HeaderValue::from_str(value) {
+            headers.insert(name, v);
+        }
+    });
+    if close {
+        headers.insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+}
+
+/// Headers a client sets that describe the route to the app: the router is
+/// the edge, so the client's own are dropped and the router's set.
+fn is_forwarding(name: &str) -> bool {
+    name.eq_ignore_ascii_case("forwarded")
+        || name.eq_ignore_ascii_case("x-real-ip")
+        || name
+            .get(..12)
+            .is_some_and(|p| p.eq_ignore_ascii_case("x-forwarded-"))
+}
+
+/// Framing the router owns: never removed through `Connection`, which
+/// would let a body through with no length (request smuggling).
+fn is_framing(name: &str) -> bool {
+    ["host", "content-length", "transfer-encoding"]
+        .iter()
+        .any(|n| name.eq_ignore_ascii_case(n))
+}
+
+/// Who a connection came from, and the router port it reached.
+pub(super) struct Peer {
+    pub(super) ip: String,
+    pub(super) port: u16,
+}
+
+impl Peer {
+    /// The forwarding headers the app gets: `X-Forwarded-*` and RFC 7239's
+    /// `Forwarded`, each set by the router alone.
+    fn forwarding(&self, host: Option<&str>, mut set: impl FnMut(&'static str, &str)) {
+        set("x-forwarded-for", &self.ip);
+        set("x-forwarded-proto", "http");
+        if let Some(h) = host {
+            set("x-forwarded-host", h);
+        }
+        set("x-forwarded-port", &self.port.to_string());
+        let node = if self.ip.contains(':') {
+            format!("\"[{}]\"", self.ip)
+        } else {
+            self.ip.clone()
+        };
+        // A host with characters a quoted-string cannot hold plainly is left
+        // out of `Forwarded` rather than escaped.
+        let host = host
+            .filter(|h| {
+                h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+            })
+            .map(|h| format!(";host=\"{h}\""))
+            .unwrap_or_default();
+        set("forwarded", &format!("for={node}{host};proto=http"));
+    }
 }
 
 /// The tokens of a comma-separated header value (`Connection`,
@@ -421,6 +519,36 @@ impl Body for Counted {
         Pin::new(&mut self.body)
             .poll_frame(cx)
             .map_err(|e| Box::new(e) as BoxError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A client's streamed request body that remembers whether it failed.
+struct Watched {
+    body: Incoming,
+    failed: Arc<AtomicBool>,
+}
+
+impl Body for Watched {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        polled.map_err(|e| Box::new(e) as BoxError)
     }
 
     fn is_end_stream(&self) -> bool {

@@ -106,11 +106,14 @@ async fn delete_binding(State(p): S, Path(guid): Path<String>) -> ApiResult<Resp
 
 /// One service as `platform service list --json` shows it, credentials included.
 fn describe(s: &ServiceRec) -> Value {
+    let problem = postgres::verify(&s.dir, s.port).err();
     json!({
         "name": s.instance.name,
         "guid": s.instance.guid,
         "type": s.kind,
-        "state": if postgres::running(&s.dir).is_some() { "running" } else { "stopped" },
+        // Running means proven ours and alone on its port, as bound apps need.
+        "state": if problem.is_none() { "running" } else { "stopped" },
+        "problem": problem,
         "created_at": s.created_at,
         "dir": s.dir,
         "credentials": s.credentials(),

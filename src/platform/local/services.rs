@@ -6,6 +6,7 @@
 //! Their HTTP endpoints are in `service_api.rs`; binding is here, with the
 //! check that an app is bound once and the write in one transaction.
 
+use super::pg_check::Gate;
 use super::postgres;
 use super::records::{APP, AppRec, SPACE_GUID, new_guid, now};
 use super::state::{ApiErr, ApiResult, Platform, Tx};
@@ -32,11 +33,24 @@ pub struct ServiceRec {
 }
 
 impl ServiceRec {
-    /// CF's credentials block, as a postgres broker writes it.
+    /// What a process bound to this service checks before it starts.
+    pub fn gate(&self) -> Gate {
+        Gate {
+            service: self.instance.name.clone(),
+            dir: self.dir.clone(),
+            port: self.port,
+        }
+    }
+
+    /// CF's credentials block, as a postgres broker writes it (the URI with
+    /// `require_auth` where libpq has it: see `postgres::client_options`).
     pub fn credentials(&self) -> Value {
         let (user, pw, port, db) = (postgres::USER, &self.password, self.port, &self.database);
         json!({
-            "uri": format!("postgres://{user}:{pw}@127.0.0.1:{port}/{db}"),
+            "uri": format!(
+                "postgres://{user}:{pw}@127.0.0.1:{port}/{db}{}",
+                postgres::client_options()
+            ),
             "jdbcUrl": format!("jdbc:postgresql://127.0.0.1:{port}/{db}?user={user}&password={pw}"),
             "hostname": "127.0.0.1",
             "port": port,
@@ -161,6 +175,20 @@ impl Platform {
                 crate::output::write_stderr(&format!("service {}: {e}\n", rec.instance.name));
             }
         }
+    }
+
+    /// The services bound to an app, as checks to pass before any of its
+    /// processes or tasks start.
+    pub fn gates(&self, app_guid: &str) -> ApiResult<Vec<Gate>> {
+        let mut gates = Vec::new();
+        for b in self.all::<BindingRec>(BINDING)? {
+            if b.app_guid == app_guid
+                && let Ok(s) = self.get::<ServiceRec>(SERVICE, &b.service_guid)
+            {
+                gates.push(s.gate());
+            }
+        }
+        Ok(gates)
     }
 
     /// What an app's bindings put in its environment: `VCAP_SERVICES`, and

@@ -3,8 +3,15 @@
 //! droplet as working directory, output into the app's capped log, restarted
 //! with backoff after a crash, stopped with SIGTERM then SIGKILL after a
 //! grace period. Also runs one-off tasks (migrations) in a droplet.
+//!
+//! A stop reaches every process a run started, also those that left its
+//! process group (`tracking.rs`); and nothing bound to a service starts
+//! while the service is not proven up and ours (`pg_check.rs`), restarts
+//! after a crash included.
 
+use super::pg_check::Gate;
 use super::pidfiles::PidFile;
+use super::tracking::{Tracked, Tracking};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -35,6 +42,8 @@ pub struct RunSpec {
     /// The process type (`web`, `worker`, ...) and the instance's index.
     pub kind: String,
     pub index: u32,
+    /// The bound services, checked before every start of a process.
+    pub gates: Vec<Gate>,
 }
 
 impl RunSpec {
@@ -89,15 +98,17 @@ pub struct Supervisor {
     /// Where running process groups are recorded (see `pidfiles`).
     run: PathBuf,
     grace: Duration,
+    tracking: Tracking,
 }
 
 impl Supervisor {
-    pub fn new(logs: PathBuf, run: PathBuf, grace: Duration) -> Supervisor {
+    pub fn new(logs: PathBuf, run: PathBuf, grace: Duration, tracking: Tracking) -> Supervisor {
         Supervisor {
             instances: Arc::default(),
             logs,
             run,
             grace,
+            tracking,
         }
     }
 
@@ -140,7 +151,7 @@ impl Supervisor {
             status.clone(),
             stop_rx,
             (log, self.run.clone()),
-            self.grace,
+            (self.grace, self.tracking.clone()),
         ));
         let instance = Instance {
             app_guid,
@@ -185,6 +196,16 @@ impl Supervisor {
 
     pub async fn stop_all(&self) {
         self.stop_where(|_| true).await;
+    }
+
+    /// At shutdown, once apps and services are stopped: what apps orphaned
+    /// dies too (a daemon that adopts them: `tracking::sweep`), and the
+    /// daemon's cgroups are removed.
+    pub async fn finish(&self) {
+        if super::reaper::adopting() {
+            super::tracking::sweep(self.grace.min(Duration::from_secs(2))).await;
+        }
+        self.tracking.close();
     }
 
     /// Every instance of the app: process type, index and status, in order.
@@ -246,24 +267,33 @@ impl Supervisor {
     /// returns `None` on success, else why it failed.
     pub async fn run_task(&self, spec: &RunSpec, name: &str, timeout: Duration) -> Option<String> {
         let log = self.log_path(&spec.app_guid);
-        let (mut child, _recorded) =
-            match spawn(spec, None, &log, &format!("task {name}"), &self.run) {
-                Ok(c) => c,
-                Err(e) => return Some(format!("could not start `{}`: {e}", spec.command)),
-            };
-        match tokio::time::timeout(timeout, child.wait()).await {
+        if let Err(why) = check_gates(spec, &format!("task {name}")).await {
+            append_log(&log, &format!("[bluegreen] {why}"));
+            return Some(why);
+        }
+        let label = format!("task {name}");
+        let mut run = match spawn(spec, None, &log, &label, (&self.run, &self.tracking)) {
+            Ok(c) => c,
+            Err(e) => return Some(format!("could not start `{}`: {e}", spec.command)),
+        };
+        let waited = tokio::time::timeout(timeout, run.child.wait()).await;
+        let leader = run.child.id();
+        let outcome = match waited {
             Ok(Ok(status)) if status.success() => None,
             Ok(Ok(status)) => Some(format!("task `{}` exited with {status}", spec.command)),
             Ok(Err(e)) => Some(format!("waiting for task `{}`: {e}", spec.command)),
             Err(_) => {
-                terminate(&mut child, self.grace).await;
-                Some(format!(
+                run.tracked.stop(&mut run.child, self.grace).await;
+                return Some(format!(
                     "task `{}` timed out after {}",
                     spec.command,
                     humantime::format_duration(timeout)
-                ))
+                ));
             }
-        }
+        };
+        // What the task left running goes with it, as on CF.
+        run.tracked.kill(leader).await;
+        outcome
     }
 }
 
@@ -272,7 +302,7 @@ async fn supervise(
     status: Arc<Mutex<Status>>,
     mut stop: watch::Receiver<bool>,
     (log, run): (PathBuf, PathBuf),
-    grace: Duration,
+    (grace, tracking): (Duration, Tracking),
 ) {
     let mut backoff = Duration::from_millis(500);
     let set = |state: State, port: u16| {
@@ -284,13 +314,20 @@ async fn supervise(
     loop {
         let port = free_port();
         let label = format!("app {}/{}", spec.kind, spec.index);
-        let (mut child, _recorded) = match spawn(&spec, Some(port), &log, &label, &run) {
-            Ok(child) => child,
-            Err(e) => {
-                append_log(
-                    &log,
-                    &format!("[bluegreen] could not start `{}`: {e}", spec.command),
-                );
+        let started = match check_gates(&spec, &format!("app {}", spec.app_name)).await {
+            Ok(()) => spawn(&spec, Some(port), &log, &label, (&run, &tracking))
+                .map_err(|e| format!("could not start `{}`: {e}", spec.command)),
+            Err(why) => Err(why),
+        };
+        let Run {
+            mut child,
+            tracked,
+            _direct,
+            _recorded,
+        } = match started {
+            Ok(run) => run,
+            Err(why) => {
+                append_log(&log, &format!("[bluegreen] {why}"));
                 set(State::Crashed, 0);
                 if wait_or_stop(&mut stop, backoff).await {
                     set(State::Down, 0);
@@ -310,15 +347,12 @@ async fn supervise(
         let exit = loop {
             tokio::select! {
                 exit = child.wait() => {
-                    // What the app left behind in its group goes with it.
-                    if let Some(pid) = leader {
-                        // SAFETY: the group we created; no memory involved.
-                        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-                    }
+                    // What the app left behind (in its group or not) goes with it.
+                    tracked.kill(leader).await;
                     break exit;
                 }
                 _ = stop.changed() => {
-                    terminate(&mut child, grace).await;
+                    tracked.stop(&mut child, grace).await;
                     set(State::Down, 0);
                     return;
                 }
@@ -407,13 +441,33 @@ pub(super) fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// One started process and what tracks it. Fields drop in order: the
+/// record and the registration outlive the child handle.
+struct Run {
+    child: Child,
+    tracked: Tracked,
+    _direct: super::reaper::Direct,
+    _recorded: PidFile,
+}
+
+/// Checks the spec's bound services off the async workers (it reads /proc).
+async fn check_gates(spec: &RunSpec, what: &str) -> Result<(), String> {
+    if spec.gates.is_empty() {
+        return Ok(());
+    }
+    let (gates, what) = (spec.gates.clone(), what.to_string());
+    tokio::task::spawn_blocking(move || gates.iter().try_for_each(|g| g.check(&what)))
+        .await
+        .unwrap_or_else(|e| Err(format!("checking the bound services: {e}")))
+}
+
 fn spawn(
     spec: &RunSpec,
     port: Option<u16>,
     log: &std::path::Path,
     what: &str,
-    run: &std::path::Path,
-) -> std::io::Result<(Child, PidFile)> {
+    (run, tracking): (&std::path::Path, &Tracking),
+) -> std::io::Result<Run> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(&spec.command)
@@ -436,8 +490,11 @@ fn spawn(
         .stderr(Stdio::piped());
     // A process group of its own, so a stop reaches the shell's children too.
     cmd.process_group(0).kill_on_drop(true);
-    let mut child = cmd.spawn()?;
-    let recorded = PidFile::record(run, child.id());
+    // And a marker (and cgroup) for those that leave the group.
+    let mut tracked = tracking.prepare(&spec.key(), &mut cmd)?;
+    let (mut child, direct) = super::reaper::spawn(&mut cmd)?;
+    tracked.started(child.id());
+    let recorded = PidFile::record(run, child.id(), &tracked);
     append_log(
         log,
         &format!("[bluegreen] {what} started: {}", spec.command),
@@ -457,7 +514,12 @@ fn spawn(
         };
         tokio::spawn(copy_lines(pipe, log, prefix));
     }
-    Ok((child, recorded))
+    Ok(Run {
+        child,
+        tracked,
+        _direct: direct,
+        _recorded: recorded,
+    })
 }
 
 /// Copies an app's output into its log line by line. Bytes that are not
@@ -496,18 +558,6 @@ async fn copy_lines(pipe: Box<dyn AsyncRead + Send + Unpin>, log: PathBuf, prefi
 
 fn boxed(r: impl AsyncRead + Send + Unpin + 'static) -> Box<dyn AsyncRead + Send + Unpin> {
     Box::new(r)
-}
-
-/// SIGTERM to the process group, then SIGKILL after the grace period.
-async fn terminate(child: &mut Child, grace: Duration) {
-    let Some(pid) = child.id() else { return };
-    // SAFETY: signalling a process group we created; no memory is involved.
-    unsafe { libc::kill(-(pid as i32), libc::SIGTERM) };
-    if tokio::time::timeout(grace, child.wait()).await.is_err() {
-        // SAFETY: as above.
-        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
-        let _ = child.wait().await;
-    }
 }
 
 /// Appends a line, rotating the log past its cap so it never grows unbounded.

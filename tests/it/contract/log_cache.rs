@@ -1,7 +1,8 @@
 //! log-cache, as a deploy's traffic analysis reads it on Cloud Foundry: the
-//! link in the API's root document, the API's token sent to log-cache's own
-//! host, TIMER reads paged 1,000 at a time, and the router's timers counted
-//! into the numbers the analysis judges. The fakes serve the documented
+//! link in the API's root document, the API's token sent along (over https
+//! or, as here, at the API's own origin), TIMER reads paged 1,000 at a
+//! time, and the router's timers counted into the numbers the analysis
+//! judges. The fakes serve the documented
 //! shapes only: the root document (`root.json`) and a TIMER read
 //! (`log_cache_read_timers.json`), sources in tests/fixtures/cf/README.md.
 
@@ -102,21 +103,21 @@ fn timer(stop: i64, ms: i64, status: u16, side: &str) -> Value {
     e
 }
 
-/// An API and a log-cache on two origins, as on a real foundation.
+/// An API and its log-cache. A real foundation serves log-cache on a host
+/// of its own over https; over plain http (all a test has here) the client
+/// sends the token only to the API's own origin, so the fake log-cache sits
+/// there, under `/log-cache`. (`hostile_text::defect_7_…` links one on
+/// another origin.)
 async fn serve(fake: Fake) -> (Arc<Mutex<Fake>>, String, String) {
     let fake = Arc::new(Mutex::new(fake));
-    let mut bases = Vec::new();
-    for app in [
-        axum::Router::new().route("/", get(root)),
-        axum::Router::new().route("/api/v1/read/{source}", get(read)),
-    ] {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        bases.push(format!("http://{}", listener.local_addr().unwrap()));
-        let app = app.with_state(fake.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    }
-    let lc = bases.pop().unwrap();
-    let api = bases.pop().unwrap();
+    let app = axum::Router::new()
+        .route("/", get(root))
+        .route("/log-cache/api/v1/read/{source}", get(read))
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let lc = format!("{api}/log-cache");
     if fake.lock().unwrap().link.is_some() {
         fake.lock().unwrap().link = Some(lc.clone());
     }

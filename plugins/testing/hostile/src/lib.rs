@@ -149,6 +149,28 @@ impl bluegreen_plugin::pre_deploy::Guest for Hostile {
                     (0..mb).map(|i| info("huge", format!("{i}").repeat(1 << 20))).collect();
                 outcome(Verdict::Proceed, findings)
             }
+            "text" => {
+                // Terminal escapes (setting `text`) everywhere a plugin can put
+                // text: stdout, stderr, a log line, then per `answer` an
+                // `err`, a block with a finding, or a proceed with a finding.
+                let text = setting(&d, "text")?;
+                println!("{text}");
+                eprintln!("{text}");
+                bluegreen_plugin::pre_deploy::log::log(Severity::Warning, text);
+                let finding = Finding {
+                    severity: Severity::Error,
+                    rule: text.into(),
+                    message: text.into(),
+                    file: Some(text.into()),
+                    line: Some(1),
+                    fix: Some(text.into()),
+                };
+                match setting(&d, "answer")? {
+                    "err" => Err(text.into()),
+                    "block" => outcome(Verdict::Block(text.into()), vec![finding]),
+                    _ => outcome(Verdict::Proceed, vec![finding]),
+                }
+            }
             "block" => outcome(Verdict::Block("blocked on purpose".into()), Vec::new()),
             "empty-block" => outcome(Verdict::Block(String::new()), Vec::new()),
             other => Err(format!("unknown attack `{other}`")),

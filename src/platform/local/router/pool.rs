@@ -28,18 +28,18 @@ thread_local! {
     });
 }
 
-/// The most recently used idle connection to `port` on this thread. With
-/// `checked`, one the app has already closed (or sent stray bytes on) is
-/// skipped, at the cost of a `recv` call: for requests that must not be
-/// sent twice, which are not sent again when a connection fails.
-pub(super) fn take(port: u16, checked: bool) -> Option<TcpStream> {
+/// The most recently used idle connection to `port` on this thread that
+/// has nothing to read: one the app closed, or sent bytes on after its
+/// last answer ended, is dropped. Those bytes would be taken for the next
+/// request's answer and reach another client (a desync): one `recv` per
+/// request is the price of never reusing such a connection.
+pub(super) fn take(port: u16) -> Option<TcpStream> {
     POOL.with_borrow_mut(|pool| {
         let now = Instant::now();
         pool.sweep(now);
         let idle = pool.idle.get_mut(&port)?;
         while let Some((stream, since)) = idle.pop() {
-            let open = !checked
-                || matches!(stream.try_read(&mut [0u8; 1]),
+            let open = matches!(stream.try_read(&mut [0u8; 1]),
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock);
             if open && now.duration_since(since) < MAX_IDLE {
                 return Some(stream);

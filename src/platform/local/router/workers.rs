@@ -1,7 +1,8 @@
 //! Accepting and serving connections: one accept loop, and one thread per
 //! core with its own single-threaded runtime and upstream pool.
 
-use super::{DRAIN, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, Router, RouterBody, http1, pool};
+use super::stalls::Slot;
+use super::{DRAIN, Limits, Peer, Router, RouterBody, http1, pool};
 use hyper_util::client::legacy::{Client, connect::HttpConnector};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::pin::Pin;
@@ -19,8 +20,9 @@ type Handed = (
 );
 
 impl Router {
-    /// Serves until `shutdown` turns true, at most `MAX_CONNECTIONS`
-    /// connections at once. Connections are accepted here and handed, in
+    /// Serves until `shutdown` turns true, at most `max_connections`
+    /// connections at once: at the cap, a new connection makes the one
+    /// waiting longest on its client close (`stalls`). Connections are accepted here and handed, in
     /// turn, to one thread per core; each runs its own single-threaded
     /// runtime with its own pool of upstream connections, so a request, its
     /// upstream call and the answer never change threads (nginx's worker
@@ -35,7 +37,7 @@ impl Router {
         for i in 0..threads {
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             let router = Router {
-                client: upstream_client(),
+                client: upstream_client(&self.limits),
                 ..self.clone()
             };
             let stop = shutdown.clone();
@@ -56,17 +58,25 @@ impl Router {
                 Err(e) => crate::output::write_stderr(&format!("router: thread {i}: {e}\n")),
             }
         }
-        let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let limit = Arc::new(tokio::sync::Semaphore::new(self.limits.max_connections));
         let mut backoff = std::time::Duration::from_millis(5);
         let mut next = 0usize;
         while !handoff.is_empty() {
-            let permit = tokio::select! {
-                p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
-                _ = shutdown.changed() => break,
-            };
             let accepted = tokio::select! {
                 accepted = listener.accept() => accepted,
                 _ = shutdown.changed() => break,
+            };
+            let permit = match limit.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(_) => {
+                    // Full: the connection waiting longest on its client
+                    // makes room. When every one is busy, this one waits.
+                    self.stalls.evict_oldest(1);
+                    tokio::select! {
+                        p = limit.clone().acquire_owned() => p.expect("the semaphore is never closed"),
+                        _ = shutdown.changed() => break,
+                    }
+                }
             };
             let Ok((stream, peer)) = accepted.and_then(|(s, peer)| Ok((s.into_std()?, peer)))
             else {
@@ -107,23 +117,33 @@ impl Router {
             while open.try_join_next().is_some() {}
             open.spawn(async move {
                 let _permit = permit;
-                let peer = peer.ip().to_string();
-                let mut stream = stream;
-                let read = match http1::serve(&router, &mut stream, &peer, &mut stop).await {
-                    http1::End::Closed => return,
-                    http1::End::Handoff(read) => read,
+                let registered = router.stalls.register();
+                let slot = registered.slot.clone();
+                let peer = Peer {
+                    ip: peer.ip().to_string(),
+                    port: stream.local_addr().map_or(0, |a| a.port()),
                 };
-                router
-                    .serve_hyper(
-                        Prefixed {
-                            read,
-                            at: 0,
-                            stream,
-                        },
-                        peer,
-                        stop,
-                    )
-                    .await;
+                let mut stream = stream;
+                // Dropping the connection's future closes it, wherever it
+                // waits.
+                let served = http1::serve(&router, &mut stream, &peer, &slot, &mut stop);
+                let read = tokio::select! {
+                    end = served => match end {
+                        http1::End::Closed => return,
+                        http1::End::Handoff(read) => read,
+                    },
+                    _ = slot.evicted() => return,
+                };
+                let io = Prefixed {
+                    read,
+                    at: 0,
+                    stream,
+                    slot: slot.clone(),
+                };
+                tokio::select! {
+                    _ = router.serve_hyper(io, peer, stop) => {}
+                    _ = slot.evicted() => {}
+                }
             });
         }
         let _ =
@@ -135,17 +155,18 @@ impl Router {
 impl Router {
     /// Serves the rest of a connection that `http1` handed off, through
     /// hyper's server and pooled client.
-    async fn serve_hyper(self, io: Prefixed, peer: String, mut stop: watch::Receiver<bool>) {
-        let peer = http::HeaderValue::from_str(&peer).expect("an IP is a valid header value");
+    async fn serve_hyper(self, io: Prefixed, peer: Peer, mut stop: watch::Receiver<bool>) {
+        let peer = Arc::new(peer);
+        let header_timeout = self.limits.header_timeout;
         let service = hyper::service::service_fn(move |req| {
             let router = self.clone();
             let peer = peer.clone();
-            async move { Ok::<_, std::convert::Infallible>(router.handle(req, peer).await) }
+            async move { Ok::<_, std::convert::Infallible>(router.handle(req, &peer).await) }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .keep_alive(true)
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(header_timeout)
             .serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         tokio::select! {
@@ -158,11 +179,13 @@ impl Router {
 }
 
 /// A client connection with the bytes already read from it put back in
-/// front, for hyper to read from the start of a request.
+/// front, for hyper to read from the start of a request. A read that has
+/// to wait marks the connection as waiting on its client.
 struct Prefixed {
     read: Vec<u8>,
     at: usize,
     stream: TcpStream,
+    slot: Arc<Slot>,
 }
 
 impl AsyncRead for Prefixed {
@@ -178,7 +201,12 @@ impl AsyncRead for Prefixed {
             this.at += n;
             return Poll::Ready(Ok(()));
         }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
+        let read = Pin::new(&mut this.stream).poll_read(cx, buf);
+        match read {
+            Poll::Pending => this.slot.waiting(),
+            Poll::Ready(_) => this.slot.busy(),
+        }
+        read
     }
 }
 
@@ -201,8 +229,9 @@ impl AsyncWrite for Prefixed {
 }
 
 /// A pool of keep-alive connections to the apps, one per router thread.
-pub(super) fn upstream_client() -> Client<HttpConnector, RouterBody> {
+pub(super) fn upstream_client(limits: &Limits) -> Client<HttpConnector, RouterBody> {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(limits.connect_timeout));
     Client::builder(TokioExecutor::new()).build(connector)
 }

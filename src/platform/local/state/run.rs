@@ -37,6 +37,16 @@ impl Platform {
         // Bindings first, so the app's own variables win (as on CF, where a
         // buildpack derives DATABASE_URL only when the app did not set it).
         let mut env = self.binding_env(&rec.app.guid)?;
+        // Fail closed: nothing bound to a service that is not up and ours
+        // starts (the supervisor checks again before every start).
+        let gates = self.gates(&rec.app.guid)?;
+        let what = match process {
+            Some(p) => format!("app {} ({})", rec.app.name, p.kind),
+            None => format!("a task of app {}", rec.app.name),
+        };
+        for gate in &gates {
+            gate.check(&what).map_err(ApiErr::unprocessable)?;
+        }
         env.extend(rec.env.clone());
         env.insert("BLUEGREEN_APP_NAME".into(), rec.app.name.clone());
         let health = process.map(|p| p.health_check.clone()).unwrap_or_default();
@@ -52,6 +62,7 @@ impl Platform {
                 .map(|p| p.kind.clone())
                 .unwrap_or_else(|| "task".into()),
             index: 0,
+            gates,
         })
     }
 
@@ -175,10 +186,20 @@ impl Platform {
         self.start_services();
         self.refresh_routes()?;
         for rec in self.all::<AppRec>(APP)? {
-            if rec.app.state == "STARTED"
-                && let Ok(specs) = self.run_specs(&rec)
-            {
-                self.supervisor.start_app(&rec.app.guid, specs).await;
+            if rec.app.state != "STARTED" {
+                continue;
+            }
+            match self.run_specs(&rec) {
+                Ok(specs) => self.supervisor.start_app(&rec.app.guid, specs).await,
+                // Said where its team looks (its log) and where the operator does.
+                Err(e) => {
+                    let line = format!("[bluegreen] app {} not started: {}", rec.app.name, e.3);
+                    super::super::supervisor::append_log(
+                        &self.supervisor.log_path(&rec.app.guid),
+                        &line,
+                    );
+                    crate::output::write_stderr(&format!("{line}\n"));
+                }
             }
         }
         Ok(())

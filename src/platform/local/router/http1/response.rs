@@ -1,8 +1,12 @@
 //! The head of an app's answer as the client gets it, and how its body
-//! ends: what `exchange` needs to copy the body through.
+//! ends: what `exchange` needs to copy the body through. An answer whose
+//! framing is in any doubt (a length and chunks, a body where none may be)
+//! reaches the client framed one way only, and its connection is not used
+//! again: what the app sends after it is not read as another answer.
 
 use super::super::{connection_tokens, is_hop_by_hop};
 use super::Head;
+use super::request::content_length;
 
 /// How an answer's body ends.
 #[derive(Clone, Copy, PartialEq)]
@@ -39,10 +43,7 @@ pub(super) fn client_head(
     let mut named = Vec::new();
     for h in resp.headers.iter() {
         if h.name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok());
-            match (n, length) {
+            match (content_length(h.value), length) {
                 (Some(n), None) => length = Some(n),
                 (Some(n), Some(m)) if n == m => {}
                 _ => return Err("the app's answer has a bad Content-Length".into()),
@@ -58,6 +59,12 @@ pub(super) fn client_head(
             }
         }
     }
+    // Chunks and a length at once (RFC 9112 §6.3: the chunks win, and the
+    // sender is suspect), a 204 that claims a body, a coding other than
+    // chunked: the app's connection is not trusted with another request.
+    let doubt = (chunked.is_some() && length.is_some())
+        || (status == 204 && (chunked.is_some() || length.is_some_and(|n| n > 0)))
+        || chunked == Some(false);
     let framing = if head.head_method || status == 204 || status == 304 {
         Framing::Empty
     } else {
@@ -73,8 +80,10 @@ pub(super) fn client_head(
     for h in resp.headers.iter() {
         let passes =
             framing == Framing::Chunked && h.name.eq_ignore_ascii_case("transfer-encoding");
-        if !passes
-            && (is_hop_by_hop(h.name) || named.iter().any(|n| n.eq_ignore_ascii_case(h.name)))
+        let overridden = chunked.is_some() && h.name.eq_ignore_ascii_case("content-length");
+        if overridden
+            || !passes
+                && (is_hop_by_hop(h.name) || named.iter().any(|n| n.eq_ignore_ascii_case(h.name)))
         {
             continue;
         }
@@ -94,7 +103,9 @@ pub(super) fn client_head(
     Ok(Answer {
         status,
         framing,
-        reusable: framing != Framing::UntilClose && if http11 { !close } else { keep_alive },
+        reusable: !doubt
+            && framing != Framing::UntilClose
+            && if http11 { !close } else { keep_alive },
     })
 }
 
@@ -109,7 +120,7 @@ mod tests {
             head_method,
             idempotent: true,
             close: false,
-            read_whole: true,
+            reuse: true,
         }
     }
 
@@ -174,5 +185,25 @@ mod tests {
             a.is_err(),
             "two lengths: which one ends the body is unknown"
         );
+        let (a, _) = answered("HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n", false);
+        assert!(a.is_err(), "a length is 1*DIGIT");
+    }
+
+    #[test]
+    fn defect_12_3_an_answer_with_chunks_and_a_length_reaches_the_client_chunked_only() {
+        let (a, out) = answered(
+            "HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n",
+            false,
+        );
+        let a = a.unwrap();
+        assert!(a.framing == Framing::Chunked && !a.reusable);
+        assert_eq!(out, "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+        let (a, _) = answered(
+            "HTTP/1.1 204 No Content\r\ncontent-length: 9\r\n\r\n",
+            false,
+        );
+        assert!(!a.unwrap().reusable, "a 204 that claims a body");
+        let (a, _) = answered("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\n\r\n", false);
+        assert!(!a.unwrap().reusable);
     }
 }
