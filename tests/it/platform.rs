@@ -75,7 +75,7 @@ pub async fn push(client: &CfClient, name: &str, dir: &Path, release: &str) -> S
     app.guid
 }
 
-async fn local_org(client: &CfClient) -> String {
+pub async fn local_org(client: &CfClient) -> String {
     client
         .find_org("local")
         .await

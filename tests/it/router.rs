@@ -98,14 +98,14 @@ S(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 
 /// One answer read off a raw connection: status, head, body (chunks
 /// decoded), and whether it was chunked.
-struct Reply {
-    status: u16,
-    head: String,
-    body: Vec<u8>,
-    chunked: bool,
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: Vec<u8>,
+    pub chunked: bool,
 }
 
-fn read_reply(s: &mut TcpStream, buf: &mut Vec<u8>, head_request: bool) -> Reply {
+pub fn read_reply(s: &mut TcpStream, buf: &mut Vec<u8>, head_request: bool) -> Reply {
     let mut chunk = [0u8; 65536];
     let mut more = |s: &mut TcpStream, buf: &mut Vec<u8>| {
         let n = s.read(&mut chunk).expect("reading the answer");

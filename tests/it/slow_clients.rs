@@ -36,17 +36,29 @@ async fn platform(
     home: &std::path::Path,
     limits: RouterLimits,
 ) -> (Running, CfClient, u16, String) {
+    with_limits(home, limits, "slow", APP).await
+}
+
+/// A local platform whose router has `limits`, running the Python app
+/// `app_py` as `name`: the platform, a client, the router's port and the
+/// app's guid.
+pub async fn with_limits(
+    home: &std::path::Path,
+    limits: RouterLimits,
+    name: &str,
+    app_py: &str,
+) -> (Running, CfClient, u16, String) {
     let mut config = Config::new(home);
     config.router_port = 0;
     config.grace = Duration::from_secs(2);
     config.router_limits = limits;
     let running = local::start(config).await.expect("local platform starts");
     let client = CfClient::with_token(&running.endpoint.api_url, &running.token);
-    let dir = home.join("slow");
+    let dir = home.join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("app.py"), APP).unwrap();
+    std::fs::write(dir.join("app.py"), app_py).unwrap();
     std::fs::write(dir.join("Procfile"), "web: exec python3 app.py\n").unwrap();
-    let guid = push(&client, "slow", &dir, "1").await;
+    let guid = push(&client, name, &dir, "1").await;
     let port = running.endpoint.router_port;
     (running, client, port, guid)
 }
@@ -233,4 +245,95 @@ async fn defect_12_3_the_health_probe_reads_a_bounded_part_of_an_endless_body() 
     assert!(probed.is_ok(), "{probed:?}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     assert!(sent < 64 << 20, "the probe kept reading: {sent} bytes");
+}
+
+/// Writes the port it was given to `$PORT_FILE` and never listens: the
+/// port is free for someone else to take.
+const SQUATTED: &str = r#"
+import os, time
+with open(os.environ["PORT_FILE"], "w") as f:
+    f.write(os.environ["PORT"])
+time.sleep(300)
+"#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defect_12_3_a_port_someone_else_took_first_is_never_ready_nor_routed() {
+    use bluegreen::platform::package;
+    let tmp = tempfile::tempdir().unwrap();
+    let (running, client) = crate::platform::start(tmp.path()).await;
+    let dir = tmp.path().join("squatted");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("app.py"), SQUATTED).unwrap();
+    std::fs::write(dir.join("Procfile"), "web: exec python3 app.py\n").unwrap();
+    let port_file = tmp.path().join("port");
+    let space = client
+        .find_space(&crate::platform::local_org(&client).await, "local")
+        .await;
+    let space = space.unwrap().unwrap();
+    let env = [("PORT_FILE".to_string(), port_file.display().to_string())].into();
+    let app = client
+        .create_app(&space.guid, "squatted", &env)
+        .await
+        .unwrap();
+    let pkg = client.create_package(&app.guid).await.unwrap();
+    let wait = Duration::from_secs(20);
+    let zip = package::zip_dir(&dir).unwrap();
+    client.upload_package(&pkg.guid, &zip, wait).await.unwrap();
+    let droplet = client.stage(&pkg.guid, wait).await.unwrap();
+    client
+        .set_current_droplet(&app.guid, &droplet)
+        .await
+        .unwrap();
+    client.app_action(&app.guid, "start").await.unwrap();
+
+    // Another process (this test) takes the app's port before the app.
+    let until = Instant::now() + Duration::from_secs(20);
+    while !port_file.exists() {
+        assert!(Instant::now() < until, "the app never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    squatter.set_nonblocking(true).unwrap();
+
+    // It would pass a connect check at once; it must not make the
+    // instance ready or get the route's requests.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stats = client.process_stats(&app.guid).await.unwrap();
+    assert!(
+        stats.iter().all(|s| s.state != "RUNNING"),
+        "a port held by another process made the instance ready: {stats:?}"
+    );
+    let router = running.endpoint.router_port;
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", router)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let req = "GET / HTTP/1.1\r\nHost: squatted.apps.localhost\r\nConnection: close\r\n\r\n";
+        s.write_all(req.as_bytes()).unwrap();
+        status_of(&mut s)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        answer, "HTTP/1.1 503",
+        "the route is not served by the squatter"
+    );
+    assert!(
+        squatter.accept().is_err(),
+        "the squatter got a connection (the probe or a routed request)"
+    );
+    let logs = std::fs::read_dir(tmp.path().join("platform").join("logs"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        logs.contains("is held by a process that is not this instance's"),
+        "{logs}"
+    );
+    running.shutdown().await;
 }

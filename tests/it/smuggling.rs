@@ -10,9 +10,8 @@
 //! the hundred at the connection cap while ordinary requests keep a p99
 //! under 100 ms, a silent app's 504, a stalled body's 408.
 
-use crate::platform::push;
-use bluegreen::platform::client::CfClient;
-use bluegreen::platform::local::{self, Config, RouterLimits, Running};
+use crate::slow_clients::with_limits;
+use bluegreen::platform::local::{RouterLimits, Running};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -85,18 +84,7 @@ const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: naive.apps.localhost\r\n
 
 /// A platform whose router has `limits`, running `NAIVE_APP`.
 async fn naive(home: &std::path::Path, limits: RouterLimits) -> (Running, u16) {
-    let mut config = Config::new(home);
-    config.router_port = 0;
-    config.grace = Duration::from_secs(2);
-    config.router_limits = limits;
-    let running = local::start(config).await.expect("local platform starts");
-    let client = CfClient::with_token(&running.endpoint.api_url, &running.token);
-    let dir = home.join("naive");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("app.py"), NAIVE_APP).unwrap();
-    std::fs::write(dir.join("Procfile"), "web: exec python3 app.py\n").unwrap();
-    push(&client, "naive", &dir, "1").await;
-    let port = running.endpoint.router_port;
+    let (running, _, port, _) = with_limits(home, limits, "naive", NAIVE_APP).await;
     (running, port)
 }
 
@@ -120,35 +108,13 @@ fn read_all(s: &mut TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-/// One answer off a kept connection: status and body (Content-Length
-/// framed, as the naive app's and the router's own answers are).
+/// One answer off a kept connection: status and body.
 fn one_answer(s: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String) {
-    let mut chunk = [0u8; 65536];
-    let mut more = |s: &mut TcpStream, buf: &mut Vec<u8>| {
-        let n = s.read(&mut chunk).expect("reading an answer");
-        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(buf));
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        more(s, buf);
-    };
-    let head = String::from_utf8(buf.drain(..end).collect()).unwrap();
-    let length: usize = head
-        .to_ascii_lowercase()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("content-length: ")
-                .map(|n| n.trim().parse().unwrap())
-        })
-        .unwrap_or_else(|| panic!("no length: {head}"));
-    while buf.len() < length {
-        more(s, buf);
-    }
-    let body = String::from_utf8_lossy(&buf.drain(..length).collect::<Vec<_>>()).into_owned();
-    (head[9..12].parse().unwrap(), body)
+    let reply = crate::router::read_reply(s, buf, false);
+    (
+        reply.status,
+        String::from_utf8_lossy(&reply.body).into_owned(),
+    )
 }
 
 /// Two victims, each on its own kept connection (so on each router

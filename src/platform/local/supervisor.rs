@@ -321,7 +321,7 @@ async fn supervise(
         };
         let Run {
             mut child,
-            tracked,
+            mut tracked,
             _direct,
             _recorded,
         } = match started {
@@ -341,9 +341,9 @@ async fn supervise(
         let leader = child.id();
         status.lock().unwrap().pid = leader;
         let started = Instant::now();
-        let ready = ready(&spec, port);
-        tokio::pin!(ready);
+        let mut tick = tokio::time::interval(Duration::from_millis(25));
         let mut is_ready = false;
+        let mut squatted = false;
         let exit = loop {
             tokio::select! {
                 exit = child.wait() => {
@@ -356,9 +356,19 @@ async fn supervise(
                     set(State::Down, 0);
                     return;
                 }
-                _ = &mut ready, if !is_ready => {
-                    is_ready = true;
-                    set(State::Running, port);
+                _ = tick.tick(), if !is_ready => {
+                    match ready(&spec, port, &mut tracked).await {
+                        Ok(true) => {
+                            is_ready = true;
+                            set(State::Running, port);
+                        }
+                        Ok(false) => {}
+                        Err(why) => {
+                            if !std::mem::replace(&mut squatted, true) {
+                                append_log(&log, &format!("[bluegreen] app {}: {why}", spec.app_name));
+                            }
+                        }
+                    }
                 }
             }
         };
@@ -395,23 +405,30 @@ async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
     }
 }
 
-/// Resolves once the instance counts as running; never for a closed port.
-async fn ready(spec: &RunSpec, port: u16) {
+/// Whether the instance counts as running now. The port must be its own
+/// before anything connects to it: it was chosen free and handed over, so
+/// someone else may have bound it first, and a connect or GET would pass on
+/// their socket (and send them the probe). An error says whose it is.
+async fn ready(spec: &RunSpec, port: u16, tracked: &mut Tracked) -> Result<bool, String> {
     if spec.health_check == "process" {
-        return;
+        return Ok(true);
     }
-    loop {
-        let up = match (spec.health_check.as_str(), &spec.endpoint) {
-            ("http", Some(path)) => http_ok(port, path).await,
-            _ => tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok(),
-        };
-        if up {
-            return;
+    match tracked.holds_port(port) {
+        Some(Ok(true)) => {}
+        Some(Ok(false)) => return Ok(false),
+        Some(Err(why)) => return Err(why),
+        // No /proc to ask: a connect is all there is.
+        None => {
+            let connected = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+            if connected.is_err() {
+                return Ok(false);
+            }
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    Ok(match (spec.health_check.as_str(), &spec.endpoint) {
+        ("http", Some(path)) => http_ok(port, path).await,
+        _ => true,
+    })
 }
 
 /// A CF `http` health check: a GET of `path` answered 2xx within a second.

@@ -122,6 +122,43 @@ impl Tracked {
         }
     }
 
+    /// Whether the sockets listening where `127.0.0.1:port` reaches are
+    /// all this run's: the port is chosen free and then handed to the app,
+    /// so another local user could bind it first and take the route's
+    /// traffic (and pass a connect check). `Ok(false)`: nothing listens
+    /// yet; `None`: `/proc` cannot tell (not Linux).
+    pub fn holds_port(&mut self, port: u16) -> Option<Result<bool, String>> {
+        if !std::path::Path::new("/proc/net/tcp").exists() {
+            return None;
+        }
+        let listening = procs::listeners(port);
+        if listening.is_empty() {
+            return Some(Ok(false));
+        }
+        let ours: BTreeSet<u64> = self
+            .members()
+            .iter()
+            .flat_map(|p| procs::sockets(p.pid))
+            .collect();
+        if listening.iter().all(|inode| ours.contains(inode)) {
+            return Some(Ok(true));
+        }
+        let others: Vec<String> = procs::holders(&listening)
+            .into_iter()
+            .filter(|pid| !self.seen.iter().any(|(p, _)| p == pid))
+            .map(|pid| pid.to_string())
+            .collect();
+        Some(Err(format!(
+            "port {port} is held by a process that is not this instance's ({}): it gets no \
+             traffic until the app itself listens there",
+            if others.is_empty() {
+                "another user's".to_string()
+            } else {
+                format!("pid {}", others.join(", "))
+            }
+        )))
+    }
+
     /// The run's processes still alive (zombies are done).
     fn members(&mut self) -> Vec<Proc> {
         let found: Vec<Proc> = match &self.cgroup {
