@@ -79,10 +79,19 @@ fn check_overrides(o: &OverrideArgs, policy: &policy::Loaded) -> anyhow::Result<
         .into());
     }
     if rules.require_reason && o.reason.as_deref().is_none_or(|r| r.trim().is_empty()) {
+        // Say where the rule comes from: an org policy, or the default.
+        let whose = match &policy.path {
+            Some(_) => format!(
+                "the org {} requires a reason for every override (overrides.require_reason)",
+                policy.describe()
+            ),
+            None => "with no org policy, every override is recorded with who and why \
+                     (a policy can turn this off with overrides.require_reason: false)"
+                .to_string(),
+        };
         return Err(BadInput(format!(
-            "--allow {} needs --reason TEXT: the org {} requires a reason for every override",
-            o.allow.join(","),
-            policy.describe()
+            "--allow {} needs --reason TEXT: {whose}",
+            o.allow.join(",")
         ))
         .into());
     }

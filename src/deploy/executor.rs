@@ -415,26 +415,37 @@ impl Executor {
             self.record.droplets.insert(color, droplet.clone());
         }
         let release = self.record.release.clone();
-        self.switch(color, &droplet, Some(&release)).await?;
+        self.switch(color, &droplet, Some(&release), None).await?;
         Ok(())
     }
 
-    /// Points `color` at `droplet` with its release's environment and
-    /// restarts it.
+    /// Points `color` at `droplet` with its release's environment (the
+    /// deploy file's, or `restore`: what the color had before, every other
+    /// variable removed) and restarts it.
     async fn switch(
         &self,
         color: Color,
         droplet: &str,
         release: Option<&str>,
+        restore: Option<&BTreeMap<String, String>>,
     ) -> Result<(), crate::platform::PlatformError> {
         let client = &self.site.client;
         let app = self.site.app(color);
-        let mut env: BTreeMap<String, Option<String>> = self
-            .file
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), Some(v.clone())))
-            .collect();
+        let mut env: BTreeMap<String, Option<String>> = match restore {
+            None => self
+                .file
+                .env
+                .iter()
+                .map(|(k, v)| (k.clone(), Some(v.clone())))
+                .collect(),
+            Some(before) => {
+                let now = client.get_env(&app.guid).await?;
+                now.keys()
+                    .map(|k| (k.clone(), None))
+                    .chain(before.iter().map(|(k, v)| (k.clone(), Some(v.clone()))))
+                    .collect()
+            }
+        };
         env.insert("BLUEGREEN_RELEASE".into(), release.map(String::from));
         env.insert("BLUEGREEN_COLOR".into(), Some(color.name().into()));
         if let Some(m) = &self.file.cf_manifest {

@@ -29,6 +29,11 @@ pub struct ColorBefore {
     /// Its `deployed-at` annotation, which orders the colors.
     #[serde(default)]
     pub deployed_at: Option<String>,
+    /// Its environment variables: a rollback restores them with the
+    /// droplet (the release's env is the release as much as its code).
+    /// None in journals written before they were recorded.
+    #[serde(default)]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Everything `recover` needs to carry on without the deploy file's answers

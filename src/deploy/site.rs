@@ -189,6 +189,7 @@ impl Site {
             release: self.annotation(color, RELEASE),
             mapped: self.mapped(color).await?,
             deployed_at: self.annotation(color, DEPLOYED_AT),
+            env: Some(self.client.get_env(&self.app(color).guid).await?),
         })
     }
 

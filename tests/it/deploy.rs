@@ -240,7 +240,7 @@ impl Fixture {
     pub fn assert_serving(&self, release: &str) {
         self.assert_colors(release);
         let (status, body) = get(self.router_port, "shop", "/").unwrap();
-        assert_eq!(status, 200);
+        assert_eq!(status, 200, "{body}");
         assert!(body.starts_with(&format!("release {release} ")), "{body}");
     }
 
@@ -250,9 +250,14 @@ impl Fixture {
         events(&out).pop().expect("a history entry")
     }
 
+    /// Both colors (exactly: an empty list is not "all on `release`")
+    /// healthy, mapped and on `release`.
     pub fn assert_colors(&self, release: &str) {
         let s = self.status();
-        for c in s["colors"].as_array().unwrap() {
+        let colors = s["colors"].as_array().unwrap();
+        let names: Vec<&str> = colors.iter().filter_map(|c| c["color"].as_str()).collect();
+        assert_eq!(names, ["blue", "green"], "both colors exist: {s}");
+        for c in colors {
             assert_eq!(c["release"], release, "{s}");
             assert_eq!(
                 (&c["mapped"], &c["healthy"]),
@@ -269,7 +274,12 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        let _ = self.run(&["platform", "stop"]);
+        // A daemon left running would outlive the test: say so, but not
+        // by panicking in a drop (a panic there aborts the whole run).
+        let out = self.run(&["platform", "stop"]);
+        if !out.status.success() {
+            eprintln!("platform stop failed: {}", text(&out));
+        }
     }
 }
 

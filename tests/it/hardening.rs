@@ -485,9 +485,12 @@ fn defect_10_a_block_at_post_deploy_records_the_release_that_serves() {
 /// Unhealthy when `SICK=1` is set unless its bits carry a `V2` file: the
 /// old release, restarted with the new deploy file's environment, fails
 /// its probe.
+/// Sick when `$SICK_DIR/<its color>` exists and its bits are not v2's: a
+/// change outside the app (as a migration is) that only the new release
+/// can take.
 fn sick_app() -> String {
     py_app(
-        r#"sick = os.environ.get("SICK") == "1" and not os.path.exists("V2")"#,
+        r#"sick = os.path.exists(os.path.join(os.environ.get("SICK_DIR", "/nonexistent"), os.environ.get("BLUEGREEN_COLOR", "?"))) and not os.path.exists("V2")"#,
         "500 if sick else 200",
         r#""release %s %s\n" % (os.environ.get("BLUEGREEN_RELEASE"), os.environ.get("BLUEGREEN_COLOR"))"#,
     )
@@ -499,15 +502,22 @@ fn sick_app() -> String {
 fn defect_9_a_color_that_fails_its_restore_probe_leaves_the_route() {
     let f = crate::deploy::Fixture::new("");
     std::fs::write(f.root.path().join("app/app.py"), sick_app()).unwrap();
+    let sick_dir = f.root.path().join("sick");
+    std::fs::create_dir_all(&sick_dir).unwrap();
+    let yaml = std::fs::read_to_string(&f.file).unwrap().replace(
+        "env: {",
+        &format!("env: {{ SICK_DIR: \"{}\",", sick_dir.display()),
+    );
+    std::fs::write(&f.file, yaml).unwrap();
     assert_eq!(f.deploy("v1").status.code(), Some(0));
-    // v2 is healthy, blocks after blue is mapped, and sets SICK=1, which
-    // the old release cannot take.
+    // v2 is healthy and blocks after blue is mapped; meanwhile something
+    // outside the app changed that blue's old release cannot take.
+    std::fs::write(sick_dir.join("blue"), "").unwrap();
     std::fs::write(f.root.path().join("app/V2"), "").unwrap();
     f.gate("block-at: \"post-map:blue\"");
     let yaml = std::fs::read_to_string(&f.file)
         .unwrap()
-        .replace("timeout: 5s", "timeout: 2s")
-        .replace("env: {", "env: { SICK: \"1\",");
+        .replace("timeout: 5s", "timeout: 2s");
     std::fs::write(&f.file, yaml).unwrap();
     let out = f.deploy("v2");
     assert_eq!(out.status.code(), Some(3), "{}", crate::deploy::text(&out));

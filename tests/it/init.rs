@@ -187,3 +187,60 @@ fn init_starts_a_bare_rack_app_with_rackup_and_quietly() {
     let out = init(tempfile::tempdir().unwrap().path(), &["--app", "Not_Valid"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
+
+#[test]
+fn init_picks_a_rails_61_up_route_over_root_and_warns_without_a_secret_key() {
+    let rails_61 = |dir: &Path| {
+        std::fs::create_dir_all(dir.join("config")).unwrap();
+        std::fs::write(
+            dir.join("config/application.rb"),
+            "require \"rails\"\nmodule Shop\n  class Application < Rails::Application\n  end\nend\n",
+        )
+        .unwrap();
+        // `/` writes a row per request on this app: never the probe.
+        std::fs::write(
+            dir.join("config/routes.rb"),
+            "Rails.application.routes.draw do\n  root \"visits#create\"\n  \
+             get \"/up\", to: proc { [200, {}, [\"ok\"]] }\nend\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("Gemfile"),
+            "gem \"rails\", \"~> 6.1.7\"\ngem \"pg\"\n",
+        )
+        .unwrap();
+    };
+    let dir = tempfile::tempdir().unwrap();
+    rails_61(dir.path());
+    let out = init(dir.path(), &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let health = v["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "health")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(health["value"]["path"], "/up", "{v}");
+    assert!(
+        v["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("needs SECRET_KEY_BASE")),
+        "{v}"
+    );
+    let written = std::fs::read_to_string(dir.path().join("bluegreen.yaml")).unwrap();
+    assert!(written.contains("No secret_key_base found"), "{written}");
+
+    // With the credentials' key there, nothing to warn about.
+    let keyed = tempfile::tempdir().unwrap();
+    rails_61(keyed.path());
+    std::fs::write(keyed.path().join("config/master.key"), "0123\n").unwrap();
+    let out = init(keyed.path(), &["--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        !v["warnings"].to_string().contains("SECRET_KEY_BASE"),
+        "{v}"
+    );
+}

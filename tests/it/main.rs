@@ -4,6 +4,7 @@
 mod analyze;
 mod cache;
 mod canary;
+mod cf_api;
 mod cli;
 mod concurrency;
 mod config;

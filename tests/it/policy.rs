@@ -290,7 +290,13 @@ fn overrides_follow_the_policy_and_are_recorded() {
     // A reason required and missing: bad input.
     let out = deploy(&guard_policy(""), &["--allow", "drop-table"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("needs --reason TEXT"), "{}", text(&out));
+    assert!(
+        text(&out).contains("needs --reason TEXT: the org policy ")
+            && text(&out)
+                .contains("requires a reason for every override (overrides.require_reason)"),
+        "{}",
+        text(&out)
+    );
     // An allowed rule that is not the one blocking changes nothing.
     let out = deploy(&guard_policy(""), &["--allow", "truncate", "--reason", "x"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
@@ -453,5 +459,23 @@ fn defect_4_a_policy_grant_outside_the_app_is_bad_input() {
     assert!(
         out.contains("field `required_plugins.migration-guard.grant_dirs`: `../../etc` leaves the app's directory"),
         "{out}"
+    );
+}
+
+#[test]
+fn an_override_without_a_reason_says_where_the_rule_comes_from() {
+    // No org policy here (none in this fixture's home, none at the system
+    // path on this machine): the rule is the default, and the message says
+    // so in a sentence that reads.
+    let f = crate::deploy::Fixture::new("");
+    let out = f.run(&["deploy", "--release", "v1", "--allow", "remove-column"]);
+    assert_eq!(out.status.code(), Some(2), "{}", crate::deploy::text(&out));
+    assert!(
+        crate::deploy::text(&out).contains(
+            "--allow remove-column needs --reason TEXT: with no org policy, every override is \
+             recorded with who and why"
+        ),
+        "{}",
+        crate::deploy::text(&out)
     );
 }

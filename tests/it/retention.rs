@@ -8,7 +8,8 @@ use crate::deploy::{Fixture, text};
 #[test]
 fn defect_12_old_droplets_are_pruned_and_rollback_keeps_what_it_needs() {
     let f = Fixture::new("");
-    let kept = bluegreen::platform::local::DROPLETS_KEPT;
+    // The README's promise: the newest 5 droplets are kept.
+    let kept = 5;
     let deploys = kept + 2;
     for i in 1..=deploys {
         // A change per release, so each stages its own droplet.

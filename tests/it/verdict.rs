@@ -147,5 +147,11 @@ fn defect_13_a_release_answering_only_5xx_never_passes_with_any_analysis_setting
             "{analysis}: {judged:?}"
         );
         f.assert_serving("v1");
+        // The rolled-back color runs v1's environment too, not the failed
+        // release's (FAIL_PERCENT would fail every request it serves).
+        for _ in 0..20 {
+            let (status, body) = crate::deploy::get(f.router_port, "shop", "/").unwrap();
+            assert_eq!(status, 200, "after the rollback: {body}");
+        }
     }
 }

@@ -65,6 +65,7 @@ pub fn build(f: &Found, app: &str, app_from: &str) -> (Doc, Vec<String>) {
     d.blank();
     command(&mut d, f, &mut warnings);
     env_and_services(&mut d, f, app);
+    rails_secret(&mut d, f, &mut warnings);
     health(&mut d, f);
     migrate(&mut d, f);
     plugins(&mut d, f);
@@ -145,6 +146,27 @@ fn command(d: &mut Doc, f: &Found, warnings: &mut Vec<String>) {
             "no start command found ({what}): add a Procfile `web:` line or set `command:` before deploying"
         ));
     }
+}
+
+/// A production Rails app cannot boot without a `secret_key_base`: say so
+/// when none of its usual sources exists. Never written into the file: a
+/// deploy file is committed, a secret is not.
+fn rails_secret(d: &mut Doc, f: &Found, warnings: &mut Vec<String>) {
+    if f.rails.is_none() || f.rails_secret.is_some() {
+        return;
+    }
+    d.comment(
+        0,
+        "No secret_key_base found (no config/master.key, no `secret_key_base` in the config, \
+         no SECRET_KEY_BASE in a manifest): Rails in production will not boot without one. Set \
+         SECRET_KEY_BASE for both colors from your secret store (`bin/rails secret` makes one); \
+         it does not belong in this file.",
+    );
+    warnings.push(
+        "a production Rails app needs SECRET_KEY_BASE (or config/master.key) and none was found: \
+         set it for both colors from your secret store (`bin/rails secret` makes one)"
+            .into(),
+    );
 }
 
 fn env_and_services(d: &mut Doc, f: &Found, app: &str) {

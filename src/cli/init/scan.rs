@@ -27,6 +27,8 @@ pub struct ManifestApp {
     pub health_endpoint: Option<String>,
     pub services: Vec<String>,
     pub has_env: bool,
+    /// The names its `env:` sets.
+    pub env_names: Vec<String>,
     pub no_route: bool,
 }
 
@@ -65,6 +67,9 @@ pub struct Found {
     /// A database the local platform cannot provide (`sqlite3`, `mysql2`).
     pub other_database: Option<Sourced<String>>,
     pub health: Option<Sourced<String>>,
+    /// Where a Rails app's `secret_key_base` comes from in production, if
+    /// anywhere (without one the production app cannot boot).
+    pub rails_secret: Option<String>,
     /// The plugin directory and the plugins in it.
     pub plugins: Option<Vec<String>>,
 }
@@ -116,6 +121,7 @@ pub fn scan(dir: &Path) -> Result<Found, String> {
             })
         });
         f.health = rails_health(dir);
+        f.rails_secret = rails_secret(dir, application.as_deref(), &f);
     }
     database(dir, &gems, &mut f);
     if let Some(app) = f.manifest.as_ref().map(Manifest::app)
@@ -152,13 +158,30 @@ fn gem_names(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The health route a Rails app declares: Rails 7.1's `rails/health#show`
-/// (`/up`), or a `get` route whose path or controller says health.
+/// Paths apps answer health on by convention (Rails 7.1's `/up`,
+/// Kubernetes' `healthz`/`readyz`/`livez`, and the usual others).
+const HEALTH_PATHS: &[&str] = &[
+    "up",
+    "health",
+    "healthz",
+    "healthcheck",
+    "health_check",
+    "readyz",
+    "livez",
+    "ready",
+    "ping",
+    "status",
+];
+
+/// The health route a Rails app declares: a `get` route whose path is one
+/// of the usual health paths (Rails 7.1's `rails/health#show` is `/up`,
+/// and Rails 6.1 apps often add `get "/up"` by hand), or whose path or
+/// controller says health. Never `/`: on many apps it writes or queries.
 fn rails_health(dir: &Path) -> Option<Sourced<String>> {
     let routes = read(dir, "config/routes.rb")?;
     for (i, line) in routes.lines().enumerate() {
         let l = line.trim();
-        if !l.starts_with("get ") || !l.contains("health") {
+        if !l.starts_with("get ") {
             continue;
         }
         let rest = l["get ".len()..].trim_start();
@@ -169,6 +192,10 @@ fn rails_health(dir: &Path) -> Option<Sourced<String>> {
         if path.is_empty() || path.contains(':') || path.contains('*') {
             continue;
         }
+        let bare = path.trim_matches('/');
+        if !HEALTH_PATHS.contains(&bare) && !l.contains("health") {
+            continue;
+        }
         let path = format!("/{}", path.trim_start_matches('/'));
         return Some(sourced(
             path,
@@ -176,6 +203,30 @@ fn rails_health(dir: &Path) -> Option<Sourced<String>> {
         ));
     }
     None
+}
+
+/// Where the production app's `secret_key_base` comes from: the master key
+/// of its encrypted credentials, a `secret_key_base` set in its config, or
+/// `SECRET_KEY_BASE` in the manifest's `env:`.
+fn rails_secret(dir: &Path, application: Option<&str>, f: &Found) -> Option<String> {
+    if dir.join("config/master.key").is_file() {
+        return Some("config/master.key (the credentials' key)".into());
+    }
+    if application.is_some_and(|t| t.contains("secret_key_base")) {
+        return Some("config/application.rb (`secret_key_base`)".into());
+    }
+    for file in ["config/environments/production.rb", "config/secrets.yml"] {
+        if read(dir, file).is_some_and(|t| t.contains("secret_key_base")) {
+            return Some(format!("{file} (`secret_key_base`)"));
+        }
+    }
+    let manifest = f.manifest.as_ref()?;
+    manifest
+        .app()
+        .env_names
+        .iter()
+        .any(|k| k == "SECRET_KEY_BASE" || k == "RAILS_MASTER_KEY")
+        .then(|| format!("{} (`env:`)", manifest.file))
 }
 
 /// Which database the app expects: config/database.yml's adapter, the
@@ -257,6 +308,13 @@ fn manifest(dir: &Path) -> Result<Option<Manifest>, String> {
                 .get("env")
                 .and_then(|e| e.as_mapping())
                 .is_some_and(|m| !m.is_empty()),
+            env_names: a
+                .get("env")
+                .and_then(|e| e.as_mapping())
+                .into_iter()
+                .flatten()
+                .filter_map(|(k, _)| k.as_str().map(String::from))
+                .collect(),
             no_route: a.get("no-route").and_then(|v| v.as_bool()) == Some(true),
             name,
         });

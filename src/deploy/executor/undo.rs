@@ -215,8 +215,13 @@ impl Executor {
         let current = client.current_droplet(&app.guid).await?;
         let app_now = client.get_app(&app.guid).await?;
         if current.as_deref() != Some(droplet.as_str()) {
-            self.switch(color, &droplet, before.release.as_deref())
-                .await?;
+            self.switch(
+                color,
+                &droplet,
+                before.release.as_deref(),
+                before.env.as_ref(),
+            )
+            .await?;
         } else if app_now.state != "STARTED" {
             client.app_action(&app.guid, "start").await?;
         }

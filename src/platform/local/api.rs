@@ -47,6 +47,9 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
             super::faults::PATH,
             get(super::faults::counted).put(super::faults::arm),
         )
+        .route_layer(axum::middleware::from_fn(super::query_check::known_query))
+        .fallback(super::query_check::unknown_request)
+        .method_not_allowed_fallback(super::query_check::unknown_request)
         .layer(axum::middleware::from_fn_with_state(
             platform.clone(),
             |State(p): State<Arc<Platform>>, req: Request, next: Next| {

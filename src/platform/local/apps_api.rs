@@ -31,6 +31,7 @@ pub fn routes() -> Router<Arc<Platform>> {
             "/v3/apps/{guid}/environment_variables",
             get(get_env).patch(patch_env),
         )
+        .route("/v3/apps/{guid}/env", get(app_env))
         .route("/v3/apps/{guid}/actions/{action}", post(app_action))
         .route("/v3/apps/{guid}/tasks", post(create_task))
         .route("/v3/tasks/{guid}", get(get_task))
@@ -44,7 +45,11 @@ async fn list_apps(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
         .await?
         .into_iter()
         .map(|r| r.app)
-        .filter(|a| filter(&q, "names", &a.name) && filter(&q, "space_guids", SPACE_GUID))
+        .filter(|a| {
+            filter(&q, "names", &a.name)
+                && filter(&q, "guids", &a.guid)
+                && filter(&q, "space_guids", SPACE_GUID)
+        })
         .collect();
     page(&p, "/v3/apps", &q, apps)
 }
@@ -101,6 +106,32 @@ async fn delete_app(State(p): S, Path(guid): Path<String>) -> ApiResult<Response
 async fn get_env(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {
     let env = blocking(&p, move |p| p.app(&guid)).await?.env;
     Ok(Json(json!({ "var": env })))
+}
+
+/// `GET /v3/apps/:guid/env`: what the app's processes see, in CF's shape
+/// (its own variables, the bound services' `VCAP_SERVICES`, and
+/// `VCAP_APPLICATION`).
+async fn app_env(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {
+    let (rec, bound) = blocking(&p, move |p| Ok((p.app(&guid)?, p.binding_env(&guid)?))).await?;
+    let services: Value = bound
+        .get("VCAP_SERVICES")
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_else(|| json!({}));
+    Ok(Json(json!({
+        "staging_env_json": {},
+        "running_env_json": {},
+        "environment_variables": rec.env,
+        "system_env_json": { "VCAP_SERVICES": services },
+        "application_env_json": { "VCAP_APPLICATION": {
+            "application_id": rec.app.guid,
+            "application_name": rec.app.name,
+            "name": rec.app.name,
+            "space_id": SPACE_GUID,
+            "space_name": SPACE_NAME,
+            "organization_id": ORG_GUID,
+            "organization_name": ORG_NAME,
+        }},
+    })))
 }
 
 async fn patch_env(

@@ -16,6 +16,7 @@ mod pidfiles;
 mod postgres;
 mod process_api;
 mod procs;
+mod query_check;
 mod reaper;
 mod records;
 mod retention;

@@ -3,13 +3,13 @@
 //! scale them and to see each instance (`/stats`). An app's manifest
 //! (`apply_manifest`) sets them all at once.
 
-use super::api::blocking;
+use super::api::{blocking, filter, page};
 use super::records::{APP, AppRec};
 use super::state::{ApiErr, ApiResult, Platform};
 use crate::platform::v3;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -19,6 +19,7 @@ type S = State<Arc<Platform>>;
 pub fn routes() -> Router<Arc<Platform>> {
     use axum::routing::{get, post};
     Router::new()
+        .route("/v3/processes", get(list_processes))
         .route("/v3/apps/{guid}/processes", get(app_processes))
         .route("/v3/apps/{guid}/processes/{kind}", get(app_process))
         .route(
@@ -41,6 +42,23 @@ fn owner(p: &Platform, guid: &str) -> ApiResult<AppRec> {
 async fn owned(p: &Arc<Platform>, guid: &str) -> ApiResult<AppRec> {
     let guid = guid.to_string();
     blocking(p, move |p| owner(p, &guid)).await
+}
+
+/// `GET /v3/processes`: every app's processes, by `guids`, `types` and
+/// `app_guids`.
+async fn list_processes(
+    State(p): S,
+    Query(q): Query<std::collections::HashMap<String, String>>,
+) -> ApiResult<Json<Value>> {
+    let apps = blocking(&p, |p| p.all::<AppRec>(APP)).await?;
+    let processes: Vec<v3::Process> = apps
+        .iter()
+        .filter(|a| filter(&q, "app_guids", &a.app.guid))
+        .flat_map(|a| a.processes())
+        .filter(|x| filter(&q, "guids", &x.guid) && filter(&q, "types", &x.kind))
+        .cloned()
+        .collect();
+    page(&p, "/v3/processes", &q, processes)
 }
 
 async fn app_processes(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<Value>> {

@@ -23,6 +23,7 @@ pub fn routes() -> Router<Arc<Platform>> {
     Router::new()
         .route("/v3/routes", get(list_routes).post(create_route))
         .route("/v3/routes/{guid}", get(get_route))
+        .route("/v3/apps/{guid}/routes", get(app_routes))
         .route(
             "/v3/routes/{guid}/destinations",
             get(get_dests).post(add_dests).patch(replace_dests),
@@ -41,6 +42,20 @@ async fn list_routes(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
         })
         .collect();
     page(&p, "/v3/routes", &q, routes)
+}
+
+/// `GET /v3/apps/:guid/routes`: the routes with a destination to the app.
+async fn app_routes(State(p): S, Path(guid): Path<String>, Query(q): Q) -> ApiResult<Json<Value>> {
+    let app = guid.clone();
+    let routes: Vec<v3::Route> = blocking(&p, move |p| {
+        p.app(&app)?;
+        p.all::<v3::Route>(ROUTE)
+    })
+    .await?
+    .into_iter()
+    .filter(|r| r.destinations.iter().any(|d| d.app.guid == guid) && filter(&q, "hosts", &r.host))
+    .collect();
+    page(&p, &format!("/v3/apps/{guid}/routes"), &q, routes)
 }
 
 #[derive(Deserialize)]
