@@ -85,9 +85,27 @@ pub async fn connect(
 
 /// The org and space to deploy to: `CF_ORG`/`CF_SPACE`, else the cf login's target.
 fn cf_target() -> Result<(String, String), PlatformError> {
-    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    if let (Some(o), Some(s)) = (var("CF_ORG"), var("CF_SPACE")) {
-        return Ok((o, s));
+    cf_target_from(|k| std::env::var(k).ok())
+}
+
+fn cf_target_from(var: impl Fn(&str) -> Option<String>) -> Result<(String, String), PlatformError> {
+    let var = |k: &str| var(k).filter(|v| !v.is_empty());
+    match (var("CF_ORG"), var("CF_SPACE")) {
+        (Some(o), Some(s)) => return Ok((o, s)),
+        // One alone would be dropped for the login's target without a word:
+        // a deploy to a space nobody named.
+        (Some(_), None) | (None, Some(_)) => {
+            let (set, unset) = if var("CF_ORG").is_some() {
+                ("CF_ORG", "CF_SPACE")
+            } else {
+                ("CF_SPACE", "CF_ORG")
+            };
+            return Err(PlatformError::Auth(format!(
+                "{set} is set but {unset} is not: set both, or neither to deploy to the cf \
+                 login's target (`cf target`)"
+            )));
+        }
+        (None, None) => {}
     }
     let home = var("CF_HOME").or_else(|| var("HOME")).unwrap_or_default();
     let config = crate::platform::auth::CfConfig::load(
@@ -362,5 +380,32 @@ impl Site {
         };
         self.poll_stats(color, deadline, "has no running instance", port)
             .await
+    }
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn cf_org_and_cf_space_work_only_as_a_pair() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        let both = cf_target_from(env(&[("CF_ORG", "o"), ("CF_SPACE", "s")])).unwrap();
+        assert_eq!(both, ("o".to_string(), "s".to_string()));
+        let err = cf_target_from(env(&[("CF_ORG", "o")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CF_ORG is set but CF_SPACE is not"), "{err}");
+        let err = cf_target_from(env(&[("CF_SPACE", "s")]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CF_SPACE is set but CF_ORG is not"), "{err}");
     }
 }
