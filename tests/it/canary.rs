@@ -13,15 +13,11 @@ use serde_json::Value;
 const CANARY: &str = "strategy: canary\nsteps: [10, 50, 100]\n\
                       analysis: { duration: 20s, min_requests: 60, p99_floor: 30s }\n";
 
-/// The fixture's deploy file with `env` added to the release and `extra`.
+/// The fixture's deploy file with `env` added to the release, its
+/// migration, and `extra`.
 fn write(f: &Fixture, env: &str, extra: &str) {
-    let yaml = format!(
-        "app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
-         drain: 300ms\nenv: {{ MIGRATION_LOG: {}{env} }}\n\
-         migrate: {{ command: python3 migrate.py, kind: sql }}\n{extra}",
-        f.migration_log().display()
-    );
-    std::fs::write(&f.file, yaml).unwrap();
+    let migrate = "migrate: { command: python3 migrate.py, kind: sql }\n";
+    crate::deploy::write_file(f, env, &format!("{migrate}{extra}"));
 }
 
 /// A first release on both colors, without analysis (nothing to compare

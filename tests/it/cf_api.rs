@@ -90,6 +90,11 @@ async fn a_third_party_client_gets_cfs_answers_and_errors() {
         "/v3/routes?hosts=shop-live&organization_guids=x",
         "/v3/apps/{guid}?include=space",
         "/v3/processes?label_selector=x",
+        // Spelled to slip past a check of decoded names, or of the first
+        // parameter only: refused all the same.
+        "/v3/apps?label%5Fselector=env%3Dprod",
+        "/v3/apps?names=shop&names=other&label_selector=x",
+        "/v3/apps?=x",
     ] {
         let path = path.replace("{guid}", &guid);
         let (status, body) = call(&running, "GET", &path).await;

@@ -460,6 +460,17 @@ impl Load {
     }
 }
 
+/// Writes the fixture's deploy file: its app, health check and drain, with
+/// `env` added to the release's environment, then `extra`.
+pub fn write_file(f: &Fixture, env: &str, extra: &str) {
+    let yaml = format!(
+        "app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
+         drain: 300ms\nenv: {{ MIGRATION_LOG: {}{env} }}\n{extra}",
+        f.migration_log().display()
+    );
+    std::fs::write(&f.file, yaml).unwrap();
+}
+
 /// The JSON lines of `--json` output.
 pub fn json_lines(bytes: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(bytes)

@@ -28,9 +28,12 @@ pub struct DbLoad {
 }
 
 impl DbLoad {
+    /// Starts the load and returns once its first request was answered (a
+    /// deploy started after it is surely under load), within 30 s.
     pub fn start(port: u16) -> DbLoad {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let (first, answered) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
             let mut samples = Vec::new();
             let until = Instant::now() + Duration::from_secs(180);
@@ -52,10 +55,14 @@ impl DbLoad {
                     took: at.elapsed(),
                     answer,
                 });
+                let _ = first.send(());
                 std::thread::sleep(Duration::from_millis(10));
             }
             samples
         });
+        answered
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the load's first request was answered");
         DbLoad {
             stop,
             thread: Some(thread),
@@ -77,11 +84,7 @@ pub fn failures(samples: &[Sample]) -> Vec<&String> {
 
 /// A deploy's exit code, its `--json` events with the moment each arrived,
 /// and its stderr. `on_event` sees each event as it arrives.
-pub fn deploy_live(
-    f: &Fixture,
-    args: &[&str],
-    on_event: impl Fn(&Value),
-) -> (Option<i32>, Vec<(Instant, Value)>, String) {
+pub fn deploy_live(f: &Fixture, args: &[&str], on_event: impl Fn(&Value)) -> Live {
     let mut child = f.spawn(args);
     let stderr = child.stderr.take().unwrap();
     let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
@@ -95,6 +98,28 @@ pub fn deploy_live(
     }
     let status = child.wait().unwrap();
     (status.code(), events, err.join().unwrap())
+}
+
+/// A deploy's exit code, its events as they arrived, and its stderr.
+type Live = (Option<i32>, Vec<(Instant, Value)>, String);
+
+/// The destructive release `d1` forced past the guard (`--allow
+/// remove-column` with `reason`) under the write load: the deploy's exit
+/// code, events and stderr, and the load's samples.
+fn forced_destructive(f: &Fixture, reason: &str) -> (Live, Vec<Sample>) {
+    let load = DbLoad::start(f.router_port);
+    let args = [
+        "deploy",
+        "--release",
+        "d1",
+        "--json",
+        "--allow",
+        "remove-column",
+        "--reason",
+        reason,
+    ];
+    let live = deploy_live(f, &args, |_| {});
+    (live, load.finish())
 }
 
 /// When the step whose text contains `text` reached `status`.
@@ -179,7 +204,6 @@ fn rails_walks_v1_v2_v3_on_a_real_database_with_zero_failed_requests() {
     // v2 expands: old v1 code keeps writing while the column is added.
     overlay(&f, "v2");
     let load = DbLoad::start(f.router_port);
-    std::thread::sleep(Duration::from_millis(300));
     let (code, events, err) = deploy_live(&f, &["deploy", "--release", "v2", "--json"], |_| {});
     let samples = load.finish();
     assert_eq!(code, Some(0), "{err}");
@@ -271,23 +295,7 @@ fn the_guard_blocks_the_destructive_release_and_forcing_it_breaks_the_old_one() 
 
     // Forced through: the old release fails its writes until it leaves the
     // route. This is what the guard prevents.
-    let load = DbLoad::start(f.router_port);
-    std::thread::sleep(Duration::from_millis(300));
-    let (code, _, err) = deploy_live(
-        &f,
-        &[
-            "deploy",
-            "--release",
-            "d1",
-            "--json",
-            "--allow",
-            "remove-column",
-            "--reason",
-            "showing what the guard prevents",
-        ],
-        |_| {},
-    );
-    let samples = load.finish();
+    let ((code, _, err), samples) = forced_destructive(&f, "showing what the guard prevents");
     assert_eq!(code, Some(0), "{err}");
     let failed = failures(&samples);
     eprintln!(
@@ -400,23 +408,10 @@ fn defect_13_a_migration_that_breaks_the_old_color_stops_before_the_new_release_
     overlay(&f, "destructive");
     let url = database_url(&f, "rails-db");
 
-    let load = DbLoad::start(f.router_port);
-    std::thread::sleep(Duration::from_millis(300));
-    let (code, events, err) = deploy_live(
+    let ((code, events, err), samples) = forced_destructive(
         &f,
-        &[
-            "deploy",
-            "--release",
-            "d1",
-            "--json",
-            "--allow",
-            "remove-column",
-            "--reason",
-            "the judge must catch what the guard was told to let through",
-        ],
-        |_| {},
+        "the judge must catch what the guard was told to let through",
     );
-    let samples = load.finish();
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("the migration (`bin/rails db:migrate`")
@@ -429,6 +424,10 @@ fn defect_13_a_migration_that_breaks_the_old_color_stops_before_the_new_release_
         .find(|e| e["event"] == "watch")
         .unwrap_or_else(|| panic!("no watch window: {json:?}"));
     assert!(watched["failed"].is_string(), "{watched}");
+    // Decided on a handful of the old color's requests (15 when measured),
+    // not a whole window of failing writes.
+    let judged = watched["window"]["candidate"]["requests"].as_u64().unwrap();
+    assert!((1..=100).contains(&judged), "{watched}");
     let baseline = json
         .iter()
         .find(|e| e["event"] == "baseline")

@@ -286,23 +286,44 @@ async fn defect_12_3_a_port_someone_else_took_first_is_never_ready_nor_routed() 
         .unwrap();
     client.app_action(&app.guid, "start").await.unwrap();
 
-    // Another process (this test) takes the app's port before the app.
+    // Another process (this test) takes the app's port before the app:
+    // once the file holds the whole number.
     let until = Instant::now() + Duration::from_secs(20);
-    while !port_file.exists() {
-        assert!(Instant::now() < until, "the app never started");
+    let port: u16 = loop {
+        if let Some(port) = std::fs::read_to_string(&port_file)
+            .ok()
+            .and_then(|t| t.parse().ok())
+        {
+            break port;
+        }
+        assert!(Instant::now() < until, "the app never wrote its port");
         tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let port: u16 = std::fs::read_to_string(&port_file)
-        .unwrap()
-        .parse()
-        .unwrap();
+    };
     let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     squatter.set_nonblocking(true).unwrap();
 
     // It would pass a connect check at once; it must not make the
-    // instance ready or get the route's requests.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // instance ready or get the route's requests. Wait for the readiness
+    // check to have seen the squatter (it says so in the app's log).
+    let logs_dir = tmp.path().join("platform").join("logs");
+    let read_logs = || {
+        std::fs::read_dir(&logs_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+            .collect::<String>()
+    };
+    let refused = "is held by a process that is not this instance's";
+    let until = Instant::now() + Duration::from_secs(20);
+    while !read_logs().contains(refused) {
+        assert!(
+            Instant::now() < until,
+            "the readiness check never named the squatter: {}",
+            read_logs()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let stats = client.process_stats(&app.guid).await.unwrap();
     assert!(
         stats.iter().all(|s| s.state != "RUNNING"),
@@ -325,15 +346,6 @@ async fn defect_12_3_a_port_someone_else_took_first_is_never_ready_nor_routed() 
     assert!(
         squatter.accept().is_err(),
         "the squatter got a connection (the probe or a routed request)"
-    );
-    let logs = std::fs::read_dir(tmp.path().join("platform").join("logs"))
-        .unwrap()
-        .flatten()
-        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
-        .collect::<String>();
-    assert!(
-        logs.contains("is held by a process that is not this instance's"),
-        "{logs}"
     );
     running.shutdown().await;
 }

@@ -4,19 +4,9 @@
 //! without a pre-deploy reference, per-attempt counts, hung requests at
 //! their age, absolute ceilings, or a refusal to pass without evidence.
 
-use crate::deploy::{Fixture, events, text};
+// No migration: these releases are judged on traffic alone.
+use crate::deploy::{Fixture, events, text, write_file as write};
 use serde_json::Value;
-
-/// The fixture's deploy file with `env` added to the release and `extra`
-/// (no migration: these releases are judged on traffic alone).
-fn write(f: &Fixture, env: &str, extra: &str) {
-    let yaml = format!(
-        "app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
-         drain: 300ms\nenv: {{ MIGRATION_LOG: {}{env} }}\n{extra}",
-        f.migration_log().display()
-    );
-    std::fs::write(&f.file, yaml).unwrap();
-}
 
 fn serving_v1() -> Fixture {
     let f = Fixture::new("");

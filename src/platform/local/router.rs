@@ -209,9 +209,10 @@ impl Router {
                 }
             }
         } else {
-            let watched = Watched {
+            let watched = Passed {
                 body,
-                failed: client_failed.clone(),
+                _inflight: None,
+                failed: Some(client_failed.clone()),
             };
             (None, Some(watched.boxed()))
         };
@@ -260,9 +261,10 @@ impl Router {
                             .record(resp.status().as_u16(), started.elapsed());
                     }
                     return resp.map(|body| {
-                        Counted {
+                        Passed {
                             body,
-                            _guard: guard,
+                            _inflight: Some(guard),
+                            failed: None,
                         }
                         .boxed()
                     });
@@ -501,42 +503,16 @@ impl Drop for Inflight {
     }
 }
 
-/// A response body that holds its request's in-flight count until the last
-/// byte is sent (or the client goes away).
-struct Counted {
+/// A body passed through the router: a response's holds its request's
+/// in-flight count until the last byte is sent (or the client goes away);
+/// a client's streamed request body remembers whether it failed.
+struct Passed {
     body: Incoming,
-    _guard: Inflight,
+    _inflight: Option<Inflight>,
+    failed: Option<Arc<AtomicBool>>,
 }
 
-impl Body for Counted {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        Pin::new(&mut self.body)
-            .poll_frame(cx)
-            .map_err(|e| Box::new(e) as BoxError)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> hyper::body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// A client's streamed request body that remembers whether it failed.
-struct Watched {
-    body: Incoming,
-    failed: Arc<AtomicBool>,
-}
-
-impl Body for Watched {
+impl Body for Passed {
     type Data = Bytes;
     type Error = BoxError;
 
@@ -545,8 +521,8 @@ impl Body for Watched {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            self.failed.store(true, Ordering::SeqCst);
+        if let (Poll::Ready(Some(Err(_))), Some(failed)) = (&polled, &self.failed) {
+            failed.store(true, Ordering::SeqCst);
         }
         polled.map_err(|e| Box::new(e) as BoxError)
     }
