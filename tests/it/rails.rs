@@ -472,4 +472,10 @@ fn defect_13_a_migration_that_breaks_the_old_color_stops_before_the_new_release_
         watched["failed"]
     );
     assert!(!columns(&url).contains("legacy_code"), "the migration ran");
+    // The color pushed before the watch went back to the old droplet: the
+    // new release is left on no color.
+    let s = f.status();
+    for c in s["colors"].as_array().unwrap() {
+        assert_eq!(c["release"], "v1", "{s}");
+    }
 }

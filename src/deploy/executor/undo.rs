@@ -35,7 +35,13 @@ impl Executor {
         ) {
             aftermath.push("the deploy itself had finished; nothing was rolled back, and the history records the release as serving".into());
         } else {
-            let in_flight = step.color().filter(|c| self.touched.contains(c));
+            // A watch step names the old color it judged; the color in
+            // flight then is the other one, pushed and not yet mapped.
+            let in_flight = match step {
+                Step::Watch { color, .. } => Some(color.other()),
+                _ => step.color(),
+            }
+            .filter(|c| self.touched.contains(c));
             if let Some(c) = in_flight {
                 aftermath.push(self.restore(c).await);
             }
