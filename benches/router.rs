@@ -346,6 +346,13 @@ async fn platform(home: &std::path::Path, metrics: bool) -> (local::Running, u16
         .await
         .unwrap();
     client.app_action(&app.guid, "start").await.unwrap();
+    // An app has no route of its own (as on CF): `bench` is the route wrk asks for.
+    let domain = client.find_domain(local::DOMAIN).await.unwrap().unwrap();
+    let route = client
+        .create_route(&domain.guid, &space.guid, "bench")
+        .await
+        .unwrap();
+    client.map_route(&route.guid, &app.guid).await.unwrap();
     let until = Instant::now() + Duration::from_secs(30);
     let port = loop {
         let stats = client.process_stats(&app.guid).await.unwrap();

@@ -221,12 +221,12 @@ async fn deploy(
     };
     // Read-only until the lock is held: a deploy refused it leaves no apps,
     // routes or services behind.
-    let mut survey = l.survey().await?;
+    let survey = l.survey().await?;
     report.step_finished(0, total, &plan::Step::Validate, started.elapsed(), None);
     let waiting = report.step_started(1, total, &plan::Step::AcquireLock);
     *reached = Reached::AcquireLock { total };
     let t = Instant::now();
-    let store = survey.lock_store(&l.file).await?;
+    let store = survey.lock_store();
     let client = survey.client().clone();
     let guard = LockGuard::acquire(client, store, l.lease(id), args.wait, None).await?;
     drop(waiting);

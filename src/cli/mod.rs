@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand. Each returns the process
 //! exit code ([`Exit`]); errors are mapped to codes by [`Exit::of`].
 
+mod cf_env;
 mod completions;
 mod deploy;
 mod init;

@@ -44,6 +44,10 @@ pub enum PlatformCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the variables that point a Cloud Foundry client at this
+    /// platform over TLS (`eval "$(bluegreen platform cf-env)"`, then deploy
+    /// with `platform: cf`); the password line reads the token file.
+    CfEnv,
     /// Print an app's log (stdout and stderr of its process and tasks).
     Logs {
         app: String,
@@ -97,7 +101,9 @@ async fn local_app(
 /// The platform's address as `start --json` and `status --json` print it.
 fn endpoint_json(e: &Endpoint) -> serde_json::Value {
     json!({"pid": e.pid, "api_url": e.api_url, "router_port": e.router_port,
-        "router_url": format!("http://*.{}:{}", local::DOMAIN, e.router_port)})
+        "router_url": format!("http://*.{}:{}", local::DOMAIN, e.router_port),
+        "cf_api_url": e.cf_api_url, "router_tls_port": e.router_tls_port,
+        "ca_file": e.ca_file})
 }
 
 fn say_running(e: &Endpoint, out: Printer) {
@@ -123,6 +129,13 @@ fn print_status(endpoint: &Endpoint, apps: &[serde_json::Value]) {
         local::DOMAIN,
         endpoint.router_port
     );
+    if let (Some(api), Some(port)) = (&endpoint.cf_api_url, endpoint.router_tls_port) {
+        outln!(
+            "  as Cloud Foundry: API {api}, routes https://*.{}:{port} \
+             (`eval \"$(bluegreen platform cf-env)\"`)",
+            local::DOMAIN
+        );
+    }
     for app in apps {
         let text = |k: &str| app[k].as_str().unwrap_or_default().to_string();
         outln!(
@@ -142,6 +155,9 @@ fn config(router_port: u16, api_port: u16, max_upload: u64) -> Result<Config, Ba
     // The daemon runs in this process and nothing else does (see the field).
     config.own_processes = true;
     config.router_limits = local::RouterLimits::from_env().map_err(|e| BadInput(e.to_string()))?;
+    // Read again by the daemon's token endpoint (`local/tokens.rs`); a bad
+    // value is refused here, by name, before anything starts.
+    local::token_ttl_from_env().map_err(|e| BadInput(e.to_string()))?;
     Ok(config)
 }
 
@@ -215,6 +231,27 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             Ok(Exit::Ok)
         }
         PlatformCommand::Service(cmd) => super::service::run(cmd).await,
+        PlatformCommand::CfEnv => {
+            let Some((endpoint, _)) = local::connect(&dir).await else {
+                return Err(BadInput(
+                    "the local platform is not running (start it with `bluegreen platform start`)"
+                        .into(),
+                )
+                .into());
+            };
+            let Some(vars) = super::cf_env::exports(&endpoint, &dir) else {
+                return Err(BadInput(
+                    "the running platform serves no TLS (it predates it): restart it with \
+                     `bluegreen platform stop` and `bluegreen platform start`"
+                        .into(),
+                )
+                .into());
+            };
+            for (name, value) in vars {
+                outln!("export {name}={value}");
+            }
+            Ok(Exit::Ok)
+        }
         PlatformCommand::Scale {
             app,
             instances,

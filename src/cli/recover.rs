@@ -30,8 +30,8 @@ pub async fn recover(args: &RunArgs) -> anyhow::Result<Exit> {
     // Carry on with the configuration the interrupted deploy used.
     let l = Loaded::read(&replay.record.file).unwrap_or(named);
     let policy = l.policy(args.policy.as_deref())?;
-    let mut survey = l.survey().await?;
-    let store = survey.lock_store(&l.file).await?;
+    let survey = l.survey().await?;
+    let store = survey.lock_store();
     let client = survey.client().clone();
     // Taking over the interrupted deploy's own lease is for a runner that
     // died; one still at work is left alone (it would find its lease and

@@ -33,7 +33,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
     let Some(site) = l.site(false).await? else {
         // The same shape as a deployed app's, with nothing in it but the
         // lock of a first deploy that holds it before making the apps.
-        let holder = siteless_lock(&l).await?.and_then(|(_, held)| held);
+        let holder = siteless_lock(&l).await?.and_then(|(_, _, held)| held);
         out.emit(
             json!({"app": l.file.app, "route_url": null, "colors": [],
                 "lock": holder, "interrupted": interrupted}),
@@ -49,13 +49,7 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
         );
         return Ok(super::Exit::Ok);
     };
-    let holder = lock::holder(
-        &site.client,
-        l.file.platform,
-        &l.file.app,
-        &site.app(Color::Blue).guid,
-    )
-    .await?;
+    let holder = lock::holder(&site.client, l.file.platform, &l.file.app, &site.space_guid).await?;
     let mut colors = Vec::new();
     for c in [Color::Blue, Color::Green] {
         let app = site.app(c);
@@ -93,20 +87,23 @@ pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
     Ok(super::Exit::Ok)
 }
 
-/// The lock of an app whose site is not there (yet). The local daemon keeps
-/// it by app name, so a first deploy holds it before it makes the apps, and
-/// a runner killed in that window leaves it with no site to find it on.
-/// `None` where no lock can exist: the daemon is not running, or on Cloud
-/// Foundry, where the lock lives on the blue app.
-async fn siteless_lock(l: &Loaded) -> anyhow::Result<Option<(CfClient, Option<Lease>)>> {
-    if l.file.platform != PlatformKind::Local {
-        return Ok(None);
-    }
-    let Some((client, _)) = site::connect(&l.file, false).await? else {
+/// The lock of an app whose site is not there (yet). Neither store needs the
+/// app's apps (the local daemon keys it by app name; on Cloud Foundry it is
+/// the space's lock app), so a first deploy holds it before it makes them,
+/// and a runner killed in that window leaves it with no site to find it on.
+/// `None` where no lock can exist: the local daemon is not running.
+async fn siteless_lock(l: &Loaded) -> anyhow::Result<Option<(CfClient, Store, Option<Lease>)>> {
+    let Some((client, port)) = site::connect(&l.file, false).await? else {
         return Ok(None);
     };
-    let held = Store::Local.holder(&client, &l.file.app).await?;
-    Ok(Some((client, held)))
+    let store = match l.file.platform {
+        PlatformKind::Local => Store::Local,
+        PlatformKind::Cf => site::Site::survey(&l.file, client.clone(), port, false)
+            .await?
+            .lock_store(),
+    };
+    let held = store.holder(&client, &l.file.app).await?;
+    Ok(Some((client, store, held)))
 }
 
 fn print_status(
@@ -206,15 +203,14 @@ pub async fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
     let out = Printer::new(args.json);
     let (held, unlocked) = match l.site(false).await? {
         Some(site) => {
-            let guid = site.app(Color::Blue).guid.clone();
-            let held = lock::holder(&site.client, l.file.platform, &l.file.app, &guid).await?;
-            let unlocked =
-                lock::force_unlock(&site.client, l.file.platform, &l.file.app, &guid).await?;
+            let (platform, app, space) = (l.file.platform, &l.file.app, &site.space_guid);
+            let held = lock::holder(&site.client, platform, app, space).await?;
+            let unlocked = lock::force_unlock(&site.client, platform, app, space).await?;
             (held, unlocked)
         }
         None => match siteless_lock(&l).await? {
-            Some((client, held)) => {
-                let unlocked = Store::Local.release(&client, &l.file.app, None).await?;
+            Some((client, store, held)) => {
+                let unlocked = store.release(&client, &l.file.app, None).await?;
                 (held, unlocked)
             }
             None => {

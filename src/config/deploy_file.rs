@@ -368,6 +368,19 @@ impl DeployFile {
                 "blue and green must be different apps".into(),
             ));
         }
+        // On Cloud Foundry the lock is an app named `<app>-bluegreen-lock`:
+        // a color of that name would be taken for one (and hold the lock).
+        use crate::platform::lease::LOCK_SUFFIX;
+        if let Some(c) = &self.colors
+            && let Some(name) = [&c.blue, &c.green]
+                .into_iter()
+                .find(|n| n.ends_with(LOCK_SUFFIX))
+        {
+            return Err(field(
+                "colors",
+                format!("`{name}` ends with `{LOCK_SUFFIX}`, which names bluegreen's lock apps"),
+            ));
+        }
         if let Some(route) = &self.route
             && !name_ok(route)
         {

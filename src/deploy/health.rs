@@ -51,7 +51,7 @@ pub async fn probe(base: &str, health: &Health, deadline: Instant) -> Result<u32
 /// The probes' HTTP client. A redirect is an answer of its own: following
 /// it could pass a candidate on the strength of some other, healthy host.
 pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::platform::trust::client_builder()
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(timeout)

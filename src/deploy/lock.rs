@@ -4,14 +4,17 @@
 //! the background while the deploy works, released by consuming the guard
 //! at the end. A runner that dies stops renewing, so its lease expires on
 //! its own; `recover` of the same deploy takes it over at once, and
-//! `unlock --force` clears it by hand.
+//! `unlock --force` clears it by hand. How long a holder trusts its lease
+//! between renewals is in `heartbeat`.
 
 use crate::platform::client::CfClient;
 use crate::platform::lease::{Lease, unix_now};
+use heartbeat::{Standing, heartbeat};
 use nesting::Nesting;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+mod heartbeat;
 mod holder;
 mod nesting;
 mod store;
@@ -101,8 +104,8 @@ struct Held {
     client: CfClient,
     store: Store,
     lease: Lease,
-    /// Why the lease was lost, once the heartbeat or a check found out.
-    lost: Arc<Mutex<Option<String>>>,
+    /// Whether it was lost, and until when it is trusted.
+    standing: Arc<Standing>,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -151,15 +154,20 @@ impl LockGuard {
     ) -> anyhow::Result<LockGuard> {
         let key = (lease.app.clone(), lease.id.clone());
         if let Some(held) = HELD.enter(&key) {
+            let started = Instant::now();
             let got = held.store.try_once(&held.client, &held.lease, None).await?;
             if got.acquired {
+                held.standing.renewed(started);
                 return Ok(LockGuard { held });
             }
-            *held.lost.lock().unwrap() = Some(format!("deploy {} holds it now", got.holder.id));
+            held.standing
+                .lose(format!("deploy {} holds it now", got.holder.id));
             return Err(Locked { holder: got.holder }.into());
         }
         let deadline = Instant::now() + wait;
+        let mut started;
         loop {
+            started = Instant::now();
             let got = store.try_once(&client, &lease, take_over).await?;
             if got.acquired {
                 break;
@@ -183,13 +191,18 @@ impl LockGuard {
             }
             tokio::time::sleep(Duration::from_secs(1).min(wait)).await;
         }
-        let lost = Arc::<Mutex<Option<String>>>::default();
-        let heartbeat = heartbeat(client.clone(), store.clone(), lease.clone(), lost.clone());
+        let standing = Standing::new(started);
+        let heartbeat = heartbeat(
+            client.clone(),
+            store.clone(),
+            lease.clone(),
+            standing.clone(),
+        );
         let held = Arc::new(Held {
             client,
             store,
             lease,
-            lost,
+            standing,
             heartbeat,
         });
         HELD.insert(key, &held);
@@ -217,26 +230,27 @@ impl LockGuard {
 
     /// Whether this deploy still holds its lease. Locally the daemon is
     /// asked each time (a cheap call), so a lock taken over is noticed
-    /// before the next step; on CF the heartbeat's last word counts.
+    /// before the next step; on CF the heartbeat's last word counts, and a
+    /// lease not renewed in time is not trusted (see `heartbeat`).
     pub async fn ensure_held(&self) -> Result<(), String> {
         let h = &self.held;
-        if let Some(why) = h.lost.lock().unwrap().clone() {
+        if h.store != Store::Local {
+            return h.standing.check();
+        }
+        if let Some(why) = h.standing.lost() {
             return Err(why);
         }
-        if h.store == Store::Local {
-            let current = h.client.lease_holder_local(&h.lease.app).await;
-            let why = match current {
-                Ok(Some(l)) if l.id == h.lease.id => return Ok(()),
-                Ok(Some(l)) => {
-                    format!("deploy {} (pid {} on {}) holds it now", l.id, l.pid, l.host)
-                }
-                Ok(None) => "it was released (`unlock --force`?)".to_string(),
-                Err(e) => format!("the platform could not say who holds it: {e}"),
-            };
-            *h.lost.lock().unwrap() = Some(why.clone());
-            return Err(why);
-        }
-        Ok(())
+        let current = h.client.lease_holder_local(&h.lease.app).await;
+        let why = match current {
+            Ok(Some(l)) if l.id == h.lease.id => return Ok(()),
+            Ok(Some(l)) => {
+                format!("deploy {} (pid {} on {}) holds it now", l.id, l.pid, l.host)
+            }
+            Ok(None) => "it was released (`unlock --force`?)".to_string(),
+            Err(e) => format!("the platform could not say who holds it: {e}"),
+        };
+        h.standing.lose(why.clone());
+        Err(why)
     }
 
     /// Gives the lock up: stops the heartbeat and releases the lease;
@@ -245,42 +259,11 @@ impl LockGuard {
     pub async fn release(self) -> anyhow::Result<bool> {
         let h = &self.held;
         if !HELD.leave(&h.key(), h) {
-            return Ok(h.lost.lock().unwrap().is_none());
+            return Ok(h.standing.lost().is_none());
         }
         h.heartbeat.abort();
         h.store
             .release(&h.client, &h.lease.app, Some(&h.lease.id))
             .await
     }
-}
-
-/// Renews `lease` every third of its TTL until aborted. A renewal that
-/// finds another holder, or renewals failing for so long that the lease
-/// may have expired, mark the lock lost (see `ensure_held`).
-fn heartbeat(
-    client: CfClient,
-    store: Store,
-    lease: Lease,
-    lost: Arc<Mutex<Option<String>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut renewed = Instant::now();
-        loop {
-            tokio::time::sleep(TTL / 3).await;
-            let why = match store.try_once(&client, &lease, None).await {
-                Ok(got) if got.acquired => {
-                    renewed = Instant::now();
-                    continue;
-                }
-                Ok(got) => format!("deploy {} holds it now", got.holder.id),
-                Err(_) if renewed.elapsed() < TTL - TTL / 6 => continue,
-                Err(e) => format!(
-                    "it could not be renewed for {}s, so it may have expired: {e:#}",
-                    renewed.elapsed().as_secs()
-                ),
-            };
-            *lost.lock().unwrap() = Some(why);
-            return;
-        }
-    })
 }

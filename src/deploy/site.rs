@@ -76,10 +76,13 @@ pub async fn connect(
             };
             Ok(found.map(|(endpoint, client)| (client, endpoint.router_port)))
         }
-        PlatformKind::Cf => Ok(Some((
-            CfClient::for_cloud_foundry(|k| std::env::var(k).ok())?,
-            443,
-        ))),
+        PlatformKind::Cf => {
+            crate::platform::trust::load()?;
+            Ok(Some((
+                CfClient::for_cloud_foundry(|k| std::env::var(k).ok())?,
+                443,
+            )))
+        }
     }
 }
 

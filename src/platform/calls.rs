@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-fn q(v: &str) -> String {
+pub(super) fn q(v: &str) -> String {
     url_escape(v)
 }
 

@@ -6,7 +6,7 @@
 //! every wait. Tokens never reach logs or errors.
 
 use super::PlatformError;
-use super::auth::{self, CfConfig};
+use super::auth::{self, CfConfig, Grant};
 use super::v3;
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -21,7 +21,9 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
 
 enum Credentials {
     Token(String),
-    CfLogin(Box<CfConfig>),
+    /// A cf login's tokens, refreshed; with a grant, renewed by it when
+    /// there is no refresh token or it is refused.
+    CfLogin(Box<CfConfig>, Option<auth::Grant>),
 }
 
 /// Clones share one connection pool and one set of credentials (a refreshed
@@ -44,29 +46,87 @@ impl CfClient {
         )
     }
 
-    /// A client using (and refreshing) an existing `cf login`.
+    /// A client using (and refreshing) an existing `cf login`. A login made
+    /// with `cf api --skip-ssl-validation` checks no certificate, and says so.
     pub fn from_cf_login(config: CfConfig) -> CfClient {
         let api = config.target.clone();
         let insecure = config.ssl_disabled;
-        Self::new(&api, Credentials::CfLogin(Box::new(config)), insecure)
+        if insecure {
+            super::trust::skip_verification();
+            crate::output::write_stderr(&format!(
+                "warning: the cf login skips SSL validation (`cf api --skip-ssl-validation`): \
+                 certificates of {} and its apps are not checked; trust its CA with \
+                 BLUEGREEN_CA_FILE (or SSL_CERT_FILE) instead\n",
+                crate::output::printable(&api)
+            ));
+        }
+        Self::new(&api, Credentials::CfLogin(Box::new(config), None), insecure)
     }
 
-    /// A client for Cloud Foundry: `CF_API` + `CF_ACCESS_TOKEN` when both are
-    /// set (CI), else the cf CLI's login in `$CF_HOME/.cf/config.json`.
-    /// `var` looks up environment variables (`|k| std::env::var(k).ok()`).
+    /// A client for `api` that logs in with `grant` (its token endpoint is
+    /// found from the API's root document on first use).
+    pub fn with_grant(api: &str, grant: Grant) -> CfClient {
+        let config = CfConfig::for_api(api.trim_end_matches('/'));
+        Self::new(
+            api,
+            Credentials::CfLogin(Box::new(config), Some(grant)),
+            false,
+        )
+    }
+
+    /// A client for Cloud Foundry, from the variables CI jobs and the cf CLI
+    /// use: `CF_API` with `CF_ACCESS_TOKEN`, or with `CF_USERNAME` and
+    /// `CF_PASSWORD` (as `cf auth`), or with `CF_CLIENT_ID` and
+    /// `CF_CLIENT_SECRET` (`cf auth --client-credentials`); without `CF_API`
+    /// the cf CLI's login in `$CF_HOME/.cf/config.json`. `var` looks up
+    /// environment variables (`|k| std::env::var(k).ok()`).
     pub fn for_cloud_foundry(
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<CfClient, PlatformError> {
-        match (
-            var("CF_API").filter(|v| !v.is_empty()),
-            var("CF_ACCESS_TOKEN").filter(|v| !v.is_empty()),
-        ) {
-            (Some(api), Some(token)) => Ok(CfClient::with_token(&api, &token)),
-            _ => {
-                let home = var("CF_HOME").or_else(|| var("HOME")).unwrap_or_default();
-                let path = std::path::Path::new(&home).join(".cf").join("config.json");
-                Ok(CfClient::from_cf_login(CfConfig::load(&path)?))
+        let var = |k: &str| var(k).filter(|v| !v.is_empty());
+        let pair = |a: &str, b: &str| match (var(a), var(b)) {
+            (Some(x), Some(y)) => Ok(Some((x, y))),
+            (None, None) => Ok(None),
+            (x, _) => Err(PlatformError::Auth(format!(
+                "{} is set but {} is not: set both",
+                if x.is_some() { a } else { b },
+                if x.is_some() { b } else { a },
+            ))),
+        };
+        let password = pair("CF_USERNAME", "CF_PASSWORD")?;
+        let client = pair("CF_CLIENT_ID", "CF_CLIENT_SECRET")?;
+        let Some(api) = var("CF_API") else {
+            if password.is_some() || client.is_some() || var("CF_ACCESS_TOKEN").is_some() {
+                return Err(PlatformError::Auth(
+                    "CF credentials are set but CF_API is not: set CF_API to the API's URL \
+                     (`cf api` prints it)"
+                        .into(),
+                ));
             }
+            let home = var("CF_HOME").or_else(|| var("HOME")).unwrap_or_default();
+            let path = std::path::Path::new(&home).join(".cf").join("config.json");
+            return Ok(CfClient::from_cf_login(CfConfig::load(&path)?));
+        };
+        match (var("CF_ACCESS_TOKEN"), password, client) {
+            (Some(token), None, None) => Ok(CfClient::with_token(&api, &token)),
+            (None, Some((username, password)), None) => Ok(CfClient::with_grant(
+                &api,
+                Grant::Password { username, password },
+            )),
+            (None, None, Some((id, secret))) => {
+                Ok(CfClient::with_grant(&api, Grant::Client { id, secret }))
+            }
+            (None, None, None) => Err(PlatformError::Auth(
+                "CF_API is set without credentials: set CF_ACCESS_TOKEN, CF_USERNAME and \
+                 CF_PASSWORD, or CF_CLIENT_ID and CF_CLIENT_SECRET (or unset CF_API to use the \
+                 cf login)"
+                    .into(),
+            )),
+            _ => Err(PlatformError::Auth(
+                "more than one set of CF credentials: set only one of CF_ACCESS_TOKEN, \
+                 CF_USERNAME/CF_PASSWORD and CF_CLIENT_ID/CF_CLIENT_SECRET"
+                    .into(),
+            )),
         }
     }
 
@@ -77,7 +137,7 @@ impl CfClient {
             .ok()
             .and_then(|t| crate::units::parse_duration(&t).ok())
             .unwrap_or(Duration::from_secs(120));
-        let http = reqwest::Client::builder()
+        let http = super::trust::client_builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(timeout)
             .danger_accept_invalid_certs(insecure)
@@ -99,21 +159,77 @@ impl CfClient {
         let mut creds = self.credentials.lock().await;
         match &mut *creds {
             Credentials::Token(t) => Ok(t.clone()),
-            Credentials::CfLogin(config) => {
+            Credentials::CfLogin(config, grant) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                if force_refresh || auth::needs_refresh(&config.access_token, now) {
-                    let fresh = auth::refresh(&self.http, config).await?;
-                    config.access_token = fresh.access_token;
-                    if let Some(r) = fresh.refresh_token {
-                        config.refresh_token = r;
-                    }
+                if force_refresh
+                    || config.access_token.is_empty()
+                    || auth::needs_refresh(&config.access_token, now)
+                {
+                    self.renew(config, grant.as_ref()).await?;
                 }
                 Ok(config.bearer().to_string())
             }
         }
+    }
+
+    /// A new access token: refreshed while there is a refresh token UAA
+    /// accepts, else granted again.
+    async fn renew(
+        &self,
+        config: &mut CfConfig,
+        grant: Option<&Grant>,
+    ) -> Result<(), PlatformError> {
+        if config.token_endpoint().is_empty() {
+            config.uaa_endpoint = self.token_endpoint().await?;
+        }
+        let refreshed = if config.refresh_token.is_empty() {
+            None
+        } else {
+            Some(auth::refresh(&self.http, config).await)
+        };
+        let fresh = match (refreshed, grant) {
+            (Some(Ok(fresh)), _) => fresh,
+            (Some(Err(e)), None) => return Err(e),
+            (None, None) => {
+                return Err(PlatformError::Auth(
+                    "the cf login has no refresh token (run `cf login`)".into(),
+                ));
+            }
+            (_, Some(grant)) => auth::grant(&self.http, config, grant).await?,
+        };
+        config.access_token = fresh.access_token;
+        config.refresh_token = fresh.refresh_token.unwrap_or_default();
+        Ok(())
+    }
+
+    /// The token endpoint the API's root document links (`uaa`, else
+    /// `login`), where a password or client secret may go: over https, or
+    /// at the API's own origin.
+    async fn token_endpoint(&self) -> Result<String, PlatformError> {
+        let url = format!("{}/", self.api);
+        let fail = |message: String| PlatformError::Http {
+            method: "GET".into(),
+            url: url.clone(),
+            message,
+        };
+        let root: Value = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .map_err(|e| fail(super::trust::describe(e)))?
+            .json()
+            .await
+            .map_err(|e| fail(format!("the root document: {}", super::trust::describe(e))))?;
+        let link = ["uaa", "login"]
+            .iter()
+            .find_map(|k| root["links"][k]["href"].as_str())
+            .ok_or_else(|| fail("the root document links no `uaa` or `login`".into()))?;
+        self.check_link(link)?;
+        Ok(link.trim_end_matches('/').to_string())
     }
 
     /// One API call with retries; `path` is relative to the API root or an
@@ -165,7 +281,7 @@ impl CfClient {
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| fail(format!("reading the answer: {}", e.without_url())))?;
+            .map_err(|e| fail(format!("reading the answer: {}", super::trust::describe(e))))?;
         serde_json::from_slice(&bytes).map_err(|e| fail(format!("unexpected response body: {e}")))
     }
 
@@ -224,7 +340,7 @@ impl CfClient {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
-                Err(e) => return Err(fail(e.without_url().to_string())),
+                Err(e) => return Err(fail(super::trust::describe(e))),
             };
             let status = resp.status();
             crate::output::detail(&format!("{method} {url} → {}", status.as_u16()));
@@ -244,7 +360,7 @@ impl CfClient {
                 && !refreshed
                 && matches!(&err, PlatformError::Api { code: 1000, .. })
             {
-                let is_login = matches!(&*self.credentials.lock().await, Credentials::CfLogin(_));
+                let is_login = matches!(&*self.credentials.lock().await, Credentials::CfLogin(..));
                 if is_login {
                     refreshed = true;
                     self.bearer(true).await?;
@@ -278,7 +394,12 @@ impl CfClient {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
-                Err(e) => return Err(fail(format!("reading the answer: {}", e.without_url()))),
+                Err(e) => {
+                    return Err(fail(format!(
+                        "reading the answer: {}",
+                        super::trust::describe(e)
+                    )));
+                }
             };
             return serde_json::from_slice(&bytes)
                 .map_err(|e| fail(format!("unexpected response body: {e}")));
@@ -325,7 +446,7 @@ impl CfClient {
             .map_err(|e| PlatformError::Http {
                 method: "POST".into(),
                 url: url.clone(),
-                message: e.without_url().to_string(),
+                message: super::trust::describe(e),
             })?;
         crate::output::detail(&format!("POST {url} (upload) → {}", resp.status().as_u16()));
         if !resp.status().is_success() {
@@ -365,7 +486,7 @@ impl CfClient {
                     return Err(PlatformError::Http {
                         method: "POST".into(),
                         url,
-                        message: e.without_url().to_string(),
+                        message: super::trust::describe(e),
                     });
                 }
             }

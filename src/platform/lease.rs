@@ -4,21 +4,21 @@
 //! next user see whether it is gone.
 //!
 //! Two stores: the local platform keeps leases in its daemon and checks and
-//! writes them under one mutex (no race); on Cloud Foundry the lease is an
-//! annotation on the blue app, written and then read back after a pause.
-//! CF has no compare-and-swap on metadata, so two runners whose read and
-//! write both fall inside that pause can both believe they hold it; the
-//! README documents this window. Runners' clocks differ, so the annotation
-//! holds its expiry in the server's time (from each response's `Date`), and
-//! a lease read back is shifted onto this machine's clock.
+//! writes them under one mutex (no race); on Cloud Foundry the lease lives
+//! on a lock app that only one runner can create (`cf`: CF has no
+//! compare-and-swap on metadata, but an app's name is unique in its space,
+//! so the server's refusal of a second create decides who holds it).
 
 use super::PlatformError;
 use super::client::CfClient;
-use super::v3;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// The annotation that carries a lease on Cloud Foundry.
+mod cf;
+mod lock_app;
+pub use lock_app::{LOCK_SUFFIX, ROLE_LABEL, is_lock_app, lock_app_name};
+
+/// The annotation that carries a lease on Cloud Foundry (on the lock app).
 pub const ANNOTATION: &str = "bluegreen.dev/lock";
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,9 +124,6 @@ pub struct AcquireRequest {
     pub take_over: Option<String>,
 }
 
-/// How long the CF store waits between writing a lease and reading it back.
-const SETTLE: Duration = Duration::from_millis(1500);
-
 impl CfClient {
     /// Local platform: acquires or renews the lease on `lease.app`.
     pub async fn lease_local(
@@ -163,125 +160,6 @@ impl CfClient {
             .await?;
         Ok(v["released"].as_bool().unwrap_or(false))
     }
-
-    /// Cloud Foundry: the lease annotation on `app_guid`, if any, with its
-    /// expiry on this machine's clock.
-    pub async fn lease_holder_cf(&self, app_guid: &str) -> Result<Option<Lease>, PlatformError> {
-        Ok(self.lease_and_skew(app_guid).await?.0)
-    }
-
-    /// The lease (expiry on our clock) and how far the server's clock is
-    /// ahead of ours.
-    async fn lease_and_skew(&self, app_guid: &str) -> Result<(Option<Lease>, i64), PlatformError> {
-        let path = format!("/v3/apps/{app_guid}");
-        let resp = self
-            .request::<()>(reqwest::Method::GET, &path, None)
-            .await?;
-        let skew = skew(resp.headers().get(reqwest::header::DATE));
-        let app: v3::App = resp.json().await.map_err(|e| PlatformError::Http {
-            method: "GET".into(),
-            url: path,
-            message: format!("unexpected response body: {}", e.without_url()),
-        })?;
-        let lease = app
-            .metadata
-            .annotations
-            .get(ANNOTATION)
-            .cloned()
-            .flatten()
-            .and_then(|s| serde_json::from_str::<Lease>(&s).ok())
-            .map(|l| Lease {
-                expires: shift(l.expires, -skew),
-                ..l
-            });
-        Ok((lease, skew))
-    }
-
-    /// Cloud Foundry: write, wait, read back (see the module doc's race window).
-    pub async fn lease_cf(
-        &self,
-        app_guid: &str,
-        lease: &Lease,
-        take_over: Option<&str>,
-    ) -> Result<Acquired, PlatformError> {
-        let (held, skew) = self.lease_and_skew(app_guid).await?;
-        if let Some(held) = held
-            && !held.yields_to(lease, take_over)
-        {
-            return Ok(Acquired {
-                acquired: false,
-                holder: held,
-            });
-        }
-        let fresh = lease.id != take_over.unwrap_or_default();
-        let on_server = Lease {
-            expires: shift(lease.expires, skew),
-            ..lease.clone()
-        };
-        self.write_annotation(
-            app_guid,
-            Some(serde_json::to_string(&on_server).expect("json")),
-        )
-        .await?;
-        if fresh {
-            tokio::time::sleep(SETTLE).await;
-        }
-        let now = self.lease_holder_cf(app_guid).await?;
-        Ok(match now {
-            Some(h) if h.id != lease.id => Acquired {
-                acquired: false,
-                holder: h,
-            },
-            _ => Acquired {
-                acquired: true,
-                holder: lease.clone(),
-            },
-        })
-    }
-
-    /// Cloud Foundry: removes the lease if `id` holds it (any holder with `None`).
-    pub async fn release_cf(
-        &self,
-        app_guid: &str,
-        id: Option<&str>,
-    ) -> Result<bool, PlatformError> {
-        match self.lease_holder_cf(app_guid).await? {
-            Some(h) if id.is_none_or(|id| id == h.id) => {
-                self.write_annotation(app_guid, None).await?;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    async fn write_annotation(
-        &self,
-        app_guid: &str,
-        value: Option<String>,
-    ) -> Result<(), PlatformError> {
-        let mut metadata = v3::Metadata::default();
-        metadata.annotations.insert(ANNOTATION.into(), value);
-        self.set_metadata(app_guid, &metadata).await?;
-        Ok(())
-    }
-}
-
-/// Seconds the server's clock (a response's `Date`) is ahead of ours. The
-/// header has whole seconds, so within 2 s the clocks count as agreeing.
-fn skew(date: Option<&reqwest::header::HeaderValue>) -> i64 {
-    let Some(server) = date
-        .and_then(|d| d.to_str().ok())
-        .and_then(|d| httpdate::parse_http_date(d).ok())
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-    else {
-        return 0;
-    };
-    let skew = server.as_secs() as i64 - unix_now() as i64;
-    if skew.abs() <= 2 { 0 } else { skew }
-}
-
-fn shift(t: u64, by: i64) -> u64 {
-    t.saturating_add_signed(by)
 }
 
 /// The lease store the local daemon serves (`/bluegreen/v1/locks/{app}`).

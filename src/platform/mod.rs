@@ -10,6 +10,7 @@ pub mod local;
 pub mod log_cache;
 pub mod package;
 pub mod traffic;
+pub mod trust;
 pub mod v3;
 
 use std::path::PathBuf;

@@ -8,6 +8,7 @@ pub mod context;
 mod error;
 mod hook;
 mod host;
+mod https;
 mod sandbox;
 
 pub use cache::{Cache, CacheStatus, sha256_hex};

@@ -228,6 +228,9 @@ impl WasiHttpHooks for HttpGate {
                 .push(format!("HTTP {} {at}", request.method()));
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
+        if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
+            return Box::new(super::https::send(request, options));
+        }
         // RFC 6761: `*.localhost` is loopback, but the system resolver here does
         // not know it. Connect to 127.0.0.1; the Host header keeps the name.
         if let Some(o) = origin.filter(|o| o.host == "localhost" || o.host.ends_with(".localhost"))

@@ -92,11 +92,25 @@ pub struct Fixture {
     pub root: tempfile::TempDir,
     pub file: PathBuf,
     pub router_port: u16,
+    /// Deploys as `platform: cf`, with these variables (from `platform
+    /// cf-env`, evaluated by a shell as a user would): the local platform
+    /// serving as Cloud Foundry over TLS.
+    pub cf: Option<Vec<(String, String)>>,
 }
 
 impl Fixture {
     /// An app, a deploy file (with `extra` YAML appended) and a running platform.
     pub fn new(extra: &str) -> Fixture {
+        Fixture::on(false, extra)
+    }
+
+    /// As `new`, deploying with `platform: cf` to the local platform serving
+    /// as Cloud Foundry.
+    pub fn new_cf(extra: &str) -> Fixture {
+        Fixture::on(true, extra)
+    }
+
+    fn on(cf: bool, extra: &str) -> Fixture {
         let home = tempfile::tempdir().unwrap();
         let root = tempfile::tempdir().unwrap();
         let app = root.path().join("app");
@@ -114,6 +128,7 @@ impl Fixture {
             home,
             root,
             router_port: 0,
+            cf: cf.then(Vec::new),
         };
         f.write_file(extra);
         f.start_platform();
@@ -123,6 +138,15 @@ impl Fixture {
     /// A copy of `examples/NAME` (its deploy file passed through `edit`) and
     /// a running platform.
     pub fn example(name: &str, edit: impl Fn(String) -> String) -> Fixture {
+        Fixture::example_on(false, name, edit)
+    }
+
+    /// As `example`, deployed as `platform: cf`.
+    pub fn example_cf(name: &str, edit: impl Fn(String) -> String) -> Fixture {
+        Fixture::example_on(true, name, |y| format!("platform: cf\n{}", edit(y)))
+    }
+
+    fn example_on(cf: bool, name: &str, edit: impl Fn(String) -> String) -> Fixture {
         let home = tempfile::tempdir().unwrap();
         let root = tempfile::tempdir().unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -137,6 +161,7 @@ impl Fixture {
             home,
             root,
             router_port: 0,
+            cf: cf.then(Vec::new),
         };
         f.start_platform();
         f
@@ -145,18 +170,78 @@ impl Fixture {
     pub fn start_platform(&mut self) {
         let out = self.run(&["platform", "start", "--router-port", "0"]);
         assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        self.read_endpoint();
+    }
+
+    fn read_endpoint(&mut self) {
         let endpoint: Value = serde_json::from_slice(
             &std::fs::read(self.home.path().join("platform/daemon.json")).unwrap(),
         )
         .unwrap();
         self.router_port = endpoint["router_port"].as_u64().unwrap() as u16;
+        if self.cf.is_some() {
+            self.cf = Some(self.cf_env());
+        }
+    }
+
+    /// Stops the platform and starts it again with `env` set (fault
+    /// injection, a token lifetime): new ports, a new token.
+    pub fn restart_platform_with(&mut self, env: &[(&str, &str)]) {
+        assert_eq!(self.run(&["platform", "stop"]).status.code(), Some(0));
+        let out = self
+            .cmd(&["platform", "start", "--router-port", "0"])
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        self.read_endpoint();
+    }
+
+    /// What `eval "$(bluegreen platform cf-env)"` sets in a shell.
+    pub fn cf_env(&self) -> Vec<(String, String)> {
+        let script = format!(
+            "set -e; eval \"$('{}' platform cf-env)\"; env -0",
+            env!("CARGO_BIN_EXE_bluegreen")
+        );
+        let out = Command::new("bash")
+            .args(["-c", &script])
+            .env("BLUEGREEN_HOME", self.home.path())
+            .output()
+            .expect("running bash");
+        assert!(out.status.success(), "{}", text(&out));
+        let vars: Vec<(String, String)> = out
+            .stdout
+            .split(|b| *b == 0)
+            .filter_map(|kv| {
+                String::from_utf8_lossy(kv)
+                    .split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .filter(|(k, _)| {
+                k.starts_with("CF_")
+                    || k.starts_with("BLUEGREEN_CA")
+                    || k.starts_with("BLUEGREEN_CONNECT")
+            })
+            .collect();
+        assert_eq!(vars.len(), 7, "{vars:?}");
+        vars
+    }
+
+    /// The platform line of the deploy file.
+    pub fn platform_line(&self) -> &'static str {
+        if self.cf.is_some() {
+            "platform: cf\n"
+        } else {
+            ""
+        }
     }
 
     pub fn write_file(&self, extra: &str) {
         let yaml = format!(
-            "app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
+            "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
              drain: 300ms\nenv: {{ MIGRATION_LOG: {} }}\n\
              migrate: {{ command: python3 migrate.py, kind: sql }}\n{extra}",
+            self.platform_line(),
             self.migration_log().display()
         );
         std::fs::write(&self.file, yaml).unwrap();
@@ -209,6 +294,9 @@ impl Fixture {
         // `platform` takes no deploy file.
         if args[0] != "platform" {
             c.arg("-f").arg(&self.file);
+            for (k, v) in self.cf.iter().flatten() {
+                c.env(k, v);
+            }
         }
         c
     }
@@ -464,8 +552,9 @@ impl Load {
 /// `env` added to the release's environment, then `extra`.
 pub fn write_file(f: &Fixture, env: &str, extra: &str) {
     let yaml = format!(
-        "app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
+        "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
          drain: 300ms\nenv: {{ MIGRATION_LOG: {}{env} }}\n{extra}",
+        f.platform_line(),
         f.migration_log().display()
     );
     std::fs::write(&f.file, yaml).unwrap();
@@ -657,7 +746,17 @@ fn a_blocking_plugin_at_each_hook_stops_the_deploy_there() {
 
 #[test]
 fn a_second_concurrent_deploy_is_refused_with_the_holders_details() {
-    let f = Fixture::new("");
+    second_runner_refused(Fixture::new(""));
+}
+
+/// The same as `platform: cf`, where the lock is Cloud Controller's to
+/// arbitrate.
+#[test]
+fn as_cf_a_second_concurrent_deploy_is_refused_with_the_holders_details() {
+    second_runner_refused(Fixture::new_cf(""));
+}
+
+fn second_runner_refused(f: Fixture) {
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     f.gate("sleep-ms: \"200\"");
     let first = f.spawn(&["deploy", "--release", "v2"]);
@@ -693,7 +792,19 @@ fn a_second_concurrent_deploy_is_refused_with_the_holders_details() {
 /// leaves both colors healthy and mapped on one release.
 #[test]
 fn killed_at_each_step_boundary_then_recover_keeps_the_route_serving() {
-    let f = Fixture::new("");
+    killed_then_recovered(Fixture::new(""), 1);
+}
+
+/// The same as `platform: cf` (the lease on Cloud Foundry, per-color
+/// routes, probes over https), at every third boundary.
+#[test]
+fn as_cf_killed_at_step_boundaries_then_recover_keeps_the_route_serving() {
+    killed_then_recovered(Fixture::new_cf(""), 3);
+}
+
+/// Kills the runner inside every `stride`th step that takes time, then
+/// recovers; `stride` bounds the time a second platform's run takes.
+fn killed_then_recovered(f: Fixture, stride: usize) {
     assert_eq!(f.deploy("v0").status.code(), Some(0));
     f.gate("sleep-ms: \"150\"");
     let plan = f.run(&["plan", "--json", "--release", "x"]);
@@ -709,6 +820,7 @@ fn killed_at_each_step_boundary_then_recover_keeps_the_route_serving() {
         })
         .collect();
     assert!(kill_points.len() >= 18, "{kill_points:?}");
+    let kill_points: Vec<usize> = kill_points.into_iter().step_by(stride).collect();
     // The README's rule: recover rolls forward exactly when the first
     // color's map had finished, else back.
     let first_map = steps.iter().position(|s| s["step"] == "map").unwrap();

@@ -73,7 +73,25 @@ applications:
 ";
 
 fn fixture() -> Fixture {
-    let f = Fixture::new("manifest: manifest.yml\nservices: [{ name: shop-db, type: postgres }]\n");
+    fixture_on(Fixture::new(
+        "manifest: manifest.yml\nservices: [{ name: shop-db, type: postgres }]\n",
+    ))
+}
+
+/// The same app and manifest deployed as `platform: cf`, its service made
+/// first (Cloud Foundry makes none on a deploy's behalf).
+fn fixture_cf() -> Fixture {
+    let f = fixture_on(Fixture::new_cf(
+        "manifest: manifest.yml\nservices: [shop-db]\n",
+    ));
+    let out = f.run(&[
+        "platform", "service", "create", "shop-db", "--type", "postgres",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    f
+}
+
+fn fixture_on(f: Fixture) -> Fixture {
     let app = f.root.path().join("app");
     std::fs::write(app.join("app.py"), APP).unwrap();
     std::fs::write(app.join("worker.py"), WORKER).unwrap();
@@ -118,7 +136,15 @@ fn processes(status: &Value, color: &str) -> Vec<(String, u64, u64)> {
 
 #[test]
 fn a_manifest_with_three_instances_a_worker_and_a_service_deploys_under_load_with_zero_failures() {
-    let f = fixture();
+    three_instances_a_worker_and_a_service(fixture());
+}
+
+#[test]
+fn as_cf_a_manifest_with_three_instances_a_worker_and_a_service_deploys_under_load() {
+    three_instances_a_worker_and_a_service(fixture_cf());
+}
+
+fn three_instances_a_worker_and_a_service(f: Fixture) {
     let plan = f.run(&["plan", "--release", "v1"]);
     let plan_text = text(&plan);
     assert_eq!(plan.status.code(), Some(0), "{plan_text}");

@@ -75,6 +75,22 @@ pub async fn push(client: &CfClient, name: &str, dir: &Path, release: &str) -> S
     app.guid
 }
 
+/// Creates route `host` and maps app `guid` to it: as on CF, an app has no
+/// route of its own.
+pub async fn route_to(client: &CfClient, host: &str, guid: &str) {
+    let space = client
+        .find_space(local_org(client).await.as_str(), "local")
+        .await
+        .unwrap()
+        .unwrap();
+    let domain = client.find_domain(local::DOMAIN).await.unwrap().unwrap();
+    let route = client
+        .create_route(&domain.guid, &space.guid, host)
+        .await
+        .unwrap();
+    client.map_route(&route.guid, guid).await.unwrap();
+}
+
 pub async fn local_org(client: &CfClient) -> String {
     client
         .find_org("local")
@@ -154,14 +170,23 @@ async fn the_client_drives_every_call_against_a_real_daemon() {
             &err,
             PlatformError::Api {
                 status: 422,
-                code: 10008,
+                code: 10016,
                 ..
             }
         ),
         "{err}"
     );
 
-    // Every app answers at its own host.
+    // As on CF, an app has no route until one is mapped to it; a route
+    // with the app's own name is then free to create.
+    assert_eq!(
+        via_router(&http, &running, "shop-blue", "/")
+            .await
+            .unwrap()
+            .0,
+        404
+    );
+    route_to(&client, "shop-blue", &blue).await;
     assert_eq!(
         via_router(&http, &running, "shop-blue", "/").await.unwrap(),
         (200, "release r1\n".into())
@@ -442,6 +467,7 @@ async fn in_flight_requests_are_counted_until_they_finish() {
     let tmp = tempfile::tempdir().unwrap();
     let (running, client) = start(tmp.path()).await;
     let app = push(&client, "slow", &app_dir(tmp.path()), "s").await;
+    route_to(&client, "slow", &app).await;
     let http = reqwest::Client::new();
     let port = running.endpoint.router_port;
     let pending = tokio::spawn(async move {
@@ -472,6 +498,7 @@ async fn a_crashing_app_is_restarted() {
     let tmp = tempfile::tempdir().unwrap();
     let (running, client) = start(tmp.path()).await;
     let app = push(&client, "crashy", &app_dir(tmp.path()), "c").await;
+    route_to(&client, "crashy", &app).await;
     let http = reqwest::Client::new();
     let _ = via_router(&http, &running, "crashy", "/crash").await;
     let deadline = Instant::now() + WAIT;

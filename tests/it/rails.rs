@@ -314,7 +314,26 @@ fn the_guard_blocks_the_destructive_release_and_forcing_it_breaks_the_old_one() 
 
 #[test]
 fn a_migration_stuck_behind_a_lock_gives_up_within_the_timeout_then_retries() {
-    let f = rails(|y| y.replace("lock_timeout: 5s", "lock_timeout: 1s"));
+    stuck_migration(rails(|y| y.replace("lock_timeout: 5s", "lock_timeout: 1s")));
+}
+
+/// The same as `platform: cf`: the migration is a CF task on the new
+/// droplet, its exit 75 (the lock timeout) retried as a new task.
+#[test]
+fn as_cf_a_migration_stuck_behind_a_lock_gives_up_within_the_timeout_then_retries() {
+    let f = Fixture::example_cf("rails-app", |y| {
+        y.replace("lock_timeout: 5s", "lock_timeout: 1s")
+    });
+    f.plugins(&["migration-guard"]);
+    // Cloud Foundry makes no service on a deploy's behalf.
+    let out = f.run(&[
+        "platform", "service", "create", "rails-db", "--type", "postgres",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    stuck_migration(f);
+}
+
+fn stuck_migration(f: Fixture) {
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     let url = database_url(&f, "rails-db");
 

@@ -198,7 +198,8 @@ async fn raw_app(home: &std::path::Path) -> (bluegreen::platform::local::Running
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(dir.join("app.py"), RAW_APP).unwrap();
     std::fs::write(dir.join("Procfile"), "web: exec python3 app.py\n").unwrap();
-    push(&client, "raw", &dir, "r").await;
+    let guid = push(&client, "raw", &dir, "r").await;
+    crate::platform::route_to(&client, "raw", &guid).await;
     let port = running.endpoint.router_port;
     (running, port)
 }

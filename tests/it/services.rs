@@ -78,14 +78,28 @@ fn a_postgres_service_keeps_its_rows_across_platform_stop_and_start() {
 
 #[test]
 fn bound_services_reach_both_colors_and_the_migration_in_cf_shape() {
-    let f = Fixture::new("services: [shop-db]\n");
+    bound_services(Fixture::new("services: [shop-db]\n"));
+}
+
+/// The same, deployed as `platform: cf`: the services bound through the v3
+/// API reach the apps and the migration task as Cloud Foundry's do.
+#[test]
+fn as_cf_bound_services_reach_both_colors_and_the_migration_task() {
+    bound_services(Fixture::new_cf("services: [shop-db]\n"));
+}
+
+fn bound_services(f: Fixture) {
     // Named but missing: refused before anything exists on the platform.
     let out = f.deploy("v1");
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
+    let fix = if f.cf.is_some() {
+        "create it in space `local` (`cf create-service OFFERING PLAN shop-db`)"
+    } else {
+        "bluegreen platform service create shop-db --type postgres"
+    };
     assert!(
-        err.contains("no service instance named `shop-db`")
-            && err.contains("bluegreen platform service create shop-db --type postgres"),
+        err.contains("no service instance named `shop-db`") && err.contains(fix),
         "{err}"
     );
     let status = f.run(&["platform", "status"]);

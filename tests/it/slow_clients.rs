@@ -59,6 +59,7 @@ pub async fn with_limits(
     std::fs::write(dir.join("app.py"), app_py).unwrap();
     std::fs::write(dir.join("Procfile"), "web: exec python3 app.py\n").unwrap();
     let guid = push(&client, name, &dir, "1").await;
+    crate::platform::route_to(&client, name, &guid).await;
     let port = running.endpoint.router_port;
     (running, client, port, guid)
 }
@@ -285,6 +286,7 @@ async fn defect_12_3_a_port_someone_else_took_first_is_never_ready_nor_routed() 
         .await
         .unwrap();
     client.app_action(&app.guid, "start").await.unwrap();
+    crate::platform::route_to(&client, "squatted", &app.guid).await;
 
     // Another process (this test) takes the app's port before the app:
     // once the file holds the whole number.

@@ -6,23 +6,23 @@ use crate::config::PlatformKind;
 use crate::platform::client::CfClient;
 use crate::platform::lease::{Acquired, Lease};
 
-/// Where an app's lease is kept.
+/// Where an app's lease is kept. Neither store needs the app's own apps to
+/// exist, so a first deploy holds the lock before it makes anything.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Store {
-    /// The local daemon keeps leases by app name, so a first deploy holds
-    /// the lock before its apps exist.
+    /// The local daemon keeps leases by app name.
     Local,
-    /// Cloud Foundry keeps it as an annotation on the blue app, which must
-    /// exist first (see `site::Survey::lock_store`).
-    Cf { app_guid: String },
+    /// Cloud Foundry keeps it on the lock app `<app>-bluegreen-lock` in
+    /// this space, which only one runner can create (`platform::lease::cf`).
+    Cf { space_guid: String },
 }
 
 impl Store {
-    pub fn of(kind: PlatformKind, app_guid: &str) -> Store {
+    pub fn of(kind: PlatformKind, space_guid: &str) -> Store {
         match kind {
             PlatformKind::Local => Store::Local,
             PlatformKind::Cf => Store::Cf {
-                app_guid: app_guid.into(),
+                space_guid: space_guid.into(),
             },
         }
     }
@@ -37,7 +37,7 @@ impl Store {
         let lease = lease.renewed(TTL);
         Ok(match self {
             Store::Local => client.lease_local(&lease, take_over).await?,
-            Store::Cf { app_guid } => client.lease_cf(app_guid, &lease, take_over).await?,
+            Store::Cf { space_guid } => client.lease_cf(space_guid, &lease, take_over).await?,
         })
     }
 
@@ -45,7 +45,7 @@ impl Store {
     pub async fn holder(&self, client: &CfClient, app: &str) -> anyhow::Result<Option<Lease>> {
         Ok(match self {
             Store::Local => client.lease_holder_local(app).await?,
-            Store::Cf { app_guid } => client.lease_holder_cf(app_guid).await?,
+            Store::Cf { space_guid } => client.lease_holder_cf(space_guid, app).await?,
         })
     }
 
@@ -58,7 +58,7 @@ impl Store {
     ) -> anyhow::Result<bool> {
         Ok(match self {
             Store::Local => client.release_local(app, id).await?,
-            Store::Cf { app_guid } => client.release_cf(app_guid, id).await?,
+            Store::Cf { space_guid } => client.release_cf(space_guid, app, id).await?,
         })
     }
 }
@@ -68,9 +68,9 @@ pub async fn holder(
     client: &CfClient,
     kind: PlatformKind,
     app: &str,
-    app_guid: &str,
+    space_guid: &str,
 ) -> anyhow::Result<Option<Lease>> {
-    Store::of(kind, app_guid).holder(client, app).await
+    Store::of(kind, space_guid).holder(client, app).await
 }
 
 /// Clears the lock whoever holds it.
@@ -78,7 +78,7 @@ pub async fn force_unlock(
     client: &CfClient,
     kind: PlatformKind,
     app: &str,
-    app_guid: &str,
+    space_guid: &str,
 ) -> anyhow::Result<bool> {
-    Store::of(kind, app_guid).release(client, app, None).await
+    Store::of(kind, space_guid).release(client, app, None).await
 }

@@ -127,25 +127,13 @@ impl Survey {
         &self.client
     }
 
-    /// Where the app's lease is kept. Locally the daemon keys it by app
-    /// name, so nothing is created for it. Cloud Foundry keeps it on the
-    /// blue app, so a first deploy there creates that one app before it can
-    /// hold the lock (an app serves nothing until pushed and mapped); every
-    /// other app and route waits for the lock.
-    pub async fn lock_store(&mut self, file: &DeployFile) -> anyhow::Result<Store> {
-        if self.kind == PlatformKind::Local {
-            return Ok(Store::Local);
-        }
-        if !self.apps.contains_key(&Color::Blue) {
-            let app = self
-                .client
-                .create_app(&self.space_guid, &file.blue(), &file.env)
-                .await?;
-            self.apps.insert(Color::Blue, app);
-        }
-        Ok(Store::Cf {
-            app_guid: self.apps[&Color::Blue].guid.clone(),
-        })
+    /// Where the app's lease is kept; neither store needs anything created
+    /// first, so a first deploy holds the lock before it makes any app or
+    /// route. Locally the daemon keys it by app name; Cloud Foundry keeps it
+    /// on a lock app in the space that only one runner can create (see
+    /// `platform::lease::cf`).
+    pub fn lock_store(&self) -> Store {
+        Store::of(self.kind, &self.space_guid)
     }
 
     /// The site, if both color apps and the route exist.

@@ -34,7 +34,8 @@ impl IntoResponse for ApiErr {
 }
 
 pub fn routes(platform: Arc<Platform>, token: String) -> Router {
-    let token = Arc::new(token);
+    let tokens = Arc::new(super::tokens::Tokens::from_env(token));
+    let bearer = tokens.clone();
     Router::new()
         .merge(super::meta_api::routes())
         .merge(super::apps_api::routes())
@@ -43,6 +44,7 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
         .merge(super::service_api::routes())
         .merge(super::process_api::routes())
         .merge(super::manifest_api::routes())
+        .merge(super::log_cache_api::routes())
         .route(
             super::faults::PATH,
             get(super::faults::counted).put(super::faults::arm),
@@ -58,16 +60,21 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
         ))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
-                let token = token.clone();
-                async move { authorize(&token, req, next).await }
+                let tokens = bearer.clone();
+                async move { authorize(&tokens, req, next).await }
             },
         ))
-        // The root names the API's endpoints; CF serves it to anyone.
+        // The root names the API's endpoints, and UAA hands out tokens: CF
+        // serves both to anyone.
         .route("/", get(super::meta_api::root))
+        .route("/v3", get(super::meta_api::v3_root))
+        .merge(super::uaa::routes(platform.clone(), tokens))
         .with_state(platform)
 }
 
-async fn authorize(token: &str, req: Request, next: Next) -> Response {
+/// The API token, or an unexpired access token this daemon issued
+/// (`tokens.rs`). Whatever was given stays out of every answer and log.
+async fn authorize(tokens: &super::tokens::Tokens, req: Request, next: Next) -> Response {
     let given = req
         .headers()
         .get("authorization")
@@ -75,7 +82,7 @@ async fn authorize(token: &str, req: Request, next: Next) -> Response {
         .map(str::to_string);
     match given.as_deref().and_then(|h| h.split_once(' ')) {
         Some((scheme, t))
-            if scheme.eq_ignore_ascii_case("bearer") && constant_eq(t.trim(), token) =>
+            if scheme.eq_ignore_ascii_case("bearer") && tokens.check_bearer(t.trim()).is_ok() =>
         {
             next.run(req).await
         }
@@ -94,15 +101,6 @@ async fn authorize(token: &str, req: Request, next: Next) -> Response {
         )
         .into_response(),
     }
-}
-
-/// Comparing in constant time keeps the token from leaking through timing.
-fn constant_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
 }
 
 /// Runs `f` on tokio's blocking pool. The store is SQLite that syncs each
@@ -147,7 +145,7 @@ pub(super) fn page<T: serde::Serialize>(
         let mut query: Vec<String> = others.iter().map(|(k, v)| format!("{k}={v}")).collect();
         query.push(format!("page={n}"));
         query.push(format!("per_page={per_page}"));
-        json!({ "href": format!("{}{path}?{}", p.api_url, query.join("&")) })
+        json!({ "href": format!("{}{path}?{}", p.base_url(), query.join("&")) })
     };
     let resources: Vec<T> = items
         .into_iter()
@@ -178,6 +176,6 @@ pub(super) fn filter(q: &HashMap<String, String>, key: &str, value: &str) -> boo
 /// serves `GET /v3/jobs/:guid`).
 pub(super) fn completed_job(p: &Platform, operation: &str) -> Response {
     let guid = format!("{operation}~{}", super::records::new_guid());
-    let location = format!("{}/v3/jobs/{guid}", p.api_url);
+    let location = format!("{}/v3/jobs/{guid}", p.base_url());
     (StatusCode::ACCEPTED, [("location", location)]).into_response()
 }

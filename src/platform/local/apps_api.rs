@@ -60,6 +60,8 @@ struct CreateApp {
     relationships: BTreeMap<String, v3::ToOne>,
     #[serde(default)]
     environment_variables: BTreeMap<String, String>,
+    #[serde(default)]
+    metadata: v3::Metadata,
 }
 
 async fn create_app(
@@ -73,7 +75,7 @@ async fn create_app(
         ));
     }
     let rec = blocking(&p, move |p| {
-        p.create_app(&body.name, body.environment_variables)
+        p.create_app_with(&body.name, body.environment_variables, body.metadata)
     })
     .await?;
     Ok((StatusCode::CREATED, Json(rec.app)))

@@ -33,6 +33,9 @@ pub struct Config {
     /// 0 picks a free port.
     pub api_port: u16,
     pub router_port: u16,
+    /// The ports serving the API and the routes over TLS (see `tls`).
+    pub api_tls_port: u16,
+    pub router_tls_port: u16,
     /// How long an app gets between SIGTERM and SIGKILL.
     pub grace: Duration,
     pub task_timeout: Duration,
@@ -60,6 +63,8 @@ impl Config {
             dir: home.join("platform"),
             api_port: 0,
             router_port: 8080,
+            api_tls_port: 0,
+            router_tls_port: 0,
             grace: Duration::from_secs(10),
             task_timeout: Duration::from_secs(600),
             max_upload: DEFAULT_MAX_UPLOAD,
@@ -76,6 +81,9 @@ impl Config {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(port) = var("BLUEGREEN_ROUTER_PORT").and_then(|p| p.parse().ok()) {
             config.router_port = port;
+        }
+        if let Some(port) = var("BLUEGREEN_ROUTER_TLS_PORT").and_then(|p| p.parse().ok()) {
+            config.router_tls_port = port;
         }
         if let Some(n) = var("BLUEGREEN_MAX_UPLOAD").and_then(|s| crate::units::parse_size(&s).ok())
         {
@@ -96,6 +104,15 @@ pub struct Endpoint {
     pub started: Option<u64>,
     pub api_url: String,
     pub router_port: u16,
+    /// The API as Cloud Foundry serves it: over TLS, under the CA in
+    /// `ca_file` (absent in a `daemon.json` from before TLS).
+    #[serde(default)]
+    pub cf_api_url: Option<String>,
+    /// The routes over TLS: `https://<host>.apps.localhost:<port>`.
+    #[serde(default)]
+    pub router_tls_port: Option<u16>,
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 pub struct Running {
@@ -184,8 +201,18 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
     };
     let api_listener = bind(config.api_port).await?;
     let router_listener = bind(config.router_port).await?;
+    let api_tls_listener = bind(config.api_tls_port).await?;
+    let router_tls_listener = bind(config.router_tls_port).await?;
+    // The API behind TLS answers on a port of its own, so its links can
+    // name the https origin the client used.
+    let api_behind_tls = bind(0).await?;
+    let (ca_file, acceptor) = super::tls::acceptor(&dir)?;
     let api_addr = api_listener.local_addr().map_err(io(&dir))?;
     let router_port = router_listener.local_addr().map_err(io(&dir))?.port();
+    let port_of = |l: &TcpListener| l.local_addr().map(|a| a.port()).map_err(io(&dir));
+    let (api_tls_port, router_tls_port) =
+        (port_of(&api_tls_listener)?, port_of(&router_tls_listener)?);
+    let behind_tls_port = port_of(&api_behind_tls)?;
     // Apps a killed daemon left running would otherwise serve beside the
     // copies `restore` is about to start.
     let run = dir.join("run");
@@ -227,20 +254,43 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
 
     let (shutdown, rx) = watch::channel(false);
     let app = api::routes(platform.clone(), token.clone());
-    let mut api_stop = rx.clone();
-    let api = tokio::spawn(async move {
-        let _ = axum::serve(api_listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = api_stop.changed().await;
-            })
-            .await;
-    });
+    let cf_api_url = format!("https://localhost:{api_tls_port}");
+    let serve_api = |listener: TcpListener, app: axum::Router| {
+        let mut stop = rx.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
+        })
+    };
+    let api = serve_api(api_listener, app.clone());
+    let api_tls = serve_api(
+        api_behind_tls,
+        super::tls::with_base_url(app, cf_api_url.clone()),
+    );
+    let api_terminator = tokio::spawn(super::tls::serve(
+        api_tls_listener,
+        acceptor.clone(),
+        behind_tls_port,
+        rx.clone(),
+    ));
+    let router_terminator = tokio::spawn(super::tls::serve(
+        router_tls_listener,
+        acceptor,
+        router_port,
+        rx.clone(),
+    ));
     let routing = tokio::spawn(router.serve(router_listener, rx));
     let endpoint = Endpoint {
         pid: std::process::id(),
         started: process_started(std::process::id()),
         api_url: platform.api_url.clone(),
         router_port,
+        cf_api_url: Some(cf_api_url),
+        router_tls_port: Some(router_tls_port),
+        ca_file: Some(ca_file),
     };
     let path = dir.join("daemon.json");
     std::fs::write(
@@ -253,6 +303,6 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
         token,
         platform,
         shutdown,
-        servers: vec![api, routing],
+        servers: vec![api, api_tls, api_terminator, router_terminator, routing],
     })
 }

@@ -2,7 +2,8 @@
 //! with `BLUEGREEN_FAULT_INJECTION=1`, and then behind the API token like
 //! everything else. `PUT /bluegreen/v1/faults` arms a plan and restarts the
 //! count of API calls: at call `at` the daemon answers 500, hangs for
-//! `hang_ms` (past the client's timeout) or drops the connection mid-answer,
+//! `hang_ms` (past the client's timeout), drops the connection mid-answer,
+//! or refuses the token (401),
 //! instead of doing the call; at call `kill_app_at` it SIGKILLs a running
 //! app instance that is on no route and serves no request (a candidate), as
 //! a crash would. `absent` lists endpoints (`"POST /v3/droplets"`, a path
@@ -31,6 +32,9 @@ pub enum Mode {
     Error500,
     Hang,
     Reset,
+    /// 401 `CF-InvalidAuthToken`, as CF answers a token it no longer
+    /// accepts (revoked, or expired by its clock before the client's).
+    Unauthorized,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -122,6 +126,13 @@ pub async fn inject(p: Arc<Platform>, req: Request, next: Next) -> Response {
             tokio::time::sleep(Duration::from_millis(plan.hang_ms)).await;
             super::state::ApiErr::internal("injected fault, after a hang").into_response()
         }
+        Mode::Unauthorized => super::state::ApiErr(
+            401,
+            1000,
+            "CF-InvalidAuthToken",
+            "Invalid Auth Token".into(),
+        )
+        .into_response(),
         Mode::Reset => {
             // Headers go out, then the body fails: hyper drops the connection.
             let body = failing_body();

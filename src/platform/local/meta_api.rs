@@ -30,15 +30,64 @@ pub fn routes() -> Router<Arc<Platform>> {
         )
 }
 
-/// `GET /`, outside the token check (see `api::routes`).
+/// The Cloud Controller API version whose shapes the subset here follows.
+const CC_V3_VERSION: &str = "3.99.0";
+
+/// `GET /`, outside the token check (see `api::routes`): the links of CF's
+/// root document. This one origin serves CC v3, UAA (`login`, `uaa`:
+/// `uaa.rs`) and log-cache's read (`log_cache`: `log_cache_api.rs`); what
+/// the platform has no server for (v2, routing, logging, ssh) is null, as
+/// CF writes a component it does not run.
 pub(super) async fn root(State(p): S) -> Json<Value> {
+    let base = p.base_url();
     Json(json!({ "links": {
-        "self": { "href": p.api_url },
-        "cloud_controller_v3": { "href": format!("{}/v3", p.api_url) },
-        "login": { "href": p.api_url },
-        "uaa": null,
+        "self": { "href": base },
+        "bits_service": null,
+        "cloud_controller_v2": null,
+        "cloud_controller_v3": {
+            "href": format!("{base}/v3"),
+            "meta": { "version": CC_V3_VERSION },
+        },
+        "network_policy_v0": null,
+        "network_policy_v1": null,
+        "login": { "href": base },
+        "uaa": { "href": base },
+        "credhub": null,
+        "routing": null,
+        "logging": null,
+        "log_cache": { "href": base },
+        "log_stream": null,
+        "app_ssh": null,
         "bluegreen_router": { "href": format!("http://{}:{}", super::router::DOMAIN, p.router_port) },
     }}))
+}
+
+/// `GET /v3`, outside the token check as on CF: links to the resources the
+/// platform serves (CF's lists every resource it has).
+pub(super) async fn v3_root(State(p): S) -> Json<Value> {
+    let base = format!("{}/v3", p.base_url());
+    let mut links = serde_json::Map::new();
+    links.insert("self".into(), json!({ "href": base }));
+    for resource in [
+        "apps",
+        "builds",
+        "domains",
+        "droplets",
+        "organizations",
+        "packages",
+        "processes",
+        "routes",
+        "service_credential_bindings",
+        "service_instances",
+        "spaces",
+        "tasks",
+    ] {
+        links.insert(
+            resource.into(),
+            json!({ "href": format!("{base}/{resource}") }),
+        );
+    }
+    Json(json!({ "links": links }))
 }
 
 async fn orgs(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {

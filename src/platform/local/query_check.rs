@@ -36,6 +36,7 @@ const LISTS: &[(&str, &[&str])] = &[
 const OTHERS: &[(&str, &[&str])] = &[
     ("/v3/droplets", &["source_guid"]),
     ("/bluegreen/v1/locks/{app}", &["force", "id"]),
+    (super::log_cache_api::PATH, super::log_cache_api::PARAMETERS),
 ];
 
 /// The query parameters `path` (a route's pattern) implements.

@@ -1,9 +1,10 @@
-//! The Host-header HTTP router: every app at `<app>.apps.localhost`, shared
-//! routes spread over their destinations in turn, or by weight when every
+//! The Host-header HTTP router: every route at `<host>.apps.localhost`,
+//! spread over its destinations in turn, or by weight when every
 //! destination has one (a canary step). The route table is replaced whole
 //! (readers never see half a change). Per app it counts requests in flight,
 //! so a deploy can wait for a color to drain after unmapping it, and the
-//! traffic a deploy's analysis judges (status classes, latency histogram).
+//! traffic a deploy's analysis judges (status classes, latency histogram),
+//! and a bounded record of each request, what log-cache's read serves.
 //! Requests are served by the router's own HTTP/1.1 path (`http1`), and
 //! what it does not serve by hyper (`handle`), with the same routing,
 //! counters and retries.
@@ -26,11 +27,14 @@ mod framing;
 mod http1;
 mod limits;
 mod pool;
+mod requests;
 mod stalls;
 mod weights;
 mod workers;
 
 pub use limits::Limits;
+pub use requests::{Record, Window};
+use requests::{Requests, Seen};
 use stalls::Stalls;
 use weights::Weights;
 use workers::upstream_client;
@@ -75,6 +79,37 @@ pub struct Table(pub HashMap<String, Vec<Dest>>);
 struct AppCounters {
     inflight: AtomicUsize,
     traffic: Traffic,
+    requests: Requests,
+}
+
+/// One instance a request may go to: its app's counters, port and index.
+struct Target {
+    counters: Arc<AppCounters>,
+    port: u16,
+    index: u32,
+    /// The first target's in-flight count, taken while the route table
+    /// was read: a deploy that unmaps an app and then sees it with nothing
+    /// in flight has seen every request that picked it.
+    counted: Option<Inflight>,
+}
+
+impl Target {
+    /// This attempt's in-flight count (see `counted`).
+    fn inflight(&mut self) -> Inflight {
+        self.counted
+            .take()
+            .unwrap_or_else(|| Inflight::start(&self.counters))
+    }
+
+    /// One attempt answered with `status` (the app's, or the router's 502
+    /// or 504 for it): counted, and recorded for log-cache's read.
+    fn answered(&self, status: u16, started: Instant, seen: &Seen) {
+        let took = started.elapsed();
+        self.counters.traffic.record(status, took);
+        self.counters
+            .requests
+            .push(seen, status, took, self.index, self.port);
+    }
 }
 
 /// A host's destinations with their counters, and how to pick among them.
@@ -152,6 +187,19 @@ impl Router {
         self.counters(app_guid).traffic.snapshot()
     }
 
+    /// `app_guid`'s requests in window `w` (none for an app the router
+    /// never served).
+    pub fn requests(&self, app_guid: &str, w: &Window) -> Vec<Record> {
+        let counters = self.apps.lock().unwrap().get(app_guid).cloned();
+        counters.map(|c| c.requests.read(w)).unwrap_or_default()
+    }
+
+    /// Drops a deleted app's counters and records (requests still in
+    /// flight keep theirs until they finish).
+    pub fn forget(&self, app_guid: &str) {
+        self.apps.lock().unwrap().remove(app_guid);
+    }
+
     fn counters(&self, app_guid: &str) -> Arc<AppCounters> {
         self.apps
             .lock()
@@ -182,6 +230,13 @@ impl Router {
         let candidates = match self.pick(&host) {
             Ok(c) => c,
             Err(refusal) => return text(refusal.status, refusal.message),
+        };
+        let method = req.method().clone();
+        let target = req.uri().path().to_string();
+        let seen = Seen {
+            method: &method,
+            host: &host,
+            target: &target,
         };
         // A bodyless GET or HEAD is tried on the next destination after any
         // failure. Any other request is tried there only when the first
@@ -217,7 +272,7 @@ impl Router {
             (None, Some(watched.boxed()))
         };
         let mut last = String::new();
-        for (counters, port) in candidates {
+        for mut t in candidates {
             let b = match (&kept, body.take()) {
                 (Some(bytes), _) => Full::new(bytes.clone())
                     .map_err(|never| match never {})
@@ -231,11 +286,11 @@ impl Router {
                 .path_and_query()
                 .map(|p| p.as_str())
                 .unwrap_or("/");
-            *up.uri_mut() = format!("http://127.0.0.1:{port}{path}")
+            *up.uri_mut() = format!("http://127.0.0.1:{}{path}", t.port)
                 .parse()
                 .expect("valid upstream uri");
-            counters.inflight.fetch_add(1, Ordering::SeqCst);
-            let guard = Inflight(counters.clone());
+            let guard = t.inflight();
+            let counters = &t.counters;
             let awaiting = self.metrics.then(|| counters.traffic.awaiting());
             let answered =
                 tokio::time::timeout(self.limits.first_byte_timeout, self.client.request(up)).await;
@@ -243,7 +298,7 @@ impl Router {
             let Ok(answered) = answered else {
                 // As on the http1 path: a silent app is a 504, counted.
                 if self.metrics {
-                    counters.traffic.record(504, started.elapsed());
+                    t.answered(504, started, &seen);
                 }
                 return text(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -256,9 +311,7 @@ impl Router {
             match answered {
                 Ok(resp) => {
                     if self.metrics {
-                        counters
-                            .traffic
-                            .record(resp.status().as_u16(), started.elapsed());
+                        t.answered(resp.status().as_u16(), started, &seen);
                     }
                     return resp.map(|body| {
                         Passed {
@@ -279,7 +332,7 @@ impl Router {
                     // Counted against the app that failed it, whatever the
                     // next destination does (as on the http1 path).
                     if self.metrics {
-                        counters.traffic.record(502, started.elapsed());
+                        t.answered(502, started, &seen);
                     }
                     let failed = e.is_connect();
                     last = e.to_string();
@@ -303,9 +356,11 @@ impl Router {
     }
 
     /// Where a request for `host` may go, in the order to try.
-    fn pick(&self, host: &str) -> Result<Vec<(Arc<AppCounters>, u16)>, Refusal> {
+    fn pick(&self, host: &str) -> Result<Vec<Target>, Refusal> {
         let refuse = |status, message| Err(Refusal { status, message });
-        let table = self.table.read().unwrap().clone();
+        // Held until the first target is counted (see `Target::counted`);
+        // `set_table` waits for it.
+        let table = self.table.read().unwrap();
         let Some(route) = table.get(host).filter(|_| !host.is_empty()) else {
             return refuse(
                 StatusCode::NOT_FOUND,
@@ -319,7 +374,10 @@ impl Router {
             );
         }
         let n = route.next.fetch_add(1, Ordering::Relaxed);
-        let candidates = self.candidates(route, n);
+        let mut candidates = self.candidates(route, n);
+        if let Some(first) = candidates.first_mut() {
+            first.counted = Some(Inflight::start(&first.counters));
+        }
         if candidates.is_empty() {
             return refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -333,13 +391,21 @@ impl Router {
     /// if that refuses: on a weighted route the app its weight picks (its
     /// instances in turn), then the others; else every running instance of
     /// every destination in turn.
-    fn candidates(&self, route: &Route, n: usize) -> Vec<(Arc<AppCounters>, u16)> {
+    fn candidates(&self, route: &Route, n: usize) -> Vec<Target> {
         let instances = |i: usize| {
             let (guid, counters) = &route.apps[i];
-            let ports = self.supervisor.running_ports(guid);
-            let k = ports.len().max(1);
-            (0..ports.len())
-                .map(move |j| (counters.clone(), ports[(n + j) % k]))
+            let running = self.supervisor.running_instances(guid);
+            let k = running.len().max(1);
+            (0..running.len())
+                .map(|j| {
+                    let (index, port) = running[(n + j) % k];
+                    Target {
+                        counters: counters.clone(),
+                        port,
+                        index,
+                        counted: None,
+                    }
+                })
                 .collect::<Vec<_>>()
         };
         let Some(w) = &route.weights else {
@@ -496,6 +562,13 @@ fn text(status: StatusCode, body: String) -> Response<RouterBody> {
 
 /// Decrements the app's in-flight count when the response is done.
 struct Inflight(Arc<AppCounters>);
+
+impl Inflight {
+    fn start(counters: &Arc<AppCounters>) -> Inflight {
+        counters.inflight.fetch_add(1, Ordering::SeqCst);
+        Inflight(counters.clone())
+    }
+}
 
 impl Drop for Inflight {
     fn drop(&mut self) {

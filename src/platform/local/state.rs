@@ -75,6 +75,12 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// The API's origin as the current request reached it: links in an
+    /// answer name it (see `tls::base_url`).
+    pub fn base_url(&self) -> String {
+        super::tls::base_url(&self.api_url)
+    }
+
     /// A panic inside a transaction poisons the mutex, but the transaction
     /// rolled back as it unwound: the store is consistent, so the daemon
     /// carries on rather than failing every later request.

@@ -245,10 +245,10 @@ impl Supervisor {
         Some(guid.to_string())
     }
 
-    /// The ports of the app's running `web` instances: where the router may
-    /// send requests.
-    pub fn running_ports(&self, app_guid: &str) -> Vec<u16> {
-        let mut ports: Vec<(u32, u16)> = self
+    /// The running `web` instances of `app_guid`, (index, port) by index:
+    /// where the router may send requests.
+    pub fn running_instances(&self, app_guid: &str) -> Vec<(u32, u16)> {
+        let mut running: Vec<(u32, u16)> = self
             .instances
             .lock()
             .unwrap()
@@ -259,8 +259,8 @@ impl Supervisor {
                 (s.state == State::Running).then_some((i.index, s.port))
             })
             .collect();
-        ports.sort();
-        ports.into_iter().map(|(_, p)| p).collect()
+        running.sort();
+        running
     }
 
     /// Runs a one-off command in a droplet to completion (or `timeout`);

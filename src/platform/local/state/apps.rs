@@ -1,4 +1,4 @@
-//! Apps as records: creating one (names are unique, as hosts are), CF's
+//! Apps as records: creating one (names are unique in the space), CF's
 //! merge semantics for metadata and environment patches, the current
 //! droplet, and deleting an app with everything that points at it. What
 //! runs for an app is in `run.rs`.
@@ -16,20 +16,37 @@ impl Platform {
     }
 
     pub fn create_app(&self, name: &str, env: BTreeMap<String, String>) -> ApiResult<AppRec> {
+        self.create_app_with(name, env, v3::Metadata::default())
+    }
+
+    /// `POST /v3/apps` with the labels and annotations it may carry, set in
+    /// the same write as the app: nobody reads the app without them (the
+    /// CF deploy lock is an app created with its lease as an annotation).
+    pub fn create_app_with(
+        &self,
+        name: &str,
+        env: BTreeMap<String, String>,
+        metadata: v3::Metadata,
+    ) -> ApiResult<AppRec> {
         check_name("app", name)?;
         let rec = self.transaction(|tx| {
             // Checked and written in one transaction: two creates of one name
-            // cannot both find it free.
+            // cannot both find it free. CF's answer (`AppCreate`): 422
+            // CF-UniquenessError, which a client may rely on as a lock.
             if tx.all::<AppRec>(APP)?.iter().any(|a| a.app.name == name) {
-                return Err(ApiErr::unprocessable(format!(
-                    "App with the name '{name}' already exists."
-                )));
+                return Err(ApiErr(
+                    422,
+                    10016,
+                    "CF-UniquenessError",
+                    format!("App with the name '{name}' already exists."),
+                ));
             }
-            let rec = new_app(name, env);
+            let mut rec = new_app(name, env);
+            merge(&mut rec.app.metadata.labels, metadata.labels);
+            merge(&mut rec.app.metadata.annotations, metadata.annotations);
             tx.put(APP, &rec.app.guid, &rec)?;
             Ok(rec)
         })?;
-        self.refresh_routes()?;
         Ok(rec)
     }
 
@@ -92,7 +109,10 @@ impl Platform {
             unbind_app(tx, guid)?;
             tx.delete(APP, guid)
         })?;
-        self.refresh_routes()
+        self.refresh_routes()?;
+        // Its counters and request records go with it.
+        self.router.forget(guid);
+        Ok(())
     }
 }
 

@@ -1,7 +1,9 @@
 //! Routes and their destinations, and the router table built from them. A
-//! host is one app's (its name) or one route's, never two: the check and
-//! the write share a transaction. Every change swaps a fresh table into the
-//! router, which is how a blue-green switch takes effect.
+//! host is one route's, never two: the check and the write share a
+//! transaction. As on CF, an app has no route until one is created and
+//! mapped to it (`POST /v3/apps` makes none), so a client's own route for
+//! an app's name is its to create. Every change swaps a fresh table into
+//! the router, which is how a blue-green switch takes effect.
 
 use super::super::records::*;
 use super::super::router::{DOMAIN, Dest, Table};
@@ -11,9 +13,7 @@ use crate::platform::v3;
 impl Platform {
     pub fn create_route(&self, host: &str) -> ApiResult<v3::Route> {
         let route = self.transaction(|tx| {
-            if tx.all::<v3::Route>(ROUTE)?.iter().any(|r| r.host == host)
-                || tx.all::<AppRec>(APP)?.iter().any(|a| a.app.name == host)
-            {
+            if tx.all::<v3::Route>(ROUTE)?.iter().any(|r| r.host == host) {
                 return Err(ApiErr::unprocessable(format!(
                     "Route already exists with host '{host}' for domain '{DOMAIN}'."
                 )));
@@ -86,21 +86,12 @@ impl Platform {
         self.refresh_routes()
     }
 
-    /// Rebuilds the router's table from apps and routes and swaps it in.
+    /// Rebuilds the router's table from the routes and swaps it in.
     /// The swap happens before the store's mutex is let go: two refreshes
     /// racing cannot leave the older state's table in the router.
     pub fn refresh_routes(&self) -> ApiResult<()> {
         self.transaction(|tx| {
             let mut table = Table::default();
-            for rec in tx.all::<AppRec>(APP)? {
-                let own = Dest {
-                    app_guid: rec.app.guid,
-                    weight: None,
-                };
-                table
-                    .0
-                    .insert(format!("{}.{DOMAIN}", rec.app.name), vec![own]);
-            }
             for route in tx.all::<v3::Route>(ROUTE)? {
                 let apps = route
                     .destinations

@@ -5,11 +5,11 @@
 //! app like a 5xx) and `read_timeout` between the answer's reads.
 
 use super::super::framing::Chunked;
-use super::super::{Inflight, RETRY_BODY_MAX, Refusal, pool};
+use super::super::requests::Seen;
+use super::super::{RETRY_BODY_MAX, Refusal, pool};
 use super::response::{Answer, Framing, client_head};
 use super::{Conn, Head, MAX_HEAD, MAX_HEADERS};
 use http::StatusCode;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -60,17 +60,22 @@ impl Conn<'_> {
             Ok(c) => c,
             Err(refusal) => return self.refuse(&refusal, head.close || !kept).await,
         };
+        let seen = Seen {
+            method: &head.method,
+            host: &head.host,
+            target: &head.path,
+        };
         let mut last = String::new();
-        for (counters, port) in candidates {
-            counters.inflight.fetch_add(1, Ordering::SeqCst);
-            let guard = Inflight(counters.clone());
+        for mut t in candidates {
+            let guard = t.inflight();
+            let (counters, port) = (&t.counters, t.port);
             let awaiting = self.router.metrics.then(|| counters.traffic.awaiting());
             let sent = self.send(port, head, kept).await;
             drop(awaiting);
             match sent {
                 Ok((up, answer)) => {
                     if self.router.metrics {
-                        counters.traffic.record(answer.status, started.elapsed());
+                        t.answered(answer.status, started, &seen);
                     }
                     let ok = self.answer(up, port, &answer, head.reuse).await;
                     drop(guard);
@@ -81,7 +86,7 @@ impl Conn<'_> {
                 }
                 Err(f) if f.kind == Kind::Silent => {
                     if self.router.metrics {
-                        counters.traffic.record(504, started.elapsed());
+                        t.answered(504, started, &seen);
                     }
                     let limit = self.router.limits.first_byte_timeout;
                     let why = format!(
@@ -98,7 +103,7 @@ impl Conn<'_> {
                     // a release that drops requests must not look healthy
                     // because the router hid its failures.
                     if self.router.metrics {
-                        counters.traffic.record(502, started.elapsed());
+                        t.answered(502, started, &seen);
                     }
                     let connect = f.kind == Kind::Connect;
                     last = f.error;

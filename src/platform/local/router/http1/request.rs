@@ -15,6 +15,10 @@ use http::StatusCode;
 /// A request head, parsed, with the head to send upstream in `Conn::out`.
 pub(in super::super) struct Head {
     pub(in super::super) host: String,
+    /// The method and the target's path (its query dropped): what the
+    /// router records of the request (`requests.rs`).
+    pub(in super::super) method: http::Method,
+    pub(in super::super) path: String,
     /// The body's length (`Content-Length`, 0 without one).
     pub(in super::super) length: u64,
     /// HEAD: the answer has no body whatever its headers say.
@@ -71,6 +75,10 @@ pub(super) fn parse(buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> Parsed {
     if !path.starts_with('/') || method == "CONNECT" {
         return Parsed::Handoff;
     }
+    // httparse allows only token characters, which `http` takes too.
+    let Ok(parsed_method) = http::Method::from_bytes(method.as_bytes()) else {
+        return Parsed::Handoff;
+    };
     let mut host: Option<&[u8]> = None;
     let mut length: Option<u64> = None;
     let mut chunked = false;
@@ -154,6 +162,8 @@ pub(super) fn parse(buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> Parsed {
     Parsed::Complete(
         Head {
             host: host_text.map(host_name).unwrap_or_default(),
+            method: parsed_method,
+            path: path.split('?').next().unwrap_or_default().to_string(),
             length: body,
             head_method,
             idempotent: (method == "GET" || head_method) && body == 0,

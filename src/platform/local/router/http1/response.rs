@@ -116,6 +116,8 @@ mod tests {
     fn head(head_method: bool) -> Head {
         Head {
             host: "a".into(),
+            method: http::Method::GET,
+            path: "/".into(),
             length: 0,
             head_method,
             idempotent: true,
