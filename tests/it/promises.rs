@@ -47,7 +47,17 @@ fn slow_starter() -> String {
 
 #[test]
 fn health_check_retry_after_polls_again_until_the_candidate_is_ready() {
-    let f = Fixture::new("");
+    retry_after_until_ready(Fixture::new(""));
+}
+
+/// The same as `platform: cf`: the plugin's requests go over https to the
+/// candidate's own route, under the CA the host trusts.
+#[test]
+fn as_cf_health_check_retry_after_polls_again_until_the_candidate_is_ready() {
+    retry_after_until_ready(Fixture::new_cf(""));
+}
+
+fn retry_after_until_ready(f: Fixture) {
     std::fs::write(f.root.path().join("app/app.py"), slow_starter()).unwrap();
     f.plugins(&["http-probe"]);
     f.write_file(
