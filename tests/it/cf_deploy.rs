@@ -238,3 +238,27 @@ fn a_release_failing_a_fifth_of_requests_is_rolled_back_at_the_first_cf_canary_s
     );
     f.assert_serving("v1");
 }
+
+/// `scripts/test-foundation`, what a team runs against its own foundation,
+/// run here against the local platform serving as CF with the variables
+/// `platform cf-env` writes: so the script the README points at works.
+#[test]
+fn the_foundation_script_deploys_and_rolls_back_with_no_failed_request() {
+    let f = Fixture::new_cf("");
+    let out = f.run(&["platform", "cf-env"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let env_file = f.root.path().join("foundation.env");
+    std::fs::write(&env_file, &out.stdout).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/test-foundation");
+    let out = std::process::Command::new(script)
+        .arg(&env_file)
+        .env("BLUEGREEN_BIN", env!("CARGO_BIN_EXE_bluegreen"))
+        .env("BLUEGREEN_CACHE_DIR", crate::util::shared_cache_dir())
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains(", 0 not 200; both colors on: smoke-1"), "{said}");
+}
