@@ -5,6 +5,7 @@ mod cf_env;
 mod completions;
 mod deploy;
 mod init;
+mod logs;
 mod new_plugin;
 pub use crate::output;
 mod platform;
@@ -124,6 +125,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Past deploys and rollbacks, newest first.
     History(status::StatusArgs),
+    /// The output of the deploy file's app (both colors, or `--color`), on
+    /// the local platform.
+    Logs(logs::LogsArgs),
     /// Remove the app's deploy lock when its holder is gone.
     Unlock(status::UnlockArgs),
     /// Inspect the org policy a deploy runs under.
@@ -161,6 +165,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status(args) => status::status(&args).await,
         Command::History(args) => status::history(&args).await,
         Command::Unlock(args) => status::unlock(&args).await,
+        Command::Logs(args) => logs::run(&args).await,
         Command::Policy(cmd) => policy::run(cmd).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Platform(cmd) => platform::run(cmd).await,

@@ -7,7 +7,6 @@ use super::{BadInput, Exit};
 use crate::platform::local::{self, Config, Endpoint};
 use clap::Subcommand;
 use serde_json::json;
-use std::time::Duration;
 
 #[derive(Debug, Subcommand)]
 pub enum PlatformCommand {
@@ -48,13 +47,16 @@ pub enum PlatformCommand {
     /// platform over TLS (`eval "$(bluegreen platform cf-env)"`, then deploy
     /// with `platform: cf`); the password line reads the token file.
     CfEnv,
-    /// Print an app's log (stdout and stderr of its process and tasks).
+    /// Print an app's log (stdout and stderr of its process and tasks): a
+    /// platform app's, or both colors of a deploy's app (`shop` for
+    /// `shop-blue` and `shop-green`, each line after its color).
     Logs {
         app: String,
         /// Keep printing new lines as they arrive.
         #[arg(long, short)]
         follow: bool,
-        /// One JSON object per log line: `{"app", "line"}`.
+        /// One JSON object per log line: `{"app", "line"}` (and `"color"`
+        /// for a deploy's app).
         #[arg(long)]
         json: bool,
     },
@@ -274,32 +276,7 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             Ok(super::Exit::Ok)
         }
         PlatformCommand::Logs { app, follow, json } => {
-            let out = Printer::new(json);
-            let (client, found) = local_app(&dir, &app).await?;
-            let mut printed = 0;
-            loop {
-                let resp = client
-                    .request::<()>(
-                        reqwest::Method::GET,
-                        &format!("/bluegreen/v1/apps/{}/logs", found.guid),
-                        None,
-                    )
-                    .await?;
-                let text = resp.text().await.unwrap_or_default();
-                // The log rotates: start over when it got shorter.
-                if text.len() < printed {
-                    printed = 0;
-                }
-                printed += out.log(
-                    &text[printed..],
-                    follow,
-                    |line| json!({"app": app, "line": line}),
-                );
-                if !follow || super::output::stdout_gone() {
-                    return Ok(Exit::Ok);
-                }
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+            super::logs::platform(&dir, &app, follow, json).await
         }
     }
 }

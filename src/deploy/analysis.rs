@@ -99,7 +99,7 @@ pub fn method(a: &Analysis) -> String {
         (1.0 - a.confidence) * 100.0,
         a.max_error_rate_abs * 100.0,
         a.max_p99
-            .map(|d| format!(", p99 {}", humantime::format_duration(d)))
+            .map(|d| format!(", p99 {}", crate::units::human_duration(d)))
             .unwrap_or_default()
     )
 }
@@ -148,7 +148,7 @@ pub fn judge(e: &Evidence, a: &Analysis) -> Judgement {
         tests.push(Test {
             test: "binomial-p99-ceiling",
             color: color.to_string(),
-            against: format!("{} ceiling", humantime::format_duration(ceiling)),
+            against: format!("{} ceiling", crate::units::human_duration(ceiling)),
             requests: total,
             value: judged.p99_ms,
             reference: ceiling.as_secs_f64() * 1000.0,
@@ -160,7 +160,7 @@ pub fn judge(e: &Evidence, a: &Analysis) -> Judgement {
                 "{color}'s p99 is {:.1} ms: {slow} of {total} requests slower than the {} \
                  ceiling (analysis.max_p99; binomial p = {p:.1e})",
                 judged.p99_ms,
-                humantime::format_duration(ceiling)
+                crate::units::human_duration(ceiling)
             ));
         }
     }

@@ -29,6 +29,11 @@ pub enum Step {
     /// (or, without traffic, each color's own URL probed), the reference
     /// every later window is judged against.
     Baseline {
+        #[serde(
+            rename = "up_to_ms",
+            alias = "up_to",
+            with = "crate::units::duration_ms"
+        )]
         up_to: Duration,
     },
     Unmap {
@@ -36,6 +41,11 @@ pub enum Step {
     },
     Drain {
         color: Color,
+        #[serde(
+            rename = "up_to_ms",
+            alias = "up_to",
+            with = "crate::units::duration_ms"
+        )]
         up_to: Duration,
     },
     /// A deploy stages on the first color and the second reuses that
@@ -55,6 +65,11 @@ pub enum Step {
     Health {
         color: Color,
         path: String,
+        #[serde(
+            rename = "timeout_ms",
+            alias = "timeout",
+            with = "crate::units::duration_ms"
+        )]
         timeout: Duration,
     },
     /// After the migration, before the new release serves: `color`, still
@@ -62,6 +77,11 @@ pub enum Step {
     /// before the deploy. A migration that broke it stops the deploy here.
     Watch {
         color: Color,
+        #[serde(
+            rename = "up_to_ms",
+            alias = "up_to",
+            with = "crate::units::duration_ms"
+        )]
         up_to: Duration,
     },
     Map {
@@ -84,6 +104,11 @@ pub enum Step {
         /// The canary step's share; none after a whole-color map.
         percent: Option<u8>,
         /// The window: this long, or until the color served `min_requests`.
+        #[serde(
+            rename = "up_to_ms",
+            alias = "up_to",
+            with = "crate::units::duration_ms"
+        )]
         up_to: Duration,
         min_requests: Option<u64>,
         /// The limits: 5xx share over the other color's, p99 ratio.
@@ -339,7 +364,7 @@ impl Step {
 
 impl fmt::Display for Step {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = |d: &Duration| humantime::format_duration(*d).to_string();
+        let d = |d: &Duration| crate::units::human_duration(*d);
         match self {
             Step::Validate => write!(f, "validate the deploy file, policy and plugins"),
             Step::AcquireLock => write!(f, "acquire the deploy lock"),
@@ -717,6 +742,32 @@ mod tests {
 26. release the deploy lock
 ";
         assert_eq!(text, expected);
+    }
+
+    /// «19 · The first hour»: `plan --json` wrote durations as serde's
+    /// `{"secs", "nanos"}`; they are `*_ms` numbers now, and a journal
+    /// written before still reads.
+    #[test]
+    fn steps_carry_durations_as_milliseconds_and_read_old_journals() {
+        let drain = Step::Drain {
+            color: Color::Blue,
+            up_to: Duration::from_millis(1500),
+        };
+        let json = serde_json::to_value(&drain).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"step": "drain", "color": "blue", "up_to_ms": 1500})
+        );
+        let old: Step = serde_json::from_str(
+            r#"{"step":"drain","color":"blue","up_to":{"secs":1,"nanos":500000000}}"#,
+        )
+        .unwrap();
+        assert_eq!(old, drain);
+        let health: Step = serde_json::from_str(
+            r#"{"step":"health","color":"green","path":"/up","timeout":{"secs":45,"nanos":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(serde_json::to_value(&health).unwrap()["timeout_ms"], 45_000);
     }
 
     #[test]

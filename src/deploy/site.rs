@@ -49,6 +49,76 @@ impl std::fmt::Display for ProcessSummary {
     }
 }
 
+/// How often a health check reads the color's process stats for crashes.
+const CRASH_POLL: Duration = Duration::from_millis(50);
+/// An instance seen crashing this many times is crash-looping ...
+const CRASHES: u32 = 3;
+/// ... and so is one seen crashed at every check for this long (its
+/// restarts too quick to see, or the platform waiting longer between
+/// them: locally 0.5 s, then 1, 2, 4 ... s; Diego restarts three times at
+/// once, then waits 30 s and more).
+const CRASHED_FOR: Duration = Duration::from_secs(3);
+/// The app's output an error shows: its last lines, each cut at a length,
+/// from at most this much of the log's end, read within this long.
+const LOG_TAIL_LINES: usize = 20;
+const LOG_LINE_CHARS: usize = 300;
+const LOG_TAIL_BYTES: usize = 256 << 10;
+const LOG_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a health check has seen of the color's instances crashing, from
+/// its reads of their process stats: an instance crashes when a read finds
+/// it `CRASHED` and the read before did not.
+#[derive(Debug, Default)]
+pub struct CrashWatch {
+    seen: BTreeMap<(String, u32), Crashes>,
+}
+
+#[derive(Debug, Default)]
+struct Crashes {
+    count: u32,
+    /// When the reads began to find it crashed, while they still do.
+    since: Option<Instant>,
+}
+
+impl CrashWatch {
+    /// Takes one read of a process type's stats; says what it saw once an
+    /// instance crash-loops: [`CRASHES`] crashes, or [`CRASHED_FOR`] crashed.
+    pub fn observe(
+        &mut self,
+        kind: &str,
+        stats: &[v3::ProcessStats],
+        now: Instant,
+    ) -> Option<String> {
+        for s in stats {
+            let seen = self.seen.entry((kind.to_string(), s.index)).or_default();
+            if s.state != "CRASHED" {
+                seen.since = None;
+                continue;
+            }
+            let since = *seen.since.get_or_insert_with(|| {
+                seen.count += 1;
+                now
+            });
+            let what = format!("its `{kind}` instance {}", s.index);
+            if seen.count >= CRASHES {
+                return Some(format!("{what} crashed {} times", seen.count));
+            }
+            if now.duration_since(since) >= CRASHED_FOR {
+                return Some(format!(
+                    "{what} crashed and stayed down for {}",
+                    crate::units::human_duration(now.duration_since(since))
+                ));
+            }
+        }
+        None
+    }
+
+    /// How many crashes it saw.
+    pub fn crashes(&self) -> u32 {
+        self.seen.values().map(|c| c.count).sum()
+    }
+}
+
 pub struct Site {
     pub client: CfClient,
     pub kind: PlatformKind,
@@ -250,6 +320,28 @@ impl Site {
         Ok(serving)
     }
 
+    /// Whether `color` serves the route now: mapped, with an instance the
+    /// platform runs, answering one health check on its own URL. `Err`
+    /// says why not.
+    pub async fn serves_now(
+        &self,
+        color: Color,
+        health: &crate::config::Health,
+    ) -> Result<(), String> {
+        if !self.mapped(color).await.map_err(|e| e.to_string())? {
+            return Err(format!("{color} is not on the route"));
+        }
+        let url = self
+            .candidate_url(color, Instant::now())
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+        let client = super::health::client(health.request_timeout);
+        let url = format!("{}{}", url.trim_end_matches('/'), health.path);
+        super::health::check(&client, &url, health)
+            .await
+            .map_err(|why| format!("{color} is on the route but not healthy: {url}: {why}"))
+    }
+
     /// The colors in deploy order (see `plan::order`).
     pub async fn order(&self) -> Result<[Color; 2], PlatformError> {
         Ok(super::plan::order(self.newest(), &self.serving().await?))
@@ -337,8 +429,41 @@ impl Site {
     /// Probes `color`'s own URL until healthy (see `health::probe`) and
     /// waits until the platform counts it as running; returns the URL.
     /// Locally an instance that crashed comes back on another port, so the
-    /// URL is looked up again between rounds of probing.
+    /// URL is looked up again between rounds of probing. An app that
+    /// crashes as it starts fails as soon as it has crashed repeatedly (see
+    /// [`CrashWatch`]), not at the deadline; then, and whenever it crashed
+    /// before a failure, the error ends with its last lines of output.
     pub async fn check_healthy(
+        &self,
+        color: Color,
+        health: &crate::config::Health,
+        deadline: Instant,
+    ) -> anyhow::Result<String> {
+        let watch = std::sync::Mutex::new(CrashWatch::default());
+        let (failed, looping) = tokio::select! {
+            checked = self.until_healthy(color, health, deadline) => match checked {
+                Ok(url) => return Ok(url),
+                Err(e) => (e, false),
+            },
+            looping = self.crash_loop(color, &watch) => (anyhow::anyhow!(looping), true),
+        };
+        let crashes = watch.lock().unwrap().crashes();
+        if crashes == 0 {
+            return Err(failed);
+        }
+        // A refused connection or a timeout may be no more than a crash:
+        // say it crashed, and what it wrote, after the error (a context
+        // would come first).
+        let crashed = match (looping, crashes) {
+            (true, _) => String::new(),
+            (false, 1) => format!("{} crashed once meanwhile. ", self.app(color).name),
+            (false, n) => format!("{} crashed {n} times meanwhile. ", self.app(color).name),
+        };
+        let output = self.last_output(color).await;
+        Err(anyhow::anyhow!("{failed:#}\n{crashed}{output}"))
+    }
+
+    async fn until_healthy(
         &self,
         color: Color,
         health: &crate::config::Health,
@@ -368,6 +493,88 @@ impl Site {
         Ok(url)
     }
 
+    /// Reads `color`'s process stats until an instance crash-loops (see
+    /// [`CrashWatch`]); returns what it saw. Never returns otherwise: a
+    /// platform error here is the health check's to report, so it reads
+    /// again.
+    async fn crash_loop(&self, color: Color, watch: &std::sync::Mutex<CrashWatch>) -> String {
+        let app = self.app(color);
+        let started = Instant::now();
+        let processes = loop {
+            match self.client.processes(&app.guid).await {
+                Ok(p) => break p,
+                Err(_) => tokio::time::sleep(CRASH_POLL).await,
+            }
+        };
+        loop {
+            for p in processes.iter().filter(|p| p.instances > 0) {
+                let Ok(stats) = self.client.process_stats(&p.guid).await else {
+                    continue;
+                };
+                let seen = watch
+                    .lock()
+                    .unwrap()
+                    .observe(&p.kind, &stats, Instant::now());
+                if let Some(seen) = seen {
+                    return format!(
+                        "{} crashes as it starts: {seen} within {} (the platform restarts it \
+                         after a growing wait), so the deploy stops here instead of waiting \
+                         out `health.timeout`",
+                        app.name,
+                        crate::units::human_duration(started.elapsed())
+                    );
+                }
+            }
+            tokio::time::sleep(CRASH_POLL).await;
+        }
+    }
+
+    /// The last lines of `color`'s output, escaped, as a paragraph of an
+    /// error; on Cloud Foundry, where to read them.
+    pub async fn last_output(&self, color: Color) -> String {
+        let app = self.app(color);
+        if self.kind == PlatformKind::Cf {
+            return format!(
+                "Its output: `cf logs {} --recent` (bluegreen does not read app logs from \
+                 Cloud Foundry yet)",
+                app.name
+            );
+        }
+        let read = self.client.app_log(&app.guid, LOG_TAIL_BYTES);
+        let log = match tokio::time::timeout(LOG_READ_TIMEOUT, read).await {
+            Ok(Ok(log)) => log,
+            Ok(Err(e)) => return format!("Its output could not be read: {e}"),
+            Err(_) => {
+                return format!(
+                    "Its output could not be read within {}",
+                    crate::units::human_duration(LOG_READ_TIMEOUT)
+                );
+            }
+        };
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+        if tail.is_empty() {
+            return "It wrote no output.".into();
+        }
+        let mut text = format!(
+            "Its last {} of output (`bluegreen logs --color {color}` shows more):",
+            if tail.len() == 1 {
+                "line".to_string()
+            } else {
+                format!("{} lines", tail.len())
+            }
+        );
+        for line in tail {
+            let shown: String = line.chars().take(LOG_LINE_CHARS).collect();
+            let more = if shown.len() < line.len() { "…" } else { "" };
+            text.push_str(&format!(
+                "\n    | {}{more}",
+                crate::output::printable(&shown)
+            ));
+        }
+        text
+    }
+
     /// The color's own URL, never the shared route. Locally this waits (up
     /// to `deadline`) for the process to report its port.
     pub async fn candidate_url(&self, color: Color, deadline: Instant) -> anyhow::Result<String> {
@@ -389,6 +596,71 @@ impl Site {
 #[cfg(test)]
 mod target_tests {
     use super::*;
+
+    fn stats(states: &[&str]) -> Vec<v3::ProcessStats> {
+        states
+            .iter()
+            .enumerate()
+            .map(|(i, s)| v3::ProcessStats {
+                kind: "web".into(),
+                index: i as u32,
+                state: s.to_string(),
+                host: None,
+                instance_ports: vec![],
+                uptime: None,
+                mem_quota: None,
+            })
+            .collect()
+    }
+
+    /// «19 · The first hour»: an app that crashed on boot was waited for
+    /// until the health timeout. Three crashes seen, or one crash that
+    /// stays down across the checks for `CRASHED_FOR`, is a crash loop.
+    #[test]
+    fn a_crash_loop_is_three_crashes_or_one_that_stays_down() {
+        let t = Instant::now();
+        let ms = |n| t + Duration::from_millis(n);
+        let mut w = CrashWatch::default();
+        assert_eq!(w.observe("web", &stats(&["STARTING"]), ms(0)), None);
+        assert_eq!(w.observe("web", &stats(&["CRASHED"]), ms(50)), None);
+        // Still the same crash.
+        assert_eq!(w.observe("web", &stats(&["CRASHED"]), ms(400)), None);
+        assert_eq!(w.observe("web", &stats(&["STARTING"]), ms(600)), None);
+        assert_eq!(w.observe("web", &stats(&["CRASHED"]), ms(650)), None);
+        assert_eq!(w.observe("web", &stats(&["RUNNING"]), ms(1700)), None);
+        assert_eq!(w.crashes(), 2);
+        assert_eq!(
+            w.observe("web", &stats(&["CRASHED"]), ms(1750)).as_deref(),
+            Some("its `web` instance 0 crashed 3 times")
+        );
+
+        // Restarts too quick to see: down at every check for 3 s.
+        let mut w = CrashWatch::default();
+        assert_eq!(
+            w.observe("web", &stats(&["RUNNING", "CRASHED"]), ms(0)),
+            None
+        );
+        assert_eq!(
+            w.observe("web", &stats(&["RUNNING", "CRASHED"]), ms(2900)),
+            None
+        );
+        assert_eq!(
+            w.observe("web", &stats(&["RUNNING", "CRASHED"]), ms(3000))
+                .as_deref(),
+            Some("its `web` instance 1 crashed and stayed down for 3s")
+        );
+
+        // Instances of each process type count on their own.
+        let mut w = CrashWatch::default();
+        for (i, state) in ["CRASHED", "RUNNING", "CRASHED", "RUNNING"]
+            .iter()
+            .enumerate()
+        {
+            let kind = if i % 2 == 0 { "web" } else { "worker" };
+            assert_eq!(w.observe(kind, &stats(&[state]), ms(i as u64)), None);
+        }
+        assert_eq!(w.crashes(), 1);
+    }
 
     #[test]
     fn cf_org_and_cf_space_work_only_as_a_pair() {

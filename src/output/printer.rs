@@ -51,13 +51,20 @@ impl Printer {
 
     /// A chunk of a line-oriented stream that is not ours (an app's log):
     /// in text its lines as [`super::printable_lines`] shows them (an app's
-    /// escape sequences never reach the terminal); with `--json` one
+    /// escape sequences never reach the terminal), each after `prefix` (ours:
+    /// a color's name when two apps' logs are shown); with `--json` one
     /// `record(line)` per line. A last line without its newline waits for
     /// the next chunk while `more` may come (it could still grow), so a JSON
-    /// record never holds half a line. Returns how many bytes of `chunk`
-    /// were shown.
-    pub fn log(self, chunk: &str, more: bool, record: impl Fn(&str) -> Value) -> usize {
-        if !self.json {
+    /// record or a prefixed line never holds half a line. Returns how many
+    /// bytes of `chunk` were shown.
+    pub fn log(
+        self,
+        chunk: &str,
+        more: bool,
+        prefix: &str,
+        record: impl Fn(&str) -> Value,
+    ) -> usize {
+        if !self.json && prefix.is_empty() {
             super::write_stdout_verbatim(&super::printable_lines(chunk));
             return chunk.len();
         }
@@ -66,6 +73,14 @@ impl Printer {
         } else {
             chunk.len()
         };
+        if !self.json {
+            let text: String = chunk[..whole]
+                .lines()
+                .map(|line| format!("{prefix}{}\n", super::printable_lines(line)))
+                .collect();
+            super::write_stdout_verbatim(&text);
+            return whole;
+        }
         for line in chunk[..whole].lines() {
             self.event(record(line));
         }

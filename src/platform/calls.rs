@@ -546,6 +546,39 @@ impl CfClient {
         Ok(v["inflight"].as_u64().unwrap_or(0))
     }
 
+    /// Local platform only: the end of an app's log (the output of its
+    /// processes and tasks, and the platform's lines about them), at most
+    /// `cap` bytes of it, from a line's start.
+    pub async fn app_log(&self, app_guid: &str, cap: usize) -> Result<String, PlatformError> {
+        let path = format!("/bluegreen/v1/apps/{app_guid}/logs");
+        let mut resp = self.request::<()>(Method::GET, &path, None).await?;
+        let mut kept: Vec<u8> = Vec::new();
+        let mut cut = false;
+        loop {
+            let chunk = resp.chunk().await.map_err(|e| PlatformError::Http {
+                method: "GET".into(),
+                url: path.clone(),
+                message: format!("reading the log: {}", super::trust::describe(e)),
+            })?;
+            let Some(chunk) = chunk else { break };
+            kept.extend_from_slice(&chunk);
+            if kept.len() > 2 * cap {
+                kept.drain(..kept.len() - cap);
+                cut = true;
+            }
+        }
+        if kept.len() > cap {
+            kept.drain(..kept.len() - cap);
+            cut = true;
+        }
+        let text = String::from_utf8_lossy(&kept);
+        // A line cut at its start is dropped whole.
+        Ok(match (cut, text.find('\n')) {
+            (true, Some(i)) => text[i + 1..].to_string(),
+            _ => text.into_owned(),
+        })
+    }
+
     /// Local platform only: what the router counted for an app so far
     /// (status classes, latency histogram); a window is two snapshots' difference.
     pub async fn traffic(

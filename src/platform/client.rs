@@ -313,7 +313,7 @@ impl CfClient {
         url: String,
         body: Option<&B>,
     ) -> Result<reqwest::Response, PlatformError> {
-        let idempotent = idempotent(&method);
+        let idempotent = idempotent(&method, &url);
         let mut refreshed = false;
         let mut attempt = 0;
         loop {
@@ -390,7 +390,7 @@ impl CfClient {
             // idempotent call is asked again.
             let bytes = match resp.bytes().await {
                 Ok(b) => b,
-                Err(_) if idempotent(&method) && attempt < MAX_ATTEMPTS => {
+                Err(_) if idempotent(&method, path) && attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(backoff(attempt)).await;
                     continue;
                 }
@@ -593,8 +593,16 @@ fn origin(url: &str) -> Option<String> {
 
 /// Calls that may be sent again when their answer was lost: every method
 /// the v3 API uses but POST (its PATCHes set values, they do not add).
-fn idempotent(method: &Method) -> bool {
+/// Whether a call may be sent again after a timeout or 5xx. Besides every
+/// method but POST: an app's start, stop and restart actions, which end in
+/// the same state however often they run (a restart that timed out while
+/// undoing a failed step is then not the end of the undo).
+fn idempotent(method: &Method, url: &str) -> bool {
+    let path = url.split('?').next().unwrap_or(url);
     *method != Method::POST
+        || ["/actions/start", "/actions/stop", "/actions/restart"]
+            .iter()
+            .any(|a| path.contains("/v3/apps/") && path.ends_with(a))
 }
 
 fn backoff(attempt: u32) -> Duration {
@@ -644,5 +652,25 @@ async fn api_error(
             title: status.canonical_reason().unwrap_or("error").to_string(),
             detail: text.chars().take(500).collect(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_apps_start_stop_and_restart_are_sent_twice_among_posts() {
+        let post = Method::POST;
+        assert!(idempotent(
+            &post,
+            "https://api.example.org/v3/apps/g/actions/restart"
+        ));
+        assert!(idempotent(&post, "/v3/apps/g/actions/stop?x=1"));
+        assert!(!idempotent(&post, "/v3/apps/g/tasks"));
+        assert!(!idempotent(&post, "/v3/apps"));
+        assert!(!idempotent(&post, "/v3/apps/g/actions/restart/x"));
+        assert!(!idempotent(&post, "/v3/deployments/g/actions/cancel"));
+        assert!(idempotent(&Method::PATCH, "/v3/apps/g"));
     }
 }

@@ -34,7 +34,7 @@ pub enum PlatformError {
         url: String,
         message: String,
     },
-    #[error("{what} did not finish within {}", humantime::format_duration(*.after))]
+    #[error("{what} did not finish within {}", crate::units::human_duration(*.after))]
     Timeout { what: String, after: Duration },
     #[error("{what} failed: {detail}")]
     Failed { what: String, detail: String },

@@ -9,7 +9,7 @@ use std::time::Duration;
 /// What went wrong, by kind; tests and `--json` match on this.
 #[derive(Debug, thiserror::Error)]
 pub enum FailureKind {
-    #[error("timed out after {}", humantime::format_duration(*.0))]
+    #[error("timed out after {}", crate::units::human_duration(*.0))]
     Timeout(Duration),
     #[error("exceeded its memory limit of {} MiB", .0 / (1024 * 1024))]
     MemoryLimit(u64),

@@ -260,5 +260,8 @@ fn the_foundation_script_deploys_and_rolls_back_with_no_failed_request() {
         .unwrap();
     let said = text(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
-    assert!(said.contains(", 0 not 200; both colors on: smoke-1"), "{said}");
+    assert!(
+        said.contains(", 0 not 200; both colors on: smoke-1"),
+        "{said}"
+    );
 }

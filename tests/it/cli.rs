@@ -354,6 +354,17 @@ fn completions_for_bash_zsh_and_fish_know_the_commands() {
         for word in ["deploy", "rollback", "init", "json", "quiet"] {
             assert!(stdout.contains(word), "{shell}: no {word} in {stdout}");
         }
+        // `bluegreen logs` («19 · The first hour»), with its colors.
+        let logs = match shell {
+            "bash" => "bluegreen,logs)",
+            "zsh" => "'logs:The output of the deploy file",
+            _ => "__fish_bluegreen_using_subcommand logs\" -l color",
+        };
+        assert!(stdout.contains(logs), "{shell}: no {logs} in {stdout}");
+        assert!(
+            stdout.contains("blue") && stdout.contains("green"),
+            "{shell}"
+        );
     }
     let out = bluegreen(Path::new("/nonexistent"), &["completions", "tcsh"]);
     assert_eq!(code(&out), 2);

@@ -990,8 +990,10 @@ fn bad_input_exits_2_before_anything_changes() {
     );
 }
 
-/// `plan` output, golden: `tests/ui/plan/NAME.yaml` → `NAME.out`
-/// (`BLESS=1` rewrites). Plugins come from the built components.
+/// `plan` output, golden: `tests/ui/plan/NAME.yaml` → `NAME.out`, and
+/// `plan --json` → `NAME.json` (durations as `*_ms` numbers, as every other
+/// `--json` writes them; `BLESS=1` rewrites). Plugins come from the built
+/// components.
 #[test]
 fn plan_output_matches_its_golden_files() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui/plan");
@@ -1010,16 +1012,31 @@ fn plan_output_matches_its_golden_files() {
         }
         let file = work.path().join("bluegreen.yaml");
         std::fs::copy(path, &file).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
-            .args(["plan", "--release", "r1", "-f"])
-            .arg(&file)
-            .env("BLUEGREEN_HOME", home.path())
-            .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-        let shown = String::from_utf8_lossy(&out.stdout);
-        golden(&path.with_extension("out"), &shown);
+        for (json, golden_ext) in [(false, "out"), (true, "json")] {
+            let out = Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+                .args(["plan", "--release", "r1", "-f"])
+                .arg(&file)
+                .args(json.then_some("--json"))
+                .env("BLUEGREEN_HOME", home.path())
+                .env("BLUEGREEN_CACHE_DIR", shared_cache_dir())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            let mut shown = String::from_utf8_lossy(&out.stdout).into_owned();
+            if json {
+                let v: Value = serde_json::from_str(&shown).unwrap();
+                assert!(!shown.contains("\"secs\""), "{shown}");
+                shown = serde_json::to_string_pretty(&v).unwrap() + "\n";
+                assert!(
+                    v["steps"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|s| s["timeout_ms"].is_u64())
+                );
+            }
+            golden(&path.with_extension(golden_ext), &shown);
+        }
         checked += 1;
     }
     assert!(checked >= 2);

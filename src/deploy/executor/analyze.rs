@@ -138,12 +138,12 @@ impl Executor {
                 return Err(Stop::Blocked(format!(
                     "an analyze plugin still asked to watch {color} longer after {} \
                      (analysis.max_duration): not judged, so not kept",
-                    humantime::format_duration(Duration::from_secs(start.elapsed().as_secs()))
+                    crate::units::human_duration(Duration::from_secs(start.elapsed().as_secs()))
                 )));
             }
             self.report.say(&format!(
                 "  an analyze plugin asked to watch {} more",
-                humantime::format_duration(wait)
+                crate::units::human_duration(wait)
             ));
             until = Instant::now() + wait;
             self.window_attempt += 1;

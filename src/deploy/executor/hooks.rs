@@ -160,7 +160,7 @@ impl Executor {
                             _ => {
                                 return Err(Stop::Blocked(format!(
                                     "plugin `{name}` asked to retry {hook} in {} (only health checks are retried)",
-                                    humantime::format_duration(wait)
+                                    crate::units::human_duration(wait)
                                 )));
                             }
                         }

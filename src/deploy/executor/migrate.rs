@@ -85,7 +85,7 @@ impl Executor {
             }
             let why = format!(
                 "the migration gave up waiting for a lock (lock_timeout {})",
-                humantime::format_duration(lock_timeout)
+                crate::units::human_duration(lock_timeout)
             );
             if attempt == attempts {
                 return Err(Stop::Failed(anyhow::anyhow!(

@@ -164,27 +164,37 @@ impl Executor {
         )
     }
 
-    /// Unmaps `color` when the other color is on the route; says what it did.
+    /// Unmaps `color` when the other color is on the route; says what it
+    /// did, and whether the other color serves (mapped, running, answering
+    /// its health check) rather than assuming it does.
     async fn take_off_route(&self, color: Color) -> String {
-        let other_mapped = self.site.mapped(color.other()).await.unwrap_or(false);
+        let other = color.other();
+        let other_mapped = self.site.mapped(other).await.unwrap_or(false);
         let mapped = self.site.mapped(color).await.unwrap_or(true);
-        if !mapped {
-            return format!("it stays off the route while {} serves", color.other());
+        if mapped && !other_mapped {
+            return format!("it stays on the route: {other} is not on it to take over");
         }
-        if !other_mapped {
-            return format!(
-                "it stays on the route: {} is not on it to take over",
-                color.other()
-            );
-        }
-        match self
-            .site
-            .client
-            .unmap_route(&self.site.route.guid, &self.site.app(color).guid)
-            .await
-        {
-            Ok(()) => format!("it was taken off the route while {} serves", color.other()),
-            Err(e) => format!("taking it off the route failed too: {e}"),
+        let serving = self.site.serves_now(other, &self.file.health).await;
+        let done = if !mapped {
+            "it stays off the route".to_string()
+        } else {
+            match self
+                .site
+                .client
+                .unmap_route(&self.site.route.guid, &self.site.app(color).guid)
+                .await
+            {
+                Ok(()) => "it was taken off the route".to_string(),
+                Err(e) => return format!("taking it off the route failed too: {e}"),
+            }
+        };
+        match serving {
+            Ok(()) => format!("{done} while {other} serves"),
+            Err(why) => format!(
+                "{done}, and {why}: the route has no healthy color to serve it. \
+                 See why with `bluegreen status` and `bluegreen logs`, then deploy a release \
+                 that starts (or `bluegreen rollback --to` one that did)"
+            ),
         }
     }
 

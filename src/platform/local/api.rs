@@ -45,6 +45,8 @@ pub fn routes(platform: Arc<Platform>, token: String) -> Router {
         .merge(super::process_api::routes())
         .merge(super::manifest_api::routes())
         .merge(super::log_cache_api::routes())
+        .merge(super::deployments_api::routes())
+        .merge(super::revisions_api::routes())
         .route(
             super::faults::PATH,
             get(super::faults::counted).put(super::faults::arm),

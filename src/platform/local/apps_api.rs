@@ -149,7 +149,15 @@ async fn app_action(
     State(p): S,
     Path((guid, action)): Path<(String, String)>,
 ) -> ApiResult<Json<v3::App>> {
-    Ok(Json(p.set_state(&guid, &action).await?.app))
+    let (app, act) = (guid.clone(), action.clone());
+    blocking(&p, move |p| p.revise_on_start(&app, &act)).await?;
+    let app = p.set_state(&guid, &action).await?.app;
+    // A deployment the app's stop left where it was goes on (as CC's
+    // updater would once the app runs again).
+    if action != "stop" {
+        super::rollout::kick(&p, &guid);
+    }
+    Ok(Json(app))
 }
 
 #[derive(Deserialize)]

@@ -246,6 +246,7 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
         task_timeout: config.task_timeout,
         max_upload: config.max_upload,
         faults: super::faults::Faults::from_env(),
+        rollouts: Default::default(),
     });
     platform
         .restore()

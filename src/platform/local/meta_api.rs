@@ -30,8 +30,9 @@ pub fn routes() -> Router<Arc<Platform>> {
         )
 }
 
-/// The Cloud Controller API version whose shapes the subset here follows.
-const CC_V3_VERSION: &str = "3.99.0";
+/// The Cloud Controller API version whose shapes the subset here follows
+/// (3.173: deployments with canary steps, `deployments_api.rs`).
+const CC_V3_VERSION: &str = "3.173.0";
 
 /// `GET /`, outside the token check (see `api::routes`): the links of CF's
 /// root document. This one origin serves CC v3, UAA (`login`, `uaa`:
@@ -71,11 +72,13 @@ pub(super) async fn v3_root(State(p): S) -> Json<Value> {
     for resource in [
         "apps",
         "builds",
+        "deployments",
         "domains",
         "droplets",
         "organizations",
         "packages",
         "processes",
+        "revisions",
         "routes",
         "service_credential_bindings",
         "service_instances",

@@ -6,6 +6,7 @@
 use super::api::{blocking, filter, page};
 use super::records::{APP, AppRec};
 use super::state::{ApiErr, ApiResult, Platform};
+use super::supervisor::Status;
 use crate::platform::v3;
 use axum::Json;
 use axum::Router;
@@ -186,12 +187,30 @@ async fn process_stats(State(p): S, Path(guid): Path<String>) -> ApiResult<Json<
         .expect("owner holds it");
     let running = p.supervisor.instances(&rec.app.guid);
     // One entry per wanted instance; an index with no process yet is DOWN.
-    let stats: Vec<v3::ProcessStats> = (0..process.instances.max(1))
-        .map(|index| {
-            let live = running
+    // During a deployment's rollout an index may run twice, on the old
+    // droplet and the new (`rollout.rs`): each is listed, as the router
+    // sends to each.
+    let mut indices: Vec<u32> = (0..process.instances.max(1)).collect();
+    for (_, i, _) in running.iter().filter(|(k, _, _)| *k == process.kind) {
+        if !indices.contains(i) {
+            indices.push(*i);
+        }
+    }
+    let stats: Vec<v3::ProcessStats> = indices
+        .into_iter()
+        .flat_map(|index| {
+            let live: Vec<&Status> = running
                 .iter()
-                .find(|(k, i, _)| *k == process.kind && *i == index)
-                .map(|(_, _, s)| s);
+                .filter(|(k, i, _)| *k == process.kind && *i == index)
+                .map(|(_, _, s)| s)
+                .collect();
+            let live: Vec<Option<&Status>> = match live.is_empty() {
+                true => vec![None],
+                false => live.into_iter().map(Some).collect(),
+            };
+            live.into_iter().map(move |s| (index, s))
+        })
+        .map(|(index, live)| {
             let (state, port, uptime) = match live {
                 Some(s) => (s.state.cf_name(), s.port, s.since.elapsed().as_secs()),
                 None => ("DOWN", 0, 0),

@@ -25,6 +25,8 @@ const LISTS: &[(&str, &[&str])] = &[
     ("/v3/apps/{guid}/droplets", &["order_by"]),
     ("/v3/apps/{guid}/processes", &[]),
     ("/v3/processes", &["guids", "types", "app_guids"]),
+    ("/v3/deployments", super::deployments_api::FILTERS),
+    ("/v3/apps/{guid}/revisions", super::revisions_api::FILTERS),
     ("/v3/service_instances", &["names", "space_guids"]),
     (
         "/v3/service_credential_bindings",

@@ -4,6 +4,7 @@
 //! droplet, so disk use stays bounded while `rollback` still finds the
 //! releases it can go back to. A droplet's files go only when no droplet
 //! record still points at them: copies for the other color share them.
+//! The droplets an active deployment runs are kept too.
 
 use super::records::*;
 use super::state::{ApiResult, Platform};
@@ -22,6 +23,15 @@ impl Platform {
     pub fn prune(&self, app_guid: &str) -> ApiResult<()> {
         let (dirs, zips) = self.transaction(|tx| {
             let current = tx.get::<AppRec>(APP, app_guid)?.current_droplet;
+            // An active deployment runs its droplet and its previous one
+            // side by side, and a cancel goes back to the previous one.
+            let deploying: BTreeSet<String> = tx
+                .all::<DeploymentRec>(DEPLOYMENT)?
+                .into_iter()
+                .filter(|d| d.app_guid == app_guid && d.is_active())
+                .flat_map(|d| [Some(d.droplet), d.previous_droplet])
+                .flatten()
+                .collect();
             let droplets: Vec<DropletRec> = tx.all(DROPLET)?;
             let mine: Vec<&DropletRec> =
                 droplets.iter().filter(|d| d.app_guid == app_guid).collect();
@@ -30,6 +40,7 @@ impl Platform {
                 .into_iter()
                 .take(drop_count)
                 .filter(|d| current.as_deref() != Some(d.droplet.guid.as_str()))
+                .filter(|d| !deploying.contains(&d.droplet.guid))
                 .collect();
             let doomed_guids: BTreeSet<&str> =
                 doomed.iter().map(|d| d.droplet.guid.as_str()).collect();

@@ -120,6 +120,8 @@ struct Route {
     weights: Option<Weights>,
     /// This route's requests so far: where the next one goes.
     next: AtomicUsize,
+    /// On a weighted route, each destination's requests so far.
+    turns: Vec<AtomicUsize>,
 }
 
 #[derive(Clone)]
@@ -156,7 +158,7 @@ impl Router {
             .map(|(host, dests)| {
                 let weights: Option<Vec<u32>> = dests.iter().map(|d| d.weight).collect();
                 let weights = weights.and_then(|w| Weights::new(&w));
-                let apps = dests
+                let apps: Vec<(String, Arc<AppCounters>)> = dests
                     .into_iter()
                     .map(|d| {
                         let c = self.counters(&d.app_guid);
@@ -164,12 +166,14 @@ impl Router {
                     })
                     .collect();
                 let next = AtomicUsize::new(0);
+                let turns = apps.iter().map(|_| AtomicUsize::new(0)).collect();
                 (
                     host,
                     Route {
                         apps,
                         weights,
                         next,
+                        turns,
                     },
                 )
             })
@@ -392,34 +396,39 @@ impl Router {
     /// instances in turn), then the others; else every running instance of
     /// every destination in turn.
     fn candidates(&self, route: &Route, n: usize) -> Vec<Target> {
-        let instances = |i: usize| {
-            let (guid, counters) = &route.apps[i];
-            let running = self.supervisor.running_instances(guid);
-            let k = running.len().max(1);
-            (0..running.len())
-                .map(|j| {
-                    let (index, port) = running[(n + j) % k];
-                    Target {
-                        counters: counters.clone(),
-                        port,
-                        index,
-                        counted: None,
-                    }
-                })
-                .collect::<Vec<_>>()
-        };
-        let Some(w) = &route.weights else {
-            let mut all: Vec<_> = (0..route.apps.len()).flat_map(instances).collect();
+        // Each list is turned once, by `n`: turned twice (each app's, then
+        // all of them) the first pick would skip instances (with four, the
+        // `2n`th: half of them never first).
+        let turned = |mut all: Vec<Target>, n: usize| {
             if !all.is_empty() {
                 let k = n % all.len();
                 all.rotate_left(k);
             }
-            return all;
+            all
         };
+        let instances = |i: usize| {
+            let (guid, counters) = &route.apps[i];
+            self.supervisor
+                .running_instances(guid)
+                .into_iter()
+                .map(|(index, port)| Target {
+                    counters: counters.clone(),
+                    port,
+                    index,
+                    counted: None,
+                })
+                .collect::<Vec<_>>()
+        };
+        let Some(w) = &route.weights else {
+            return turned((0..route.apps.len()).flat_map(instances).collect(), n);
+        };
+        // The chosen app's instances in turn by its own count: the `n`s
+        // the weights send it are not evenly spread over its instances.
         let chosen = w.pick(n);
-        let mut out = instances(chosen);
+        let turn = route.turns[chosen].fetch_add(1, Ordering::Relaxed);
+        let mut out = turned(instances(chosen), turn);
         for i in (0..route.apps.len()).filter(|&i| i != chosen) {
-            out.extend(instances(i));
+            out.extend(turned(instances(i), n));
         }
         out
     }

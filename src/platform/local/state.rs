@@ -13,10 +13,14 @@
 //! other's change.
 
 mod apps;
+mod deployments;
 mod leases;
 mod packages;
+mod revisions;
 mod routes;
 mod run;
+
+pub use deployments::{ACTIVE, FINALIZED};
 
 pub use packages::partial_upload;
 
@@ -72,6 +76,8 @@ pub struct Platform {
     pub max_upload: u64,
     /// Test-only fault injection (off unless the daemon's environment asks).
     pub faults: super::faults::Faults,
+    /// The tasks rolling out deployments, one per app (`rollout.rs`).
+    pub rollouts: super::rollout::Rollouts,
 }
 
 impl Platform {

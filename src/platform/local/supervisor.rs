@@ -44,12 +44,24 @@ pub struct RunSpec {
     pub index: u32,
     /// The bound services, checked before every start of a process.
     pub gates: Vec<Gate>,
+    /// The guid of the droplet it runs.
+    pub droplet: String,
+    /// Who started it: empty for a start or a scale, a deployment's guid
+    /// (`rollout.rs`) for the instances it brings up beside the old ones,
+    /// so one index can run twice, on two droplets, during a rollout.
+    pub generation: String,
 }
 
 impl RunSpec {
-    /// The instance's key: unique per app, process type and index.
+    /// The instance's key: unique per app, process type, index and
+    /// generation.
     pub fn key(&self) -> String {
-        format!("{}/{}/{}", self.app_guid, self.kind, self.index)
+        let key = format!("{}/{}/{}", self.app_guid, self.kind, self.index);
+        if self.generation.is_empty() {
+            key
+        } else {
+            format!("{key}#{}", self.generation)
+        }
     }
 }
 
@@ -86,6 +98,10 @@ struct Instance {
     app_guid: String,
     kind: String,
     index: u32,
+    droplet: String,
+    generation: String,
+    /// Taken off the router before it stops (`retire`).
+    draining: bool,
     status: Arc<Mutex<Status>>,
     stop: watch::Sender<bool>,
     done: tokio::task::JoinHandle<()>,
@@ -124,17 +140,21 @@ impl Supervisor {
         }
     }
 
-    /// Starts the specs whose instance is not running; the others go on.
+    /// Starts the specs whose index has no instance (of any generation);
+    /// the others go on.
     pub fn start_missing(&self, specs: Vec<RunSpec>) {
         for spec in specs {
-            if !self.instances.lock().unwrap().contains_key(&spec.key()) {
+            let present = self.instances.lock().unwrap().values().any(|i| {
+                i.app_guid == spec.app_guid && i.kind == spec.kind && i.index == spec.index
+            });
+            if !present {
                 self.start(spec);
             }
         }
     }
 
     /// Starts one instance (its key must not be running).
-    fn start(&self, spec: RunSpec) {
+    pub fn start(&self, spec: RunSpec) {
         let status = Arc::new(Mutex::new(Status {
             state: State::Starting,
             port: 0,
@@ -146,6 +166,7 @@ impl Supervisor {
         let log = self.log_path(&spec.app_guid);
         let key = spec.key();
         let (app_guid, kind, index) = (spec.app_guid.clone(), spec.kind.clone(), spec.index);
+        let (droplet, generation) = (spec.droplet.clone(), spec.generation.clone());
         let done = tokio::spawn(supervise(
             spec,
             status.clone(),
@@ -157,6 +178,9 @@ impl Supervisor {
             app_guid,
             kind,
             index,
+            droplet,
+            generation,
+            draining: false,
             status,
             stop,
             done,
@@ -167,21 +191,36 @@ impl Supervisor {
     /// Stops every instance of an app (all at once, so their grace periods
     /// overlap) and waits until their processes are gone.
     pub async fn stop(&self, app_guid: &str) {
-        self.stop_where(|i| i.app_guid == app_guid).await;
+        self.stop_where(|_, i| i.app_guid == app_guid).await;
     }
 
     /// Stops the instances of one process type of an app beyond `keep`.
     pub async fn scale_down(&self, app_guid: &str, kind: &str, keep: u32) {
-        self.stop_where(|i| i.app_guid == app_guid && i.kind == kind && i.index >= keep)
+        self.stop_where(|_, i| i.app_guid == app_guid && i.kind == kind && i.index >= keep)
             .await;
     }
 
-    async fn stop_where(&self, which: impl Fn(&Instance) -> bool) {
+    /// Stops the instances with these keys (see `members`), once the
+    /// router has stopped sending them requests for `drain`: what it sent
+    /// them just before gets answered (as gorouter unregisters an instance
+    /// before Diego stops it).
+    pub async fn retire(&self, keys: &[String], drain: Duration) {
+        if keys.is_empty() {
+            return;
+        }
+        for (k, i) in self.instances.lock().unwrap().iter_mut() {
+            i.draining |= keys.contains(k);
+        }
+        tokio::time::sleep(drain).await;
+        self.stop_where(|k, _| keys.contains(k)).await;
+    }
+
+    async fn stop_where(&self, which: impl Fn(&String, &Instance) -> bool) {
         let stopping: Vec<Instance> = {
             let mut all = self.instances.lock().unwrap();
             let keys: Vec<String> = all
                 .iter()
-                .filter(|(_, i)| which(i))
+                .filter(|(k, i)| which(k, i))
                 .map(|(k, _)| k.clone())
                 .collect();
             keys.iter().filter_map(|k| all.remove(k)).collect()
@@ -195,7 +234,7 @@ impl Supervisor {
     }
 
     pub async fn stop_all(&self) {
-        self.stop_where(|_| true).await;
+        self.stop_where(|_, _| true).await;
     }
 
     /// At shutdown, once apps and services are stopped: what apps orphaned
@@ -219,6 +258,27 @@ impl Supervisor {
             .map(|i| (i.kind.clone(), i.index, i.status.lock().unwrap().clone()))
             .collect();
         out.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+        out
+    }
+
+    /// Every instance of one process type of the app, with the droplet
+    /// and generation it runs: what a rollout counts and replaces.
+    pub fn members(&self, app_guid: &str, kind: &str) -> Vec<Member> {
+        let mut out: Vec<Member> = self
+            .instances
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, i)| i.app_guid == app_guid && i.kind == kind)
+            .map(|(key, i)| Member {
+                key: key.clone(),
+                index: i.index,
+                droplet: i.droplet.clone(),
+                generation: i.generation.clone(),
+                state: i.status.lock().unwrap().state,
+            })
+            .collect();
+        out.sort_by(|a, b| (a.index, &a.key).cmp(&(b.index, &b.key)));
         out
     }
 
@@ -253,7 +313,7 @@ impl Supervisor {
             .lock()
             .unwrap()
             .values()
-            .filter(|i| i.app_guid == app_guid && i.kind == "web")
+            .filter(|i| i.app_guid == app_guid && i.kind == "web" && !i.draining)
             .filter_map(|i| {
                 let s = i.status.lock().unwrap();
                 (s.state == State::Running).then_some((i.index, s.port))
@@ -295,6 +355,16 @@ impl Supervisor {
         run.tracked.kill(leader).await;
         outcome
     }
+}
+
+/// One instance as `Supervisor::members` sees it.
+#[derive(Clone, Debug)]
+pub struct Member {
+    pub key: String,
+    pub index: u32,
+    pub droplet: String,
+    pub generation: String,
+    pub state: State,
 }
 
 async fn supervise(

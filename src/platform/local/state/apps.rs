@@ -107,6 +107,17 @@ impl Platform {
             tx.get::<AppRec>(APP, guid)?;
             remove_destinations_to(tx, guid)?;
             unbind_app(tx, guid)?;
+            // Its deployments and revisions go with it, as on CF.
+            for d in tx.all::<DeploymentRec>(DEPLOYMENT)? {
+                if d.app_guid == guid {
+                    tx.delete(DEPLOYMENT, &d.guid)?;
+                }
+            }
+            for r in tx.all::<RevisionRec>(REVISION)? {
+                if r.app_guid == guid {
+                    tx.delete(REVISION, &r.guid)?;
+                }
+            }
             tx.delete(APP, guid)
         })?;
         self.refresh_routes()?;

@@ -63,7 +63,23 @@ impl Platform {
                 .unwrap_or_else(|| "task".into()),
             index: 0,
             gates,
+            droplet: droplet_guid.to_string(),
+            generation: String::new(),
         })
+    }
+
+    /// What a new `web` instance of the app runs now: its current droplet,
+    /// environment and command (a rollout's instances, `rollout.rs`).
+    pub(in crate::platform::local) fn web_spec(&self, rec: &AppRec) -> ApiResult<RunSpec> {
+        self.run_spec(rec, Some(&rec.process), None)
+    }
+
+    /// Stops and starts again the instances of one process type of a
+    /// started app, on its current droplet (a finished deployment restarts
+    /// the app's other processes, as CF's does).
+    pub async fn restart_kind(&self, guid: &str, kind: &str) -> ApiResult<()> {
+        self.supervisor.scale_down(guid, kind, 0).await;
+        self.rescale(guid, kind).await
     }
 
     /// One spec per instance of each process type.
@@ -185,6 +201,13 @@ impl Platform {
         // Services first: apps bound to a database expect it at start.
         self.start_services();
         self.refresh_routes()?;
+        // A rollout does not outlive the daemon (`state/deployments.rs`).
+        for name in self.cancel_interrupted_deployments()? {
+            crate::output::write_stderr(&format!(
+                "app {name}: its deployment was active when the platform stopped; canceled, \
+                 back on its previous droplet\n"
+            ));
+        }
         for rec in self.all::<AppRec>(APP)? {
             if rec.app.state != "STARTED" {
                 continue;
