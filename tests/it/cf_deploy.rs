@@ -6,6 +6,7 @@
 //! cf-env)"`.
 
 use crate::deploy::{Fixture, events, text};
+use crate::verdict::analyses;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -104,46 +105,9 @@ fn cf_serving_v1(env: &str, extra: &str) -> Fixture {
     f
 }
 
-fn analyses(out: &std::process::Output) -> Vec<Value> {
-    events(out)
-        .into_iter()
-        .filter(|e| e["event"] == "analysis")
-        .collect()
-}
-
 #[test]
 fn a_candidate_that_never_gets_healthy_as_cf_is_rolled_back_while_the_other_serves() {
-    let f = Fixture::new_cf("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
-    std::fs::write(f.root.path().join("app/UNHEALTHY"), "").unwrap();
-    let file = std::fs::read_to_string(&f.file)
-        .unwrap()
-        .replace("timeout: 5s", "timeout: 1s");
-    std::fs::write(&f.file, file).unwrap();
-    let load = f.load();
-    let out = f.deploy("v2");
-    let (n, failures, seen) = load.finish();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("deploy failed at `probe blue's own URL /health"),
-        "{err}"
-    );
-    // Probed over https on blue's own route.
-    assert!(err.contains("HTTP 500 (expected 200)"), "{err}");
-    assert!(
-        err.contains("rolled blue back to v1: healthy and on the route again"),
-        "{err}"
-    );
-    assert!(
-        failures.is_empty(),
-        "{} of {n} failed: {failures:?}",
-        failures.len()
-    );
-    assert_eq!(seen, ["v1"]);
-    f.assert_serving("v1");
-    let history = events(&f.run(&["history", "--json"]));
-    assert_eq!(history.last().unwrap()["result"], "failed");
+    crate::deploy::never_healthy_rolled_back(Fixture::new_cf(""));
 }
 
 #[test]

@@ -636,7 +636,12 @@ fn two_deploys_in_a_row_swap_releases_with_zero_failed_requests() {
 
 #[test]
 fn a_candidate_that_never_gets_healthy_is_rolled_back_while_the_other_serves() {
-    let f = Fixture::new("");
+    never_healthy_rolled_back(Fixture::new(""));
+}
+
+/// A candidate whose `/health` answers 500 (as `platform: cf`, probed over
+/// https on its own route) is rolled back while the other color serves.
+pub fn never_healthy_rolled_back(f: Fixture) {
     assert_eq!(f.deploy("v1").status.code(), Some(0));
     std::fs::write(f.root.path().join("app/UNHEALTHY"), "").unwrap();
     let file = std::fs::read_to_string(&f.file)

@@ -16,7 +16,7 @@ fn serving_v1() -> Fixture {
 }
 
 /// The `analysis` events of a deploy's `--json` output.
-fn analyses(out: &std::process::Output) -> Vec<Value> {
+pub fn analyses(out: &std::process::Output) -> Vec<Value> {
     events(out)
         .into_iter()
         .filter(|e| e["event"] == "analysis")

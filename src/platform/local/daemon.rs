@@ -153,12 +153,19 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> PlatformError + '_ {
 /// that leaked (to a stale port, say) dies with the daemon that issued it.
 pub fn token(dir: &Path) -> Result<String, PlatformError> {
     let path = dir.join("token");
-    let partial = dir.join("token.new");
     let token = format!(
         "{}{}",
         uuid::Uuid::new_v4().simple(),
         uuid::Uuid::new_v4().simple()
     );
+    write_private(&path, token.as_bytes())?;
+    Ok(token)
+}
+
+/// Writes `bytes` to `path` readable by the user only, whole or not at all
+/// (a sibling `.new` file renamed over it).
+pub(super) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PlatformError> {
+    let partial = path.with_extension("new");
     let _ = std::fs::remove_file(&partial);
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -166,9 +173,8 @@ pub fn token(dir: &Path) -> Result<String, PlatformError> {
         .mode(0o600)
         .open(&partial)
         .map_err(io(&partial))?;
-    std::io::Write::write_all(&mut f, token.as_bytes()).map_err(io(&partial))?;
-    std::fs::rename(&partial, &path).map_err(io(&path))?;
-    Ok(token)
+    std::io::Write::write_all(&mut f, bytes).map_err(io(&partial))?;
+    std::fs::rename(&partial, path).map_err(io(path))
 }
 
 /// Whether process `pid` exists (a zombie included; see `process_started`).

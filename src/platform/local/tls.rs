@@ -19,7 +19,6 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
     GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose, NameConstraints,
 };
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,24 +85,11 @@ fn ca(dir: &Path) -> Result<(PathBuf, Issuer<'static, KeyPair>), PlatformError> 
     let cert = ca_params()
         .self_signed(&key)
         .map_err(tls_err("signing the CA certificate"))?;
-    write_private(&key_path, key.serialize_pem().as_bytes())?;
+    super::daemon::write_private(&key_path, key.serialize_pem().as_bytes())?;
     let partial = dir.join("ca.pem.new");
     std::fs::write(&partial, cert.pem()).map_err(io(&partial))?;
     std::fs::rename(&partial, &cert_path).map_err(io(&cert_path))?;
     Ok((cert_path, Issuer::new(ca_params(), key)))
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), PlatformError> {
-    let partial = path.with_extension("new");
-    let _ = std::fs::remove_file(&partial);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&partial)
-        .map_err(io(&partial))?;
-    std::io::Write::write_all(&mut f, bytes).map_err(io(&partial))?;
-    std::fs::rename(&partial, path).map_err(io(path))
 }
 
 /// The CA's path and an acceptor with a server certificate signed by it.
