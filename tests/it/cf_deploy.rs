@@ -111,24 +111,8 @@ fn a_candidate_that_never_gets_healthy_as_cf_is_rolled_back_while_the_other_serv
 }
 
 #[test]
-fn rollback_as_cf_goes_back_without_a_migration_and_to_any_kept_release() {
-    let f = Fixture::new_cf("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
-    assert_eq!(f.deploy("v2").status.code(), Some(0));
-    let load = f.load();
-    let out = f.run(&["rollback"]);
-    let (n, failures, _) = load.finish();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    assert!(
-        failures.is_empty(),
-        "{} of {n} failed: {failures:?}",
-        failures.len()
-    );
-    f.assert_serving("v1");
-    assert_eq!(f.migrations(), 2, "a rollback never migrates");
-    let out = f.run(&["rollback", "--to", "v2"]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    f.assert_serving("v2");
+fn rollback_as_cf_goes_back_through_the_same_sequence() {
+    crate::deploy::rollback_through_the_same_sequence(Fixture::new_cf(""));
 }
 
 /// Cloud Foundry's canary is an instance ratio: 50% is one candidate
