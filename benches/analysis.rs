@@ -15,7 +15,6 @@
 use bluegreen::config::Analysis;
 use bluegreen::deploy::analysis::{Evidence, Verdict, judge};
 use bluegreen::platform::traffic::{Sample, Snapshot, Traffic};
-use bluegreen::plugin::context::Color;
 use std::time::Duration;
 
 /// The route's load: the candidate (a 10% canary step) gets 20 requests a
@@ -154,7 +153,8 @@ fn sequential(rng: &mut Rng, r: Release, a: &Analysis) -> Outcome {
             next_look *= 2;
         }
         let e = Evidence {
-            color: Color::Blue,
+            judged_name: "blue",
+            other_name: "green",
             judged: &c,
             other: Some(&o),
             before: Some(&reference),

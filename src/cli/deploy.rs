@@ -9,6 +9,7 @@ use super::output::{Printer, outln};
 use crate::cli::Exit;
 use crate::config::policy;
 use crate::deploy::executor::{Executor, Setup};
+use crate::deploy::interrupt::{Interrupt, Interrupted};
 use crate::deploy::journal::{self, DeployRecord, Journal, Kind};
 use crate::deploy::lock::{LockGuard, hostname};
 use crate::deploy::plan::{self, Source};
@@ -18,7 +19,6 @@ pub use crate::deploy::session::Loaded;
 use crate::deploy::session::Session;
 use crate::deploy::site;
 use crate::platform::local;
-use crate::plugin::context::Color;
 use clap::Args;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
@@ -132,12 +132,14 @@ pub async fn run(
         "step": "validate", "color": null, "text": plan::Step::Validate.to_string()}),
     );
     let mut reached = Reached::Validate { total: None };
+    // From here on Ctrl-C and SIGTERM roll back rather than kill (see
+    // `deploy::interrupt`); without signal handling they keep killing.
+    let interrupt = Interrupt::install(&id, args.json).unwrap_or_else(|_| Interrupt::none());
     let result = deploy(
         args,
-        release,
-        rollback_to,
+        (release, rollback_to),
         overrides,
-        &report,
+        (&report, &interrupt),
         &id,
         &mut reached,
     )
@@ -172,6 +174,7 @@ pub async fn run(
                 super::Exit::BadInput => "bad-input",
                 super::Exit::Blocked => "blocked",
                 super::Exit::Locked => "locked",
+                super::Exit::Interrupted | super::Exit::Terminated => "interrupted",
                 _ => "failed",
             };
             report.event(json!({"event": "deploy", "status": status, "id": id,
@@ -190,48 +193,32 @@ enum Reached {
 }
 
 /// `run` without its first and last events: the release and route URL.
+/// Before the lock is held the first signal ends the command; after, the
+/// executor rolls back (see `deploy::interrupt`).
 async fn deploy(
     args: &RunArgs,
-    release: Option<String>,
-    rollback_to: Option<Option<String>>,
+    (release, rollback_to): (Option<String>, Option<Option<String>>),
     overrides: &OverrideArgs,
-    report: &Reporter,
+    (report, interrupt): (&Reporter, &Interrupt),
     id: &str,
     reached: &mut Reached,
 ) -> anyhow::Result<(String, String)> {
-    let started = Instant::now();
-    let session = Session::prepare(&args.file.file, args.policy.as_deref()).await?;
-    let (l, plugins) = (session.loaded, session.plugins);
-    let provisional = match &rollback_to {
-        None => Source::New,
-        Some(_) => Source::Existing(String::new()),
+    let mut signals = interrupt.clone();
+    let before_lock = until_locked(args, rollback_to.is_some(), overrides, report, id, reached);
+    let locked = tokio::select! {
+        locked = before_lock => locked?,
+        signal = signals.wait() => {
+            let what = "stopped before the deploy lock was held; nothing changed".into();
+            return Err(Interrupted { signal, what }.into());
+        }
     };
-    let total = plan::plan(
-        &l.file,
-        plan::order(None, &[]),
-        &BTreeMap::new(),
-        &provisional,
-    )
-    .len();
-    *reached = Reached::Validate { total: Some(total) };
-    check_overrides(overrides, &plugins.policy)?;
-    let zip = match rollback_to {
-        None => Some(crate::platform::package::zip_dir(&l.app_dir)?),
-        Some(_) => None,
-    };
-    // Read-only until the lock is held: a deploy refused it leaves no apps,
-    // routes or services behind.
-    let survey = l.survey().await?;
-    report.step_finished(0, total, &plan::Step::Validate, started.elapsed(), None);
-    let waiting = report.step_started(1, total, &plan::Step::AcquireLock);
-    *reached = Reached::AcquireLock { total };
-    let t = Instant::now();
-    let store = survey.lock_store();
-    let client = survey.client().clone();
-    let guard = LockGuard::acquire(client, store, l.lease(id), args.wait, None).await?;
-    drop(waiting);
-    report.step_finished(1, total, &plan::Step::AcquireLock, t.elapsed(), None);
-    *reached = Reached::Steps;
+    let Locked {
+        l,
+        plugins,
+        zip,
+        survey,
+        guard,
+    } = locked;
     let id = id.to_string();
     // The guard stays here until the executor takes it (and releases it by
     // its last step, or when it stops); a failure before that releases it
@@ -273,10 +260,15 @@ async fn deploy(
             }
             _ => (Vec::new(), BTreeSet::new()),
         };
-        let order = site.order().await?;
-        let steps = plan::plan(&l.file, order, &plugins.by_hook(), &source);
+        // Natively the one app stands as blue (see `site::Mode`).
+        let native = site.mode == site::Mode::Native;
+        let order = match native {
+            true => plan::order(None, &[]),
+            false => site.order().await?,
+        };
+        let steps = plan::for_mode(&l.file, native, order, &plugins.by_hook(), &source);
         let mut before = BTreeMap::new();
-        for c in [Color::Blue, Color::Green] {
+        for c in site.apps.keys().copied().collect::<Vec<_>>() {
             before.insert(c, site.before(c).await?);
         }
         let record = DeployRecord {
@@ -305,11 +297,13 @@ async fn deploy(
                 .filter(|m| m.phase == "contract")
                 .map(|m| m.path.clone())
                 .collect(),
+            deployment: None,
         };
         if rollback_to.is_some() {
             crate::deploy::rollback::warn_contracted(report, &history, &release);
         }
         let mut journal = Journal::begin(&jdir, &record)?;
+        interrupt.journal_begun();
         report.event(json!({"event": "deploy", "status": "running", "id": id, "app": l.file.app,
             "kind": record.kind, "release": release, "previous_release": current, "route_url": site.route_url}));
         report.say(&format!(
@@ -338,6 +332,7 @@ async fn deploy(
         exec.allow = overrides.allow.clone();
         exec.reset_scale = overrides.reset_scale;
         exec.reason = overrides.reason.clone().unwrap_or_default();
+        exec.interrupt = interrupt.clone();
         exec.run(2, &BTreeSet::from([0, 1])).await?;
         Ok::<_, anyhow::Error>((release, route_url))
     }
@@ -351,8 +346,17 @@ async fn deploy(
 /// `plan`: every step and the plugins at each hook, without acting.
 pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exit> {
     let session = Session::prepare(&args.file.file, args.policy.as_deref()).await?;
-    let (l, plugins) = (session.loaded, session.plugins);
+    let (mut l, plugins) = (session.loaded, session.plugins);
     let site = l.site(false).await.ok().flatten();
+    let mode = match &site {
+        Some(s) => s.mode.clone(),
+        None => plan_mode(&l.file).await,
+    };
+    let asked = l.file.strategy.name();
+    if let site::Mode::Fallback(_) = &mode {
+        l.file = l.file.two_color();
+    }
+    let native = mode == site::Mode::Native;
     let newest = site.as_ref().and_then(|s| s.newest());
     let current = site
         .as_ref()
@@ -366,21 +370,67 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exi
         ),
     };
     let order = match &site {
-        Some(s) => s.order().await?,
-        None => plan::order(None, &[]),
+        Some(s) if !native => s.order().await?,
+        _ => plan::order(None, &[]),
     };
-    let steps = plan::plan(&l.file, order, &plugins.by_hook(), &Source::New);
+    let steps = plan::for_mode(&l.file, native, order, &plugins.by_hook(), &Source::New);
+    let mode_line = match &mode {
+        site::Mode::Colors => None,
+        site::Mode::Native => Some(format!(
+            "Mode: one app, `{}`, through Cloud Foundry's own {} deployment (no colors)",
+            l.file.app,
+            if asked == "cf-canary" {
+                "canary"
+            } else {
+                "rolling"
+            }
+        )),
+        site::Mode::Fallback(why) => Some(format!(
+            "Mode: `strategy: {asked}` falls back to `{}` with two colors: this foundation cannot \
+             run Cloud Foundry's deployments ({why}){}",
+            l.file.strategy.name(),
+            if l.file.fallback == crate::config::Fallback::None {
+                "; `fallback: none` refuses to deploy"
+            } else {
+                ""
+            }
+        )),
+    };
     let manifest = l
         .file
         .cf_manifest
         .as_ref()
         .map(|m| json!({"path": m.path, "app": m.name, "applies": m.summary()}));
+    let mode_json = match &mode {
+        site::Mode::Colors => json!({"mode": "two-color"}),
+        site::Mode::Native => json!({"mode": "native", "strategy": asked}),
+        site::Mode::Fallback(why) => json!({"mode": "two-color", "asked": asked,
+            "strategy": l.file.strategy.name(), "why": why}),
+    };
     let json = json!({"app": l.file.app, "release": release, "current": current,
-        "steps": steps, "manifest": manifest});
+        "mode": mode_json, "steps": steps, "manifest": manifest});
     Printer::new(args.json).emit(json, || {
-        print_plan(&l, &plugins, &release, current.as_deref(), &steps)
+        if let Some(line) = &mode_line {
+            outln!("{line}\n");
+        }
+        print_plan(&l, &plugins, &release, current.as_deref(), &steps, native)
     });
     Ok(super::Exit::Ok)
+}
+
+/// A native strategy's mode before the app exists: what the foundation
+/// can run, if it can be asked (else as asked).
+async fn plan_mode(file: &crate::config::DeployFile) -> site::Mode {
+    if !file.strategy.native() {
+        return site::Mode::Colors;
+    }
+    match site::connect(file, false).await {
+        Ok(Some((client, _))) => match crate::platform::deployments::supported(&client).await {
+            Ok(()) => site::Mode::Native,
+            Err(why) => site::Mode::Fallback(why),
+        },
+        _ => site::Mode::Native,
+    }
 }
 
 /// `plan` for people.
@@ -390,6 +440,7 @@ fn print_plan(
     release: &str,
     current: Option<&str>,
     steps: &[plan::Step],
+    native: bool,
 ) {
     outln!(
         "Plan: deploy {} release {release} (now: {}), {} steps\n",
@@ -440,14 +491,121 @@ fn print_plan(
         .by_hook()
         .remove(&crate::plugin::Hook::OnFailure)
         .unwrap_or_default();
+    let undo = match native {
+        true => {
+            "CF's deployment is cancelled (the old instances take the app back; once it \
+                 is deployed, the previous revision is deployed again) and the app's environment \
+                 is put back"
+        }
+        false => {
+            "the color in flight goes back to its previous droplet and onto the route, \
+                  then a color already switched goes back too (one release serves)"
+        }
+    };
     outln!(
-        "\nIf a step fails or a plugin blocks: the color in flight goes back to its previous \
-             droplet and onto the route, then a color already switched goes back too (one release \
-             serves), then hook on-failure: {}",
+        "\nIf a step fails or a plugin blocks: {undo}, then hook on-failure: {}",
         if on_failure.is_empty() {
             "no plugins".to_string()
         } else {
             on_failure.join(", ")
         }
     );
+}
+
+/// `deploy` up to the lock: the checks (read-only), then the lock.
+async fn until_locked(
+    args: &RunArgs,
+    rollback: bool,
+    overrides: &OverrideArgs,
+    report: &Reporter,
+    id: &str,
+    reached: &mut Reached,
+) -> anyhow::Result<Locked> {
+    let started = Instant::now();
+    let session = Session::prepare(&args.file.file, args.policy.as_deref()).await?;
+    let (l, plugins) = (session.loaded, session.plugins);
+    let provisional = match rollback {
+        false => Source::New,
+        true => Source::Existing(String::new()),
+    };
+    let total = plan::for_mode(
+        &l.file,
+        l.file.strategy.native(),
+        plan::order(None, &[]),
+        &BTreeMap::new(),
+        &provisional,
+    )
+    .len();
+    *reached = Reached::Validate { total: Some(total) };
+    check_overrides(overrides, &plugins.policy)?;
+    let zip = match rollback {
+        false => Some(crate::platform::package::zip_dir(&l.app_dir)?),
+        true => None,
+    };
+    // Read-only until the lock is held: a deploy refused it leaves no apps,
+    // routes or services behind.
+    let survey = l.survey().await?;
+    let l = fall_back(l, &survey.mode, report)?;
+    report.step_finished(0, total, &plan::Step::Validate, started.elapsed(), None);
+    let waiting = report.step_started(1, total, &plan::Step::AcquireLock);
+    *reached = Reached::AcquireLock { total };
+    let t = Instant::now();
+    let store = survey.lock_store();
+    let client = survey.client().clone();
+    let guard = LockGuard::acquire(client, store, l.lease(id), args.wait, None).await?;
+    drop(waiting);
+    report.step_finished(1, total, &plan::Step::AcquireLock, t.elapsed(), None);
+    *reached = Reached::Steps;
+    Ok(Locked {
+        l,
+        plugins,
+        zip,
+        survey,
+        guard,
+    })
+}
+
+/// A native strategy where the foundation cannot run CF's deployments:
+/// two colors instead, said so, or with `fallback: none` refused before
+/// anything changed.
+fn fall_back(mut l: Loaded, mode: &site::Mode, report: &Reporter) -> anyhow::Result<Loaded> {
+    let strategy = l.file.strategy.name();
+    match mode {
+        site::Mode::Fallback(why) if l.file.fallback == crate::config::Fallback::None => {
+            Err(BadInput(format!(
+                "{}: field `strategy`: `{strategy}` needs Cloud Foundry's deployments, and this \
+                 foundation cannot run them: {why}. `fallback: none` refuses; remove it to deploy \
+                 with two colors instead",
+                l.path.display()
+            ))
+            .into())
+        }
+        site::Mode::Fallback(why) => {
+            l.file = l.file.two_color();
+            report.say(&format!(
+                "`strategy: {strategy}` falls back to `{}` with two colors: this foundation \
+                 cannot run Cloud Foundry's deployments ({why})",
+                l.file.strategy.name()
+            ));
+            report.event(
+                json!({"event": "mode", "mode": "two-color", "asked": strategy,
+                "strategy": l.file.strategy.name(), "why": why}),
+            );
+            Ok(l)
+        }
+        site::Mode::Native => {
+            report.event(json!({"event": "mode", "mode": "native", "strategy": strategy}));
+            Ok(l)
+        }
+        site::Mode::Colors => Ok(l),
+    }
+}
+
+/// What `deploy` has once it holds the lock.
+struct Locked {
+    l: Loaded,
+    plugins: crate::deploy::plugins::Plugins,
+    zip: Option<crate::platform::package::Zipped>,
+    survey: crate::deploy::site::Survey,
+    guard: LockGuard,
 }

@@ -31,8 +31,15 @@ pub enum Exit {
     Blocked = 3,
     /// Another deploy holds the app's lock.
     Locked = 4,
+    /// `status`: the route does not serve (no color on it answers healthy,
+    /// or nothing is deployed).
+    NotServing = 5,
     /// A plugin asked to be called again later (sysexits' EX_TEMPFAIL).
     Retry = 75,
+    /// A deploy stopped by Ctrl-C (128 + SIGINT), rolled back.
+    Interrupted = 130,
+    /// A deploy stopped by SIGTERM (128 + SIGTERM), rolled back.
+    Terminated = 143,
 }
 
 impl From<Exit> for std::process::ExitCode {
@@ -49,6 +56,17 @@ impl Exit {
         use crate::deploy::executor::DeployError;
         use crate::platform::PlatformError;
         let any = |f: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| err.chain().any(f);
+        if let Some(signal) = err.chain().find_map(|c| match c.downcast_ref() {
+            Some(DeployError::Interrupted { signal, .. }) => Some(*signal),
+            _ => c
+                .downcast_ref::<crate::deploy::interrupt::Interrupted>()
+                .map(|i| i.signal),
+        }) {
+            return match signal {
+                crate::deploy::interrupt::Signal::Int => Exit::Interrupted,
+                crate::deploy::interrupt::Signal::Term => Exit::Terminated,
+            };
+        }
         if any(&|c| {
             c.is::<BadInput>()
                 || c.is::<crate::config::ConfigError>()
@@ -121,8 +139,9 @@ pub enum Command {
         #[command(flatten)]
         args: deploy::RunArgs,
     },
-    /// The release on each color, mapped or not, healthy or not.
-    Status(status::StatusArgs),
+    /// The release on each color, mapped or not, healthy or not, and a
+    /// deploy under way; exit 5 when the route does not serve.
+    Status(status::StatusCmd),
     /// Past deploys and rollbacks, newest first.
     History(status::StatusArgs),
     /// The output of the deploy file's app (both colors, or `--color`), on
@@ -203,6 +222,25 @@ mod tests {
         };
         assert_eq!(Exit::of(&deep(locked.into())), Exit::Locked);
         assert_eq!(Exit::of(&anyhow::anyhow!("boom")), Exit::Failed);
+        use crate::deploy::interrupt::{Interrupted, Signal};
+        let signal = |signal| Interrupted {
+            signal,
+            what: "stopped".into(),
+        };
+        assert_eq!(
+            Exit::of(&deep(signal(Signal::Int).into())),
+            Exit::Interrupted
+        );
+        assert_eq!(
+            Exit::of(&deep(signal(Signal::Term).into())),
+            Exit::Terminated
+        );
+        let rolled_back = crate::deploy::executor::DeployError::Interrupted {
+            signal: Signal::Int,
+            what: "deploy interrupted".into(),
+            aftermath: "rolled blue back".into(),
+        };
+        assert_eq!(Exit::of(&deep(rolled_back.into())) as u8, 130);
         assert_eq!(
             std::process::ExitCode::from(Exit::Retry),
             std::process::ExitCode::from(75)

@@ -15,9 +15,11 @@ pub enum PlatformCommand {
         /// Run in this process until SIGTERM or Ctrl-C.
         #[arg(long)]
         foreground: bool,
-        /// Port of the Host-routing HTTP router (0 picks a free one).
-        #[arg(long, env = "BLUEGREEN_ROUTER_PORT", default_value_t = 8080)]
-        router_port: u16,
+        /// Port of the Host-routing HTTP router [default: 8080] (0 picks a
+        /// free one). A platform already running on another port is not
+        /// moved: `platform stop` it first.
+        #[arg(long, env = "BLUEGREEN_ROUTER_PORT")]
+        router_port: Option<u16>,
         /// Port of the API on 127.0.0.1 (0 picks a free one).
         #[arg(long, env = "BLUEGREEN_API_PORT", default_value_t = 0)]
         api_port: u16,
@@ -149,6 +151,25 @@ fn print_status(endpoint: &Endpoint, apps: &[serde_json::Value]) {
     }
 }
 
+/// The router's port when `--router-port` is not given.
+const DEFAULT_ROUTER_PORT: u16 = 8080;
+
+/// `platform start` while a platform runs: where it is, and what to do to
+/// have it elsewhere (`asked`: the router port asked for, if any).
+fn already_running(e: &Endpoint, asked: Option<u16>) -> BadInput {
+    let running = format!(
+        "the local platform is already running (pid {}), its router on port {}",
+        e.pid, e.router_port
+    );
+    BadInput(match asked.filter(|p| *p != 0 && *p != e.router_port) {
+        Some(p) => format!(
+            "{running}, not {p}: a running platform keeps its port. To move it, \
+             `bluegreen platform stop` first, then `bluegreen platform start --router-port {p}`"
+        ),
+        None => format!("{running}: `bluegreen platform stop` it first"),
+    })
+}
+
 fn config(router_port: u16, api_port: u16, max_upload: u64) -> Result<Config, BadInput> {
     let mut config = Config::new(&local::home_dir());
     config.router_port = router_port;
@@ -174,7 +195,11 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             json,
         } => {
             let out = Printer::new(json);
-            let running = local::start(config(router_port, api_port, max_upload)?).await?;
+            if let Some((endpoint, _)) = local::connect(&dir).await {
+                return Err(already_running(&endpoint, router_port).into());
+            }
+            let port = router_port.unwrap_or(DEFAULT_ROUTER_PORT);
+            let running = local::start(config(port, api_port, max_upload)?).await?;
             say_running(&running.endpoint, out);
             let mut term =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
@@ -194,8 +219,17 @@ pub async fn run(cmd: PlatformCommand) -> anyhow::Result<Exit> {
             max_upload,
             json,
         } => {
-            let (endpoint, _) =
-                local::ensure_running(&config(router_port, api_port, max_upload)?).await?;
+            // Running already: fine on the port asked for (or any, if none
+            // or 0 was), else said, since the router stays where it is.
+            if let Some((endpoint, _)) = local::connect(&dir).await {
+                if router_port.is_some_and(|p| p != 0 && p != endpoint.router_port) {
+                    return Err(already_running(&endpoint, router_port).into());
+                }
+                say_running(&endpoint, Printer::new(json));
+                return Ok(Exit::Ok);
+            }
+            let port = router_port.unwrap_or(DEFAULT_ROUTER_PORT);
+            let (endpoint, _) = local::ensure_running(&config(port, api_port, max_upload)?).await?;
             say_running(&endpoint, Printer::new(json));
             Ok(Exit::Ok)
         }

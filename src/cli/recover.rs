@@ -85,7 +85,14 @@ pub(super) async fn recover_replay(
         lock,
     });
     exec.recovered = true;
-    if first_mapped || nothing_earlier {
+    let native = rec.steps.iter().any(|s| matches!(s, Step::Native(_)));
+    let forward = match native {
+        // CF's deployment decides: a deployed one carries on (the judge,
+        // the contract phase, the hooks), any other is cancelled.
+        true => exec.deployed_natively().await?,
+        false => first_mapped || nothing_earlier,
+    };
+    if forward {
         report.say(&format!(
             "Recovering deploy {} of release {}: carrying on from `{step}`",
             rec.id, rec.release

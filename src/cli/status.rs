@@ -1,20 +1,24 @@
-//! `status`, `history` and `unlock`: what runs where, what ran before, and
-//! clearing a lock whose holder is gone.
+//! `status`, `history` and `unlock`: what runs where (and a deploy under way,
+//! `live`), what ran before, and clearing a lock whose holder is gone.
 
 use super::deploy::{FileArg, Loaded};
 use super::output::{Printer, outln};
 use crate::cli::Exit;
 use crate::config::PlatformKind;
-use crate::deploy::journal::{self, Journal};
+use crate::deploy::journal;
 use crate::deploy::lock::{self, Store};
 use crate::deploy::site;
 use crate::platform::client::CfClient;
 use crate::platform::lease::Lease;
 use crate::platform::local;
-use crate::plugin::context::Color;
 use clap::Args;
+use live::InFlight;
+use look::look;
 use serde_json::json;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+mod live;
+mod look;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -25,66 +29,39 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
-pub async fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
-    let out = Printer::new(args.json);
+/// `status` takes `--wait` besides what `history` takes.
+#[derive(Debug, Args)]
+pub struct StatusCmd {
+    #[command(flatten)]
+    pub args: StatusArgs,
+    /// Wait up to this long (`30s`, `10m`) until no deploy runs and the
+    /// route serves, then show it (exit 4 if a deploy still runs).
+    #[arg(long, value_parser = crate::units::parse_duration)]
+    pub wait: Option<Duration>,
+}
+
+/// The exit code says whether the route serves: 0 when a color on it
+/// answers healthy (a deploy may be running), `NotServing` otherwise
+/// (nothing deployed, or no healthy color on the route).
+pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
+    let args = &cmd.args;
     let l = Loaded::read(&args.file.file)?;
-    let jdir = journal::dir(&local::home_dir(), &l.file.app);
-    let interrupted = Journal::read(&jdir)?.map(|r| r.record.id);
-    let Some(site) = l.site(false).await? else {
-        // The same shape as a deployed app's, with nothing in it but the
-        // lock of a first deploy that holds it before making the apps.
-        let holder = siteless_lock(&l).await?.and_then(|(_, _, held)| held);
-        out.emit(
-            json!({"app": l.file.app, "route_url": null, "colors": [],
-                "lock": holder, "interrupted": interrupted}),
-            || {
-                outln!(
-                    "{}: not deployed yet, or its platform is not running (`bluegreen deploy` does both)",
-                    l.file.app
-                );
-                if let Some(h) = holder.as_ref().filter(|h| !h.expired()) {
-                    outln!("  {}", lock::describe(h));
-                }
-            },
-        );
-        return Ok(super::Exit::Ok);
+    let until = Instant::now() + cmd.wait.unwrap_or_default();
+    let look = loop {
+        let look = look(&l).await?;
+        // An interrupted journal waits for `recover`, not for time.
+        let settled = look.serving() && !look.in_flight.as_ref().is_some_and(InFlight::running);
+        if settled || Instant::now() >= until {
+            break look;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     };
-    let holder = lock::holder(&site.client, l.file.platform, &l.file.app, &site.space_guid).await?;
-    let mut colors = Vec::new();
-    for c in [Color::Blue, Color::Green] {
-        let app = site.app(c);
-        let mapped = site.mapped(c).await?;
-        let healthy = match site.candidate_url(c, Instant::now()).await {
-            Ok(url) => {
-                let once = crate::config::Health {
-                    successes: 1,
-                    ..l.file.health.clone()
-                };
-                crate::deploy::health::probe(&url, &once, Instant::now())
-                    .await
-                    .is_ok()
-            }
-            Err(_) => false,
-        };
-        let processes = site.processes(c).await?;
-        colors.push(json!({"color": c, "app": app.name, "state": app.state,
-            "release": site.annotation(c, site::RELEASE), "mapped": mapped, "healthy": healthy,
-            "newest": site.newest() == Some(c), "processes": processes}));
-    }
-    out.emit(
-        json!({"app": l.file.app, "route_url": site.route_url, "colors": colors,
-            "lock": holder, "interrupted": interrupted}),
-        || {
-            print_status(
-                &l,
-                &site.route_url,
-                &colors,
-                holder.as_ref(),
-                interrupted.as_deref(),
-            )
-        },
-    );
-    Ok(super::Exit::Ok)
+    Printer::new(args.json).emit(look.json(&l), || look.print(&l));
+    Ok(match &look.in_flight {
+        Some(f) if cmd.wait.is_some() && f.running() => Exit::Locked,
+        _ if look.serving() => Exit::Ok,
+        _ => Exit::NotServing,
+    })
 }
 
 /// The lock of an app whose site is not there (yet). Neither store needs the
@@ -106,18 +83,12 @@ async fn siteless_lock(l: &Loaded) -> anyhow::Result<Option<(CfClient, Store, Op
     Ok(Some((client, store, held)))
 }
 
-fn print_status(
-    l: &Loaded,
-    route_url: &str,
-    colors: &[serde_json::Value],
-    holder: Option<&Lease>,
-    interrupted: Option<&str>,
-) {
+fn print_status(l: &Loaded, route_url: &str, colors: &[serde_json::Value], holder: Option<&Lease>) {
     outln!("{} → {}", l.file.app, route_url);
     for c in colors {
         outln!(
             "  {:<5} {:<24} release {:<22} {:<8} {:<10} {}",
-            c["color"].as_str().unwrap_or_default(),
+            c["color"].as_str().unwrap_or("app"),
             c["app"].as_str().unwrap_or_default(),
             c["release"].as_str().unwrap_or("-"),
             c["state"].as_str().unwrap_or_default().to_lowercase(),
@@ -136,12 +107,17 @@ fn print_status(
             serde_json::from_value(c["processes"].clone()).unwrap_or_default();
         let line: Vec<String> = processes.iter().map(|p| p.to_string()).collect();
         outln!("        {}", line.join(", "));
+        if let Some(d) = c["deployment"].as_object() {
+            outln!(
+                "        CF {} deployment {}: {}",
+                d["strategy"].as_str().unwrap_or_default(),
+                d["guid"].as_str().unwrap_or_default(),
+                d["state"].as_str().unwrap_or_default()
+            );
+        }
     }
-    if let Some(h) = holder.filter(|h| !h.expired()) {
+    if let Some(h) = holder {
         outln!("  {}", lock::describe(h));
-    }
-    if let Some(id) = interrupted {
-        outln!("  deploy {id} was interrupted: run `bluegreen recover`");
     }
 }
 

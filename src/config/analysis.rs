@@ -16,6 +16,40 @@ pub enum Strategy {
     /// The first color takes the release and then a growing share of the
     /// route (`steps`), judged at each step, before the other color follows.
     Canary,
+    /// One app, through Cloud Foundry's own canary deployment: `steps` are
+    /// its instance weights, each step judged, then `continue` or `cancel`.
+    CfCanary,
+    /// One app, through Cloud Foundry's own rolling deployment
+    /// (`max_in_flight` new instances at a time), judged once it is done.
+    CfRolling,
+}
+
+impl Strategy {
+    /// Through Cloud Foundry's deployment object, one app, no colors.
+    pub fn native(self) -> bool {
+        matches!(self, Strategy::CfCanary | Strategy::CfRolling)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::BlueGreen => "blue-green",
+            Strategy::Canary => "canary",
+            Strategy::CfCanary => "cf-canary",
+            Strategy::CfRolling => "cf-rolling",
+        }
+    }
+}
+
+/// What a native strategy does on a foundation that cannot run it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fallback {
+    /// Deploy with two colors instead (`cf-canary` as `canary`, with the
+    /// same steps as route shares; `cf-rolling` as `blue-green`), and say so.
+    #[default]
+    BlueGreen,
+    /// Refuse: this app deploys through CF's deployments or not at all.
+    None,
 }
 
 #[derive(Clone, Debug, PartialEq, Deserialize)]
@@ -154,9 +188,37 @@ pub fn validate(
                     .into(),
             ));
         }
+        Strategy::CfCanary if steps.is_empty() => {
+            return Err((
+                "steps",
+                "`strategy: cf-canary` needs steps, the share of the app's instances on the \
+                 new release at each pause, e.g. `steps: [20, 50]`"
+                    .into(),
+            ));
+        }
+        Strategy::CfRolling if !steps.is_empty() => {
+            return Err((
+                "steps",
+                "`strategy: cf-rolling` has no steps (CF replaces instances `max_in_flight` at \
+                 a time); use `strategy: cf-canary` for steps, or remove `steps`"
+                    .into(),
+            ));
+        }
         _ => {}
     }
-    if !steps.is_empty() {
+    if strategy == Strategy::CfCanary {
+        // CF's canary rules: weights 1-100, growing; after the last pause a
+        // `continue` rolls out the rest, so the last need not be 100.
+        if steps.iter().any(|&p| p == 0 || p > 100) {
+            return Err((
+                "steps",
+                "each step is a share of instances from 1 to 100".into(),
+            ));
+        }
+        if steps.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(("steps", "steps must grow, e.g. `[20, 50]`".into()));
+        }
+    } else if !steps.is_empty() {
         if steps.iter().any(|&p| p == 0 || p > 100) {
             return Err(("steps", "each step is a percent from 1 to 100".into()));
         }

@@ -39,13 +39,22 @@ pub struct DeployFile {
     pub services: Vec<ServiceRef>,
     #[serde(default)]
     pub plugins: Plugins,
-    /// `blue-green` (default) or `canary` (with `steps`).
+    /// `blue-green` (default), `canary` (with `steps`), or Cloud Foundry's
+    /// own deployments: `cf-canary` (with `steps`) and `cf-rolling`.
     #[serde(default)]
     pub strategy: super::analysis::Strategy,
     /// Canary: the first color's share of the route's requests, in percent,
-    /// at each step; the last is 100.
+    /// at each step; the last is 100. `cf-canary`: the share of instances
+    /// on the new release at each pause.
     #[serde(default)]
     pub steps: Vec<u8>,
+    /// `cf-canary`/`cf-rolling`: how many new instances CF starts at once.
+    #[serde(default)]
+    pub max_in_flight: Option<u32>,
+    /// `cf-canary`/`cf-rolling` on a foundation that cannot run them:
+    /// `blue-green` (default: two colors instead, said so) or `none`.
+    #[serde(default)]
+    pub fallback: super::analysis::Fallback,
     /// Judge each color on live traffic after it is mapped (and at each
     /// canary step); canary uses the defaults when this is absent.
     #[serde(default)]
@@ -179,6 +188,10 @@ pub struct Migrate {
     /// How often a migration that hit the lock timeout is tried again.
     #[serde(default = "default_retries")]
     pub retries: u32,
+    /// Run the migration on a scratch copy of the schema first and watch
+    /// its locks (`config/rehearse.rs`).
+    #[serde(default)]
+    pub rehearse: super::rehearse::Rehearse,
 }
 
 fn default_lock_timeout() -> Duration {
@@ -427,6 +440,9 @@ impl DeployFile {
                         .into(),
                 ));
             }
+            if let Some((f, e)) = m.rehearse.invalid() {
+                return Err(field(f, e));
+            }
             if m.retries > 20 {
                 return Err(field(
                     "migrate.retries",
@@ -439,6 +455,44 @@ impl DeployFile {
         }
         super::analysis::validate(self.strategy, &self.steps, self.analysis.as_ref())
             .map_err(|(f, m)| field(f, m))?;
+        if self.strategy.native() && self.platform != PlatformKind::Cf {
+            return Err(field(
+                "strategy",
+                format!(
+                    "`{}` drives Cloud Foundry's own deployments: add `platform: cf` (the local \
+                     platform serves as CF too: `eval \"$(bluegreen platform cf-env)\"`), or use \
+                     `canary` / `blue-green`",
+                    self.strategy.name()
+                ),
+            ));
+        }
+        if self.strategy.native() && self.manifest.is_some() {
+            return Err(field(
+                "manifest",
+                format!(
+                    "is applied to two colors; `strategy: {}` deploys one app, and applying a \
+                     manifest to it would scale or restart the instances CF's deployment is \
+                     replacing: remove `manifest` (scale with `cf scale`), or use `canary`",
+                    self.strategy.name()
+                ),
+            ));
+        }
+        if let Some(n) = self.max_in_flight {
+            if !self.strategy.native() {
+                return Err(field(
+                    "max_in_flight",
+                    "is CF's deployment option: it needs `strategy: cf-canary` or `cf-rolling`; \
+                     remove it"
+                        .into(),
+                ));
+            }
+            if n == 0 {
+                return Err(field(
+                    "max_in_flight",
+                    "must be at least 1 (new instances started at once)".into(),
+                ));
+            }
+        }
         if self.health.successes == 0 {
             return Err(field("health.successes", "must be at least 1".into()));
         }
@@ -479,9 +533,31 @@ impl DeployFile {
     pub fn analysis(&self) -> Option<super::analysis::Analysis> {
         match (&self.analysis, self.strategy) {
             (Some(a), _) => Some(a.clone()),
-            (None, super::analysis::Strategy::Canary) => Some(Default::default()),
+            (None, super::analysis::Strategy::Canary | super::analysis::Strategy::CfCanary) => {
+                Some(Default::default())
+            }
             (None, _) => None,
         }
+    }
+
+    /// The two-color deploy a native strategy falls back to: `cf-canary`
+    /// as `canary` with the same steps as route shares (ending at 100),
+    /// `cf-rolling` as `blue-green`.
+    pub fn two_color(&self) -> DeployFile {
+        use super::analysis::Strategy;
+        let mut f = self.clone();
+        f.max_in_flight = None;
+        match self.strategy {
+            Strategy::CfCanary => {
+                f.strategy = Strategy::Canary;
+                if f.steps.last() != Some(&100) {
+                    f.steps.push(100);
+                }
+            }
+            Strategy::CfRolling => f.strategy = Strategy::BlueGreen,
+            _ => {}
+        }
+        f
     }
 
     pub fn route_host(&self) -> &str {

@@ -6,8 +6,9 @@ mod deploy_file;
 pub(crate) mod duration;
 pub mod manifest;
 pub mod policy;
+pub mod rehearse;
 
-pub use analysis::{Analysis, Inconclusive, Load, Strategy};
+pub use analysis::{Analysis, Fallback, Inconclusive, Load, Strategy};
 pub use deploy_file::{
     CANDIDATE, Colors, ConfigError, DeployFile, Health, Migrate, MigrationKind, PlatformKind,
     PluginSettings, Plugins,

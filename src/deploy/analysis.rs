@@ -18,7 +18,7 @@ mod stats;
 
 use crate::config::{Analysis, Inconclusive};
 use crate::platform::traffic::Sample;
-use crate::plugin::context::{Color, Metrics};
+use crate::plugin::context::Metrics;
 use serde::Serialize;
 pub use stats::Decision;
 use std::time::Duration;
@@ -36,9 +36,11 @@ const ALONE_MIN: u64 = 20;
 
 /// What is known at one look.
 pub struct Evidence<'a> {
-    /// The color judged: the new release's, or after a migration the old
-    /// release's color still serving.
-    pub color: Color,
+    /// What is judged (the new release's color, or after a migration the
+    /// old release's color still serving; in a Cloud Foundry deployment
+    /// the new or old instances), and the other, as the output names them.
+    pub judged_name: &'a str,
+    pub other_name: &'a str,
     pub judged: &'a Sample,
     /// The other color over the same window, when it served (it is judged
     /// against `before` too).
@@ -105,12 +107,11 @@ pub fn method(a: &Analysis) -> String {
 }
 
 pub fn judge(e: &Evidence, a: &Analysis) -> Judgement {
-    let color = e.color;
-    let other = color.other();
+    let (color, other) = (e.judged_name, e.other_name);
     let alpha = 1.0 - a.confidence;
-    let mut lines = vec![describe(&color.to_string(), &e.judged.metrics)];
+    let mut lines = vec![describe(color, &e.judged.metrics)];
     if let Some(o) = e.other {
-        lines.push(describe(&other.to_string(), &o.metrics));
+        lines.push(describe(other, &o.metrics));
     }
     if let Some(b) = e.before {
         lines.push(describe("before the deploy", &b.metrics));
@@ -277,7 +278,7 @@ fn settle(e: &Evidence, a: &Analysis, all_fine: bool, alone: bool) -> Verdict {
         return Verdict::Fail(format!(
             "{} answered {} of its requests with 5xx ({}/{n}): over the absolute ceiling of \
              {:.0}% (analysis.max_error_rate_abs), too few to be sure and never kept",
-            e.color,
+            e.judged_name,
             pct(share),
             e.judged.metrics.status_5xx,
             a.max_error_rate_abs * 100.0
@@ -287,7 +288,7 @@ fn settle(e: &Evidence, a: &Analysis, all_fine: bool, alone: bool) -> Verdict {
     if all_fine && enough {
         return Verdict::Pass(format!(
             "{}: no rise shown in {n} requests (sequential test)",
-            e.color
+            e.judged_name
         ));
     }
     if !e.closing {
@@ -296,26 +297,26 @@ fn settle(e: &Evidence, a: &Analysis, all_fine: bool, alone: bool) -> Verdict {
     if n > 0 && a.min_requests.is_some() && enough {
         return Verdict::Pass(format!(
             "{}: {n} requests (analysis.min_requests) and no rise shown",
-            e.color
+            e.judged_name
         ));
     }
     if n >= ALONE_MIN && alone && enough {
         return Verdict::Pass(format!(
             "{}: {n} requests within the absolute ceilings (nothing to compare to)",
-            e.color
+            e.judged_name
         ));
     }
     let why = if n == 0 {
         format!(
             "no requests reached {} in {:.1}s: nothing to judge it on",
-            e.color,
+            e.judged_name,
             e.elapsed.as_secs_f64()
         )
     } else {
         format!(
             "{} served {n} requests in {:.1}s: not enough to tell a rise from noise (raise \
              analysis.duration, set analysis.load, or analysis.min_requests)",
-            e.color,
+            e.judged_name,
             e.elapsed.as_secs_f64()
         )
     };

@@ -3,6 +3,7 @@
 //! the color in flight back on its previous droplet and on the route, so one
 //! healthy color always serves.
 
+use super::interrupt::{Interrupt, Signal};
 use super::journal::{DeployRecord, Entry, Journal, Outcome, OverrideRecord};
 use super::lock::LockGuard;
 use super::plan::{Bits, Step};
@@ -19,8 +20,12 @@ use std::time::{Duration, Instant};
 
 mod analyze;
 mod hooks;
+mod interrupted;
 mod load;
 mod migrate;
+mod native;
+mod native_judge;
+mod native_undo;
 mod undo;
 
 /// How a deploy ended when it did not finish.
@@ -30,12 +35,21 @@ pub enum DeployError {
     Blocked { what: String, aftermath: String },
     #[error("{what}\n{aftermath}")]
     Failed { what: String, aftermath: String },
+    /// Ctrl-C or SIGTERM: rolled back as a failure is; exits 130 or 143.
+    #[error("{what}\n{aftermath}")]
+    Interrupted {
+        signal: Signal,
+        what: String,
+        aftermath: String,
+    },
 }
 
 /// Why a step stopped the deploy.
 enum Stop {
     Blocked(String),
     Failed(anyhow::Error),
+    /// The first Ctrl-C or SIGTERM (see `interrupted`).
+    Interrupted(Signal),
 }
 
 impl Stop {
@@ -43,6 +57,7 @@ impl Stop {
         match self {
             Stop::Failed(e) => e,
             Stop::Blocked(why) => anyhow::anyhow!(why),
+            Stop::Interrupted(s) => anyhow::anyhow!("interrupted ({})", s.name()),
         }
     }
 }
@@ -86,6 +101,9 @@ pub struct Executor {
     /// app runs another (autoscaled).
     pub reset_scale: bool,
     pub reason: String,
+    /// Ctrl-C and SIGTERM: the first stops the step in flight and rolls
+    /// back (`Interrupt::none` where nobody listens).
+    pub interrupt: Interrupt,
     overrides: Vec<OverrideRecord>,
     pub started: Instant,
     candidates: BTreeMap<Color, String>,
@@ -106,6 +124,8 @@ pub struct Executor {
     pre_deploy: Option<crate::platform::traffic::Sample>,
     /// A window on the old color after the migration is in progress.
     watching: bool,
+    /// A deploy through CF's deployments (`site.mode` native).
+    native: native::Run,
 }
 
 /// What an executor is built from: the deploy's file, site, plugins,
@@ -148,6 +168,7 @@ impl Executor {
             allow: Vec::new(),
             reset_scale: false,
             reason: String::new(),
+            interrupt: Interrupt::none(),
             overrides: Vec::new(),
             started: Instant::now(),
             candidates: BTreeMap::new(),
@@ -161,6 +182,7 @@ impl Executor {
             canary_instances: None,
             pre_deploy: None,
             watching: false,
+            native: native::Run::default(),
         }
     }
 
@@ -209,15 +231,21 @@ impl Executor {
                 }
                 .into());
             }
+            // A signal that came between steps (or during one that runs to
+            // its end) stops the deploy before the next one starts.
+            if let Some(signal) = self.stops_before(&step) {
+                return Err(self.stop(&step, Stop::Interrupted(signal)).await);
+            }
             self.journal.append(&Entry::Start { step: i })?;
             let spinner = self.report.step_started(i, n, &step);
             let t = Instant::now();
-            let result = self.exec(&step).await;
+            let result = self.exec_interruptible(&step).await;
             drop(spinner);
             let message = match &result {
                 Ok(()) => None,
                 Err(Stop::Blocked(why)) => Some(why.clone()),
                 Err(Stop::Failed(e)) => Some(chain(e)),
+                Err(Stop::Interrupted(s)) => Some(format!("interrupted ({})", s.name())),
             };
             self.report
                 .step_finished(i, n, &step, t.elapsed(), message.as_deref());
@@ -235,7 +263,11 @@ impl Executor {
             // Both happen before the journal exists; see `cli::deploy`.
             Step::Validate | Step::AcquireLock => Ok(()),
             Step::Hook { hook, color, .. } => self.hooks(*hook, *color).await,
+            Step::Baseline { up_to } if self.site.mode == site::Mode::Native => {
+                self.native_baseline(*up_to).await
+            }
             Step::Baseline { up_to } => self.baseline(*up_to).await,
+            Step::Native(n) => self.native(n).await,
             Step::Watch { color, up_to } => self.watch(*color, *up_to).await,
             Step::Unmap { color } => {
                 self.other_serves(*color).await?;

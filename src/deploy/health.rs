@@ -16,14 +16,23 @@ pub struct Unhealthy {
 
 /// Probes `base` + `health.path`; returns the number of requests made.
 pub async fn probe(base: &str, health: &Health, deadline: Instant) -> Result<u32, Unhealthy> {
+    probe_with(&client(health.request_timeout), base, health, deadline).await
+}
+
+/// As `probe`, with this client (one that pins an instance, say).
+pub async fn probe_with(
+    client: &reqwest::Client,
+    base: &str,
+    health: &Health,
+    deadline: Instant,
+) -> Result<u32, Unhealthy> {
     let started = Instant::now();
     let url = format!("{}{}", base.trim_end_matches('/'), health.path);
-    let client = client(health.request_timeout);
     let mut in_a_row = 0;
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let verdict = check(&client, &url, health).await;
+        let verdict = check(client, &url, health).await;
         match &verdict {
             Ok(()) => in_a_row += 1,
             Err(_) => in_a_row = 0,
@@ -58,6 +67,26 @@ pub fn client(timeout: Duration) -> reqwest::Client {
         .build()
         .expect("HTTP client")
 }
+
+/// The probes' client with gorouter's `X-CF-Process-Instance: pin` on
+/// every request: each one reaches that one instance of a process.
+pub fn pinned_client(timeout: Duration, pin: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Ok(v) = reqwest::header::HeaderValue::from_str(pin) {
+        headers.insert(PROCESS_INSTANCE, v);
+    }
+    crate::platform::trust::client_builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+        .expect("HTTP client")
+}
+
+/// gorouter's header that sends a request to one process instance
+/// (`PROCESS_GUID:INDEX`).
+pub const PROCESS_INSTANCE: &str = "x-cf-process-instance";
 
 /// The most of an answer's body a probe reads: enough for any health
 /// text, and an app (or whoever holds its port) cannot make the deploy

@@ -64,6 +64,10 @@ pub struct DeployRecord {
     /// Versions of the contract-phase migrations pending.
     #[serde(default)]
     pub contract: Vec<String>,
+    /// A native deploy's CF deployment, once created: what `recover`
+    /// continues or cancels.
+    #[serde(default)]
+    pub deployment: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,6 +77,7 @@ pub enum Entry {
     Start { step: usize },
     Done { step: usize },
     Droplet { color: Color, guid: String },
+    Deployment { guid: String },
     Override(OverrideRecord),
 }
 
@@ -92,6 +97,8 @@ pub enum Outcome {
     Done,
     Failed,
     Blocked,
+    /// Stopped by Ctrl-C or SIGTERM, and rolled back as a failure is.
+    Interrupted,
 }
 
 /// The journal read back: the record with the droplets learned since, and
@@ -206,8 +213,11 @@ impl Journal {
             };
             match (entry, replay.as_mut()) {
                 (Entry::Begin { deploy }, _) => {
-                    // The executor relies on both colors' earlier state.
-                    if deploy.before.len() != 2 {
+                    // The executor relies on both colors' earlier state
+                    // (one app's, natively).
+                    let native = deploy.steps.iter().any(|s| matches!(s, Step::Native(_)));
+                    let colors = if native { 1 } else { 2 };
+                    if deploy.before.len() != colors {
                         anyhow::bail!(
                             "{}: its first record lacks a color's earlier state; it was not \
                              written by bluegreen (move it away, then `bluegreen unlock --force`)",
@@ -227,6 +237,9 @@ impl Journal {
                 (Entry::Done { .. }, Some(_)) => {}
                 (Entry::Droplet { color, guid }, Some(r)) => {
                     r.record.droplets.insert(color, guid);
+                }
+                (Entry::Deployment { guid }, Some(r)) => {
+                    r.record.deployment = Some(guid);
                 }
                 (Entry::Override(_), Some(_)) => {}
                 (_, None) => anyhow::bail!("{}: entries before `begin`", path.display()),
@@ -335,6 +348,7 @@ mod tests {
             migration_version: None,
             applied: Vec::new(),
             contract: Vec::new(),
+            deployment: None,
         }
     }
 

@@ -5,6 +5,7 @@
 pub mod analysis;
 pub mod executor;
 pub mod health;
+pub mod interrupt;
 pub mod journal;
 pub mod lock;
 pub mod plan;

@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+pub mod native;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
 pub enum Step {
@@ -122,6 +124,10 @@ pub enum Step {
     },
     RecordRelease,
     ReleaseLock,
+    /// The steps of a deploy through Cloud Foundry's own deployments (one
+    /// app, no colors): `plan/native.rs`.
+    #[serde(untagged)]
+    Native(native::Native),
 }
 
 /// A canary step's share on a platform that spreads requests evenly over
@@ -179,6 +185,21 @@ pub fn order(newest: Option<Color>, serving: &[Color]) -> [Color; 2] {
         },
     };
     [first, first.other()]
+}
+
+/// The steps of a deploy of `file`: through Cloud Foundry's deployments
+/// (`native`, see `plan/native.rs`), else with two colors (`plan`).
+pub fn for_mode(
+    file: &DeployFile,
+    native: bool,
+    order: [Color; 2],
+    plugins: &BTreeMap<Hook, Vec<String>>,
+    source: &Source,
+) -> Vec<Step> {
+    match native {
+        true => native::plan(file, plugins, source),
+        false => plan(file, order, plugins, source),
+    }
 }
 
 /// The steps of a deploy of `file`, given the colors' `order` and which
@@ -328,6 +349,7 @@ impl Step {
             Step::Analyze { .. } => "analyze",
             Step::RecordRelease => "record-release",
             Step::ReleaseLock => "release-lock",
+            Step::Native(n) => n.kind(),
         }
     }
 
@@ -358,6 +380,7 @@ impl Step {
                 | Step::Baseline { .. }
                 | Step::Watch { .. }
                 | Step::Analyze { .. }
+                | Step::Native(_)
         ) || matches!(self, Step::Hook { plugins, .. } if !plugins.is_empty())
     }
 }
@@ -522,6 +545,7 @@ impl fmt::Display for Step {
             }
             Step::RecordRelease => write!(f, "record the release in the history"),
             Step::ReleaseLock => write!(f, "release the deploy lock"),
+            Step::Native(n) => n.fmt(f),
         }
     }
 }

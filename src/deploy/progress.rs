@@ -3,7 +3,8 @@
 //! otherwise, colour by the one rule in `crate::output`; or with `--json`,
 //! one NDJSON event per step and hook on stdout (`crate::output::Printer`
 //! chooses). `-q` leaves only the result and warnings; `-v` adds each
-//! plugin's log lines under its step.
+//! plugin's log lines under its step, and the hooks without plugins that
+//! are otherwise folded away.
 
 use super::plan::Step;
 use crate::output::{self, BAD, DIM, GOOD, Printer, WARN, outln, paint, printable};
@@ -73,7 +74,7 @@ impl Reporter {
             "step": step.kind(), "color": step.color(), "text": step.to_string(),
             "duration_ms": millis(took), "error": error}),
             || {
-                if output::quiet() {
+                if output::quiet() || (folded(step) && error.is_none()) {
                     return;
                 }
                 let mark = match error {
@@ -212,6 +213,14 @@ impl Reporter {
             }
         }
     }
+}
+
+/// A hook no plugin handles gets no line of its own unless `-v`: it does
+/// nothing, and in a trivial deploy such lines were over half the output.
+/// `--json` and `plan` still list it, and the step numbers keep counting
+/// it, so `[ 5/28]` means the same step everywhere.
+fn folded(step: &Step) -> bool {
+    matches!(step, Step::Hook { plugins, .. } if plugins.is_empty()) && !output::verbose()
 }
 
 /// Findings shown under a step; `--json` carries them all.

@@ -209,6 +209,7 @@ mod tests {
             lock_timeout: std::time::Duration::from_secs(5),
             statement_timeout: None,
             retries: 3,
+            rehearse: Default::default(),
         };
         let names = |applied: Applied| -> Vec<String> {
             pending(all(dir.path(), &cfg).unwrap(), &applied)

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 mod survey;
-pub use survey::Survey;
+pub use survey::{Mode, Survey};
 
 /// Annotations bluegreen keeps on each color app, so another machine can see
 /// what runs where.
@@ -129,6 +129,7 @@ pub struct Site {
     /// The deploy file's `services`, found before anything was created.
     pub services: Vec<v3::ServiceInstance>,
     pub space_guid: String,
+    pub mode: Mode,
 }
 
 /// How to reach the platform a deploy file names.
@@ -256,7 +257,8 @@ impl Site {
     }
 
     pub fn annotation(&self, color: Color, key: &str) -> Option<String> {
-        self.app(color)
+        self.apps
+            .get(&color)?
             .metadata
             .annotations
             .get(key)

@@ -455,11 +455,24 @@ impl CfClient {
         command: &str,
         timeout: Duration,
     ) -> Result<v3::Task, PlatformError> {
+        self.run_task_on(app_guid, None, command, timeout).await
+    }
+
+    /// As `run_task`, on `droplet` of the app when given (CC's
+    /// `droplet_guid`), not its current one.
+    pub async fn run_task_on(
+        &self,
+        app_guid: &str,
+        droplet: Option<&str>,
+        command: &str,
+        timeout: Duration,
+    ) -> Result<v3::Task, PlatformError> {
+        let mut body = json!({ "command": command });
+        if let Some(d) = droplet {
+            body["droplet_guid"] = json!(d);
+        }
         let task: v3::Task = self
-            .post(
-                &format!("/v3/apps/{app_guid}/tasks"),
-                &json!({ "command": command }),
-            )
+            .post(&format!("/v3/apps/{app_guid}/tasks"), &body)
             .await?;
         let task: v3::Task = self
             .wait_for(

@@ -67,6 +67,9 @@ pub struct Follow {
     from: i64,
     newest: i64,
     traffic: Traffic,
+    /// A process's requests counted apart (`split`): a CF deployment's new
+    /// instances, by the `process_id` tag.
+    split: Option<(String, Traffic)>,
     read_at: Option<Instant>,
 }
 
@@ -116,6 +119,7 @@ impl LogCache {
             },
             newest,
             traffic: Traffic::default(),
+            split: None,
             read_at: None,
         })
     }
@@ -184,6 +188,19 @@ impl Follow {
         self.traffic.snapshot()
     }
 
+    /// From now on counts the requests `process_guid`'s instances served
+    /// apart (`split_snapshot`), the rest as before.
+    pub fn split(&mut self, process_guid: &str) {
+        if self.split.as_ref().is_none_or(|(g, _)| g != process_guid) {
+            self.split = Some((process_guid.to_string(), Traffic::default()));
+        }
+    }
+
+    /// The split-off process's counters (see `split`).
+    pub fn split_snapshot(&self) -> Option<Snapshot> {
+        self.split.as_ref().map(|(_, t)| t.snapshot())
+    }
+
     /// Counts the settled part of what a read brought.
     fn take(&mut self, envelopes: &[Envelope], behind: bool) {
         let Some(last) = envelopes.iter().map(|e| e.timestamp).max() else {
@@ -201,7 +218,11 @@ impl Follow {
             if (self.from..frontier).contains(&e.timestamp)
                 && let Some((status, latency)) = e.request()
             {
-                self.traffic.record(status, latency);
+                let counters = match &self.split {
+                    Some((guid, t)) if e.tag("process_id").as_deref() == Some(guid) => t,
+                    _ => &self.traffic,
+                };
+                counters.record(status, latency);
             }
         }
         self.from = self.from.max(frontier);
@@ -345,6 +366,7 @@ mod tests {
             from: 100 * s,
             newest: 100 * s,
             traffic: Traffic::default(),
+            split: None,
             read_at: None,
         };
         let first = [timer(101 * s, "200", 1), timer(104 * s, "503", 1)];
@@ -364,5 +386,37 @@ mod tests {
         f.take(&[timer(107 * s, "200", 1)], true);
         assert_eq!(f.snapshot().requests(), 4);
         assert_eq!(f.from, 107 * s + 1);
+    }
+
+    #[test]
+    fn a_deployments_new_process_is_counted_apart_by_its_process_id() {
+        let s = 1_000_000_000i64;
+        let tagged = |ts: i64, status: &str, process: &str| {
+            let mut e = timer(ts, status, 1);
+            e.tags.insert("process_id".into(), process.into());
+            e
+        };
+        let mut f = Follow {
+            guid: "app".into(),
+            from: 0,
+            newest: 0,
+            traffic: Traffic::default(),
+            split: None,
+            read_at: None,
+        };
+        f.split("new");
+        // The fooling input: a `process_id` only like the new one's, and
+        // an envelope with none, both count as the old instances'.
+        let batch = [
+            tagged(s, "500", "new"),
+            tagged(s + 1, "200", "new"),
+            tagged(s + 2, "200", "old"),
+            tagged(s + 3, "200", "new-x"),
+            timer(s + 4, "200", 1),
+            timer(10 * s, "200", 1),
+        ];
+        f.take(&batch, false);
+        assert_eq!(f.split_snapshot().unwrap().status, [0, 1, 0, 0, 1]);
+        assert_eq!(f.snapshot().status, [0, 3, 0, 0, 0]);
     }
 }

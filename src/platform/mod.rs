@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod calls;
 pub mod client;
+pub mod deployments;
 pub mod lease;
 pub mod local;
 pub mod log_cache;
@@ -44,11 +45,14 @@ pub enum PlatformError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot listen on 127.0.0.1:{port}: {source} (is another platform or app using it?)")]
+    /// The cause is part of the message (not a `source`), so it is printed
+    /// once, followed by the fix (`local::daemon::bind_error`).
+    #[error("cannot listen on 127.0.0.1:{port} ({what}): {cause}{fix}")]
     Bind {
         port: u16,
-        #[source]
-        source: std::io::Error,
+        what: &'static str,
+        cause: String,
+        fix: String,
     },
     #[error("cf login state: {0}")]
     Auth(String),

@@ -32,6 +32,10 @@ pub struct Sandbox {
     /// Cap on all linear memories and tables of one instance, together.
     pub memory: u64,
     pub output_cap: usize,
+    /// Requests to this origin carry `X-CF-Process-Instance` with this
+    /// value, set by the host: a native deploy's candidate is one instance
+    /// behind the shared route.
+    pub pin: Option<(Origin, String)>,
 }
 
 impl Default for Sandbox {
@@ -42,6 +46,7 @@ impl Default for Sandbox {
             timeout: DEFAULT_TIMEOUT,
             memory: DEFAULT_MEMORY,
             output_cap: DEFAULT_OUTPUT_CAP,
+            pin: None,
         }
     }
 }
@@ -199,6 +204,7 @@ impl tokio::io::AsyncWrite for Capture {
 struct HttpGate {
     allowed: Vec<Origin>,
     denied: Arc<Mutex<Vec<String>>>,
+    pin: Option<(Origin, String)>,
 }
 
 type SendResult = wasmtime_wasi_http::Result<(
@@ -227,6 +233,15 @@ impl WasiHttpHooks for HttpGate {
                 .unwrap()
                 .push(format!("HTTP {} {at}", request.method()));
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        if let Some((o, pin)) = &self.pin
+            && origin.as_ref() == Some(o)
+            && let Ok(v) = http::HeaderValue::from_str(pin)
+        {
+            // The host's, whatever the plugin set.
+            request
+                .headers_mut()
+                .insert(crate::deploy::health::PROCESS_INSTANCE, v);
         }
         if request.uri().scheme() == Some(&http::uri::Scheme::HTTPS) {
             return Box::new(super::https::send(request, options));
@@ -343,6 +358,7 @@ impl StoreState {
             gate: HttpGate {
                 allowed: sandbox.http.clone(),
                 denied: denied.clone(),
+                pin: sandbox.pin.clone(),
             },
             memory: MemoryCap {
                 limit: sandbox.memory,

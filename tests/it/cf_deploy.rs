@@ -58,9 +58,9 @@ fn two_deploys_as_cf_swap_releases_with_zero_failed_requests() {
     assert_eq!(f.migrations(), 1, "the migration runs once");
 
     let load = f.load();
-    std::thread::sleep(Duration::from_millis(200));
+    load.more(3);
     let out = f.run(&["deploy", "--release", "v2", "--json"]);
-    std::thread::sleep(Duration::from_millis(200));
+    load.more(3);
     let (n, failures, seen) = load.finish();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(

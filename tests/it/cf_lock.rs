@@ -254,7 +254,8 @@ async fn as_cf_a_first_deploy_refused_the_lock_makes_nothing_and_status_and_unlo
     assert_eq!(apps[0].state, "STOPPED");
 
     let out = run(f.cmd(&["status", "--json"])).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Nothing deployed: the route does not serve.
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["colors"], serde_json::json!([]), "{s}");
     assert_eq!(s["lock"]["id"], "other", "{s}");

@@ -469,9 +469,10 @@ fn a_reader_that_closes_early_ends_the_command_quietly() {
 fn json_from_commands_that_had_none() {
     let dir = app_dir();
     let d = dir.path();
-    // Not deployed, no platform: the same shape a deployed app has.
+    // Not deployed, no platform: the same shape a deployed app has, and
+    // exit 5 (the route does not serve).
     let out = in_app(d, &["status", "--json"]).output().unwrap();
-    assert_eq!(code(&out), 0, "{:?}", text(&out));
+    assert_eq!(code(&out), 5, "{:?}", text(&out));
     let v = json_of(&out);
     assert_eq!(
         (&v["app"], &v["colors"], &v["route_url"]),
@@ -481,16 +482,18 @@ fn json_from_commands_that_had_none() {
             &serde_json::Value::Null
         )
     );
-    let out = in_app(d, &["unlock", "--force", "--json"])
-        .output()
-        .unwrap();
+    let out = succeeded(
+        in_app(d, &["unlock", "--force", "--json"])
+            .output()
+            .unwrap(),
+    );
     assert_eq!(json_of(&out)["unlocked"], false);
     let out = in_app(d, &["platform", "status", "--json"])
         .output()
         .unwrap();
     assert_eq!(code(&out), 1);
     assert_eq!(json_of(&out)["running"], false);
-    let out = in_app(d, &["platform", "stop", "--json"]).output().unwrap();
+    let out = succeeded(in_app(d, &["platform", "stop", "--json"]).output().unwrap());
     assert_eq!(json_of(&out)["status"], "not-running");
     let out = in_app(d, &["history", "--json"]).output().unwrap();
     assert_eq!(
@@ -517,11 +520,11 @@ fn json_from_commands_that_had_none() {
         .unwrap();
     assert_eq!(json_of(&out)["app"], "frozen");
     // A platform started and stopped with --json (stopped again on the way
-    // out should an assertion fail first).
+    // out should an assertion fail first; a stop that fails says so).
     struct Stop<'a>(&'a Path);
     impl Drop for Stop<'_> {
         fn drop(&mut self) {
-            let _ = in_app(self.0, &["platform", "stop"]).output();
+            stop_platform(&self.0.join("home"));
         }
     }
     let _stop = Stop(d);
@@ -537,7 +540,7 @@ fn json_from_commands_that_had_none() {
             .unwrap()
             .starts_with("http://127.0.0.1:")
     );
-    let out = in_app(d, &["platform", "stop", "--json"]).output().unwrap();
+    let out = succeeded(in_app(d, &["platform", "stop", "--json"]).output().unwrap());
     assert_eq!(json_of(&out)["status"], "stopped");
     // -q and -v are global and exclusive.
     let out = in_app(d, &["status", "-q", "-v"]).output().unwrap();
@@ -592,7 +595,7 @@ fn quiet_verbose_and_colour_on_a_real_deploy() {
         "{:?}",
         text(&out)
     );
-    let out = f.run(&["deploy", "--release", "r5"]);
+    let out = succeeded(f.run(&["deploy", "--release", "r5"]));
     assert!(
         !text(&out).0.contains('\x1b'),
         "NO_COLOR=1 is set by the fixture"

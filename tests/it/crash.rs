@@ -2,43 +2,10 @@
 //! at its next start, and the apps come back once, not twice.
 
 use crate::deploy::{Fixture, get};
+use crate::util::{Seed, alive, processes_under, wait_until};
 use serde_json::Value;
 use std::io::Write;
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// Alive and not a zombie.
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().to_string())
-        })
-        .is_some_and(|rest| !rest.starts_with('Z'))
-}
-
-/// Processes whose working directory is inside `home` (the apps' droplets).
-fn processes_under(home: &Path) -> Vec<u32> {
-    let home = home.canonicalize().unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| alive(*pid))
-        .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&home))
-        })
-        .collect()
-}
-
-fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let t = Instant::now();
-    while !done() {
-        assert!(t.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Defect 12 of «7 · Hardening»: a daemon killed with SIGKILL left its app
 /// process groups running, and its next start ran second copies beside them.
@@ -70,9 +37,7 @@ fn defect_12_a_killed_daemons_apps_are_stopped_at_its_next_start_not_doubled() {
     );
     wait_until("both colors serve again", Duration::from_secs(30), || {
         let s = f.status();
-        s["colors"]
-            .as_array()
-            .unwrap()
+        crate::deploy::both_colors(&s)
             .iter()
             .all(|c| c["healthy"] == true && c["mapped"] == true)
     });
@@ -87,7 +52,7 @@ fn defect_12_a_killed_daemons_apps_are_stopped_at_its_next_start_not_doubled() {
 /// Both colors mapped, healthy and on one release; returns it.
 fn one_release(f: &Fixture, why: &str) -> String {
     let s = f.status();
-    let colors = s["colors"].as_array().unwrap();
+    let colors = crate::deploy::both_colors(&s);
     for c in colors {
         assert_eq!(
             (&c["mapped"], &c["healthy"]),
@@ -118,16 +83,10 @@ impl Rng {
 fn kill_soak_the_runner_killed_at_50_random_moments_loses_no_request() {
     let f = Fixture::new("");
     assert_eq!(f.deploy("v0").status.code(), Some(0));
-    let seed = std::env::var("BLUEGREEN_SOAK_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    // Printed with how to replay it should the test fail.
+    let replay =
+        Seed::new("crash::kill_soak_the_runner_killed_at_50_random_moments_loses_no_request");
+    let seed = replay.value;
     let mut rng = Rng(seed);
     let load = f.load();
     let (mut mid_deploy, mut forward) = (0, 0);

@@ -317,19 +317,90 @@ impl Fixture {
         self.run(&["deploy", "--release", release])
     }
 
+    /// `status --json`, whether the route serves (exit 0) or not (5).
     pub fn status(&self) -> Value {
         let out = self.run(&["status", "--json"]);
-        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert!(matches!(out.status.code(), Some(0 | 5)), "{}", text(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Asserts the invariant's end state: both colors healthy, mapped and on
-    /// `release`, and the route serving it.
+    /// `release`, and the route serving it from both.
     pub fn assert_serving(&self, release: &str) {
+        self.assert_serving_on("shop", release);
+    }
+
+    /// `assert_serving` for the route `host` of an app whose answers start
+    /// with a `release R COLOR` line (the test app, the Rails example).
+    pub fn assert_serving_on(&self, host: &str, release: &str) {
         self.assert_colors(release);
-        let (status, body) = get(self.router_port, "shop", "/").unwrap();
-        assert_eq!(status, 200, "{body}");
-        assert!(body.starts_with(&format!("release {release} ")), "{body}");
+        self.assert_route_serves(host, release);
+    }
+
+    /// What the route `host` serves, asked through the router as a user
+    /// would: every answer a 200 from `release`, and both colors answering
+    /// (the router takes turns, so a few requests reach each).
+    pub fn assert_route_serves(&self, host: &str, release: &str) {
+        let mut colors = std::collections::BTreeSet::new();
+        for i in 0..40 {
+            let (status, body) = get(self.router_port, host, "/")
+                .unwrap_or_else(|e| panic!("request {i} through the route `{host}`: {e}"));
+            assert_eq!(status, 200, "request {i}: {body}");
+            let (r, color) = release_line(&body)
+                .unwrap_or_else(|| panic!("request {i}: no `release R COLOR` line in {body:?}"));
+            assert_eq!(r, release, "request {i}: {body}");
+            colors.insert(color);
+            if colors.len() == 2 && i >= 5 {
+                break;
+            }
+        }
+        assert_eq!(
+            colors.iter().map(String::as_str).collect::<Vec<_>>(),
+            ["blue", "green"],
+            "the colors answering on the route `{host}`"
+        );
+    }
+
+    /// Per color, what `status` says: (color, release, mapped, healthy,
+    /// newest). Exactly blue then green.
+    pub fn colors(&self) -> Vec<(String, Value, Value, Value, Value)> {
+        let s = self.status();
+        both_colors(&s)
+            .into_iter()
+            .map(|c| {
+                (
+                    c["color"].as_str().unwrap().to_string(),
+                    c["release"].clone(),
+                    c["mapped"].clone(),
+                    c["healthy"].clone(),
+                    c["newest"].clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Requests in flight through the router to either color, as the
+    /// daemon counts them (what a drain waits for).
+    pub fn inflight(&self) -> u64 {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (_, client) =
+                bluegreen::platform::local::connect(&self.home.path().join("platform"))
+                    .await
+                    .expect("the daemon answers");
+            let apps = client
+                .list::<bluegreen::platform::v3::App>("/v3/apps")
+                .await
+                .unwrap();
+            let mut total = 0;
+            for app in apps.iter().filter(|a| a.name.starts_with("shop-")) {
+                total += client.inflight(&app.guid).await.unwrap();
+            }
+            total
+        })
     }
 
     /// The newest entry of `history --json`.
@@ -342,10 +413,7 @@ impl Fixture {
     /// healthy, mapped and on `release`.
     pub fn assert_colors(&self, release: &str) {
         let s = self.status();
-        let colors = s["colors"].as_array().unwrap();
-        let names: Vec<&str> = colors.iter().filter_map(|c| c["color"].as_str()).collect();
-        assert_eq!(names, ["blue", "green"], "both colors exist: {s}");
-        for c in colors {
+        for c in both_colors(&s) {
             assert_eq!(c["release"], release, "{s}");
             assert_eq!(
                 (&c["mapped"], &c["healthy"]),
@@ -362,13 +430,29 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
-        // A daemon left running would outlive the test: say so, but not
-        // by panicking in a drop (a panic there aborts the whole run).
-        let out = self.run(&["platform", "stop"]);
-        if !out.status.success() {
-            eprintln!("platform stop failed: {}", text(&out));
-        }
+        // A daemon or app left running would outlive the test: that fails
+        // it (or, if it is failing already, is printed loudly).
+        stop_platform(self.home.path());
     }
+}
+
+/// The colors of a `status --json`: exactly blue and green, in that order.
+/// A check over "every color" passes on an empty list; this fails on it.
+pub fn both_colors(s: &Value) -> [&Value; 2] {
+    let colors = s["colors"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no colors in {s}"));
+    let names: Vec<&str> = colors.iter().filter_map(|c| c["color"].as_str()).collect();
+    assert_eq!(names, ["blue", "green"], "both colors exist: {s}");
+    [&colors[0], &colors[1]]
+}
+
+/// The release and color an answer names on its `release R COLOR` line
+/// (the first one: a chunked answer may have a chunk size before it).
+pub fn release_line(body: &str) -> Option<(String, String)> {
+    let at = body.find("release ")?;
+    let mut words = body[at + "release ".len()..].split_whitespace();
+    Some((words.next()?.to_string(), words.next()?.to_string()))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -525,6 +609,27 @@ impl Load {
         }
     }
 
+    /// Waits until each kind of request got `n` more answers (bounded far
+    /// above the usual few milliseconds): the load surely runs across what
+    /// comes next, or ran on after what came before.
+    pub fn more(&self, n: usize) {
+        let from: Vec<usize> = self
+            .answered
+            .iter()
+            .map(|c| c.load(Ordering::SeqCst))
+            .collect();
+        wait_until(
+            &format!("{n} more answers of each kind of request"),
+            Duration::from_secs(60),
+            || {
+                self.answered
+                    .iter()
+                    .zip(&from)
+                    .all(|(c, from)| c.load(Ordering::SeqCst) >= from + n)
+            },
+        );
+    }
+
     /// Stops; returns (requests, failures, releases the fast GETs saw in
     /// order). Every kind of request must have been made.
     pub fn finish(self) -> Tally {
@@ -594,9 +699,9 @@ fn two_deploys_in_a_row_swap_releases_with_zero_failed_requests() {
     );
 
     let load = f.load();
-    std::thread::sleep(Duration::from_millis(200));
+    load.more(3);
     let out = f.run(&["deploy", "--release", "v2", "--json"]);
-    std::thread::sleep(Duration::from_millis(200));
+    load.more(3);
     let (n, failures, seen) = load.finish();
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert!(
@@ -727,7 +832,7 @@ fn a_blocking_plugin_at_each_hook_stops_the_deploy_there() {
         assert_eq!(migrated, expect, "{at}");
         // Blue goes back where a block left it in flight; green serves throughout.
         let s = f.status();
-        for c in s["colors"].as_array().unwrap() {
+        for c in both_colors(&s) {
             assert_eq!(
                 (&c["mapped"], &c["healthy"]),
                 (&true.into(), &true.into()),

@@ -102,9 +102,7 @@ async fn walk(part: u64, parts: u64, cf: bool) -> Walked {
         // A candidate killed after its checks is the platform's to restart
         // (with backoff): give it that long.
         let healthy = |s: &Value| {
-            s["colors"]
-                .as_array()
-                .unwrap()
+            crate::deploy::both_colors(s)
                 .iter()
                 .all(|c| c["mapped"] == true && c["healthy"] == true)
         };
@@ -117,7 +115,7 @@ async fn walk(part: u64, parts: u64, cf: bool) -> Walked {
             s = f.status();
         }
         assert!(healthy(&s), "{why}\n{s}");
-        let colors = s["colors"].as_array().unwrap();
+        let colors = crate::deploy::both_colors(&s);
         assert_eq!(colors[0]["release"], colors[1]["release"], "{why}\n{s}");
         assert!(s["lock"].is_null(), "{why}\n{s}");
         assert!(!f.journal().exists(), "{why}");

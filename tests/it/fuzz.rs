@@ -3,20 +3,25 @@
 //! crash, a CF server's responses, raw bytes to the router — never make
 //! bluegreen panic, and bad ones are errors that name their file. Inputs
 //! are valid files with one line mutated, plus arbitrary text; cases are
-//! bounded so the suite stays fast.
+//! bounded so the suite stays fast. Each test draws its cases from a fresh
+//! seed, printed when it fails; `BLUEGREEN_TEST_SEED=N` replays that run.
 
+use crate::util::Seed;
 use bluegreen::config::DeployFile;
 use bluegreen::config::policy;
 use bluegreen::plugin::HookContext;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
-use proptest::test_runner::{Config, TestRunner};
+use proptest::test_runner::{Config, RngSeed, TestRunner};
 use std::path::Path;
 
-fn runner(cases: u32) -> TestRunner {
+/// A runner of `cases` cases drawn from `seed` (printed, with how to
+/// replay it, if the test fails).
+fn runner(cases: u32, seed: &Seed) -> TestRunner {
     TestRunner::new(Config {
         cases,
         failure_persistence: None,
+        rng_seed: RngSeed::Fixed(seed.value),
         ..Config::default()
     })
 }
@@ -116,8 +121,9 @@ plugins:
 
 #[test]
 fn any_deploy_file_parses_or_names_the_file() {
+    let seed = Seed::new("fuzz::any_deploy_file_parses_or_names_the_file");
     let path = Path::new("/repo/bluegreen.yaml");
-    runner(512)
+    runner(512, &seed)
         .run(&mutated(DEPLOY_FILE), |text| {
             if let Err(e) = DeployFile::parse(path, &text) {
                 prop_assert!(e.to_string().contains("/repo/bluegreen.yaml"), "{e}");
@@ -142,9 +148,10 @@ overrides: { allowed: true, require_reason: true }
 
 #[test]
 fn any_policy_loads_or_names_the_file() {
+    let seed = Seed::new("fuzz::any_policy_loads_or_names_the_file");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("policy.yaml");
-    runner(256)
+    runner(256, &seed)
         .run(&mutated(POLICY), |text| {
             std::fs::write(&path, &text).unwrap();
             for system in [None, Some(path.clone())] {
@@ -176,8 +183,9 @@ failure: { step: health, color: green, message: never healthy }
 
 #[test]
 fn any_context_file_parses_or_names_the_file() {
+    let seed = Seed::new("fuzz::any_context_file_parses_or_names_the_file");
     assert!(HookContext::parse(Path::new("c.yaml"), CONTEXT).is_ok());
-    runner(256)
+    runner(256, &seed)
         .run(&mutated(CONTEXT), |text| {
             for name in ["ctx.yaml", "ctx.json"] {
                 if let Err(e) = HookContext::parse(Path::new(name), &text) {
@@ -193,6 +201,7 @@ fn any_context_file_parses_or_names_the_file() {
 /// bytes (including broken UTF-8) and step numbers no plan has.
 #[test]
 fn a_journal_after_any_crash_reads_or_says_why() {
+    let seed = Seed::new("fuzz::a_journal_after_any_crash_reads_or_says_why");
     use bluegreen::deploy::journal::Journal;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.jsonl");
@@ -212,7 +221,7 @@ fn a_journal_after_any_crash_reads_or_says_why() {
         prop::collection::vec(any::<u8>(), 0..64),
         any::<u32>(),
     );
-    runner(256)
+    runner(256, &seed)
         .run(&strategy, |(cut, garbage, step)| {
             let mut bytes = whole.as_bytes()[..cut].to_vec();
             bytes.extend_from_slice(&garbage);
@@ -236,6 +245,7 @@ fn a_journal_after_any_crash_reads_or_says_why() {
 /// error or a value, never a panic, and errors stay short.
 #[tokio::test(flavor = "multi_thread")]
 async fn any_cf_response_is_an_error_or_a_value() {
+    let seed = Seed::new("fuzz::any_cf_response_is_an_error_or_a_value");
     use axum::http::StatusCode;
     use axum::response::IntoResponse;
     use bluegreen::platform::client::CfClient;
@@ -280,7 +290,7 @@ async fn any_cf_response_is_an_error_or_a_value() {
     // Statuses that end a call at once: 429 and 5xx are retried with backoff.
     let status = prop::sample::select(vec![200u16, 201, 202, 204, 400, 401, 404, 422]);
     let cases: Vec<(u16, String)> = {
-        let mut r = runner(1);
+        let mut r = runner(1, &seed);
         let tree = (status, body);
         (0..96)
             .map(|_| tree.new_tree(&mut r).unwrap().current())
@@ -317,6 +327,8 @@ async fn any_cf_response_is_an_error_or_a_value() {
 /// and afterwards the route still serves.
 #[test]
 fn any_bytes_to_the_router_get_an_answer_or_a_close_and_it_keeps_serving() {
+    let seed =
+        Seed::new("fuzz::any_bytes_to_the_router_get_an_answer_or_a_close_and_it_keeps_serving");
     use std::io::{Read, Write};
     use std::time::{Duration, Instant};
     let f = crate::deploy::Fixture::new("");
@@ -343,7 +355,7 @@ fn any_bytes_to_the_router_get_an_answer_or_a_close_and_it_keeps_serving() {
         prop::collection::vec(any::<u8>(), 0..64),
     );
     let port = f.router_port;
-    runner(96)
+    runner(96, &seed)
         .run(&requests, |(method, path, headers, body)| {
             let mut raw =
                 format!("{method} {path} HTTP/1.1\r\nhost: shop.apps.localhost\r\n").into_bytes();
@@ -388,6 +400,7 @@ fn any_bytes_to_the_router_get_an_answer_or_a_close_and_it_keeps_serving() {
 /// or it plans (0); never a crash or another code.
 #[test]
 fn a_mangled_deploy_file_is_exit_2_naming_it_or_plans() {
+    let seed = Seed::new("fuzz::a_mangled_deploy_file_is_exit_2_naming_it_or_plans");
     let dir = tempfile::tempdir().unwrap();
     for d in ["app", "plugins", "db/migrate", "db/post_migrate"] {
         std::fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -412,7 +425,7 @@ fn a_mangled_deploy_file_is_exit_2_naming_it_or_plans() {
     };
     let out = plan(&file);
     assert_eq!(out.status.code(), Some(0), "{}", crate::deploy::text(&out));
-    runner(24)
+    runner(24, &seed)
         .run(&mutated(DEPLOY_FILE), |text| {
             std::fs::write(&file, &text).unwrap();
             let out = plan(&file);

@@ -79,7 +79,7 @@ fn defect_6_output_that_is_not_utf8_neither_stops_the_log_nor_kills_the_app() {
         let (status, body) = crate::deploy::get(f.router_port, "shop", "/").unwrap();
         assert_eq!(status, 200, "request {i}: {body}");
     }
-    let logs = f.run(&["platform", "logs", "shop-blue"]);
+    let logs = crate::util::succeeded(f.run(&["platform", "logs", "shop-blue"]));
     let log = String::from_utf8_lossy(&logs.stdout);
     assert!(
         log.contains("bad \u{FFFD}\u{FFFD} bytes"),
@@ -123,6 +123,26 @@ fn recorder() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
     (url, seen)
 }
 
+/// What the `recorder` at `url` received before now: it handles its
+/// connections in turn, so once it has recorded a request sent now
+/// (waited for, bounded), whatever was sent to it before is recorded too.
+fn recorded_before_now(url: &str, seen: &std::sync::Mutex<Vec<String>>) -> Vec<String> {
+    const MARK: &str = "GET /recorded-before-now ";
+    let mut own = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    write!(own, "{MARK}HTTP/1.1\r\n\r\n").unwrap();
+    crate::util::wait_until(
+        "the recorder read a request of its own",
+        Duration::from_secs(30),
+        || seen.lock().unwrap().iter().any(|h| h.starts_with(MARK)),
+    );
+    seen.lock()
+        .unwrap()
+        .iter()
+        .filter(|h| !h.starts_with(MARK))
+        .cloned()
+        .collect()
+}
+
 #[test]
 fn defect_2_the_token_never_goes_to_a_stale_port_and_changes_per_start() {
     let f = crate::deploy::Fixture::new("");
@@ -150,8 +170,7 @@ fn defect_2_the_token_never_goes_to_a_stale_port_and_changes_per_start() {
     std::fs::write(dir.join("daemon.json"), stale.to_string()).unwrap();
     let out = f.run(&["platform", "status"]);
     assert_eq!(out.status.code(), Some(1), "{}", crate::deploy::text(&out));
-    std::thread::sleep(Duration::from_millis(200));
-    let heads = seen.lock().unwrap().clone();
+    let heads = recorded_before_now(&url, &seen);
     assert!(
         heads.iter().all(|h| !h.contains(token().trim())),
         "the token reached a stranger: {heads:?}"
@@ -243,10 +262,10 @@ async fn defect_12_the_cf_client_sends_its_token_only_to_the_apis_origin() {
         "{err}"
     );
     assert!(!err.to_string().contains("s3cret-token"), "{err}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let reached = recorded_before_now(&elsewhere, &seen);
     assert!(
-        seen.lock().unwrap().is_empty(),
-        "nothing reached the other host"
+        reached.is_empty(),
+        "nothing reached the other host: {reached:?}"
     );
 }
 
@@ -369,7 +388,7 @@ async fn defect_3_a_deploy_that_loses_its_lock_stops_before_its_next_step() {
     let out = f.run(&["recover"]);
     assert_eq!(out.status.code(), Some(0), "{}", crate::deploy::text(&out));
     let s = f.status();
-    for c in s["colors"].as_array().unwrap() {
+    for c in crate::deploy::both_colors(&s) {
         assert_eq!(
             (&c["mapped"], &c["healthy"]),
             (&true.into(), &true.into()),
@@ -528,7 +547,7 @@ fn defect_9_a_color_that_fails_its_restore_probe_leaves_the_route() {
         "{err}"
     );
     let s = f.status();
-    for c in s["colors"].as_array().unwrap() {
+    for c in crate::deploy::both_colors(&s) {
         let (mapped, healthy) = (
             c["mapped"].as_bool().unwrap(),
             c["healthy"].as_bool().unwrap(),

@@ -7,7 +7,7 @@
 //! over plain http; a Procfile `init` could not write back as YAML.
 
 use crate::deploy::{Fixture, text};
-use crate::util::{component, py_app_with, shared_cache_dir};
+use crate::util::{component, exits, py_app_with, shared_cache_dir, succeeded};
 use bluegreen::deploy::lock::{LockGuard, Store, hostname};
 use bluegreen::platform::lease::{Lease, ProcessIdentity, unix_now};
 use serde_json::Value;
@@ -136,7 +136,12 @@ fn defect_5_a_deploy_and_platform_logs_show_plugin_and_app_text_escaped() {
     let out = as_on_a_terminal(f.cmd(&["platform", "logs", "shop-blue"]));
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_escaped(&out, "platform logs");
-    let out = as_on_a_terminal(f.cmd(&["platform", "logs", "shop-blue", "--json"]));
+    let out = succeeded(as_on_a_terminal(f.cmd(&[
+        "platform",
+        "logs",
+        "shop-blue",
+        "--json",
+    ])));
     assert!(raw_controls(&out.stdout).is_empty(), "{}", text(&out));
     let lines = crate::deploy::json_lines(&out.stdout);
     assert!(lines.iter().any(|l| l["line"] == HOSTILE), "{lines:?}");
@@ -153,7 +158,12 @@ fn defect_5_a_deploy_and_platform_logs_show_plugin_and_app_text_escaped() {
         let out = as_on_a_terminal(f.cmd(&["deploy", "--release", "v2", "-v"]));
         assert_ne!(out.status.code(), Some(0), "{}", text(&out));
         assert_escaped(&out, answer);
-        let out = as_on_a_terminal(f.cmd(&["deploy", "--release", "v2", "--json"]));
+        // An error is exit 1, a block exit 3 (and not, say, a crash).
+        let code = if answer == "err" { 1 } else { 3 };
+        let out = exits(
+            as_on_a_terminal(f.cmd(&["deploy", "--release", "v2", "--json"])),
+            code,
+        );
         assert!(raw_controls(&out.stdout).is_empty(), "{}", text(&out));
         assert!(raw_controls(&out.stderr).is_empty(), "{}", text(&out));
     }
@@ -260,7 +270,7 @@ impl Platform {
 
 impl Drop for Platform {
     fn drop(&mut self) {
-        let _ = self.cmd(&["platform", "stop"]).output();
+        crate::util::stop_platform(self.0.path());
     }
 }
 
@@ -293,14 +303,15 @@ fn defect_7_state_db_is_created_private_with_its_journal_files() {
 
 #[tokio::test]
 async fn defect_7_the_cf_client_sends_no_token_to_an_http_log_cache_elsewhere() {
-    // Where the root document points: it records every connection.
+    // Where the root document points: it records where every connection
+    // came from, in turn.
     let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let log_cache = format!("http://{}", elsewhere.local_addr().unwrap());
-    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let count = reached.clone();
+    let reached = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let peers = reached.clone();
     tokio::spawn(async move {
-        while elsewhere.accept().await.is_ok() {
-            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        while let Ok((_, peer)) = elsewhere.accept().await {
+            peers.lock().unwrap().push(peer);
         }
     });
     let root = serde_json::json!({ "links": { "log_cache": { "href": log_cache } } }).to_string();
@@ -322,8 +333,25 @@ async fn defect_7_the_cf_client_sends_no_token_to_an_http_log_cache_elsewhere() 
     assert!(why.contains("refusing to send credentials"), "{why}");
     assert!(why.contains("https") && why.contains(&log_cache), "{why}");
     assert!(!why.contains("s3cret-token"), "{why}");
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // The listener accepts in turn: once it has accepted a connection made
+    // now (waited for, bounded), any made before was recorded too.
+    let stream = tokio::net::TcpStream::connect(log_cache.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let own = stream.local_addr().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !reached.lock().unwrap().contains(&own) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the listener never accepted our own connection"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        *reached.lock().unwrap(),
+        [own],
+        "only our own connection reached the other origin"
+    );
 }
 
 fn init(dir: &Path) -> Output {

@@ -5,6 +5,7 @@
 //! file is never overwritten.
 
 use crate::deploy::{Fixture, get, text};
+use crate::util::succeeded;
 use bluegreen::config::DeployFile;
 use serde_json::Value;
 use std::path::Path;
@@ -81,7 +82,7 @@ fn init_rewrites_the_rails_example_and_the_result_deploys() {
     f.plugins(&["migration-guard"]);
     let out = f.deploy("v1");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    f.assert_colors("v1");
+    f.assert_serving_on("rails-app", "v1");
     let (status, body) = get(f.router_port, "rails-app", "/up").unwrap();
     // Puma may answer chunked: look for the line, not the whole body.
     assert_eq!(status, 200, "{body}");
@@ -237,7 +238,7 @@ fn init_picks_a_rails_61_up_route_over_root_and_warns_without_a_secret_key() {
     let keyed = tempfile::tempdir().unwrap();
     rails_61(keyed.path());
     std::fs::write(keyed.path().join("config/master.key"), "0123\n").unwrap();
-    let out = init(keyed.path(), &["--json"]);
+    let out = succeeded(init(keyed.path(), &["--json"]));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(
         !v["warnings"].to_string().contains("SECRET_KEY_BASE"),

@@ -143,7 +143,8 @@ async fn status_and_unlock_see_the_lock_of_an_app_not_made_yet() {
     assert!(apps.is_empty(), "{apps:?}");
 
     let out = run(f.cmd(&["status", "--json"])).await;
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Nothing deployed: the route does not serve.
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["colors"], serde_json::json!([]), "{s}");
     assert_eq!(s["route_url"], Value::Null, "{s}");

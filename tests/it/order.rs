@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 /// Both colors on the route, healthy, on `release`; the history agrees.
 fn assert_one_release(f: &Fixture, release: &str) {
     let s = f.status();
-    for c in s["colors"].as_array().unwrap() {
+    for c in crate::deploy::both_colors(&s) {
         assert_eq!(
             (&c["mapped"], &c["healthy"], &c["release"]),
             (&true.into(), &true.into(), &release.into()),

@@ -425,18 +425,37 @@ async fn swapping_destinations_under_load_fails_no_request() {
             }
         })
     };
+    // Each state lasts 100 ms and until the load got 10 more answers
+    // (bounded): requests arrive in every one, however loaded the machine.
+    let phase = || {
+        let (ok, failed) = (ok.clone(), failed.clone());
+        async move {
+            let answered = || ok.load(Ordering::SeqCst) + failed.lock().unwrap().len();
+            let want = answered() + 10;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let deadline = Instant::now() + WAIT;
+            while answered() < want {
+                assert!(
+                    Instant::now() < deadline,
+                    "the load stalled at {}",
+                    answered()
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
     // blue -> both -> green -> both -> blue, the moves a deploy makes.
     for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        phase().await;
         client.map_route(&route.guid, &green).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        phase().await;
         client.unmap_route(&route.guid, &blue).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        phase().await;
         client.map_route(&route.guid, &blue).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        phase().await;
         client.unmap_route(&route.guid, &green).await.unwrap();
     }
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    phase().await;
     stop.store(true, Ordering::SeqCst);
     load.await.unwrap();
     let failed = failed.lock().unwrap().clone();
@@ -562,6 +581,14 @@ async fn a_daemon_restart_keeps_apps_droplets_and_routes() {
 #[test]
 fn the_cli_starts_reports_and_stops_a_background_daemon() {
     let home = tempfile::tempdir().unwrap();
+    // Stopped on the way out too, should an assertion fail first.
+    struct Stop<'a>(&'a std::path::Path);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            crate::util::stop_platform(self.0);
+        }
+    }
+    let _stop = Stop(home.path());
     let run = |args: &[&str]| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
             .args(args)

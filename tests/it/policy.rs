@@ -17,6 +17,17 @@ struct Repo {
     dir: tempfile::TempDir,
 }
 
+impl Drop for Repo {
+    /// A refused deploy starts nothing; one that did anyway (the failure
+    /// a test here reports) leaves no daemon behind.
+    fn drop(&mut self) {
+        let home = self.dir.path().join("home");
+        if home.join("platform").exists() {
+            stop_platform(&home);
+        }
+    }
+}
+
 impl Repo {
     fn new(deploy_extra: &str, policy: &str) -> Repo {
         let dir = tempfile::tempdir().unwrap();

@@ -41,7 +41,7 @@ fn slow_starter() -> String {
         "BOOT = time.time()",
         r#"ready = self.path != "/ready" or time.time() - BOOT > 2.0"#,
         "200 if ready else 503",
-        r#""release %s\n" % os.environ.get("BLUEGREEN_RELEASE")"#,
+        r#""release %s %s\n" % (os.environ.get("BLUEGREEN_RELEASE"), os.environ.get("BLUEGREEN_COLOR"))"#,
     )
 }
 
@@ -79,7 +79,7 @@ fn retry_after_until_ready(f: Fixture) {
         "{verdicts:?}"
     );
     assert_eq!(verdicts.last().unwrap(), "proceed");
-    f.assert_colors("v1");
+    f.assert_serving("v1");
 }
 
 /// Fires `n` GETs of `/slow?ms=3000` through the route at once; returns
@@ -91,6 +91,16 @@ fn slow_requests(
     (0..n)
         .map(|_| std::thread::spawn(move || get(port, "shop", "/slow?ms=3000")))
         .collect()
+}
+
+/// Waits (bounded) until the router counts `n` requests in flight: the
+/// slow requests reached the apps before the deploy starts.
+fn in_flight(f: &Fixture, n: u64) {
+    crate::util::wait_until(
+        &format!("{n} requests in flight"),
+        Duration::from_secs(30),
+        || f.inflight() >= n,
+    );
 }
 
 #[test]
@@ -108,7 +118,7 @@ fn drain_waits_for_requests_in_flight_and_without_it_they_are_cut() {
     let file = std::fs::read_to_string(&f.file).unwrap();
     std::fs::write(&f.file, file.replace("drain: 300ms", "drain: 10s")).unwrap();
     let slow = slow_requests(f.router_port, 8);
-    std::thread::sleep(Duration::from_millis(200));
+    in_flight(&f, 8);
     let out = f.run(&["deploy", "--release", "v2", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let answers: Vec<_> = slow.into_iter().map(|t| t.join().unwrap()).collect();
@@ -126,7 +136,7 @@ fn drain_waits_for_requests_in_flight_and_without_it_they_are_cut() {
     let file = std::fs::read_to_string(&f.file).unwrap();
     std::fs::write(&f.file, file.replace("drain: 10s", "drain: 0s")).unwrap();
     let slow = slow_requests(f.router_port, 8);
-    std::thread::sleep(Duration::from_millis(200));
+    in_flight(&f, 8);
     let out = f.run(&["deploy", "--release", "v3", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let cut = slow

@@ -10,9 +10,12 @@ use std::time::Duration;
 
 /// Answers by path with hand-written bytes; counts the connections that
 /// carried a request (`/connections`) and echoes what it received (`/echo`).
+/// After each `/drop` it has closed its end (sent its FIN), it writes how
+/// many it dropped to `DROPS_FILE`.
 const RAW_APP: &str = r#"
-import hashlib, os, socketserver, threading, time
+import hashlib, os, socket, socketserver, threading, time
 accepted = [0]
+dropped = [0]
 lock = threading.Lock()
 class H(socketserver.StreamRequestHandler):
     def handle(self):
@@ -82,6 +85,12 @@ class H(socketserver.StreamRequestHandler):
                 return
             elif path == "/drop":
                 length(b"dropped after this")
+                self.request.shutdown(socket.SHUT_WR)
+                with lock:
+                    dropped[0] += 1
+                    with open("DROPS_FILE.tmp", "w") as f:
+                        f.write(str(dropped[0]))
+                    os.rename("DROPS_FILE.tmp", "DROPS_FILE")
                 return
             elif path == "/ignores-body":
                 length(b"ignored")
@@ -196,7 +205,12 @@ async fn raw_app(home: &std::path::Path) -> (bluegreen::platform::local::Running
     let (running, client) = start(home).await;
     let dir = home.join("raw");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("app.py"), RAW_APP).unwrap();
+    let drops = home.join("raw-drops");
+    std::fs::write(
+        dir.join("app.py"),
+        RAW_APP.replace("DROPS_FILE", drops.to_str().unwrap()),
+    )
+    .unwrap();
     std::fs::write(dir.join("Procfile"), "web: exec python3 app.py\n").unwrap();
     let guid = push(&client, "raw", &dir, "r").await;
     crate::platform::route_to(&client, "raw", &guid).await;
@@ -212,6 +226,7 @@ fn get(path: &str) -> String {
 async fn every_framing_an_app_answers_with_reaches_the_client_on_one_kept_connection() {
     let tmp = tempfile::tempdir().unwrap();
     let (running, port) = raw_app(tmp.path()).await;
+    let drops = tmp.path().join("raw-drops");
 
     tokio::task::spawn_blocking(move || {
         let mut s = connect(port);
@@ -265,7 +280,19 @@ async fn every_framing_an_app_answers_with_reaches_the_client_on_one_kept_connec
                 assert_eq!((r.status, &r.body[..]), (200, &b"hello"[..]));
                 continue;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            // The app closes its end just after the answer: wait until it
+            // has (bounded), so the POST meets a pooled connection the app
+            // closed, not one it is about to close.
+            crate::util::wait_until(
+                "the app closed the connection it dropped",
+                Duration::from_secs(30),
+                || {
+                    std::fs::read_to_string(&drops)
+                        .ok()
+                        .and_then(|n| n.parse::<usize>().ok())
+                        >= Some(i + 1)
+                },
+            );
             let r = ask(
                 &mut s,
                 &mut buf,

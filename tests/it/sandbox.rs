@@ -23,37 +23,51 @@ fn sandbox(f: impl FnOnce(&mut Sandbox)) -> Sandbox {
     s
 }
 
-/// The deadline holds within 10% + 100 ms, whether the guest spins in its own
-/// code (epoch interruption) or sits in a host call (the backstop).
+/// The deadline holds, whether the guest spins in its own code (epoch
+/// interruption) or sits in a host call (the backstop): never early, and
+/// within 10% + 100 ms of the limit. A loaded machine may not run the
+/// stopping thread at once, so a late stop is tried again (up to three
+/// times): one stop within that bound shows the deadline is precise, and
+/// none may be later than twice the limit and a second (a deadline that
+/// does not hold is later every time, or never stops the guest at all).
 #[tokio::test]
 async fn deadlines_stop_spinning_and_sleeping_plugins_on_time() {
     let host = host();
     load(&host, "hostile").await;
     for (attack_name, limit) in [("loop", 300), ("loop", 1200), ("sleep", 400)] {
         let limit = Duration::from_millis(limit);
-        let config = with_sandbox(
-            settings(&[("attack", attack_name)]),
-            sandbox(|s| s.timeout = limit),
-        );
-        let started = Instant::now();
-        let err = attack(&host, config).await.expect_err("must time out");
-        let took = started.elapsed();
+        let precise = limit.mul_f64(1.1) + Duration::from_millis(100);
+        let loose = limit * 2 + Duration::from_secs(1);
+        let mut tries = Vec::new();
+        while tries.len() < 3 && !tries.iter().any(|took| *took <= precise) {
+            let config = with_sandbox(
+                settings(&[("attack", attack_name)]),
+                sandbox(|s| s.timeout = limit),
+            );
+            let started = Instant::now();
+            let err = attack(&host, config).await.expect_err("must time out");
+            let took = started.elapsed();
+            assert!(
+                matches!(err.kind, FailureKind::Timeout(t) if t == limit),
+                "{attack_name}: {err}"
+            );
+            assert!(
+                took <= loose,
+                "{attack_name}: stopped after {took:?}, limit {limit:?}, bound {loose:?}"
+            );
+            assert!(
+                took + Duration::from_millis(20) >= limit,
+                "{attack_name}: stopped early, after {took:?}"
+            );
+            assert!(
+                err.to_string().contains("at hook `pre-deploy` timed out"),
+                "{err}"
+            );
+            tries.push(took);
+        }
         assert!(
-            matches!(err.kind, FailureKind::Timeout(t) if t == limit),
-            "{attack_name}: {err}"
-        );
-        let bound = limit.mul_f64(1.1) + Duration::from_millis(100);
-        assert!(
-            took <= bound,
-            "{attack_name}: stopped after {took:?}, limit {limit:?}, bound {bound:?}"
-        );
-        assert!(
-            took + Duration::from_millis(20) >= limit,
-            "{attack_name}: stopped early, after {took:?}"
-        );
-        assert!(
-            err.to_string().contains("at hook `pre-deploy` timed out"),
-            "{err}"
+            tries.iter().any(|took| *took <= precise),
+            "{attack_name}: stopped after {tries:?}, limit {limit:?}: never within {precise:?}"
         );
     }
 }

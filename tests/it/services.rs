@@ -4,6 +4,7 @@
 
 use crate::deploy::{Fixture, text};
 use crate::rails::{database_url, psql};
+use crate::util::succeeded;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 
@@ -25,7 +26,7 @@ fn a_postgres_service_keeps_its_rows_across_platform_stop_and_start() {
     // The password is generated and shown only where asked for (--json).
     let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
     assert!(password.len() >= 32, "a generated password");
-    let plain = f.run(&["platform", "service", "list"]);
+    let plain = succeeded(f.run(&["platform", "service", "list"]));
     let shown = String::from_utf8_lossy(&plain.stdout);
     assert!(
         shown.contains("shop-db") && shown.contains("running"),
@@ -102,11 +103,15 @@ fn bound_services(f: Fixture) {
         err.contains("no service instance named `shop-db`") && err.contains(fix),
         "{err}"
     );
-    let status = f.run(&["platform", "status"]);
+    let status = succeeded(f.run(&["platform", "status", "--json"]));
+    let v: Value = serde_json::from_slice(&status.stdout).unwrap();
+    let apps = v["apps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no apps list: {v}"));
     assert!(
-        !String::from_utf8_lossy(&status.stdout).contains("shop-blue"),
-        "no app was created: {}",
-        text(&status)
+        apps.iter()
+            .all(|a| a["name"].as_str().is_some_and(|n| !n.starts_with("shop"))),
+        "no app was created: {v}"
     );
 
     let out = f.run(&[

@@ -145,7 +145,11 @@ async fn defect_12_2_stalled_heads_and_bodies_never_starve_fresh_clients() {
          p50 {p50:?}, p99 {p99:?}; {closed} stalled connections closed by the router",
         times.len()
     );
-    assert!(p99 < Duration::from_millis(100), "p99 {p99:?} at the cap");
+    // A few ms when measured. What it guards against is an ordinary
+    // request waiting for a slot until a stall's header timeout (5 s) frees
+    // one: the bound is far below that, and far above the few ms a loaded
+    // machine may stretch.
+    assert!(p99 < Duration::from_secs(1), "p99 {p99:?} at the cap");
     assert!(
         closed >= stalled - cap,
         "only {closed} of {stalled} stalled connections were closed at a cap of {cap}"

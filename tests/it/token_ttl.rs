@@ -27,10 +27,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let out = Daemon::run(self.home.path(), "", &["platform", "stop"]);
-        if !out.status.success() {
-            eprintln!("platform stop: {}", String::from_utf8_lossy(&out.stderr));
-        }
+        crate::util::stop_platform(self.home.path());
     }
 }
 

@@ -233,3 +233,178 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#
     )
 }
+
+/// What a command printed, with its exit code, for assertion messages.
+fn shown(out: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `out`, once its command is known to have exited with `code` (its output
+/// shown otherwise): that a command did not print something means nothing
+/// if it failed for some other reason first.
+#[track_caller]
+pub fn exits(out: std::process::Output, code: i32) -> std::process::Output {
+    assert_eq!(out.status.code(), Some(code), "{}", shown(&out));
+    out
+}
+
+/// `out`, once its command is known to have succeeded.
+#[track_caller]
+pub fn succeeded(out: std::process::Output) -> std::process::Output {
+    exits(out, 0)
+}
+
+/// Polls `done` every 20 ms until it holds, failing the test with `what`
+/// after `limit` (a bound far above the normal wait, not a schedule).
+#[track_caller]
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` runs (a zombie has ended: only its parent's reaping is left).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+/// Processes whose working directory is inside `home` (the local
+/// platform's apps and services run in their droplets and data directories
+/// there).
+pub fn processes_under(home: &std::path::Path) -> Vec<u32> {
+    let Ok(home) = home.canonicalize() else {
+        return Vec::new();
+    };
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| alive(*pid))
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/cwd")).is_ok_and(|cwd| cwd.starts_with(&home))
+        })
+        .collect()
+}
+
+/// Stops the local platform whose home is `home`: a test's teardown, from a
+/// `Drop`. A stop that fails, or leaves the daemon or any process of its
+/// apps and services running, is a leak: it fails the test, or, when the
+/// test is failing already (a second panic would abort the whole run), it
+/// is printed loudly, pids and command lines included.
+pub fn stop_platform(home: &std::path::Path) {
+    let Some(problem) = stop_problem(home) else {
+        return;
+    };
+    let message = format!(
+        "LEAK: `bluegreen platform stop` of {}: {problem}",
+        home.display()
+    );
+    if std::thread::panicking() {
+        eprintln!("{message}");
+    } else {
+        panic!("{message}");
+    }
+}
+
+fn stop_problem(home: &std::path::Path) -> Option<String> {
+    let daemon: Option<u32> = std::fs::read(home.join("platform/daemon.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["pid"].as_u64())
+        .map(|p| p as u32);
+    let out = match std::process::Command::new(env!("CARGO_BIN_EXE_bluegreen"))
+        .args(["platform", "stop"])
+        .env("BLUEGREEN_HOME", home)
+        .stdin(std::process::Stdio::null())
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => return Some(format!("could not run it: {e}")),
+    };
+    if !out.status.success() {
+        return Some(format!("it failed: {}", shown(&out)));
+    }
+    // `platform stop` waits for the daemon (up to its own 30 s, then
+    // SIGKILL); what it stopped may take a moment longer to be reaped.
+    // Bounded far above that moment.
+    let left = || {
+        let mut left: Vec<u32> = daemon.filter(|p| alive(*p)).into_iter().collect();
+        left.extend(processes_under(home));
+        left
+    };
+    let until = std::time::Instant::now() + Duration::from_secs(15);
+    let mut still = left();
+    while !still.is_empty() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+        still = left();
+    }
+    if still.is_empty() {
+        return None;
+    }
+    let named: Vec<String> = still
+        .iter()
+        .map(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            let what = if Some(*pid) == daemon { "daemon " } else { "" };
+            format!("{what}pid {pid} `{}`", cmdline.trim())
+        })
+        .collect();
+    Some(format!(
+        "it succeeded, yet 15 s later these still run: {}",
+        named.join(", ")
+    ))
+}
+
+/// The seed of a randomized test, printed with how to replay it when the
+/// test fails: `BLUEGREEN_TEST_SEED` when set (to replay a failure), else
+/// a fresh one. Keep it alive for the whole test: a panic while it lives
+/// prints the seed.
+pub struct Seed {
+    pub value: u64,
+    test: &'static str,
+}
+
+impl Seed {
+    pub fn new(test: &'static str) -> Seed {
+        let value = match std::env::var("BLUEGREEN_TEST_SEED") {
+            Ok(s) => s.trim().parse().unwrap_or_else(|_| {
+                panic!("BLUEGREEN_TEST_SEED={s}: not a number (a seed a failing test printed)")
+            }),
+            Err(_) => {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64)
+                    | 1
+            }
+        };
+        Seed { value, test }
+    }
+}
+
+impl Drop for Seed {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "{}: failed with seed {seed}; replay it with \
+                 BLUEGREEN_TEST_SEED={seed} cargo test --test it {}",
+                self.test,
+                self.test,
+                seed = self.value
+            );
+        }
+    }
+}

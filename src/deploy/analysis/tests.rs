@@ -4,7 +4,6 @@
 
 use super::*;
 use crate::platform::traffic::Traffic;
-use Color::Blue;
 
 /// `n` requests, `errors` of them 5xx (spread through), each taking `ms`.
 fn sample(n: u64, errors: u64, ms: u64) -> Sample {
@@ -24,7 +23,8 @@ fn look<'a>(
     closing: bool,
 ) -> Evidence<'a> {
     Evidence {
-        color: Blue,
+        judged_name: "blue",
+        other_name: "green",
         judged,
         other,
         before,

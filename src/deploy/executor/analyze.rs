@@ -321,8 +321,10 @@ impl Executor {
             if latency_look {
                 next_look = next_look.saturating_mul(2);
             }
+            let (judged_name, other_name) = (color.to_string(), color.other().to_string());
             let evidence = Evidence {
-                color,
+                judged_name: &judged_name,
+                other_name: &other_name,
                 judged: &judged,
                 other: (other.metrics.requests > 0).then_some(&other),
                 before: self.pre_deploy.as_ref(),
@@ -346,12 +348,7 @@ impl Executor {
         for line in &judgement.lines {
             self.report.say(&format!("  {line}"));
         }
-        let (failed, inconclusive, passed) = match &judgement.verdict {
-            Verdict::Fail(why) => (Some(why.clone()), None, None),
-            Verdict::Inconclusive(why, _) => (None, Some(why.clone()), None),
-            Verdict::Pass(why) => (None, None, Some(why.clone())),
-            Verdict::Continue => (None, None, None),
-        };
+        let (failed, inconclusive, passed) = verdict_fields(&judgement.verdict);
         // After a migration the old color is watched, not the release.
         let event = if self.watching { "watch" } else { "analysis" };
         self.report.event(serde_json::json!({
@@ -361,22 +358,8 @@ impl Executor {
             "tests": judgement.tests, "method": crate::deploy::analysis::method(limits),
             "load": load.as_ref().map(|l| l.describe()),
         }));
-        match judgement.verdict {
-            Verdict::Fail(why) => Err(Stop::Failed(anyhow::anyhow!("traffic analysis: {why}"))),
-            Verdict::Inconclusive(why, Inconclusive::Fail) => Err(Stop::Failed(anyhow::anyhow!(
-                "traffic analysis could not decide: {why}; the new release is not kept \
-                     without evidence (analysis.on_inconclusive: warn to go on anyway)"
-            ))),
-            Verdict::Inconclusive(why, Inconclusive::Warn) => {
-                self.report.say(&format!("  warning: {why}"));
-                Ok(window)
-            }
-            Verdict::Pass(why) => {
-                self.report.say(&format!("  passed: {why}"));
-                Ok(window)
-            }
-            Verdict::Continue => unreachable!("the loop ends on a decision"),
-        }
+        settle(&self.report, judgement.verdict)?;
+        Ok(window)
     }
 
     /// Both colors followed on the log-cache the API links.
@@ -435,5 +418,37 @@ impl Executor {
                 Ok(t[i].snapshot())
             }
         }
+    }
+}
+
+/// A verdict as the `analysis` event's `failed`, `inconclusive` and
+/// `passed` fields.
+pub(super) fn verdict_fields(v: &Verdict) -> (Option<String>, Option<String>, Option<String>) {
+    match v {
+        Verdict::Fail(why) => (Some(why.clone()), None, None),
+        Verdict::Inconclusive(why, _) => (None, Some(why.clone()), None),
+        Verdict::Pass(why) => (None, None, Some(why.clone())),
+        Verdict::Continue => (None, None, None),
+    }
+}
+
+/// What a window's verdict means for the deploy: a failure (or a window
+/// that could not decide, where that fails) stops it.
+pub(super) fn settle(report: &crate::deploy::progress::Reporter, v: Verdict) -> Result<(), Stop> {
+    match v {
+        Verdict::Fail(why) => Err(Stop::Failed(anyhow::anyhow!("traffic analysis: {why}"))),
+        Verdict::Inconclusive(why, Inconclusive::Fail) => Err(Stop::Failed(anyhow::anyhow!(
+            "traffic analysis could not decide: {why}; the new release is not kept \
+             without evidence (analysis.on_inconclusive: warn to go on anyway)"
+        ))),
+        Verdict::Inconclusive(why, Inconclusive::Warn) => {
+            report.say(&format!("  warning: {why}"));
+            Ok(())
+        }
+        Verdict::Pass(why) => {
+            report.say(&format!("  passed: {why}"));
+            Ok(())
+        }
+        Verdict::Continue => unreachable!("a window ends on a decision"),
     }
 }

@@ -83,6 +83,13 @@ impl Executor {
                     .and_then(|c| self.candidates.get(&c))
                     .map(String::as_str);
                 let mut config = self.plugins.config(&name, candidate);
+                // Natively the candidate URL is the route's: the header
+                // takes the plugin's requests to one new instance.
+                if let (Some(pin), Some(url)) = (&self.native.pin, candidate)
+                    && let Ok(origin) = crate::plugin::Origin::parse(url)
+                {
+                    config.sandbox.pin = Some((origin, pin.clone()));
+                }
                 // `bluegreen.*` settings come from the host alone, so a
                 // plugin can trust them.
                 config

@@ -69,9 +69,17 @@ impl Executor {
         };
         let app = self.site.app(color).guid.clone();
         let task = task_command(command, phase, &pgoptions);
+        // Natively the expand phase runs on the staged droplet before any
+        // instance does; the contract phase on the app's current one.
+        let droplet = match (&self.site.mode, contract) {
+            (crate::deploy::site::Mode::Native, false) => self.record.droplets.get(&color),
+            _ => None,
+        };
+        let client = &self.site.client;
         let attempts = retries + 1;
         for attempt in 1..=attempts {
-            let failure = match self.site.client.run_task(&app, &task, TASK_TIMEOUT).await {
+            let run = client.run_task_on(&app, droplet.map(String::as_str), &task, TASK_TIMEOUT);
+            let failure = match run.await {
                 Ok(_) => return Ok(()),
                 Err(PlatformError::Failed { detail, .. }) => detail,
                 Err(e) => return Err(e.into()),

@@ -20,9 +20,20 @@ impl Executor {
         let (what, blocked) = match &stop {
             Stop::Blocked(why) => (format!("deploy blocked: {why}"), true),
             Stop::Failed(e) => (format!("deploy failed at `{step}`: {}", chain(e)), false),
+            Stop::Interrupted(s) => (
+                format!("deploy interrupted ({}) at `{step}`", s.name()),
+                false,
+            ),
+        };
+        let interrupted = match stop {
+            Stop::Interrupted(s) => Some(s),
+            _ => None,
         };
         let mut aftermath = Vec::new();
         if matches!(step, Step::Migrate { contract: true, .. }) {
+            if let Some(s) = interrupted {
+                self.announce_interrupt(s, "both colors serve the new release; its contract migration is left to the next deploy");
+            }
             aftermath.push(
                 "both colors serve the new release; the contract migration did not finish (fix it and deploy again)".into(),
             );
@@ -33,7 +44,15 @@ impl Executor {
                 ..
             }
         ) {
+            if let Some(s) = interrupted {
+                self.announce_interrupt(s, "the deploy had finished, nothing is rolled back");
+            }
             aftermath.push("the deploy itself had finished; nothing was rolled back, and the history records the release as serving".into());
+        } else if self.site.mode == site::Mode::Native {
+            if let Some(s) = interrupted {
+                self.announce_interrupt(s, "rolling the app back through CF's deployment");
+            }
+            aftermath.push(self.native_undo().await);
         } else {
             // A watch step names the old color it judged; the color in
             // flight then is the other one, pushed and not yet mapped.
@@ -42,6 +61,9 @@ impl Executor {
                 _ => step.color(),
             }
             .filter(|c| self.touched.contains(c));
+            if let Some(s) = interrupted {
+                self.announce_undo(s, in_flight);
+            }
             if let Some(c) = in_flight {
                 aftermath.push(self.restore(c).await);
             }
@@ -75,6 +97,8 @@ impl Executor {
             Outcome::Done
         } else if blocked {
             Outcome::Blocked
+        } else if interrupted.is_some() {
+            Outcome::Interrupted
         } else {
             Outcome::Failed
         };
@@ -95,10 +119,15 @@ impl Executor {
             .map(|l| format!("  {l}"))
             .collect::<Vec<_>>()
             .join("\n");
-        if blocked {
-            DeployError::Blocked { what, aftermath }.into()
-        } else {
-            DeployError::Failed { what, aftermath }.into()
+        match interrupted {
+            Some(signal) => DeployError::Interrupted {
+                signal,
+                what,
+                aftermath,
+            }
+            .into(),
+            None if blocked => DeployError::Blocked { what, aftermath }.into(),
+            None => DeployError::Failed { what, aftermath }.into(),
         }
     }
 
@@ -113,7 +142,10 @@ impl Executor {
             .get(at)
             .map(|s| s.to_string())
             .unwrap_or_default();
-        let restored = self.restore(first).await;
+        let restored = match self.site.mode {
+            site::Mode::Native => self.native_undo().await,
+            _ => self.restore(first).await,
+        };
         let what = format!("interrupted at `{step}`; recover rolled it back: {restored}");
         let summary = self.summary(Outcome::Failed, Some(what.clone()));
         crate::deploy::journal::append_history(self.journal.dir(), &summary)?;
@@ -230,7 +262,12 @@ impl Executor {
         }
         let current = client.current_droplet(&app.guid).await?;
         let app_now = client.get_app(&app.guid).await?;
-        if current.as_deref() != Some(droplet.as_str()) {
+        // The release annotation is written last: one other than `before`'s
+        // on the old droplet is a switch cut short (a runner killed, or a
+        // second Ctrl-C, between the droplet and the restart), done again.
+        let labelled = app_now.metadata.annotations.get(site::RELEASE).cloned();
+        let cut_short = labelled.flatten() != before.release;
+        if current.as_deref() != Some(droplet.as_str()) || cut_short {
             self.switch(
                 color,
                 &droplet,
@@ -263,7 +300,8 @@ impl Executor {
         let r = &self.record;
         let mut releases = BTreeMap::new();
         let mut droplets = BTreeMap::new();
-        for c in [Color::Blue, Color::Green] {
+        // A native deploy's one app stands as blue.
+        for c in r.before.keys().copied() {
             let (d, rel) = match result {
                 Outcome::Done => (r.droplets.get(&c).cloned(), Some(r.release.clone())),
                 _ if self.forward.contains(&c) => {

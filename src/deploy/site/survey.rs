@@ -24,6 +24,28 @@ pub struct Survey {
     new_services: Vec<(String, String)>,
     apps: BTreeMap<Color, v3::App>,
     route: Option<v3::Route>,
+    pub mode: Mode,
+}
+
+/// How a deploy runs on this foundation: two colors, or (`cf-canary`,
+/// `cf-rolling`) one app through CF's deployments, or two colors because
+/// the foundation cannot run those, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Mode {
+    Colors,
+    Native,
+    Fallback(String),
+}
+
+impl Mode {
+    /// The apps a deploy in this mode acts on: the one app stands where a
+    /// color would.
+    fn apps(&self, file: &DeployFile) -> Vec<(Color, String)> {
+        match self {
+            Mode::Native => vec![(Color::Blue, file.app.clone())],
+            _ => vec![(Color::Blue, file.blue()), (Color::Green, file.green())],
+        }
+    }
 }
 
 impl Site {
@@ -99,10 +121,55 @@ impl Site {
                 }
             }
         }
+        let mode = match file.strategy.native() {
+            false => Mode::Colors,
+            true => match crate::platform::deployments::supported(&client).await {
+                Ok(()) => Mode::Native,
+                Err(why) => Mode::Fallback(why),
+            },
+        };
+        if create && mode == Mode::Native {
+            for name in [file.blue(), file.green()] {
+                if client.find_app(&space_guid, &name).await?.is_some() {
+                    return Err(crate::BadInput(format!(
+                        "field `strategy`: `{}` deploys one app, `{}`, but this app is deployed \
+                         with two colors (`{name}` exists); switching an app between the two is \
+                         not supported yet: keep `strategy: canary` (or `blue-green`), or deploy \
+                         under a new `app` name",
+                        file.strategy.name(),
+                        file.app
+                    ))
+                    .into());
+                }
+            }
+        }
         let mut apps = BTreeMap::new();
-        for (color, name) in [(Color::Blue, file.blue()), (Color::Green, file.green())] {
+        for (color, name) in mode.apps(file) {
             if let Some(app) = client.find_app(&space_guid, &name).await? {
                 apps.insert(color, app);
+            }
+        }
+        if create
+            && mode == Mode::Native
+            && let Some(app) = apps.get(&Color::Blue)
+        {
+            let others: Vec<String> = client
+                .processes(&app.guid)
+                .await?
+                .into_iter()
+                .filter(|p| p.kind != "web" && p.instances > 0)
+                .map(|p| format!("`{}`", p.kind))
+                .collect();
+            if !others.is_empty() {
+                return Err(crate::BadInput(format!(
+                    "field `strategy`: `{}` replaces only the web instances step by step; app \
+                     `{}` also runs {} processes, which CF restarts all at once when the \
+                     deployment ends: use `strategy: canary` (two colors), or scale them to 0",
+                    file.strategy.name(),
+                    file.app,
+                    others.join(", ")
+                ))
+                .into());
             }
         }
         let route = client
@@ -118,6 +185,7 @@ impl Site {
             new_services,
             apps,
             route,
+            mode,
         })
     }
 }
@@ -139,7 +207,7 @@ impl Survey {
     /// The site, if both color apps and the route exist.
     pub(super) fn found(mut self, file: &DeployFile) -> Option<Site> {
         let route = self.route.take()?;
-        if self.apps.len() < 2 {
+        if self.apps.len() < self.mode.apps(file).len() {
             return None;
         }
         Some(self.into_site(file, route))
@@ -158,7 +226,7 @@ impl Survey {
             self.services
                 .push(made.ok_or_else(|| missing(format!("service `{name}`")))?);
         }
-        for (color, name) in [(Color::Blue, file.blue()), (Color::Green, file.green())] {
+        for (color, name) in self.mode.apps(file) {
             if !self.apps.contains_key(&color) {
                 let app = self
                     .client
@@ -177,7 +245,15 @@ impl Survey {
         };
         let (domain_guid, space_guid) = (self.domain.guid.clone(), self.space_guid.clone());
         let site = self.into_site(file, route);
-        if site.kind == PlatformKind::Cf {
+        if site.mode == Mode::Native {
+            // The one app is always on the route: CF's deployment moves
+            // its instances, never the route.
+            if !site.mapped(Color::Blue).await? {
+                site.client
+                    .map_route(&site.route.guid, &site.app(Color::Blue).guid)
+                    .await?;
+            }
+        } else if site.kind == PlatformKind::Cf {
             for color in [Color::Blue, Color::Green] {
                 site.ensure_color_route(color, &domain_guid, &space_guid)
                     .await?;
@@ -203,6 +279,7 @@ impl Survey {
             apps: self.apps,
             services: self.services,
             space_guid: self.space_guid,
+            mode: self.mode,
         }
     }
 }

@@ -165,6 +165,10 @@ struct CreateTask {
     command: String,
     #[serde(default)]
     name: Option<String>,
+    /// CC's `droplet_guid`: run on this droplet of the app instead of its
+    /// current one (a migration on a release not yet serving).
+    #[serde(default)]
+    droplet_guid: Option<String>,
 }
 
 async fn create_task(
@@ -174,7 +178,7 @@ async fn create_task(
 ) -> ApiResult<(StatusCode, Json<v3::Task>)> {
     Ok((
         StatusCode::ACCEPTED,
-        Json(p.start_task(&guid, &body.command, body.name)?),
+        Json(p.start_task(&guid, &body.command, body.name, body.droplet_guid)?),
     ))
 }
 

@@ -36,6 +36,7 @@ pub async fn ensure_running(config: &Config) -> Result<(Endpoint, CfClient), Pla
     if let Some(found) = connect(&config.dir).await {
         return Ok(found);
     }
+    super::daemon::check_ports(config)?;
     std::fs::create_dir_all(&config.dir).map_err(|source| PlatformError::Io {
         path: config.dir.clone(),
         source,
@@ -79,7 +80,9 @@ pub async fn ensure_running(config: &Config) -> Result<(Endpoint, CfClient), Pla
             Ok(())
         });
     }
-    let child = cmd.spawn().map_err(|source| PlatformError::Io {
+    // What the log holds already is an earlier start's.
+    let logged = std::fs::metadata(&log_path).map_or(0, |m| m.len());
+    let mut child = cmd.spawn().map_err(|source| PlatformError::Io {
         path: "bluegreen platform start".into(),
         source,
     })?;
@@ -90,16 +93,30 @@ pub async fn ensure_running(config: &Config) -> Result<(Endpoint, CfClient), Pla
         {
             return Ok((endpoint, client));
         }
+        // A daemon that could not start (a port taken since the check)
+        // says why in its log: no point waiting out the timeout.
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(PlatformError::Local(format!(
+                "the daemon stopped as it started ({status}): {}",
+                log_since(&log_path, logged)
+            )));
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let tail = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let tail: Vec<&str> = tail.lines().rev().take(5).collect();
     Err(PlatformError::Local(format!(
         "the daemon did not answer within {}s; {}:\n{}",
         START_TIMEOUT.as_secs(),
         log_path.display(),
-        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        log_since(&log_path, logged)
     )))
+}
+
+/// The last lines (up to 5) the daemon wrote to its log after `offset`.
+fn log_since(path: &Path, offset: u64) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(text.get(offset as usize..).unwrap_or_default());
+    let tail: Vec<&str> = text.lines().rev().take(5).collect();
+    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
 /// Whether the daemon `endpoint` names is still that process, not another

@@ -191,6 +191,83 @@ pub fn process_started(pid: u32) -> Option<u64> {
     after_name.split_whitespace().nth(19)?.parse().ok()
 }
 
+/// The daemon's listening sockets, by what they serve.
+#[derive(Clone, Copy, Debug)]
+pub enum Listener {
+    Router,
+    RouterTls,
+    Api,
+    ApiTls,
+}
+
+impl Listener {
+    fn describe(self) -> &'static str {
+        match self {
+            Listener::Router => "the router's port",
+            Listener::RouterTls => "the router's TLS port",
+            Listener::Api => "the API's port",
+            Listener::ApiTls => "the API's TLS port",
+        }
+    }
+
+    /// The flag and the variable that choose this port.
+    fn choice(self) -> (Option<&'static str>, Option<&'static str>) {
+        match self {
+            Listener::Router => (Some("--router-port"), Some("BLUEGREEN_ROUTER_PORT")),
+            Listener::RouterTls => (None, Some("BLUEGREEN_ROUTER_TLS_PORT")),
+            Listener::Api => (Some("--api-port"), Some("BLUEGREEN_API_PORT")),
+            Listener::ApiTls => (None, None),
+        }
+    }
+}
+
+/// Why `port` could not be listened on, once, and how to pick another.
+pub fn bind_error(port: u16, what: Listener, source: &std::io::Error) -> PlatformError {
+    let in_use = source.kind() == std::io::ErrorKind::AddrInUse;
+    let cause = if in_use {
+        "another program (or another local platform) already listens on it".to_string()
+    } else {
+        source.to_string()
+    };
+    let (flag, var) = what.choice();
+    let fix = match (port, flag, var) {
+        (0, ..) | (_, None, None) => String::new(),
+        (_, Some(flag), Some(var)) => format!(
+            ". Start the platform on another port: `bluegreen platform start {flag} N` \
+             (or `{var}=N`; 0 picks a free one)"
+        ),
+        (_, Some(flag), None) => format!(
+            ". Start the platform on another port: `bluegreen platform start {flag} N` \
+             (0 picks a free one)"
+        ),
+        (_, None, Some(var)) => {
+            format!(". Choose another port with `{var}=N` (0 picks a free one)")
+        }
+    };
+    PlatformError::Bind {
+        port,
+        what: what.describe(),
+        cause,
+        fix,
+    }
+}
+
+/// Fails at once, as `start` would, when a port the config names is taken:
+/// a caller that starts the daemon in the background says so in
+/// milliseconds instead of waiting for a daemon that will never answer.
+pub fn check_ports(config: &Config) -> Result<(), PlatformError> {
+    let ports = [
+        (config.router_port, Listener::Router),
+        (config.router_tls_port, Listener::RouterTls),
+        (config.api_port, Listener::Api),
+        (config.api_tls_port, Listener::ApiTls),
+    ];
+    for (port, what) in ports.into_iter().filter(|(p, _)| *p != 0) {
+        std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| bind_error(port, what, &e))?;
+    }
+    Ok(())
+}
+
 pub async fn start(config: Config) -> Result<Running, PlatformError> {
     let dir = config.dir.clone();
     for sub in ["", "droplets", "packages", "logs", "services", "run"] {
@@ -200,18 +277,20 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(io(&dir))?;
     let token = token(&dir)?;
     let store = Store::open(&dir.join("state.db"))?;
-    let bind = |port: u16| async move {
+    let bind = |port: u16, what: Listener| async move {
         TcpListener::bind(("127.0.0.1", port))
             .await
-            .map_err(|source| PlatformError::Bind { port, source })
+            .map_err(|source| bind_error(port, what, &source))
     };
-    let api_listener = bind(config.api_port).await?;
-    let router_listener = bind(config.router_port).await?;
-    let api_tls_listener = bind(config.api_tls_port).await?;
-    let router_tls_listener = bind(config.router_tls_port).await?;
+    // The router first: its port is the one a user picks, and the one
+    // most likely taken.
+    let router_listener = bind(config.router_port, Listener::Router).await?;
+    let router_tls_listener = bind(config.router_tls_port, Listener::RouterTls).await?;
+    let api_listener = bind(config.api_port, Listener::Api).await?;
+    let api_tls_listener = bind(config.api_tls_port, Listener::ApiTls).await?;
     // The API behind TLS answers on a port of its own, so its links can
     // name the https origin the client used.
-    let api_behind_tls = bind(0).await?;
+    let api_behind_tls = bind(0, Listener::ApiTls).await?;
     let (ca_file, acceptor) = super::tls::acceptor(&dir)?;
     let api_addr = api_listener.local_addr().map_err(io(&dir))?;
     let router_port = router_listener.local_addr().map_err(io(&dir))?.port();

@@ -5,9 +5,12 @@
 //! this file parses and answers in CC's shapes (`DeploymentPresenter`).
 //!
 //! Where the local platform differs from a foundation: the new instances
-//! join the app's one web process (its guid is the app's) instead of a new
-//! process that replaces it, so `new_processes` names that process, and
-//! its `/stats` lists both droplets' instances during a rollout.
+//! join the app's one web process (its guid is the app's), and its `/stats`
+//! lists both droplets' instances during a rollout. What a CF client tells
+//! them apart by is as on a foundation: `new_processes` names a process
+//! guid (the deployment's own), which log-cache's `process_id` tag and
+//! gorouter's `X-CF-Process-Instance` header use for the new instances
+//! (`supervisor::process_guid`); there is no `/v3/processes/:guid` for it.
 
 use super::api::{blocking, filter, page};
 use super::deployment_message::CreateDeployment;
@@ -152,8 +155,8 @@ fn present(p: &Platform, d: &DeploymentRec) -> Value {
         }
     }
     let new_processes: Vec<Value> = if d.new_process {
-        // The web process's guid is the app's (see the top of this file).
-        vec![json!({ "guid": d.app_guid, "type": "web" })]
+        // The deployment's instances' process (see the top of this file).
+        vec![json!({ "guid": d.guid, "type": "web" })]
     } else {
         vec![]
     };

@@ -8,7 +8,8 @@
 //! app instance that is on no route and serves no request (a candidate), as
 //! a crash would. `absent` lists endpoints (`"POST /v3/droplets"`, a path
 //! prefix) to answer as a CF without them would (404, `Unknown request`),
-//! the way Korifi lacks some. `GET` says how many calls it counted.
+//! the way Korifi lacks some; `korifi` makes the root document Korifi's
+//! (`cf_on_k8s`, its CC version). `GET` says how many calls it counted.
 
 use super::state::Platform;
 use axum::Json;
@@ -45,6 +46,7 @@ pub struct Plan {
     pub hang_ms: u64,
     pub kill_app_at: Option<u64>,
     pub absent: Vec<String>,
+    pub korifi: bool,
 }
 
 #[derive(Default)]
@@ -60,6 +62,13 @@ impl Faults {
             enabled: std::env::var(ENV).is_ok_and(|v| v == "1"),
             ..Faults::default()
         }
+    }
+}
+
+impl Faults {
+    /// The root document answers as Korifi's does.
+    pub fn like_korifi(&self) -> bool {
+        self.enabled && self.plan.lock().unwrap().korifi
     }
 }
 

@@ -166,7 +166,7 @@ fn envelope(app: &AppRec, r: &Record) -> Value {
             "source_id": app_id,
             "app_id": app_id,
             "app_name": app.app.name,
-            "process_id": app.process.guid,
+            "process_id": super::supervisor::process_guid(&app.process.guid, &r.generation),
             "process_type": app.process.kind,
             "process_instance_id": instance_guid(app_id, r),
         },

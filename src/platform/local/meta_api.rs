@@ -41,7 +41,7 @@ const CC_V3_VERSION: &str = "3.173.0";
 /// CF writes a component it does not run.
 pub(super) async fn root(State(p): S) -> Json<Value> {
     let base = p.base_url();
-    Json(json!({ "links": {
+    let mut root = json!({ "links": {
         "self": { "href": base },
         "bits_service": null,
         "cloud_controller_v2": null,
@@ -60,7 +60,13 @@ pub(super) async fn root(State(p): S) -> Json<Value> {
         "log_stream": null,
         "app_ssh": null,
         "bluegreen_router": { "href": format!("http://{}:{}", super::router::DOMAIN, p.router_port) },
-    }}))
+    }});
+    if p.faults.like_korifi() {
+        // What Korifi's root says of itself (a test's fault, see `faults`).
+        root["cf_on_k8s"] = json!(true);
+        root["links"]["cloud_controller_v3"]["meta"]["version"] = json!("3.117.0+cf-k8s");
+    }
+    Json(root)
 }
 
 /// `GET /v3`, outside the token check as on CF: links to the resources the

@@ -82,11 +82,15 @@ struct AppCounters {
     requests: Requests,
 }
 
+/// gorouter's header that sends a request to one process instance.
+pub(super) const PROCESS_INSTANCE: &str = "x-cf-process-instance";
+
 /// One instance a request may go to: its app's counters, port and index.
 struct Target {
     counters: Arc<AppCounters>,
     port: u16,
     index: u32,
+    generation: Arc<str>,
     /// The first target's in-flight count, taken while the route table
     /// was read: a deploy that unmaps an app and then sees it with nothing
     /// in flight has seen every request that picked it.
@@ -94,6 +98,16 @@ struct Target {
 }
 
 impl Target {
+    fn of(counters: &Arc<AppCounters>, s: super::supervisor::Serving) -> Target {
+        Target {
+            counters: counters.clone(),
+            port: s.port,
+            index: s.index,
+            generation: s.generation,
+            counted: None,
+        }
+    }
+
     /// This attempt's in-flight count (see `counted`).
     fn inflight(&mut self) -> Inflight {
         self.counted
@@ -108,7 +122,7 @@ impl Target {
         self.counters.traffic.record(status, took);
         self.counters
             .requests
-            .push(seen, status, took, self.index, self.port);
+            .push(seen, status, took, self.index, self.port, &self.generation);
     }
 }
 
@@ -231,7 +245,12 @@ impl Router {
             .map(host_name)
             .unwrap_or_default();
         let started = Instant::now();
-        let candidates = match self.pick(&host) {
+        let pin = req
+            .headers()
+            .get(PROCESS_INSTANCE)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string);
+        let candidates = match self.pick(&host, pin.as_deref()) {
             Ok(c) => c,
             Err(refusal) => return text(refusal.status, refusal.message),
         };
@@ -360,7 +379,9 @@ impl Router {
     }
 
     /// Where a request for `host` may go, in the order to try.
-    fn pick(&self, host: &str) -> Result<Vec<Target>, Refusal> {
+    /// With `pin` (gorouter's `X-CF-Process-Instance: PROCESS_GUID:INDEX`),
+    /// that one instance only, whatever the weights.
+    fn pick(&self, host: &str, pin: Option<&str>) -> Result<Vec<Target>, Refusal> {
         let refuse = |status, message| Err(Refusal { status, message });
         // Held until the first target is counted (see `Target::counted`);
         // `set_table` waits for it.
@@ -377,8 +398,10 @@ impl Router {
                 format!("bluegreen router: route `{host}` has no destinations\n"),
             );
         }
-        let n = route.next.fetch_add(1, Ordering::Relaxed);
-        let mut candidates = self.candidates(route, n);
+        let mut candidates = match pin {
+            Some(pin) => self.pinned(route, host, pin)?,
+            None => self.candidates(route, route.next.fetch_add(1, Ordering::Relaxed)),
+        };
         if let Some(first) = candidates.first_mut() {
             first.counted = Some(Inflight::start(&first.counters));
         }
@@ -389,6 +412,43 @@ impl Router {
             );
         }
         Ok(candidates)
+    }
+
+    /// The instance `pin` names among the route's (a local web process's
+    /// guid is its app's; see `supervisor::process_guid`).
+    fn pinned(&self, route: &Route, host: &str, pin: &str) -> Result<Vec<Target>, Refusal> {
+        let bad = |message: String| Refusal {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        };
+        let Some((process, Ok(index))) = pin
+            .rsplit_once(':')
+            .map(|(p, i)| (p.trim(), i.trim().parse::<u32>()))
+        else {
+            return Err(bad(
+                "bluegreen router: X-CF-Process-Instance must be PROCESS_GUID:INDEX\n".into(),
+            ));
+        };
+        let found: Vec<Target> = route
+            .apps
+            .iter()
+            .flat_map(|(guid, counters)| {
+                self.supervisor
+                    .running_instances(guid)
+                    .into_iter()
+                    .filter(|s| {
+                        s.index == index
+                            && super::supervisor::process_guid(guid, &s.generation) == process
+                    })
+                    .map(|s| Target::of(counters, s))
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(bad(format!(
+                "bluegreen router: no running instance {index} of process `{process}` on `{host}`\n"
+            )));
+        }
+        Ok(found)
     }
 
     /// Where the `n`th request of a route goes, then where it may go next
@@ -411,12 +471,7 @@ impl Router {
             self.supervisor
                 .running_instances(guid)
                 .into_iter()
-                .map(|(index, port)| Target {
-                    counters: counters.clone(),
-                    port,
-                    index,
-                    counted: None,
-                })
+                .map(|s| Target::of(counters, s))
                 .collect::<Vec<_>>()
         };
         let Some(w) = &route.weights else {

@@ -99,7 +99,7 @@ struct Instance {
     kind: String,
     index: u32,
     droplet: String,
-    generation: String,
+    generation: Arc<str>,
     /// Taken off the router before it stops (`retire`).
     draining: bool,
     status: Arc<Mutex<Status>>,
@@ -166,7 +166,7 @@ impl Supervisor {
         let log = self.log_path(&spec.app_guid);
         let key = spec.key();
         let (app_guid, kind, index) = (spec.app_guid.clone(), spec.kind.clone(), spec.index);
-        let (droplet, generation) = (spec.droplet.clone(), spec.generation.clone());
+        let (droplet, generation) = (spec.droplet.clone(), Arc::from(spec.generation.as_str()));
         let done = tokio::spawn(supervise(
             spec,
             status.clone(),
@@ -274,7 +274,7 @@ impl Supervisor {
                 key: key.clone(),
                 index: i.index,
                 droplet: i.droplet.clone(),
-                generation: i.generation.clone(),
+                generation: i.generation.to_string(),
                 state: i.status.lock().unwrap().state,
             })
             .collect();
@@ -305,10 +305,10 @@ impl Supervisor {
         Some(guid.to_string())
     }
 
-    /// The running `web` instances of `app_guid`, (index, port) by index:
-    /// where the router may send requests.
-    pub fn running_instances(&self, app_guid: &str) -> Vec<(u32, u16)> {
-        let mut running: Vec<(u32, u16)> = self
+    /// The running `web` instances of `app_guid`, by index: where the
+    /// router may send requests.
+    pub fn running_instances(&self, app_guid: &str) -> Vec<Serving> {
+        let mut running: Vec<Serving> = self
             .instances
             .lock()
             .unwrap()
@@ -316,10 +316,14 @@ impl Supervisor {
             .filter(|i| i.app_guid == app_guid && i.kind == "web" && !i.draining)
             .filter_map(|i| {
                 let s = i.status.lock().unwrap();
-                (s.state == State::Running).then_some((i.index, s.port))
+                (s.state == State::Running).then(|| Serving {
+                    index: i.index,
+                    port: s.port,
+                    generation: i.generation.clone(),
+                })
             })
             .collect();
-        running.sort();
+        running.sort_by_key(|s| (s.index, s.port));
         running
     }
 
@@ -354,6 +358,28 @@ impl Supervisor {
         // What the task left running goes with it, as on CF.
         run.tracked.kill(leader).await;
         outcome
+    }
+}
+
+/// A running web instance the router may send to: its index, port and
+/// generation (see `RunSpec::generation`).
+#[derive(Clone, Debug)]
+pub struct Serving {
+    pub index: u32,
+    pub port: u16,
+    pub generation: Arc<str>,
+}
+
+/// The guid of the process an instance of `generation` belongs to, as a
+/// CF client sees it (`new_processes`, log-cache's `process_id`, gorouter's
+/// `X-CF-Process-Instance`): a deployment's own instances form its new
+/// process, named by the deployment's guid; the others (first started, or
+/// brought back by a cancel, `<guid>-cancel`) are the app's web process.
+pub fn process_guid<'a>(web: &'a str, generation: &'a str) -> &'a str {
+    if generation.is_empty() || generation.ends_with("-cancel") {
+        web
+    } else {
+        generation
     }
 }
 

@@ -88,6 +88,45 @@ impl Load {
         Load { stop, tally, tasks }
     }
 
+    /// How many requests were answered or failed since the last `take`.
+    pub fn answered(&self) -> usize {
+        let t = self.tally.lock().unwrap();
+        t.ok + t.failed.len()
+    }
+
+    /// Waits until `n` more requests were answered or failed (bounded far
+    /// above the usual few milliseconds): the load ran on after what came
+    /// before.
+    pub async fn more(&self, n: usize) {
+        let want = self.answered() + n;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while self.answered() < want {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the load got {} of {n} more answers",
+                n + self.answered() - want
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// What was answered during a window of at least two seconds and at
+    /// least 200 answers (bounded): a share of fewer means little, and a
+    /// loaded machine answers fewer in two seconds than an idle one's
+    /// thousands.
+    pub async fn window(&self) -> Tally {
+        let started = tokio::time::Instant::now();
+        while started.elapsed() < Duration::from_secs(2) || self.answered() < 200 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "only {} answers in a minute",
+                self.answered()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.take()
+    }
+
     /// What was answered so far, and starts counting afresh.
     pub fn take(&self) -> Tally {
         std::mem::take(&mut *self.tally.lock().unwrap())

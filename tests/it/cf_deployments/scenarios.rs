@@ -71,7 +71,7 @@ async fn a_rolling_deployment_replaces_every_instance_under_load() {
     let done = api.wait_status(guid, "FINALIZED", "DEPLOYED").await;
     let took = started.elapsed();
     let (fewest, most) = sampler.finish().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.more(20).await;
     let tally = load.finish().await;
     eprintln!(
         "rolling 3 instances, max_in_flight 1: {took:?}; {} requests, {} failed, per droplet \
@@ -128,8 +128,7 @@ async fn a_canary_pauses_at_each_step_with_its_share_then_continues_under_load()
     assert!(paused["links"]["continue"]["href"].is_string(), "{paused}");
     assert_eq!(versions(&client, &app).await, ["v1", "v1", "v1", "v2"]);
     failed.extend(load.take().failed);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let t = load.take();
+    let t = load.window().await;
     let first = share(&t.shares, "v2");
     eprintln!(
         "canary step 1 (1 new, 3 old): {} requests, v2 answered {:.1}%",
@@ -152,8 +151,7 @@ async fn a_canary_pauses_at_each_step_with_its_share_then_continues_under_load()
     );
     assert_eq!(versions(&client, &app).await, ["v1", "v1", "v2", "v2"]);
     failed.extend(load.take().failed);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let t = load.take();
+    let t = load.window().await;
     let second = share(&t.shares, "v2");
     eprintln!(
         "canary step 2 (2 new, 2 old): {} requests, v2 answered {:.1}%",
@@ -207,7 +205,7 @@ async fn a_cancelled_canary_goes_back_to_the_old_droplet_under_load() {
     assert_eq!(client.current_droplet(&app).await.unwrap(), Some(v1));
     let done = api.wait_status(guid, "FINALIZED", "CANCELED").await;
     assert!(done["links"]["cancel"].is_null(), "{done}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    load.more(20).await;
     let tally = load.finish().await;
     eprintln!(
         "canary cancelled: {} requests, {} failed, per droplet {:?}",

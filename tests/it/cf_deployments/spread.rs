@@ -61,3 +61,50 @@ async fn every_running_instance_gets_its_share_on_plain_and_weighted_routes() {
     assert_eq!(shares, [50, 50, 50, 50, 100, 100], "{weighted:?}");
     running.shutdown().await;
 }
+
+/// gorouter's `X-CF-Process-Instance: PROCESS_GUID:INDEX`, which a native
+/// deploy's probes pin each new instance with: every request reaches that
+/// one instance, whatever the spread; a malformed or unknown one (the
+/// input that would let a probe pass on any instance) is refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_process_instance_header_reaches_that_instance_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (running, client) = start(tmp.path()).await;
+    let red = app_on_v1(&client, tmp.path(), "red", 4).await;
+    let url = format!("http://127.0.0.1:{}/", running.endpoint.router_port);
+    let host = format!("red.{}", bluegreen::platform::local::DOMAIN);
+    let http = reqwest::Client::new();
+    let ask = |pins: Vec<String>| {
+        let mut req = http.get(&url).header("host", &host);
+        for p in pins {
+            req = req.header("x-cf-process-instance", p);
+        }
+        async move {
+            let resp = req.send().await.unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        }
+    };
+    for i in 0..4 {
+        for _ in 0..8 {
+            let (status, text) = ask(vec![format!("{red}:{i}")]).await;
+            assert_eq!(status, 200, "{text}");
+            assert_eq!(
+                text.split_whitespace().nth(2),
+                Some(&*i.to_string()),
+                "{text}"
+            );
+        }
+    }
+    for bad in [
+        vec![red.clone()],
+        vec![format!("{red}:x")],
+        vec![format!("{red}:9")],
+        vec![format!("{red}-other:0")],
+        vec![":0".to_string()],
+        vec![format!("{red}:0"), format!("{red}:1")],
+    ] {
+        let (status, text) = ask(bad.clone()).await;
+        assert_eq!(status, 400, "{bad:?}: {text}");
+    }
+    running.shutdown().await;
+}

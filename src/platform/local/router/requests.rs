@@ -34,6 +34,8 @@ pub struct Record {
     /// The instance that answered: its index and port.
     pub index: u32,
     pub port: u16,
+    /// Its generation (`supervisor::process_guid` names its process).
+    pub generation: std::sync::Arc<str>,
 }
 
 /// What the router knows of a request when it is answered.
@@ -80,7 +82,15 @@ fn uri(seen: &Seen) -> Box<str> {
 
 impl Requests {
     /// Keeps one answered request that took `took` to its answer's head.
-    pub fn push(&self, seen: &Seen, status: u16, took: Duration, index: u32, port: u16) {
+    pub fn push(
+        &self,
+        seen: &Seen,
+        status: u16,
+        took: Duration,
+        index: u32,
+        port: u16,
+        generation: &std::sync::Arc<str>,
+    ) {
         let uri = uri(seen);
         let took = i64::try_from(took.as_nanos()).unwrap_or(i64::MAX);
         let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
@@ -97,6 +107,7 @@ impl Requests {
             status,
             index,
             port,
+            generation: generation.clone(),
         });
     }
 
@@ -142,7 +153,14 @@ mod tests {
         let r = Requests::default();
         for i in 0..(KEPT + 5) {
             let status = 200 + (i % 3) as u16;
-            r.push(&seen("/a?token=x"), status, Duration::from_millis(2), 0, 9);
+            r.push(
+                &seen("/a?token=x"),
+                status,
+                Duration::from_millis(2),
+                0,
+                9,
+                &"".into(),
+            );
         }
         let all = r.read(&window(0, None, usize::MAX, false));
         assert_eq!(all.len(), KEPT, "bounded");
@@ -172,7 +190,7 @@ mod tests {
     fn a_long_uri_is_cut_at_a_character_boundary() {
         let long = format!("/{}", "é".repeat(URI_MAX));
         let r = Requests::default();
-        r.push(&seen(&long), 200, Duration::ZERO, 0, 1);
+        r.push(&seen(&long), 200, Duration::ZERO, 0, 1, &"".into());
         let uri = r.read(&window(0, None, 1, false))[0].uri.clone();
         assert!(
             uri.len() <= URI_MAX && uri.len() > URI_MAX - 2,

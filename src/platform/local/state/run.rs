@@ -150,8 +150,20 @@ impl Platform {
         app_guid: &str,
         command: &str,
         name: Option<String>,
+        droplet: Option<String>,
     ) -> ApiResult<v3::Task> {
-        let rec = self.app(app_guid)?;
+        let mut rec = self.app(app_guid)?;
+        if let Some(d) = droplet {
+            let of_app = self
+                .transaction(|tx| tx.find::<DropletRec>(DROPLET, &d))?
+                .is_some_and(|r| r.app_guid == rec.app.guid);
+            if !of_app {
+                return Err(ApiErr::unprocessable(
+                    "The droplet does not exist or belongs to another app".into(),
+                ));
+            }
+            rec.current_droplet = Some(d);
+        }
         let spec = self.run_spec(&rec, None, Some(command))?;
         let task = self.transaction(|tx| {
             let seq = tx.next(&format!("task:{app_guid}"))?;

@@ -56,7 +56,7 @@ impl Conn<'_> {
         {
             return self.client_failed(f).await;
         }
-        let candidates = match self.router.pick(&head.host) {
+        let candidates = match self.router.pick(&head.host, head.pin.as_deref()) {
             Ok(c) => c,
             Err(refusal) => return self.refuse(&refusal, head.close || !kept).await,
         };

@@ -34,6 +34,8 @@ pub(in super::super) struct Head {
     /// request with a body is sent with `Connection: close` and its
     /// connection is never reused.
     pub(in super::super) reuse: bool,
+    /// `X-CF-Process-Instance`: the one instance to send to.
+    pub(in super::super) pin: Option<String>,
 }
 
 pub(super) enum Parsed {
@@ -85,6 +87,7 @@ pub(super) fn parse(buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> Parsed {
     let mut close = false;
     let mut handoff = false;
     let mut named = Vec::new();
+    let mut pin: Option<&[u8]> = None;
     for h in req.headers.iter() {
         let name = h.name;
         if name.eq_ignore_ascii_case("host") {
@@ -105,6 +108,10 @@ pub(super) fn parse(buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> Parsed {
                 );
             }
             chunked = true;
+        } else if name.eq_ignore_ascii_case(super::super::PROCESS_INSTANCE) {
+            if pin.replace(h.value).is_some() {
+                return Refused(bad, "two X-CF-Process-Instance headers");
+            }
         } else if name.eq_ignore_ascii_case("expect") || name.eq_ignore_ascii_case("upgrade") {
             handoff = true;
         } else if name.eq_ignore_ascii_case("connection") {
@@ -169,6 +176,7 @@ pub(super) fn parse(buf: &[u8], peer: &Peer, out: &mut Vec<u8>) -> Parsed {
             idempotent: (method == "GET" || head_method) && body == 0,
             close,
             reuse,
+            pin: pin.map(|p| String::from_utf8_lossy(p).into_owned()),
         },
         len,
     )

@@ -123,6 +123,7 @@ mod tests {
             idempotent: true,
             close: false,
             reuse: true,
+            pin: None,
         }
     }
 
