@@ -5,7 +5,7 @@
 //! recovered first, under the same lock.
 
 use super::BadInput;
-use super::output::{Printer, outln};
+
 use crate::cli::Exit;
 use crate::config::policy;
 use crate::deploy::executor::{Executor, Setup};
@@ -63,6 +63,10 @@ pub struct OverrideArgs {
     /// another one (scaled by hand or an autoscaler), which is kept otherwise.
     #[arg(long)]
     pub reset_scale: bool,
+    /// `rollback`: judge it as the deploy file says (canary steps, analysis)
+    /// instead of a plain blue-green back to a release known to be good.
+    #[arg(skip)]
+    pub analyze: bool,
 }
 
 fn check_overrides(o: &OverrideArgs, policy: &policy::Loaded) -> anyhow::Result<()> {
@@ -266,7 +270,15 @@ async fn deploy(
             true => plan::order(None, &[]),
             false => site.order().await?,
         };
-        let steps = plan::for_mode(&l.file, native, order, &plugins.by_hook(), &source);
+        let mut steps = plan::for_mode(&l.file, native, order, &plugins.by_hook(), &source);
+        if let Some(app) = &site.adopted {
+            report.say(&format!(
+                "`{}` (pushed before bluegreen) serves the route: the colors take it over, then \
+                 it is stopped",
+                app.name
+            ));
+            steps = plan::with_retire(steps, &app.name);
+        }
         let mut before = BTreeMap::new();
         for c in site.apps.keys().copied().collect::<Vec<_>>() {
             before.insert(c, site.before(c).await?);
@@ -343,175 +355,6 @@ async fn deploy(
     result
 }
 
-/// `plan`: every step and the plugins at each hook, without acting.
-pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exit> {
-    let session = Session::prepare(&args.file.file, args.policy.as_deref()).await?;
-    let (mut l, plugins) = (session.loaded, session.plugins);
-    let site = l.site(false).await.ok().flatten();
-    let mode = match &site {
-        Some(s) => s.mode.clone(),
-        None => plan_mode(&l.file).await,
-    };
-    let asked = l.file.strategy.name();
-    if let site::Mode::Fallback(_) = &mode {
-        l.file = l.file.two_color();
-    }
-    let native = mode == site::Mode::Native;
-    let newest = site.as_ref().and_then(|s| s.newest());
-    let current = site
-        .as_ref()
-        .zip(newest)
-        .and_then(|(s, c)| s.annotation(c, site::RELEASE));
-    let release = match release {
-        Some(r) => r,
-        None => release::release_id(
-            &l.app_dir,
-            &crate::platform::package::zip_dir(&l.app_dir)?.sha256,
-        ),
-    };
-    let order = match &site {
-        Some(s) if !native => s.order().await?,
-        _ => plan::order(None, &[]),
-    };
-    let steps = plan::for_mode(&l.file, native, order, &plugins.by_hook(), &Source::New);
-    let mode_line = match &mode {
-        site::Mode::Colors => None,
-        site::Mode::Native => Some(format!(
-            "Mode: one app, `{}`, through Cloud Foundry's own {} deployment (no colors)",
-            l.file.app,
-            if asked == "cf-canary" {
-                "canary"
-            } else {
-                "rolling"
-            }
-        )),
-        site::Mode::Fallback(why) => Some(format!(
-            "Mode: `strategy: {asked}` falls back to `{}` with two colors: this foundation cannot \
-             run Cloud Foundry's deployments ({why}){}",
-            l.file.strategy.name(),
-            if l.file.fallback == crate::config::Fallback::None {
-                "; `fallback: none` refuses to deploy"
-            } else {
-                ""
-            }
-        )),
-    };
-    let manifest = l
-        .file
-        .cf_manifest
-        .as_ref()
-        .map(|m| json!({"path": m.path, "app": m.name, "applies": m.summary()}));
-    let mode_json = match &mode {
-        site::Mode::Colors => json!({"mode": "two-color"}),
-        site::Mode::Native => json!({"mode": "native", "strategy": asked}),
-        site::Mode::Fallback(why) => json!({"mode": "two-color", "asked": asked,
-            "strategy": l.file.strategy.name(), "why": why}),
-    };
-    let json = json!({"app": l.file.app, "release": release, "current": current,
-        "mode": mode_json, "steps": steps, "manifest": manifest});
-    Printer::new(args.json).emit(json, || {
-        if let Some(line) = &mode_line {
-            outln!("{line}\n");
-        }
-        print_plan(&l, &plugins, &release, current.as_deref(), &steps, native)
-    });
-    Ok(super::Exit::Ok)
-}
-
-/// A native strategy's mode before the app exists: what the foundation
-/// can run, if it can be asked (else as asked).
-async fn plan_mode(file: &crate::config::DeployFile) -> site::Mode {
-    if !file.strategy.native() {
-        return site::Mode::Colors;
-    }
-    match site::connect(file, false).await {
-        Ok(Some((client, _))) => match crate::platform::deployments::supported(&client).await {
-            Ok(()) => site::Mode::Native,
-            Err(why) => site::Mode::Fallback(why),
-        },
-        _ => site::Mode::Native,
-    }
-}
-
-/// `plan` for people.
-fn print_plan(
-    l: &Loaded,
-    plugins: &crate::deploy::plugins::Plugins,
-    release: &str,
-    current: Option<&str>,
-    steps: &[plan::Step],
-    native: bool,
-) {
-    outln!(
-        "Plan: deploy {} release {release} (now: {}), {} steps\n",
-        l.file.app,
-        current.unwrap_or("nothing"),
-        steps.len()
-    );
-    if plugins.policy.path.is_some() {
-        let required: Vec<&str> = plugins.required.iter().map(String::as_str).collect();
-        outln!(
-            "Org {}: required plugins (run first) {}\n",
-            plugins.policy.describe(),
-            if required.is_empty() {
-                "none".into()
-            } else {
-                required.join(", ")
-            }
-        );
-    }
-    if let Some(m) = &l.file.cf_manifest {
-        outln!(
-            "Manifest {} (app `{}`), applied to each color under its own name before its restart:",
-            m.path.display(),
-            m.name
-        );
-        for line in m.summary() {
-            outln!("  {line}");
-        }
-        outln!();
-    }
-    if !l.file.services.is_empty() {
-        let names: Vec<String> = l
-            .file
-            .services
-            .iter()
-            .map(|s| match s.kind() {
-                Some(kind) => format!("{} ({kind}, created if missing)", s.name()),
-                None => s.name().to_string(),
-            })
-            .collect();
-        outln!(
-            "Services bound to both colors before their push (DATABASE_URL, VCAP_SERVICES): {}\n",
-            names.join(", ")
-        );
-    }
-    super::output::write_stdout(&plan::render(steps));
-    let on_failure = plugins
-        .by_hook()
-        .remove(&crate::plugin::Hook::OnFailure)
-        .unwrap_or_default();
-    let undo = match native {
-        true => {
-            "CF's deployment is cancelled (the old instances take the app back; once it \
-                 is deployed, the previous revision is deployed again) and the app's environment \
-                 is put back"
-        }
-        false => {
-            "the color in flight goes back to its previous droplet and onto the route, \
-                  then a color already switched goes back too (one release serves)"
-        }
-    };
-    outln!(
-        "\nIf a step fails or a plugin blocks: {undo}, then hook on-failure: {}",
-        if on_failure.is_empty() {
-            "no plugins".to_string()
-        } else {
-            on_failure.join(", ")
-        }
-    );
-}
-
 /// `deploy` up to the lock: the checks (read-only), then the lock.
 async fn until_locked(
     args: &RunArgs,
@@ -523,7 +366,10 @@ async fn until_locked(
 ) -> anyhow::Result<Locked> {
     let started = Instant::now();
     let session = Session::prepare(&args.file.file, args.policy.as_deref()).await?;
-    let (l, plugins) = (session.loaded, session.plugins);
+    let (mut l, plugins) = (session.loaded, session.plugins);
+    if rollback && !overrides.analyze {
+        l.file = l.file.plain();
+    }
     let provisional = match rollback {
         false => Source::New,
         true => Source::Existing(String::new()),
@@ -546,6 +392,13 @@ async fn until_locked(
     // routes or services behind.
     let survey = l.survey().await?;
     let l = fall_back(l, &survey.mode, report)?;
+    if rollback && !overrides.analyze {
+        report.say(
+            "Rollback: back to a release that served before, as a plain blue-green without \
+             canary steps or analysis (usually seconds; `--analyze` judges it as the deploy file \
+             says)",
+        );
+    }
     report.step_finished(0, total, &plan::Step::Validate, started.elapsed(), None);
     let waiting = report.step_started(1, total, &plan::Step::AcquireLock);
     *reached = Reached::AcquireLock { total };

@@ -7,7 +7,9 @@ mod deploy;
 mod init;
 mod logs;
 mod new_plugin;
+mod operator;
 pub use crate::output;
+mod plan;
 mod platform;
 mod plugin;
 mod policy;
@@ -15,6 +17,7 @@ mod recover;
 mod service;
 mod status;
 
+use crate::platform::lease::control::Verb;
 use clap::{Parser, Subcommand};
 
 /// Exit codes, documented in the README ("Exit codes").
@@ -34,6 +37,9 @@ pub enum Exit {
     /// `status`: the route does not serve (no color on it answers healthy,
     /// or nothing is deployed).
     NotServing = 5,
+    /// `promote`, `resume`, `abort`: no deploy to take the command (none
+    /// runs, it is not paused, or its runner is gone).
+    NotRunning = 6,
     /// A plugin asked to be called again later (sysexits' EX_TEMPFAIL).
     Retry = 75,
     /// A deploy stopped by Ctrl-C (128 + SIGINT), rolled back.
@@ -86,6 +92,9 @@ impl Exit {
         }) {
             return Exit::Locked;
         }
+        if any(&|c| c.is::<operator::NoDeploy>()) {
+            return Exit::NotRunning;
+        }
         Exit::Failed
     }
 }
@@ -103,6 +112,25 @@ pub struct Cli {
     /// Print more detail: each platform API call, each plugin log line.
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// The Cloud Foundry org to deploy to, with `--space` (else CF_ORG and
+    /// CF_SPACE, else the cf login's target).
+    #[arg(
+        short = 'o',
+        long,
+        global = true,
+        value_name = "ORG",
+        requires = "space"
+    )]
+    pub org: Option<String>,
+    /// The Cloud Foundry space to deploy to, with `--org`.
+    #[arg(
+        short = 's',
+        long,
+        global = true,
+        value_name = "SPACE",
+        requires = "org"
+    )]
+    pub space: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -133,7 +161,17 @@ pub enum Command {
         /// The release to go back to (default: the one before the current).
         #[arg(long)]
         to: Option<String>,
+        /// Judge it with the deploy file's canary steps and analysis (by
+        /// default a rollback is a plain blue-green: the release served before).
+        #[arg(long)]
+        analyze: bool,
     },
+    /// Finish a running deploy now: skip its remaining pauses and analysis windows.
+    Promote(operator::OperatorArgs),
+    /// Let a paused deploy go on to its next step.
+    Resume(operator::OperatorArgs),
+    /// Roll a running or paused deploy back now, as a failed step does.
+    Abort(operator::OperatorArgs),
     /// Finish or roll back a deploy that was interrupted.
     Recover {
         #[command(flatten)]
@@ -170,17 +208,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         (_, true) => output::Verbosity::Verbose,
         _ => output::Verbosity::Normal,
     });
+    if let (Some(org), Some(space)) = (cli.org, cli.space) {
+        crate::deploy::site::set_target(org, space);
+    }
     match cli.command {
         Command::Deploy {
             args,
             release,
             overrides,
         } => deploy::run(&args, release, None, &overrides).await,
-        Command::Plan { args, release } => deploy::plan(&args, release).await,
-        Command::Rollback { args, to } => {
-            deploy::run(&args, None, Some(to), &deploy::OverrideArgs::default()).await
+        Command::Plan { args, release } => plan::plan(&args, release).await,
+        Command::Rollback { args, to, analyze } => {
+            let overrides = deploy::OverrideArgs {
+                analyze,
+                ..Default::default()
+            };
+            deploy::run(&args, None, Some(to), &overrides).await
         }
         Command::Recover { args } => recover::recover(&args).await,
+        Command::Promote(args) => operator::run(Verb::Promote, &args).await,
+        Command::Resume(args) => operator::run(Verb::Resume, &args).await,
+        Command::Abort(args) => operator::run(Verb::Abort, &args).await,
         Command::Status(args) => status::status(&args).await,
         Command::History(args) => status::history(&args).await,
         Command::Unlock(args) => status::unlock(&args).await,

@@ -31,6 +31,12 @@ pub enum PluginCommand {
     /// Write a new plugin project (Rust, JavaScript, Python or C) that builds
     /// and passes `plugin check` as written.
     New(super::new_plugin::NewArgs),
+    /// The first-party plugins built into bluegreen, with the sha256 a
+    /// policy pins them by (`path: builtin:NAME`).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -79,7 +85,25 @@ pub async fn run(cmd: PluginCommand) -> anyhow::Result<Exit> {
         PluginCommand::Check { paths, json } => check(&host()?, &paths, json).await,
         PluginCommand::Run(args) => run_one(&host()?, args).await,
         PluginCommand::New(args) => super::new_plugin::run(args),
+        PluginCommand::List { json } => list(json),
     }
+}
+
+fn list(json: bool) -> anyhow::Result<Exit> {
+    let out = Printer::new(json);
+    for b in crate::plugin::builtin::ALL {
+        out.event(
+            serde_json::json!({"name": b.name, "use": format!("builtin:{}", b.name),
+            "sha256": b.sha256(), "size": b.wasm.len(), "about": b.about}),
+        );
+    }
+    out.text(|| {
+        outln!("Built into this bluegreen (deploy file `plugins: {{ builtin: [NAME] }}`, policy `path: builtin:NAME`):");
+        for b in crate::plugin::builtin::ALL {
+            outln!("  {:<16} sha256:{}  {}", b.name, b.sha256(), b.about);
+        }
+    });
+    Ok(Exit::Ok)
 }
 
 async fn check(host: &PluginHost, paths: &[PathBuf], json: bool) -> anyhow::Result<Exit> {

@@ -49,6 +49,7 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
                 "required_hooks": p.policy.required_hooks, "overrides": {
                     "allowed": p.policy.overrides.allowed,
                     "require_reason": p.policy.overrides.require_reason},
+                "migrate": {"require_rehearsal": p.policy.migrate.require_rehearsal},
                 "violations": violations}),
     || {
         outln!("Effective {}", p.describe());
@@ -91,6 +92,9 @@ pub async fn run(cmd: PolicyCommand) -> anyhow::Result<Exit> {
                 (true, false) => "allowed",
             }
         );
+        if p.policy.migrate.require_rehearsal {
+            outln!("  migration rehearsal: required (one that cannot run refuses the deploy)");
+        }
         if violations.is_empty() {
             outln!("The deploy file {} complies.", l.path.display());
         } else {

@@ -11,8 +11,45 @@ use crate::deploy::lock::{self, LockGuard};
 use crate::deploy::plan::Step;
 use crate::deploy::plugins::Plugins;
 use crate::deploy::progress::Reporter;
+use crate::platform::lease::control::{Command, Verb};
 use crate::platform::local;
 use serde_json::json;
+
+/// The command sent to paused deploy `id` that it has not taken, if any.
+async fn pending_command(site: &crate::deploy::site::Site, app: &str, id: &str) -> Option<Command> {
+    let channel = crate::deploy::operator::Channel {
+        client: site.client.clone(),
+        store: lock::Store::of(site.kind, &site.space_guid),
+        app: app.to_string(),
+    };
+    let control = channel.read().await.ok()?;
+    let handled = control.state.and_then(|s| s.handled);
+    control
+        .command
+        .filter(|c| c.deploy == id && handled.as_deref() != Some(c.id.as_str()))
+}
+
+/// Says whether a deploy paused when its runner died is resumed or aborted.
+fn say_paused(report: &Reporter, id: &str, at: &str, pending: Option<&Command>) {
+    let what = match pending {
+        Some(c) if c.verb != Verb::Abort => format!(
+            "`{}` by {} came since: resuming it",
+            c.verb.name(),
+            crate::output::printable(&c.by)
+        ),
+        Some(c) => format!(
+            "`abort` by {} came since: aborting it",
+            crate::output::printable(&c.by)
+        ),
+        None => "no `resume` or `promote` came since its runner died: aborting it (to carry on \
+                 instead, `bluegreen resume`, then `bluegreen recover`)"
+            .into(),
+    };
+    report.result(&format!("Deploy {id} was {at}; {what}"));
+    report.event(json!({"event": "recover-paused", "id": id, "at": at,
+        "resumed": pending.is_some_and(|c| c.verb != Verb::Abort),
+        "command": pending.map(|c| c.verb)}));
+}
 
 /// `recover`: finishes or rolls back the interrupted deploy of the app.
 pub async fn recover(args: &RunArgs) -> anyhow::Result<Exit> {
@@ -73,6 +110,12 @@ pub(super) async fn recover_replay(
         .is_some_and(|i| replay.done.contains(&i));
     let nothing_earlier = rec.before.values().all(|b| b.droplet.is_none());
     let step = rec.steps.get(at).map(|s| s.to_string()).unwrap_or_default();
+    // Paused when its runner died: an operator's command sent since decides.
+    let paused = replay.paused.clone().filter(|(i, _)| *i == at).map(|p| p.1);
+    let pending = match &paused {
+        Some(_) => pending_command(&site, &rec.app, &rec.id).await,
+        None => None,
+    };
     let journal = Journal::reopen(&jdir)?;
     let mut exec = Executor::new(Setup {
         file: l.file.clone(),
@@ -85,12 +128,20 @@ pub(super) async fn recover_replay(
         lock,
     });
     exec.recovered = true;
+    // A rehearsal killed mid-way left its scratch database: drop it first.
+    exec.drop_leftover_scratch(&replay.scratch).await;
     let native = rec.steps.iter().any(|s| matches!(s, Step::Native(_)));
-    let forward = match native {
+    let forward = match (native, &paused) {
+        // `resume` or `promote` carries on (the pause takes the command);
+        // `abort`, or no word since the runner died, rolls back.
+        (_, Some(at)) => {
+            say_paused(report, &rec.id, at, pending.as_ref());
+            pending.as_ref().is_some_and(|c| c.verb != Verb::Abort)
+        }
         // CF's deployment decides: a deployed one carries on (the judge,
         // the contract phase, the hooks), any other is cancelled.
-        true => exec.deployed_natively().await?,
-        false => first_mapped || nothing_earlier,
+        (true, None) => exec.deployed_natively().await?,
+        (false, None) => first_mapped || nothing_earlier,
     };
     if forward {
         report.say(&format!(

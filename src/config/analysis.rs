@@ -90,6 +90,18 @@ pub struct Analysis {
     /// Synthetic requests to the judged color's own URL during each window,
     /// for apps with too little traffic to judge.
     pub load: Option<Load>,
+    /// What a failed window does: `rollback` (default), or `pause`: the
+    /// release stays where it is until an operator runs `bluegreen resume`,
+    /// `promote` or `abort` (see `config::steps` for pauses as steps).
+    pub on_fail: OnFail,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFail {
+    #[default]
+    Rollback,
+    Pause,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
@@ -136,6 +148,7 @@ impl Default for Analysis {
             confidence: 0.99,
             on_inconclusive: None,
             load: None,
+            on_fail: OnFail::Rollback,
         }
     }
 }

@@ -16,9 +16,14 @@ pub struct DeployFile {
     pub platform: PlatformKind,
     #[serde(default)]
     pub colors: Option<Colors>,
-    /// The shared route's host name (default: the app name).
+    /// The shared route: a host name (default: the app name), or a host
+    /// and its domain (`shop.example.com`).
     #[serde(default)]
     pub route: Option<String>,
+    /// The route's domain on Cloud Foundry (default: the one in `route`,
+    /// else the manifest's route's, else the foundation's only domain).
+    #[serde(default)]
+    pub domain: Option<String>,
     /// The app directory, relative to the deploy file (default `.`).
     #[serde(default = "dot")]
     pub path: PathBuf,
@@ -46,8 +51,12 @@ pub struct DeployFile {
     /// Canary: the first color's share of the route's requests, in percent,
     /// at each step; the last is 100. `cf-canary`: the share of instances
     /// on the new release at each pause.
-    #[serde(default)]
+    /// (The percents of `step_list`, which holds the pauses too.)
+    #[serde(skip)]
     pub steps: Vec<u8>,
+    /// `steps` as written: percents and pauses (`config::steps`).
+    #[serde(rename = "steps", default)]
+    pub step_list: super::steps::StepList,
     /// `cf-canary`/`cf-rolling`: how many new instances CF starts at once.
     #[serde(default)]
     pub max_in_flight: Option<u32>,
@@ -227,6 +236,9 @@ pub enum MigrationKind {
 pub struct Plugins {
     /// The plugin directory, relative to the deploy file.
     pub dir: Option<PathBuf>,
+    /// First-party plugins compiled into bluegreen, by name
+    /// (`bluegreen plugin list`).
+    pub builtin: Vec<String>,
     /// Per plugin, by file name without `.wasm`.
     pub config: BTreeMap<String, PluginSettings>,
 }
@@ -234,6 +246,7 @@ pub struct Plugins {
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginSettings {
+    #[serde(deserialize_with = "super::settings::map")]
     pub settings: BTreeMap<String, String>,
     pub grant_dirs: Vec<PathBuf>,
     pub allow_http: Vec<String>,
@@ -312,6 +325,7 @@ impl DeployFile {
             }
         })?;
         let mut file = file;
+        file.steps = file.step_list.percents.clone();
         file.validate(path)?;
         if let Some(m) = &file.manifest {
             let at = path.parent().unwrap_or(Path::new(".")).join(m);
@@ -395,11 +409,18 @@ impl DeployFile {
             ));
         }
         if let Some(route) = &self.route
-            && !name_ok(route)
+            && !name_ok(
+                route
+                    .split_once('.')
+                    .map_or(route.as_str(), |(host, _)| host),
+            )
         {
             return Err(field(
                 "route",
-                format!("`{route}` must be a host name: lowercase letters, digits and dashes"),
+                format!(
+                    "`{route}` must be a host name (lowercase letters, digits and dashes), or \
+                     one followed by its domain: `shop.example.com`"
+                ),
             ));
         }
         if !self.health.path.starts_with('/') {
@@ -454,6 +475,8 @@ impl DeployFile {
             }
         }
         super::analysis::validate(self.strategy, &self.steps, self.analysis.as_ref())
+            .map_err(|(f, m)| field(f, m))?;
+        super::steps::validate(self.strategy, &self.step_list, self.analysis.as_ref())
             .map_err(|(f, m)| field(f, m))?;
         if self.strategy.native() && self.platform != PlatformKind::Cf {
             return Err(field(
@@ -560,7 +583,20 @@ impl DeployFile {
         f
     }
 
-    pub fn route_host(&self) -> &str {
-        self.route.as_deref().unwrap_or(&self.app)
+    /// This file without canary steps or analysis: how a rollback goes to
+    /// a release that served before unless asked to judge it (`cf-canary`
+    /// as `cf-rolling`, which a native rollback is anyway).
+    pub fn plain(&self) -> DeployFile {
+        use super::analysis::Strategy;
+        let mut f = self.clone();
+        f.analysis = None;
+        f.steps.clear();
+        f.step_list = Default::default();
+        f.strategy = match self.strategy {
+            Strategy::Canary => Strategy::BlueGreen,
+            Strategy::CfCanary => Strategy::CfRolling,
+            s => s,
+        };
+        f
     }
 }

@@ -45,6 +45,9 @@ pub struct Manifest {
     pub entry: Mapping,
     /// The route keys that were taken out.
     pub dropped: Vec<String>,
+    /// The `routes:` it named (`shop.example.com`): where a deploy file
+    /// without `route` or `domain` takes the route's domain from.
+    pub routes: Vec<String>,
     /// `web` first, then the other types in the manifest's order.
     pub processes: Vec<ProcessSpec>,
     pub env: BTreeMap<String, String>,
@@ -121,6 +124,13 @@ impl Manifest {
             .as_mapping()
             .cloned()
             .ok_or_else(|| field(format!("applications[{index}]"), "must be a mapping".into()))?;
+        let routes: Vec<String> = entry
+            .get("routes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("route").and_then(text))
+            .collect();
         let mut dropped = Vec::new();
         for key in ROUTE_KEYS {
             if entry.remove(*key).is_some() {
@@ -226,6 +236,7 @@ impl Manifest {
             name: names[index].clone(),
             entry,
             dropped,
+            routes,
             processes,
             env,
             services,

@@ -7,8 +7,11 @@ pub(crate) mod duration;
 pub mod manifest;
 pub mod policy;
 pub mod rehearse;
+mod route;
+pub(crate) mod settings;
+pub mod steps;
 
-pub use analysis::{Analysis, Fallback, Inconclusive, Load, Strategy};
+pub use analysis::{Analysis, Fallback, Inconclusive, Load, OnFail, Strategy};
 pub use deploy_file::{
     CANDIDATE, Colors, ConfigError, DeployFile, Health, Migrate, MigrationKind, PlatformKind,
     PluginSettings, Plugins,

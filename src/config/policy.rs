@@ -27,6 +27,16 @@ pub struct Policy {
     pub required_plugins: BTreeMap<String, RequiredPlugin>,
     pub required_hooks: Vec<Hook>,
     pub overrides: Overrides,
+    pub migrate: MigratePolicy,
+}
+
+/// What the org requires of every app's migrations.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigratePolicy {
+    /// Every deploy with a `migrate:` rehearses it (`config/rehearse.rs`),
+    /// and one whose rehearsal cannot run is refused (exit 3).
+    pub require_rehearsal: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -40,6 +50,7 @@ pub struct RequiredPlugin {
     pub path: Option<PathBuf>,
     /// Settings the app's deploy file cannot change.
     #[serde(default)]
+    #[serde(deserialize_with = "super::settings::map")]
     pub settings: BTreeMap<String, String>,
     /// The plugin's grants and limits belong to the policy, not to the
     /// deploy file: directories relative to the deploy file (read-only),
@@ -185,7 +196,14 @@ fn read(path: &Path, source: &str) -> Result<Policy, String> {
             ));
         }
         // Resolved here: a layered policy's plugins sit next to that file.
-        r.path = r.path.as_ref().map(|p| base.join(p));
+        // `builtin:NAME` names a plugin compiled into bluegreen, not a file.
+        r.path = r
+            .path
+            .as_ref()
+            .map(|p| match crate::plugin::builtin::named(p) {
+                Some(_) => p.clone(),
+                None => base.join(p),
+            });
         if let Some(m) = &r.memory {
             crate::units::parse_size(m).map_err(|e| field("memory", e))?;
         }
@@ -229,9 +247,23 @@ impl Policy {
                 self.required_hooks.push(h);
             }
         }
+        self.migrate.require_rehearsal |= layer.migrate.require_rehearsal;
         self.overrides.allowed &= layer.overrides.allowed;
         self.overrides.require_reason |= layer.overrides.require_reason;
         self
+    }
+}
+
+impl Policy {
+    /// The deploy file as this policy has it run: a required rehearsal is
+    /// on, and refuses where it cannot run, whatever the file says.
+    pub fn apply(&self, file: &mut super::DeployFile) {
+        if self.migrate.require_rehearsal
+            && let Some(m) = &mut file.migrate
+        {
+            m.rehearse.enabled = true;
+            m.rehearse.required = true;
+        }
     }
 }
 
@@ -294,5 +326,20 @@ mod tests {
                 require_reason: true
             }
         );
+    }
+
+    #[test]
+    fn a_required_rehearsal_is_on_whatever_the_file_or_a_layer_says() {
+        let base = policy("migrate: { require_rehearsal: true }\n");
+        let merged = base.layered(policy("migrate: { require_rehearsal: false }\n"));
+        assert!(merged.migrate.require_rehearsal);
+        let mut file = crate::config::DeployFile::parse(
+            Path::new("bluegreen.yaml"),
+            "app: shop\nmigrate: { command: m, rehearse: false }\n",
+        )
+        .unwrap();
+        merged.apply(&mut file);
+        let r = &file.migrate.unwrap().rehearse;
+        assert!(r.enabled && r.required);
     }
 }

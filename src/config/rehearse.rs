@@ -140,7 +140,11 @@ mod tests {
                 required: true
             }
         );
-        assert!(parse("{ sample_row: 10 }").unwrap_err().contains("sample_row"));
+        assert!(
+            parse("{ sample_row: 10 }")
+                .unwrap_err()
+                .contains("sample_row")
+        );
         assert!(parse("yes please").unwrap_err().contains("`true`, `false`"));
         let big = parse("{ sample_rows: 1000000 }").unwrap();
         assert_eq!(big.invalid().unwrap().0, "migrate.rehearse.sample_rows");

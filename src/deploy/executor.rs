@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+mod adopt;
 mod analyze;
 mod hooks;
 mod interrupted;
@@ -26,6 +27,9 @@ mod migrate;
 mod native;
 mod native_judge;
 mod native_undo;
+mod pause;
+mod rehearse;
+mod rehearse_run;
 mod undo;
 
 /// How a deploy ended when it did not finish.
@@ -126,6 +130,11 @@ pub struct Executor {
     watching: bool,
     /// A deploy through CF's deployments (`site.mode` native).
     native: native::Run,
+    /// What the `migration-safety-check` plugins found, for the rehearsal
+    /// to combine with its evidence.
+    static_findings: Vec<crate::plugin::context::Finding>,
+    /// Commands from `bluegreen promote`, `resume`, `abort` (`pause`).
+    operator: crate::deploy::operator::Operator,
 }
 
 /// What an executor is built from: the deploy's file, site, plugins,
@@ -183,6 +192,8 @@ impl Executor {
             pre_deploy: None,
             watching: false,
             native: native::Run::default(),
+            static_findings: Vec::new(),
+            operator: Default::default(),
         }
     }
 
@@ -239,7 +250,7 @@ impl Executor {
             self.journal.append(&Entry::Start { step: i })?;
             let spinner = self.report.step_started(i, n, &step);
             let t = Instant::now();
-            let result = self.exec_interruptible(&step).await;
+            let result = self.exec_operated(&step).await;
             drop(spinner);
             let message = match &result {
                 Ok(()) => None,
@@ -268,6 +279,7 @@ impl Executor {
             }
             Step::Baseline { up_to } => self.baseline(*up_to).await,
             Step::Native(n) => self.native(n).await,
+            Step::Retire { app } => self.retire(app).await,
             Step::Watch { color, up_to } => self.watch(*color, *up_to).await,
             Step::Unmap { color } => {
                 self.other_serves(*color).await?;
@@ -278,6 +290,7 @@ impl Executor {
             }
             Step::Drain { color, up_to } => self.drain(*color, *up_to).await,
             Step::Push { color, bits } => self.push(*color, bits).await,
+            Step::Rehearse { .. } => self.rehearse(step).await,
             Step::Migrate {
                 color,
                 command,
@@ -316,6 +329,7 @@ impl Executor {
                 Ok(())
             }
             Step::Analyze { .. } => self.analyze(step).await,
+            Step::Pause { .. } => self.pause_step(step).await,
             Step::RecordRelease => {
                 let entry = self.summary(Outcome::Done, None);
                 super::journal::append_history(self.journal.dir(), &entry)?;

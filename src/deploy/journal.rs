@@ -79,6 +79,21 @@ pub enum Entry {
     Droplet { color: Color, guid: String },
     Deployment { guid: String },
     Override(OverrideRecord),
+    // The step under way paused (`executor/pause.rs`), and where; an
+    // operator's command the deploy took (`bluegreen promote`, ...).
+    Paused { at: String },
+    Control(crate::platform::lease::control::Command),
+    Scratch(ScratchRecord),
+}
+
+/// The migration rehearsal's scratch database, journaled before it is made
+/// and again once dropped: `recover` drops one left behind, on the server
+/// `color`'s binding reaches.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ScratchRecord {
+    pub database: String,
+    pub color: Color,
+    pub dropped: bool,
 }
 
 /// A plugin's block waved through with `--allow`: who, why, what.
@@ -107,6 +122,11 @@ pub enum Outcome {
 pub struct Replay {
     pub record: DeployRecord,
     pub done: BTreeSet<usize>,
+    /// Scratch databases made and not dropped, with the color whose
+    /// binding reaches their server.
+    pub scratch: BTreeMap<String, Color>,
+    /// The step the deploy was paused at when it stopped, and where.
+    pub paused: Option<(usize, String)>,
 }
 
 impl Replay {
@@ -227,6 +247,8 @@ impl Journal {
                     replay = Some(Replay {
                         record: *deploy,
                         done: BTreeSet::new(),
+                        scratch: BTreeMap::new(),
+                        paused: None,
                     })
                 }
                 (Entry::Start { .. }, _) => {}
@@ -242,6 +264,14 @@ impl Journal {
                     r.record.deployment = Some(guid);
                 }
                 (Entry::Override(_), Some(_)) => {}
+                (Entry::Paused { at }, Some(r)) => r.paused = Some((r.resume_at(), at)),
+                (Entry::Control(_), Some(_)) => {}
+                (Entry::Scratch(s), Some(r)) => {
+                    match s.dropped {
+                        true => r.scratch.remove(&s.database),
+                        false => r.scratch.insert(s.database, s.color),
+                    };
+                }
                 (_, None) => anyhow::bail!("{}: entries before `begin`", path.display()),
             }
         }

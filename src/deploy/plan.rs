@@ -56,6 +56,20 @@ pub enum Step {
         color: Color,
         bits: Bits,
     },
+    /// Before the expand phase: the same command on the same droplet, but
+    /// against a scratch database made from the shared one's schema (and
+    /// `sample_rows` rows per table), its locks watched from a second
+    /// connection (`deploy/rehearse.rs`). Blocks on what would hurt the
+    /// release still serving; `required`: one that cannot run refuses.
+    Rehearse {
+        color: Color,
+        command: String,
+        sample_rows: u32,
+        #[serde(rename = "max_exclusive_ms", with = "crate::units::duration_ms")]
+        max_exclusive: Duration,
+        #[serde(default)]
+        required: bool,
+    },
     /// The expand phase runs on the first color's new droplet; the contract
     /// phase (`post_dirs`) once both colors serve the new release.
     Migrate {
@@ -121,9 +135,30 @@ pub enum Step {
         /// that cannot decide fails here unless the file says `warn`.
         #[serde(default)]
         last: bool,
+        /// `analysis.on_fail: pause`: a failed window pauses the deploy
+        /// (see `Pause`) instead of rolling back.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pause_on_fail: bool,
+    },
+    /// Holds the release at a canary step (`steps: [10, pause, …]`) until
+    /// an operator says (`bluegreen resume`, `promote`, `abort`), the lock
+    /// held all along. `timed`: it goes on by itself after `up_to`;
+    /// otherwise `up_to` is the most it waits, then it rolls back.
+    Pause {
+        color: Color,
+        percent: u8,
+        #[serde(rename = "up_to_ms", with = "crate::units::duration_ms")]
+        up_to: Duration,
+        timed: bool,
     },
     RecordRelease,
     ReleaseLock,
+    /// An app pushed before bluegreen (`cf push`, named as the deploy
+    /// file's app) that was on the route: once both colors serve, it leaves
+    /// the route and stops (it is kept, not deleted).
+    Retire {
+        app: String,
+    },
     /// The steps of a deploy through Cloud Foundry's own deployments (one
     /// app, no colors): `plan/native.rs`.
     #[serde(untagged)]
@@ -251,6 +286,15 @@ pub fn plan(
             },
         ]);
         if let (0, Some(m)) = (i, migrate) {
+            if m.rehearse.enabled {
+                steps.push(Step::Rehearse {
+                    color,
+                    command: m.command.clone(),
+                    sample_rows: m.rehearse.sample_rows,
+                    max_exclusive: m.rehearse.max_exclusive,
+                    required: m.rehearse.required,
+                });
+            }
             steps.push(Step::Migrate {
                 color,
                 command: m.command.clone(),
@@ -281,6 +325,7 @@ pub fn plan(
             max_p99_ratio: a.max_p99_ratio,
             plugins: plugins.get(&Hook::Analyze).cloned().unwrap_or_default(),
             last,
+            pause_on_fail: a.on_fail == crate::config::OnFail::Pause,
         };
         let canary = file.strategy == Strategy::Canary && i == 0;
         if canary {
@@ -291,7 +336,7 @@ pub fn plan(
                 .as_ref()
                 .and_then(|m| m.web().instances)
                 .unwrap_or(1);
-            for &percent in &file.steps {
+            for (n, &percent) in file.steps.iter().enumerate() {
                 steps.push(Step::Weigh {
                     color,
                     percent,
@@ -300,6 +345,9 @@ pub fn plan(
                 });
                 if let Some(a) = &analysis {
                     steps.push(analyze(a, Some(percent), percent == 100));
+                }
+                if let Some(p) = file.step_list.pause_after(n + 1) {
+                    steps.push(pause(color, percent, p));
                 }
             }
         } else {
@@ -330,6 +378,16 @@ fn name(c: Color) -> &'static str {
     c.name()
 }
 
+/// The step for a pause after the canary step at `percent`.
+fn pause(color: Color, percent: u8, p: crate::config::steps::Pause) -> Step {
+    Step::Pause {
+        color,
+        percent,
+        up_to: p.resume_after.unwrap_or(crate::config::steps::MAX_PAUSE),
+        timed: p.resume_after.is_some(),
+    }
+}
+
 impl Step {
     /// A short machine name for `--json`.
     pub fn kind(&self) -> &'static str {
@@ -341,14 +399,17 @@ impl Step {
             Step::Unmap { .. } => "unmap",
             Step::Drain { .. } => "drain",
             Step::Push { .. } => "push",
+            Step::Rehearse { .. } => "rehearse",
             Step::Migrate { .. } => "migrate",
             Step::Health { .. } => "health",
             Step::Watch { .. } => "watch",
             Step::Map { .. } => "map",
             Step::Weigh { .. } => "weigh",
             Step::Analyze { .. } => "analyze",
+            Step::Pause { .. } => "pause",
             Step::RecordRelease => "record-release",
             Step::ReleaseLock => "release-lock",
+            Step::Retire { .. } => "retire",
             Step::Native(n) => n.kind(),
         }
     }
@@ -359,11 +420,13 @@ impl Step {
             Step::Unmap { color }
             | Step::Drain { color, .. }
             | Step::Push { color, .. }
+            | Step::Rehearse { color, .. }
             | Step::Migrate { color, .. }
             | Step::Health { color, .. }
             | Step::Watch { color, .. }
             | Step::Map { color }
             | Step::Weigh { color, .. }
+            | Step::Pause { color, .. }
             | Step::Analyze { color, .. } => Some(*color),
             _ => None,
         }
@@ -375,11 +438,13 @@ impl Step {
             self,
             Step::Drain { .. }
                 | Step::Push { .. }
+                | Step::Rehearse { .. }
                 | Step::Migrate { .. }
                 | Step::Health { .. }
                 | Step::Baseline { .. }
                 | Step::Watch { .. }
                 | Step::Analyze { .. }
+                | Step::Pause { .. }
                 | Step::Native(_)
         ) || matches!(self, Step::Hook { plugins, .. } if !plugins.is_empty())
     }
@@ -439,6 +504,26 @@ impl fmt::Display for Step {
                 color,
                 bits: Bits::Release(r),
             } => write!(f, "push to {}: switch back to release {r}", name(*color)),
+            Step::Rehearse {
+                color,
+                command,
+                sample_rows,
+                max_exclusive,
+                required,
+            } => write!(
+                f,
+                "rehearse the migration on {}'s new droplet against a scratch copy of the \
+                 database's schema ({sample_rows} rows per table), watching its locks: block on \
+                 a rewrite, a dropped or renamed table or column, or ACCESS EXCLUSIVE on a table \
+                 in use over {}{}: {command}",
+                name(*color),
+                d(max_exclusive),
+                if *required {
+                    "; required by the policy: refuse if it cannot run"
+                } else {
+                    ""
+                }
+            ),
             Step::Migrate {
                 color,
                 command,
@@ -517,6 +602,7 @@ impl fmt::Display for Step {
                 max_p99_ratio,
                 plugins,
                 last,
+                pause_on_fail,
             } => {
                 let share = match percent {
                     Some(p) => format!(" at {p}%"),
@@ -538,13 +624,45 @@ impl fmt::Display for Step {
                 if *last {
                     write!(f, "; not enough evidence fails here")?;
                 }
+                if *pause_on_fail {
+                    write!(f, "; a failed window pauses instead (on_fail: pause)")?;
+                }
                 if !plugins.is_empty() {
                     write!(f, "; analyze: {}", plugins.join(", "))?;
                 }
                 Ok(())
             }
+            Step::Pause {
+                color,
+                percent,
+                up_to,
+                timed: true,
+            } => write!(
+                f,
+                "pause at {percent}% ({} on the new release) for {}, then go on \
+                 (`bluegreen resume`, `promote` or `abort` sooner)",
+                name(*color),
+                d(up_to)
+            ),
+            Step::Pause {
+                color,
+                percent,
+                up_to,
+                timed: false,
+            } => write!(
+                f,
+                "pause at {percent}% ({} on the new release) until `bluegreen resume`, \
+                 `promote` or `abort` (rolled back after {} without one)",
+                name(*color),
+                d(up_to)
+            ),
             Step::RecordRelease => write!(f, "record the release in the history"),
             Step::ReleaseLock => write!(f, "release the deploy lock"),
+            Step::Retire { app } => write!(
+                f,
+                "adopt the route from `{app}` (pushed before bluegreen): unmap and stop it, \
+                 both colors serving (it is kept: `cf delete {app}` when sure)"
+            ),
             Step::Native(n) => n.fmt(f),
         }
     }
@@ -567,6 +685,26 @@ fn closer(percent: u8, i: &Instances) -> String {
     }
     let baseline = (100 - u32::from(percent)) / u32::from(percent);
     format!("; exact with {baseline} instances of the other color")
+}
+
+/// `steps` with `app` (on the route before bluegreen) retired once both
+/// colors serve: before the contract migration and `post-deploy`.
+pub fn with_retire(mut steps: Vec<Step>, app: &str) -> Vec<Step> {
+    let at = steps
+        .iter()
+        .position(|s| {
+            matches!(
+                s,
+                Step::Migrate { contract: true, .. }
+                    | Step::Hook {
+                        hook: Hook::PostDeploy,
+                        ..
+                    }
+            )
+        })
+        .unwrap_or(steps.len());
+    steps.insert(at, Step::Retire { app: app.into() });
+    steps
 }
 
 /// The plan as numbered lines, one step each.
@@ -701,6 +839,78 @@ mod tests {
     }
 
     #[test]
+    fn the_rehearsal_runs_on_the_new_droplet_just_before_the_expand_migration() {
+        let plain = plan(
+            &file("app: shop\nmigrate: { command: bin/migrate }\n"),
+            [Color::Blue, Color::Green],
+            &BTreeMap::new(),
+            &Source::New,
+        );
+        assert!(!plain.iter().any(|s| matches!(s, Step::Rehearse { .. })));
+        let steps = plan(
+            &file(
+                "app: shop\nmigrate: { command: bin/migrate, post_dirs: [post], \
+                 rehearse: { sample_rows: 50 } }\n",
+            ),
+            [Color::Blue, Color::Green],
+            &BTreeMap::new(),
+            &Source::New,
+        );
+        let at = |f: &dyn Fn(&Step) -> bool| steps.iter().position(f).unwrap();
+        let rehearse = at(&|s| matches!(s, Step::Rehearse { .. }));
+        assert_eq!(
+            steps[rehearse],
+            Step::Rehearse {
+                color: Color::Blue,
+                command: "bin/migrate".into(),
+                sample_rows: 50,
+                max_exclusive: Duration::from_millis(100),
+                required: false,
+            }
+        );
+        let push = at(&|s| {
+            *s == Step::Push {
+                color: Color::Blue,
+                bits: Bits::Stage,
+            }
+        });
+        let expand = at(&|s| {
+            matches!(
+                s,
+                Step::Migrate {
+                    contract: false,
+                    ..
+                }
+            )
+        });
+        assert_eq!((push + 1, rehearse + 1), (rehearse, expand));
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|s| matches!(s, Step::Rehearse { .. }))
+                .count(),
+            1,
+            "the contract phase is not rehearsed"
+        );
+        assert_eq!(steps[rehearse].kind(), "rehearse");
+        assert!(steps[rehearse].waits());
+        let json = serde_json::to_value(&steps[rehearse]).unwrap();
+        assert_eq!(json["max_exclusive_ms"], 100);
+        assert_eq!(
+            serde_json::from_value::<Step>(json).unwrap(),
+            steps[rehearse]
+        );
+        // A rollback runs old code on the schema as it is: nothing to rehearse.
+        let back = plan(
+            &file("app: shop\nmigrate: { command: m, rehearse: true }\n"),
+            [Color::Blue, Color::Green],
+            &BTreeMap::new(),
+            &Source::Existing("r1".into()),
+        );
+        assert!(!back.iter().any(|s| matches!(s, Step::Rehearse { .. })));
+    }
+
+    #[test]
     fn a_rollback_switches_droplets_and_never_migrates() {
         let steps = plan(
             &file("app: shop\nmigrate: { command: bin/migrate }\n"),
@@ -823,5 +1033,90 @@ mod tests {
         // The first color alone takes canary steps; the second maps whole.
         assert!(text.contains("map the route to green"), "{text}");
         assert!(!text.contains("map the route to blue"), "{text}");
+    }
+    #[test]
+    fn pauses_hold_the_canary_after_its_step_and_its_window() {
+        use Color::{Blue, Green};
+        let f = file(
+            "app: shop\nstrategy: canary\nsteps: [10, pause, 50, {pause: 10m}, 100]\n\
+             analysis: { duration: 30s, on_fail: pause }\n",
+        );
+        assert_eq!(f.steps, [10, 50, 100], "the percents as before");
+        let steps = plan(&f, [Blue, Green], &BTreeMap::new(), &Source::New);
+        let pauses: Vec<(usize, &Step)> = steps
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| matches!(s, Step::Pause { .. }))
+            .collect();
+        assert_eq!(pauses.len(), 2, "{steps:#?}");
+        assert_eq!(
+            pauses[0].1,
+            &Step::Pause {
+                color: Blue,
+                percent: 10,
+                up_to: crate::config::steps::MAX_PAUSE,
+                timed: false,
+            }
+        );
+        assert_eq!(
+            pauses[1].1,
+            &Step::Pause {
+                color: Blue,
+                percent: 50,
+                up_to: Duration::from_secs(600),
+                timed: true,
+            }
+        );
+        // Each pause follows its step's weigh and analysis window.
+        for (i, _) in &pauses {
+            assert!(
+                matches!(steps[i - 2], Step::Weigh { .. }),
+                "{:?}",
+                steps[i - 2]
+            );
+            assert!(
+                matches!(
+                    steps[i - 1],
+                    Step::Analyze {
+                        pause_on_fail: true,
+                        ..
+                    }
+                ),
+                "{:?}",
+                steps[i - 1]
+            );
+        }
+        let text = render(&steps);
+        for want in [
+            "pause at 10% (blue on the new release) until `bluegreen resume`, `promote` or \
+             `abort` (rolled back after 24h without one)",
+            "pause at 50% (blue on the new release) for 10m, then go on",
+            "a failed window pauses instead (on_fail: pause)",
+        ] {
+            assert!(text.contains(want), "{want}\n{text}");
+        }
+        let json = serde_json::to_value(pauses[1].1).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"step": "pause", "color": "blue", "percent": 50,
+                "up_to_ms": 600000, "timed": true})
+        );
+        assert_eq!(&serde_json::from_value::<Step>(json).unwrap(), pauses[1].1);
+        assert!(pauses[0].1.waits());
+        // Without `on_fail: pause` the field stays out of `plan --json`.
+        let plain = plan(
+            &file("app: shop\nstrategy: canary\nsteps: [10, 100]\n"),
+            [Blue, Green],
+            &BTreeMap::new(),
+            &Source::New,
+        );
+        let analyze = plain.iter().find(|s| s.kind() == "analyze").unwrap();
+        assert!(
+            serde_json::to_value(analyze)
+                .unwrap()
+                .get("pause_on_fail")
+                .is_none()
+        );
+        assert!(!plain.iter().any(|s| matches!(s, Step::Pause { .. })));
     }
 }

@@ -11,7 +11,7 @@ use crate::BadInput;
 use crate::PolicyViolation;
 use crate::config::DeployFile;
 use crate::config::policy;
-use crate::plugin::{Cache, Hook, Origin, Plugin, PluginConfig, PluginHost};
+use crate::plugin::{Cache, Hook, Origin, Plugin, PluginConfig, PluginHost, builtin};
 use resolve::{Found, Pick};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -23,6 +23,12 @@ pub struct Plugins {
     pub required: BTreeSet<String>,
     pub policy: policy::Loaded,
     configs: BTreeMap<String, (PluginConfig, bool)>,
+}
+
+/// A built-in plugin's file, written for the host to load.
+fn materialize(b: &builtin::Builtin) -> anyhow::Result<std::path::PathBuf> {
+    b.materialize(&builtin::dir())
+        .map_err(|e| anyhow::anyhow!("writing built-in plugin `{}`: {e}", b.name))
 }
 
 impl Plugins {
@@ -71,10 +77,38 @@ impl Plugins {
             Some(d) => host.load_dir(d).await?,
             None => Vec::new(),
         };
+        let mut app = app;
+        for name in &file.plugins.builtin {
+            let b = builtin::find(name).ok_or_else(|| {
+                BadInput(format!(
+                    "{}: field `plugins.builtin`: `{name}` is not a built-in plugin; there are: {}",
+                    file_path.display(),
+                    builtin::names()
+                ))
+            })?;
+            if app.iter().any(|p| p.name == b.name) {
+                return Err(BadInput(format!(
+                    "{}: field `plugins.builtin`: `{name}` is also in the plugin directory; keep \
+                     one of the two",
+                    file_path.display()
+                ))
+                .into());
+            }
+            app.push(host.load(&materialize(b)?).await?);
+        }
         let mut org = BTreeMap::new();
         for (name, r) in &policy.policy.required_plugins {
             if let Some(path) = &r.path {
-                org.insert(name.clone(), host.load(path).await?);
+                let path = match builtin::named(path) {
+                    Some(b) => materialize(b.map_err(|e| {
+                        BadInput(format!(
+                            "the org {}: required plugin `{name}`: {e}",
+                            policy.describe()
+                        ))
+                    })?)?,
+                    None => path.clone(),
+                };
+                org.insert(name.clone(), host.load(&path).await?);
             }
         }
         let facts = |p: &Plugin| Found {

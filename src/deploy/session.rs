@@ -100,8 +100,9 @@ pub struct Session {
 
 impl Session {
     pub async fn prepare(path: &Path, policy_flag: Option<&Path>) -> anyhow::Result<Session> {
-        let loaded = Loaded::read(path)?;
+        let mut loaded = Loaded::read(path)?;
         let policy = loaded.policy(policy_flag)?;
+        policy.policy.apply(&mut loaded.file);
         let plugins = Plugins::load(&loaded.file, &loaded.path, &loaded.base, policy).await?;
         Ok(Session { loaded, plugins })
     }

@@ -130,6 +130,8 @@ pub struct Site {
     pub services: Vec<v3::ServiceInstance>,
     pub space_guid: String,
     pub mode: Mode,
+    /// An app pushed before bluegreen that serves the route (see `survey`).
+    pub adopted: Option<v3::App>,
 }
 
 /// How to reach the platform a deploy file names.
@@ -157,9 +159,31 @@ pub async fn connect(
     }
 }
 
-/// The org and space to deploy to: `CF_ORG`/`CF_SPACE`, else the cf login's target.
+/// `--org` and `--space`, which win over `CF_ORG`/`CF_SPACE` (set once, by
+/// the command line).
+static TARGET: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+
+/// Deploys in this run go to `org`/`space` (`-o`/`-s`).
+pub fn set_target(org: String, space: String) {
+    let _ = TARGET.set((org, space));
+}
+
+/// The org and space to deploy to: `-o`/`-s`, else `CF_ORG`/`CF_SPACE`, else
+/// the cf login's target.
 fn cf_target() -> Result<(String, String), PlatformError> {
+    if let Some(t) = TARGET.get() {
+        return Ok(t.clone());
+    }
     cf_target_from(|k| std::env::var(k).ok())
+}
+
+/// Where a `platform: cf` deploy goes, for `plan`: `org/space`, or why it
+/// cannot be told.
+pub fn describe_target() -> String {
+    match cf_target() {
+        Ok((o, s)) => format!("org {o}, space {s}"),
+        Err(e) => format!("no org and space ({e})"),
+    }
 }
 
 fn cf_target_from(var: impl Fn(&str) -> Option<String>) -> Result<(String, String), PlatformError> {

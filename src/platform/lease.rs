@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 mod cf;
+pub mod control;
 mod lock_app;
 pub use lock_app::{LOCK_SUFFIX, ROLE_LABEL, is_lock_app, lock_app_name};
 

@@ -377,10 +377,27 @@ fn classify(store: &Store<StoreState>, e: wasmtime::Error, timeout: Duration) ->
     }
     match e.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::Interrupt) => FailureKind::Timeout(timeout),
-        Some(_) => FailureKind::Trap(format!("{e:?}")),
+        Some(_) => FailureKind::Trap(trap_message(&e)),
         // Lifting the plugin's return value failed: bad UTF-8, a bad enum...
         None => FailureKind::BadResult(format!("{e:#}")),
     }
+}
+
+/// A trap as a plugin's author needs it: what trapped, then the guest's own
+/// frames; the host's (bluegreen's Rust) backtrace only with `-v`, where
+/// `RUST_BACKTRACE` captured one.
+fn trap_message(e: &wasmtime::Error) -> String {
+    let mut text = e.root_cause().to_string();
+    if let Some(frames) = e.downcast_ref::<wasmtime::WasmBacktrace>() {
+        text.push_str(&format!("\n{frames}"));
+    }
+    if crate::output::verbose() {
+        let host = e.backtrace().to_string();
+        if !host.is_empty() && !host.contains("disabled") {
+            text.push_str(&format!("\nhost backtrace:\n{host}"));
+        }
+    }
+    text
 }
 
 fn check_is_component(wasm: &[u8]) -> Result<(), String> {

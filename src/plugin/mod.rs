@@ -3,6 +3,7 @@
 //! author's side of the contract.
 
 mod bindings;
+pub mod builtin;
 mod cache;
 pub mod context;
 mod error;

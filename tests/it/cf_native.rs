@@ -24,7 +24,7 @@ const CANARY: &str = "strategy: cf-canary\nsteps: [25, 50, 75]\nmax_in_flight: 2
 const ANALYSIS: &str = "analysis: { duration: 20s, min_requests: 20, p99_floor: 30s }\n";
 
 /// The local platform's own API, as the tests' operator (`cf scale`).
-fn api(f: &Fixture) -> CfClient {
+pub fn api(f: &Fixture) -> CfClient {
     let dir = f.home().join("platform");
     let endpoint: Value =
         serde_json::from_slice(&std::fs::read(dir.join("daemon.json")).unwrap()).unwrap();
@@ -32,7 +32,13 @@ fn api(f: &Fixture) -> CfClient {
     CfClient::with_token(endpoint["api_url"].as_str().unwrap(), token.trim())
 }
 
-fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
+/// The local platform's one space.
+pub async fn space(client: &CfClient) -> String {
+    let spaces = client.list::<Value>("/v3/spaces").await.unwrap();
+    spaces[0]["guid"].as_str().unwrap().to_string()
+}
+
+pub fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,8 +50,7 @@ fn block_on<T>(fut: impl std::future::Future<Output = T>) -> T {
 fn scale(f: &Fixture, n: u32) {
     let client = api(f);
     block_on(async {
-        let space = client.list::<Value>("/v3/spaces").await.unwrap();
-        let space = space[0]["guid"].as_str().unwrap().to_string();
+        let space = space(&client).await;
         let app = client.find_app(&space, "shop").await.unwrap().unwrap();
         let web = client.web_process(&app.guid).await.unwrap();
         client.scale_process(&web.guid, n).await.unwrap();
@@ -206,6 +211,24 @@ fn an_unhealthy_canary_is_cancelled_with_no_failed_request() {
     // `/health` fails on the new release; `/` answers: only a probe pinned
     // to the new instance can tell.
     std::fs::write(f.root.path().join("app/UNHEALTHY"), "").unwrap();
+    // First through a `health-check` plugin: the host probes `/` (healthy),
+    // the built-in http-probe `/health`, through the route with the header
+    // the host adds to its requests. Unpinned, three in four would reach an
+    // old instance and pass.
+    let file = std::fs::read_to_string(&f.file)
+        .unwrap()
+        .replace("health: { path: /health,", "health: { path: /,")
+        + "plugins: { builtin: [http-probe], config: { http-probe: { settings: { paths: /health }, \
+        allow_http: [candidate] } } }\n";
+    std::fs::write(&f.file, file).unwrap();
+    let out = f.run(&["deploy", "--release", "v2"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let said = text(&out);
+    assert!(said.contains("http-probe"), "{said}");
+    assert!(said.contains("canceled CF's deployment"), "{said}");
+    assert_eq!(releases(&f, 12), BTreeSet::from(["v1".to_string()]));
+    // Then the host's own probe of each new instance.
+    write_file(&f, "", &format!("{CANARY}{ANALYSIS}"));
     let load = f.load();
     let out = f.run(&["deploy", "--release", "v2"]);
     let (n, failures, _) = load.finish();
@@ -325,8 +348,7 @@ fn an_app_with_workers_is_refused_naming_them() {
     // `cf push` of a manifest with a worker, by someone else.
     let client = api(&f);
     block_on(async {
-        let space = client.list::<Value>("/v3/spaces").await.unwrap();
-        let space = space[0]["guid"].as_str().unwrap().to_string();
+        let space = space(&client).await;
         let yaml = "applications:\n- name: shop\n  processes:\n  - type: worker\n    \
                     instances: 1\n    command: exec sleep 600\n";
         client

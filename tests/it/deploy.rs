@@ -1121,6 +1121,7 @@ fn plan_output_matches_its_golden_files() {
         let work = tempfile::tempdir().unwrap();
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(work.path().join("app")).unwrap();
+        std::fs::write(work.path().join("app/Procfile"), "web: python3 app.py\n").unwrap();
         std::fs::create_dir_all(work.path().join("plugins")).unwrap();
         for p in ["hello", "http-probe", "gate"] {
             std::fs::copy(component(p), work.path().join(format!("plugins/{p}.wasm"))).unwrap();

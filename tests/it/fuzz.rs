@@ -410,6 +410,8 @@ fn a_mangled_deploy_file_is_exit_2_naming_it_or_plans() {
         dir.path().join("plugins/http-probe.wasm"),
     )
     .unwrap();
+    // A start command, which `plan` checks for.
+    std::fs::write(dir.path().join("app/Procfile"), "web: python3 app.py\n").unwrap();
     let file = dir.path().join("bluegreen.yaml");
     std::fs::write(&file, DEPLOY_FILE).unwrap();
     let plan = |file: &Path| {

@@ -3,7 +3,10 @@
 //! wrong verdict fails the test. Each file's first line says what it expects
 //! (`block RULE`, `warn RULE` or `safe`); a directory is one batch of files
 //! judged together, with its label in `expect` (files named `post_*` are in
-//! the contract phase).
+//! the contract phase) and, optionally, the guard's settings in `settings`
+//! (`key: value` lines, as the deploy file's `plugins.config.<name>.settings`
+//! writes them). Down and undo files are passed to the guard too: the host
+//! leaves them out, and the guard must not judge them either.
 
 use crate::util::*;
 use bluegreen::plugin::context::{Migration, Severity};
@@ -44,7 +47,7 @@ fn migration(path: &Path) -> Migration {
 
 /// Files in a batch directory that describe it rather than run: its label,
 /// and the current schema the guard is granted.
-const NOT_PENDING: &[&str] = &["expect", "schema.rb", "structure.sql"];
+const NOT_PENDING: &[&str] = &["expect", "settings", "schema.rb", "structure.sql"];
 
 /// One labelled case: its name, label, pending files, and the directory
 /// holding its schema file, if any.
@@ -53,6 +56,18 @@ struct Case {
     expect: String,
     pending: Vec<Migration>,
     schema: Option<(std::path::PathBuf, &'static str)>,
+    settings: Vec<(String, String)>,
+}
+
+/// A batch's `settings` file: `key: value` lines.
+fn case_settings(dir: &Path) -> Vec<(String, String)> {
+    let Ok(text) = std::fs::read_to_string(dir.join("settings")) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
 }
 
 fn cases(dir: &Path) -> Vec<Case> {
@@ -78,18 +93,21 @@ fn cases(dir: &Path) -> Vec<Case> {
                 expect,
                 pending,
                 schema,
+                settings: case_settings(&path),
             });
-        } else if bluegreen::deploy::release::is_down_migration(&name) {
-            // Never passed to the guard: the host filters them (one rule).
-            continue;
         } else if name.ends_with(".rb") || name.ends_with(".sql") {
             let m = migration(&path);
             let expect = label(&m.contents);
+            if bluegreen::deploy::release::is_down_migration(&name) {
+                // The host never passes these; the guard skips them too.
+                assert_eq!(expect, "safe", "{name}: a down file is labelled safe");
+            }
             cases.push(Case {
                 name,
                 expect,
                 pending: vec![m],
                 schema: None,
+                settings: Vec::new(),
             });
         }
     }
@@ -123,6 +141,7 @@ async fn judge_corpus(dir: &str, extra: &[(&str, &str)], at_least: usize) {
         };
         let mut pairs = vec![("bluegreen.lock-timeout", "5s")];
         pairs.extend_from_slice(extra);
+        pairs.extend(case.settings.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let schema_path;
         let mut config = settings(&pairs);
         if let Some((dir, file)) = &case.schema {
@@ -423,4 +442,69 @@ async fn a_type_change_is_judged_from_the_schema_or_says_it_cannot_be() {
         .await;
     let err = format!("{:?}", missing.map(|r| r.outcome));
     assert!(err.contains("grant its directory"), "{err}");
+}
+
+/// An app names its own SQL entry points where it configures the guard:
+/// `plugins.config.migration-guard.settings` (or the policy's
+/// `required_plugins`, where the app cannot change them). Settings are
+/// strings: a list is written comma-separated, or as a YAML list, which
+/// reaches the guard joined with commas.
+#[tokio::test]
+async fn sql_methods_from_the_deploy_file_reach_the_guard() {
+    let yaml = "app: shop\nplugins:\n  config:\n    migration-guard:\n      settings:\n        sql_methods: DB.exec, Warehouse.exec_sql\n";
+    let file = bluegreen::config::DeployFile::parse(Path::new("bluegreen.yaml"), yaml).unwrap();
+    let pairs: Vec<(&str, &str)> = file.plugins.config["migration-guard"]
+        .settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let host = host();
+    let guard = load(&host, "migration-guard").await;
+    let ctx = HookContext {
+        pending: vec![Migration {
+            path: "db/migrate/20240601090000_purge_pallets.rb".into(),
+            version: "20240601090000".into(),
+            phase: "expand".into(),
+            contents: "class PurgePallets < ActiveRecord::Migration[7.1]\n  def up\n    Warehouse.exec_sql(\"DROP TABLE pallets\")\n  end\nend\n".into(),
+        }],
+        ..ctx()
+    };
+    let named = host
+        .call(&guard, Hook::MigrationSafetyCheck, &ctx, &settings(&pairs))
+        .await
+        .unwrap();
+    assert!(
+        matches!(named.outcome.verdict, Verdict::Block(_))
+            && named
+                .outcome
+                .findings
+                .iter()
+                .any(|f| f.rule == "drop-table"),
+        "{:?}",
+        named.outcome
+    );
+    // Unnamed, the call is reported as unchecked: never a silent pass.
+    let unnamed = host
+        .call(&guard, Hook::MigrationSafetyCheck, &ctx, &settings(&[]))
+        .await
+        .unwrap();
+    assert!(
+        unnamed
+            .outcome
+            .findings
+            .iter()
+            .any(|f| f.rule == "unparsed" && f.severity == Severity::Warning),
+        "{:?}",
+        unnamed.outcome
+    );
+    // A YAML list reaches the guard as the same comma-separated setting.
+    let list = yaml.replace(
+        "DB.exec, Warehouse.exec_sql",
+        "[DB.exec, Warehouse.exec_sql]",
+    );
+    let file = bluegreen::config::DeployFile::parse(Path::new("bluegreen.yaml"), &list).unwrap();
+    assert_eq!(
+        file.plugins.config["migration-guard"].settings["sql_methods"],
+        "DB.exec,Warehouse.exec_sql"
+    );
 }

@@ -132,6 +132,13 @@ fn init_never_overwrites_and_reads_a_manifest() {
     assert!(written.contains("shop-worker"), "{written}");
     let file = DeployFile::load(&d.join("bluegreen.yaml")).unwrap();
     assert_eq!(file.manifest_app.as_deref(), Some("Shop_Web"));
+    // A manifest is a Cloud Foundry app: the file targets CF, on the
+    // manifest's route (host and domain).
+    assert_eq!(file.platform, bluegreen::config::PlatformKind::Cf);
+    assert_eq!(
+        (file.route_host(), file.route_domain().as_deref()),
+        ("shop", Some("example.com"))
+    );
     assert_eq!(file.command.as_deref(), Some("python3 app.py"));
 
     // A second run changes nothing and says which file is in the way.

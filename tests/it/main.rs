@@ -2,6 +2,7 @@
 //! `plugins/`, a real engine and cache, real HTTP servers on 127.0.0.1.
 
 mod analyze;
+mod builtin;
 mod cache;
 mod canary;
 mod cf_api;
@@ -26,6 +27,7 @@ mod first_hour_interrupt;
 mod first_hour_output;
 mod first_hour_platform;
 mod first_hour_status;
+mod first_hour_targets;
 mod fuzz;
 mod guard;
 mod hardening;
@@ -37,6 +39,7 @@ mod lock;
 mod log_cache_read;
 mod manifest;
 mod notify;
+mod operator;
 mod order;
 mod platform;
 mod plugins;
@@ -44,6 +47,7 @@ mod policy;
 mod probe;
 mod promises;
 mod rails;
+mod rehearse;
 mod retention;
 mod router;
 mod sandbox;

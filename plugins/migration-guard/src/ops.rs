@@ -66,9 +66,10 @@ pub enum Op {
     AddCheck {
         table: String,
         validated: bool,
-        /// The column when the check is `col IS NOT NULL`: once validated,
-        /// Postgres 12+ sets NOT NULL without scanning the table.
-        not_null: Option<String>,
+        /// The columns when the check is `col IS NOT NULL` (or several
+        /// joined by AND): once validated, Postgres 12+ sets them NOT NULL
+        /// without scanning the table.
+        not_null: Vec<String>,
     },
     AddExclusion {
         table: String,
@@ -78,6 +79,17 @@ pub enum Op {
     },
     Validate {
         table: String,
+        /// The constraint's name, when given.
+        name: Option<String>,
+    },
+    /// What a named check constraint requires, as the migration states it
+    /// without adding it (the `add_check_constraint` a Rails `down` would
+    /// run, or a `remove_check_constraint` with its expression): lets a
+    /// validation by name tell which columns it proves NOT NULL.
+    DeclaresCheck {
+        table: String,
+        name: String,
+        not_null: Vec<String>,
     },
     Truncate {
         table: String,
@@ -87,6 +99,10 @@ pub enum Op {
     },
     UpdateAll {
         table: String,
+        /// The columns it writes, when known (`update_all(col: v)`).
+        columns: Option<Vec<String>>,
+        /// Run batch by batch (`in_batches`): each batch locks only its rows.
+        batched: bool,
     },
     /// `CREATE INDEX CONCURRENTLY` and friends inside a transaction.
     ConcurrentlyInTransaction,
@@ -114,6 +130,8 @@ pub enum Op {
     Maintenance {
         what: String,
         lock: &'static str,
+        /// The table or materialized view it locks, when named.
+        table: Option<String>,
     },
     /// A schema, view, sequence, function or type renamed.
     RenameObject {
@@ -212,8 +230,12 @@ pub fn line_of(src: &str, offset: usize) -> u32 {
 }
 
 /// `users` from `"public"."Users"`-style names: the last part, unquoted,
-/// lower-cased unless it was quoted.
+/// lower-cased unless it was quoted. A name holding a Ruby value the reader
+/// could not know is `?`.
 pub fn table_name(raw: &str) -> String {
+    if raw.contains(crate::rails::UNKNOWN) {
+        return "?".into();
+    }
     let last = raw.rsplit('.').next().unwrap_or(raw).trim();
     if last.starts_with('"') || last.starts_with('`') {
         last.trim_matches(|c| c == '"' || c == '`').to_string()

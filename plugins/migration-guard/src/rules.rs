@@ -85,9 +85,15 @@ struct Verdict {
 struct Batch {
     created: HashSet<String>,
     added: HashSet<(String, String)>,
+    /// Columns added in this batch to a table in use, with no default: the
+    /// release serving does not write them.
+    no_default: HashSet<(String, String)>,
     not_valid: HashSet<(String, String)>,
     /// (table, column) → whether a `col IS NOT NULL` check on it is validated.
     checks: HashMap<(String, String), bool>,
+    /// Named checks the batch states (`DeclaresCheck`): name → (table,
+    /// the columns it requires NOT NULL).
+    declared: HashMap<String, (String, Vec<String>)>,
     /// Files that set `lock_timeout` themselves.
     timed: HashSet<String>,
     /// Brief ACCESS EXCLUSIVE locks on existing tables: safe only when a
@@ -105,8 +111,20 @@ impl Batch {
 }
 
 pub fn judge(ops: &[Located], ctx: &Context) -> Vec<Finding> {
+    // A check declared anywhere in the batch (a later migration's `down`
+    // restating it) tells what an earlier validation by name proves.
+    let declared = ops
+        .iter()
+        .filter_map(|l| match &l.op {
+            crate::ops::Op::DeclaresCheck { table, name, not_null } => {
+                Some((name.clone(), (table.clone(), not_null.clone())))
+            }
+            _ => None,
+        })
+        .collect();
     let mut batch = Batch {
         checks: ctx.schema.as_ref().map(|s| s.checks.clone()).unwrap_or_default(),
+        declared,
         ..Batch::default()
     };
     let mut out = Vec::new();

@@ -113,36 +113,53 @@ impl Schema {
     }
 
     fn constraint(&mut self, table: &str, con: &TableConstraint, validated: bool) {
-        if let TableConstraint::Check(c) = con
-            && let Some(col) = not_null_column(&c.expr)
-        {
-            self.checks.insert((table.to_string(), col), validated);
+        if let TableConstraint::Check(c) = con {
+            for col in not_null_columns(&c.expr) {
+                self.checks.insert((table.to_string(), col), validated);
+            }
         }
     }
 }
 
-/// The column of a `col IS NOT NULL` check (pg_dump doubles the parentheses).
-pub fn not_null_column(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Nested(inner) => not_null_column(inner),
-        Expr::IsNotNull(inner) => match &**inner {
-            Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
-            Expr::CompoundIdentifier(v) => v.last().map(|i| i.value.to_ascii_lowercase()),
-            Expr::Nested(n) => not_null_column(&Expr::IsNotNull(n.clone())),
-            _ => None,
-        },
-        _ => None,
+/// The columns a check requires NOT NULL: `col IS NOT NULL`, or several
+/// joined by AND (pg_dump doubles the parentheses). Empty when the check
+/// says anything else (then it proves nothing about NULLs).
+pub fn not_null_columns(e: &Expr) -> Vec<String> {
+    fn each(e: &Expr, out: &mut Vec<String>) -> bool {
+        match e {
+            Expr::Nested(inner) => each(inner, out),
+            Expr::BinaryOp { left, op: sqlparser::ast::BinaryOperator::And, right } => {
+                each(left, out) && each(right, out)
+            }
+            Expr::IsNotNull(inner) => {
+                let mut inner = &**inner;
+                while let Expr::Nested(n) = inner {
+                    inner = n;
+                }
+                let col = match inner {
+                    Expr::Identifier(i) => i.value.to_ascii_lowercase(),
+                    Expr::CompoundIdentifier(v) => match v.last() {
+                        Some(i) => i.value.to_ascii_lowercase(),
+                        None => return false,
+                    },
+                    _ => return false,
+                };
+                out.push(col);
+                true
+            }
+            _ => false,
+        }
     }
+    let mut out = Vec::new();
+    if each(e, &mut out) { out } else { Vec::new() }
 }
 
 /// The same, from the text of a check (Rails' `add_check_constraint`).
-pub fn not_null_column_of(text: &str) -> Option<String> {
-    let e = sqlparser::parser::Parser::new(&PostgreSqlDialect {})
-        .try_with_sql(text)
-        .ok()?
-        .parse_expr()
-        .ok()?;
-    not_null_column(&e)
+pub fn not_null_columns_of(text: &str) -> Vec<String> {
+    let Ok(mut p) = sqlparser::parser::Parser::new(&PostgreSqlDialect {}).try_with_sql(text) else {
+        return Vec::new();
+    };
+    p.parse_expr().map(|e| not_null_columns(&e)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -165,11 +182,14 @@ mod tests {
 
     #[test]
     fn check_text_names_its_column() {
-        assert_eq!(not_null_column_of("email IS NOT NULL").as_deref(), Some("email"));
+        assert_eq!(not_null_columns_of("email IS NOT NULL"), ["email"]);
+        assert_eq!(not_null_columns_of("(\"users\".\"email\" IS NOT NULL)"), ["email"]);
         assert_eq!(
-            not_null_column_of("(\"users\".\"email\" IS NOT NULL)").as_deref(),
-            Some("email")
+            not_null_columns_of("issued_on IS NOT NULL AND (due_on IS NOT NULL)"),
+            ["issued_on", "due_on"]
         );
-        assert_eq!(not_null_column_of("price > 0"), None);
+        assert!(not_null_columns_of("price > 0").is_empty());
+        assert!(not_null_columns_of("a IS NOT NULL OR b IS NOT NULL").is_empty());
+        assert!(not_null_columns_of("a IS NOT NULL AND price > 0").is_empty());
     }
 }

@@ -81,7 +81,12 @@ pub fn read(
             return st.out;
         }
     };
-    let statements = split(&tokens, sql)
+    // goose's, dbmate's and sql-migrate's down section: not run on deploy.
+    let tokens = match tokens.iter().position(|t| comment(t).is_some_and(down_marker)) {
+        Some(end) => &tokens[..end],
+        None => &tokens[..],
+    };
+    let statements = split(tokens, sql)
         .into_iter()
         .filter(|s| s.iter().any(|t| !matches!(t.token, Token::Whitespace(_))))
         .count();
@@ -96,74 +101,121 @@ pub fn read(
                 || (c.starts_with("migrate:up") && c.contains("transaction:false"))
         });
     let mut in_tx = in_transaction.unwrap_or(statements > 1 && !no_transaction);
-    let mut overrides = crate::overrides::Overrides::for_file(&tokens);
+    let mut overrides = crate::overrides::Overrides::for_file(tokens);
     // MySQL: `SET foreign_key_checks = 0` lets InnoDB add foreign keys in
     // place, without checking (or copying) the rows.
     let mut fk_checks = true;
-    for stmt in split(&tokens, sql) {
-        // goose's and dbmate's down section: not run on deploy.
-        let leading = stmt.iter().take_while(|t| matches!(t.token, Token::Whitespace(_)));
-        if leading
-            .filter_map(comment)
-            .any(|c| c.eq_ignore_ascii_case("+goose Down") || c.starts_with("migrate:down"))
-        {
-            break;
-        }
+    for stmt in split(tokens, sql) {
         let allowed = overrides.for_statement(stmt);
         let words: Vec<&TokenWithSpan> =
             stmt.iter().filter(|t| !matches!(t.token, Token::Whitespace(_))).collect();
         let Some(first) = words.first() else { continue };
         let line = first.span.start.line;
-        if let Some(ops) = words::objects(&words, sql, &mut fk_checks) {
-            for op in ops {
-                st.push(op, line, in_tx, &allowed, false);
-            }
-            continue;
-        }
         let text: String = stmt.iter().map(|t| t.token.to_string()).collect();
-        let statement = match Parser::parse_sql(&*dialect, &text) {
-            Ok(mut v) if v.len() == 1 => v.remove(0),
-            Ok(_) => continue,
-            Err(e) => {
-                match words::fallback(&words, sql) {
-                    Some(ops) => {
-                        for op in ops {
-                            if in_tx && op == (Op::DropIndex { concurrently: true }) {
-                                st.push(
-                                    Op::ConcurrentlyInTransaction,
-                                    line,
-                                    in_tx,
-                                    &allowed,
-                                    false,
-                                );
-                            }
-                            st.push(op, line, in_tx, &allowed, false);
-                        }
-                    }
-                    None => {
-                        let head: String =
-                            text.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
-                        let why = format!("`{head} ...`: {e}");
-                        st.push(Op::Unparsed { why }, line, in_tx, &allowed, false)
-                    }
-                }
+        let (ops, online) = match statement_ops(&words, &text, sql, &mut fk_checks, &*dialect) {
+            Read::Ops(ops, online) => (ops, online),
+            Read::Transaction(open) => {
+                in_tx = open;
                 continue;
             }
+            Read::Unparsed(why) => (vec![Op::Unparsed { why }], false),
         };
-        match &statement {
-            Statement::StartTransaction { .. } => in_tx = true,
-            Statement::Commit { .. } | Statement::Rollback { .. } => in_tx = false,
-            _ => {}
-        }
-        let (ops, online) = alter::ops(&statement, &words, sql, fk_checks);
+        // SQL built from Ruby values the reader could not know: judged only
+        // when its shape does not depend on them (an index, a drop, a
+        // rename with an unknown name), else reported as dynamic.
+        let known_shape = !ops.is_empty() && ops.iter().all(name_only);
+        let ops = if text.contains(crate::rails::UNKNOWN) && !known_shape {
+            let why = "the SQL string interpolates Ruby values".to_string();
+            vec![Op::Dynamic { why }]
+        } else {
+            ops
+        };
         for op in ops {
-            if matches!(op, Op::AddIndex { concurrently: true, .. }) && in_tx {
+            let concurrent = matches!(
+                op,
+                Op::AddIndex { concurrently: true, .. } | Op::DropIndex { concurrently: true }
+            );
+            if concurrent && in_tx {
                 st.push(Op::ConcurrentlyInTransaction, line, in_tx, &allowed, online);
             }
             st.push(op, line, in_tx, &allowed, online);
         }
     }
     st.out
+}
+
+/// What one statement is.
+enum Read {
+    Ops(Vec<Op>, bool),
+    /// `BEGIN` (true) or `COMMIT`/`ROLLBACK` (false).
+    Transaction(bool),
+    Unparsed(String),
+}
+
+/// One statement's operations, and whether MySQL was told to refuse rather
+/// than block; first from its words (objects the parser does not know),
+/// then from the parser, then from the words again for what it cannot
+/// parse.
+fn statement_ops(
+    words: &[&TokenWithSpan],
+    text: &str,
+    sql: Sql,
+    fk_checks: &mut bool,
+    dialect: &dyn Dialect,
+) -> Read {
+    if let Some(ops) = words::objects(words, sql, fk_checks) {
+        return Read::Ops(ops, false);
+    }
+    let statement = match Parser::parse_sql(dialect, text) {
+        Ok(mut v) if v.len() == 1 => v.remove(0),
+        Ok(_) => return Read::Ops(Vec::new(), false),
+        Err(e) => {
+            return match words::fallback(words, sql) {
+                Some(ops) => Read::Ops(ops, false),
+                None => {
+                    let head: String =
+                        text.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+                    Read::Unparsed(format!("`{head} ...`: {e}"))
+                }
+            };
+        }
+    };
+    match &statement {
+        Statement::StartTransaction { .. } => return Read::Transaction(true),
+        Statement::Commit { .. } | Statement::Rollback { .. } => {
+            return Read::Transaction(false);
+        }
+        _ => {}
+    }
+    let (ops, online) = alter::ops(&statement, words, sql, *fk_checks);
+    Read::Ops(ops, online)
+}
+
+/// Operations whose meaning does not depend on the names in them: with an
+/// interpolated name they are still judged.
+fn name_only(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::AddIndex { .. }
+            | Op::DropIndex { .. }
+            | Op::DropTable { .. }
+            | Op::Truncate { .. }
+            | Op::RenameTable { .. }
+            | Op::RenameColumn { .. }
+            | Op::RemoveColumn { .. }
+            | Op::DropObject { .. }
+    )
+}
+
+/// The comment that starts a file's down section: goose's `-- +goose Down`,
+/// dbmate's `-- migrate:down`, sql-migrate's `-- +migrate Down`.
+fn down_marker(c: &str) -> bool {
+    let c: String = c.split_whitespace().collect::<Vec<_>>().join(" ").to_ascii_lowercase();
+    c == "+goose down"
+        || c.starts_with("+goose down ")
+        || c.starts_with("migrate:down")
+        || c == "+migrate down"
+        || c.starts_with("+migrate down ")
 }
 
 /// Statements: token runs between top-level semicolons (strings, quoted

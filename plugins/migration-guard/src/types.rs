@@ -13,6 +13,11 @@ pub struct Ty {
 
 pub fn normalize(raw: &str) -> Ty {
     let raw = raw.trim().to_ascii_lowercase();
+    // An array (`text[]`, Rails' `array: true`) is its element type's array.
+    if let Some(element) = raw.strip_suffix("[]") {
+        let Ty { base, args } = normalize(element);
+        return Ty { base: format!("{base}[]"), args };
+    }
     let (name, args) = match raw.split_once('(') {
         Some((n, rest)) => {
             let inner = rest.split(')').next().unwrap_or_default();
@@ -153,6 +158,14 @@ mod tests {
         assert!(!m("varchar(60)", "varchar(100)"), "1-byte to 2-byte prefix copies");
         assert!(!m("varchar(255)", "text"));
         assert!(m("int", "integer"));
+    }
+
+    #[test]
+    fn an_array_is_not_its_element_type() {
+        assert_eq!(normalize("character varying[]"), normalize("varchar[]"));
+        assert!(w("varchar[]", "varchar[]"));
+        assert!(!w("varchar", "varchar[]"), "to an array rewrites");
+        assert!(!w("text[]", "text"));
     }
 
     #[test]

@@ -35,6 +35,32 @@ pub fn build(f: &Found, app: &str, app_from: &str) -> (Doc, Vec<String>) {
     if let Some(m) = manifest {
         d.blank();
         d.top(
+            "platform",
+            &format!(
+                "{} describes a Cloud Foundry app, so deploys go to the foundation of your `cf \
+                 login` (its org and space: `cf target`, CF_ORG and CF_SPACE, or -o and -s). \
+                 Delete this line to try it on the local platform first.",
+                m.file
+            ),
+            s("cf"),
+            &m.file,
+        );
+        if let [route] = m.app().routes.as_slice()
+            && route.contains('.')
+            && !route.contains('/')
+        {
+            d.top(
+                "route",
+                &format!(
+                    "The shared route both colors serve, host and domain, as the manifest \
+                     routes it. From {}.",
+                    m.file
+                ),
+                s(route),
+                &m.file,
+            );
+        }
+        d.top(
             "manifest",
             &format!(
                 "The Cloud Foundry manifest each color is created from (command, env, \

@@ -30,6 +30,8 @@ pub struct ManifestApp {
     /// The names its `env:` sets.
     pub env_names: Vec<String>,
     pub no_route: bool,
+    /// Its `routes:` (`shop.example.com`).
+    pub routes: Vec<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -316,6 +318,13 @@ fn manifest(dir: &Path) -> Result<Option<Manifest>, String> {
                 .filter_map(|(k, _)| k.as_str().map(String::from))
                 .collect(),
             no_route: a.get("no-route").and_then(|v| v.as_bool()) == Some(true),
+            routes: a
+                .get("routes")
+                .and_then(|r| r.as_sequence())
+                .into_iter()
+                .flatten()
+                .filter_map(|r| text_of(r, "route"))
+                .collect(),
             name,
         });
     }

@@ -114,6 +114,10 @@ impl Executor {
                     .await;
                 let report = report.map_err(|e| Stop::Failed(e.into()))?;
                 let verdict = report.outcome.verdict.clone();
+                if hook == Hook::MigrationSafetyCheck {
+                    let found = report.outcome.findings.iter().cloned();
+                    self.static_findings.extend(found);
+                }
                 self.report.hook_result(
                     hook,
                     color,

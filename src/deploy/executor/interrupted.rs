@@ -18,6 +18,8 @@ fn stops_mid_way(step: &Step) -> bool {
             | Step::Map { .. }
             | Step::Weigh { .. }
             | Step::Migrate { .. }
+            // It stops itself at the signal, dropping its scratch database.
+            | Step::Rehearse { .. }
             | Step::RecordRelease
             | Step::ReleaseLock
     )

@@ -25,6 +25,7 @@ pub struct Survey {
     apps: BTreeMap<Color, v3::App>,
     route: Option<v3::Route>,
     pub mode: Mode,
+    adopted: Option<v3::App>,
 }
 
 /// How a deploy runs on this foundation: two colors, or (`cf-canary`,
@@ -84,12 +85,7 @@ impl Site {
                 .find_domain(&name)
                 .await?
                 .ok_or_else(|| missing(format!("domain `{name}`")))?,
-            None => {
-                let all: Vec<v3::Named> = client.list("/v3/domains").await?;
-                all.into_iter()
-                    .next()
-                    .ok_or_else(|| missing("a domain for the route".into()))?
-            }
+            None => cf_domain(&client, file).await?,
         };
         let mut services = Vec::new();
         let mut new_services = Vec::new();
@@ -175,6 +171,16 @@ impl Site {
         let route = client
             .find_route(&domain.guid, &space_guid, file.route_host())
             .await?;
+        // An app pushed before bluegreen under the deploy file's name, on
+        // the route: the colors take the route over from it.
+        let adopted = match (&mode, &route) {
+            (Mode::Native, _) | (_, None) => None,
+            (_, Some(r)) if ![file.blue(), file.green()].contains(&file.app) => client
+                .find_app(&space_guid, &file.app)
+                .await?
+                .filter(|a| r.destinations.iter().any(|d| d.app.guid == a.guid)),
+            _ => None,
+        };
         Ok(Survey {
             client,
             kind: file.platform,
@@ -186,6 +192,7 @@ impl Site {
             apps,
             route,
             mode,
+            adopted,
         })
     }
 }
@@ -193,6 +200,20 @@ impl Site {
 impl Survey {
     pub fn client(&self) -> &CfClient {
         &self.client
+    }
+
+    /// An app pushed before bluegreen that serves the route.
+    pub fn adopted(&self) -> Option<&v3::App> {
+        self.adopted.as_ref()
+    }
+
+    pub fn router_port(&self) -> u16 {
+        self.router_port
+    }
+
+    /// The shared route's domain.
+    pub fn domain(&self) -> &str {
+        &self.domain.name
     }
 
     /// Where the app's lease is kept; neither store needs anything created
@@ -204,8 +225,19 @@ impl Survey {
         Store::of(self.kind, &self.space_guid)
     }
 
+    /// The deploy file's services that are not there and that a deploy
+    /// would not make (only the local platform makes a typed one).
+    pub fn missing_services(&self, file: &DeployFile) -> Vec<String> {
+        file.services
+            .iter()
+            .filter(|w| !self.services.iter().any(|s| s.name == w.name()))
+            .filter(|w| !(self.kind == PlatformKind::Local && w.kind().is_some()))
+            .map(|w| w.name().to_string())
+            .collect()
+    }
+
     /// The site, if both color apps and the route exist.
-    pub(super) fn found(mut self, file: &DeployFile) -> Option<Site> {
+    pub fn found(mut self, file: &DeployFile) -> Option<Site> {
         let route = self.route.take()?;
         if self.apps.len() < self.mode.apps(file).len() {
             return None;
@@ -280,6 +312,53 @@ impl Survey {
             services: self.services,
             space_guid: self.space_guid,
             mode: self.mode,
+            adopted: self.adopted,
+        }
+    }
+}
+
+/// The shared route's domain on Cloud Foundry: the one the deploy file
+/// names (`domain`, `route: HOST.DOMAIN`; it must exist), else its
+/// manifest's route's where the foundation has it, else the foundation's
+/// only one; several and none named is refused with the list, rather than
+/// a guess at the first.
+async fn cf_domain(client: &CfClient, file: &DeployFile) -> anyhow::Result<v3::Named> {
+    if let Some(name) = file
+        .manifest_domain()
+        .filter(|_| file.named_domain().is_none())
+        && let Some(d) = client.find_domain(&name).await?
+    {
+        return Ok(d);
+    }
+    if let Some(name) = file.named_domain() {
+        if let Some(d) = client.find_domain(&name).await? {
+            return Ok(d);
+        }
+        let all: Vec<v3::Named> = client.list("/v3/domains").await?;
+        let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+        return Err(crate::BadInput(format!(
+            "field `domain`: this foundation has no domain `{name}` (it has {}); name one of \
+             those with `domain:` or `route: HOST.DOMAIN`",
+            names.join(", ")
+        ))
+        .into());
+    }
+    let mut all: Vec<v3::Named> = client.list("/v3/domains").await?;
+    match all.len() {
+        0 => Err(missing("a domain for the route".into()).into()),
+        1 => Ok(all.remove(0)),
+        _ => {
+            let names: Vec<&str> = all.iter().map(|d| d.name.as_str()).collect();
+            Err(crate::BadInput(format!(
+                "field `domain`: this foundation has {} domains ({}) and the deploy file names \
+                 none: add `domain: {}` (or `route: {}.{}`) for the one the route goes on",
+                names.len(),
+                names.join(", "),
+                names[0],
+                file.route_host(),
+                names[0]
+            ))
+            .into())
         }
     }
 }

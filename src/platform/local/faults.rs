@@ -9,7 +9,8 @@
 //! a crash would. `absent` lists endpoints (`"POST /v3/droplets"`, a path
 //! prefix) to answer as a CF without them would (404, `Unknown request`),
 //! the way Korifi lacks some; `korifi` makes the root document Korifi's
-//! (`cf_on_k8s`, its CC version). `GET` says how many calls it counted.
+//! (`cf_on_k8s`, its CC version), and `extra_domains` lists more domains,
+//! as a foundation has. `GET` says how many calls it counted.
 
 use super::state::Platform;
 use axum::Json;
@@ -47,6 +48,7 @@ pub struct Plan {
     pub kill_app_at: Option<u64>,
     pub absent: Vec<String>,
     pub korifi: bool,
+    pub extra_domains: Vec<String>,
 }
 
 #[derive(Default)]
@@ -69,6 +71,14 @@ impl Faults {
     /// The root document answers as Korifi's does.
     pub fn like_korifi(&self) -> bool {
         self.enabled && self.plan.lock().unwrap().korifi
+    }
+
+    /// Domains `/v3/domains` lists besides the platform's own.
+    pub fn extra_domains(&self) -> Vec<String> {
+        match self.enabled {
+            true => self.plan.lock().unwrap().extra_domains.clone(),
+            false => Vec::new(),
+        }
     }
 }
 

@@ -1,11 +1,13 @@
 //! The fixed frame around the apps: the API root, the one org, space and
 //! domain this platform has, the jobs its asynchronous endpoints point at
 //! (all complete by the time they are named), and the deploy lock
-//! (`/bluegreen/v1/locks`), a local-only endpoint since CF has no lock.
+//! (`/bluegreen/v1/locks`), a local-only endpoint since CF has no lock,
+//! with the operator's channel to the deploy holding it (`…/control`).
 
 use super::api::{blocking, filter, page};
 use super::records::*;
 use super::state::{ApiErr, ApiResult, Platform};
+use crate::platform::lease::control::Control;
 use crate::platform::lease::{AcquireRequest, Acquired};
 use crate::platform::v3;
 use axum::extract::{Path, Query, State};
@@ -27,6 +29,10 @@ pub fn routes() -> Router<Arc<Platform>> {
         .route(
             "/bluegreen/v1/locks/{app}",
             get(get_lock).put(put_lock).delete(delete_lock),
+        )
+        .route(
+            "/bluegreen/v1/locks/{app}/control",
+            get(get_control).put(put_control),
         )
 }
 
@@ -136,16 +142,18 @@ async fn domains(State(p): S, Query(q): Q) -> ApiResult<Json<Value>> {
         name: super::router::DOMAIN.into(),
         relationships: BTreeMap::new(),
     };
-    page(
-        &p,
-        "/v3/domains",
-        &q,
-        if filter(&q, "names", &d.name) {
-            vec![d]
-        } else {
-            vec![]
-        },
-    )
+    // A test's fault: more domains listed, as a foundation has (nothing
+    // routes them).
+    let extra = p.faults.extra_domains().into_iter().map(|name| v3::Named {
+        guid: format!("{DOMAIN_GUID}-{name}"),
+        name,
+        relationships: BTreeMap::new(),
+    });
+    let all = std::iter::once(d)
+        .chain(extra)
+        .filter(|d| filter(&q, "names", &d.name))
+        .collect();
+    page(&p, "/v3/domains", &q, all)
 }
 
 /// Every job is complete; its guid carries its operation (`completed_job`).
@@ -181,4 +189,19 @@ async fn delete_lock(State(p): S, Path(app): Path<String>, Query(q): Q) -> ApiRe
     let id = q.get("id").cloned();
     let r = blocking(&p, move |p| p.release_lease(&app, id.as_deref(), force)).await?;
     Ok(Json(json!({ "released": r.released, "holder": r.holder })))
+}
+
+/// The deploy's state and the last operator command (`lease::control`).
+async fn get_control(State(p): S, Path(app): Path<String>) -> ApiResult<Json<Control>> {
+    Ok(Json(blocking(&p, move |p| p.control(&app)).await?))
+}
+
+async fn put_control(
+    State(p): S,
+    Path(app): Path<String>,
+    Json(write): Json<Control>,
+) -> ApiResult<Json<Control>> {
+    Ok(Json(
+        blocking(&p, move |p| p.write_control(&app, write)).await?,
+    ))
 }

@@ -13,6 +13,7 @@
 //! other's change.
 
 mod apps;
+mod control;
 mod deployments;
 mod leases;
 mod packages;

@@ -96,6 +96,84 @@ pub(super) struct Scope {
     /// `SQL = <<~SQL ... SQL`: constants holding literal SQL.
     pub strings: BTreeMap<String, String>,
     pub helpers: BTreeMap<String, Node>,
+    /// Model classes the file defines with `self.table_name = "..."`.
+    pub tables: BTreeMap<String, String>,
+}
+
+/// Methods that change only a string's whitespace or its frozenness:
+/// `<<~SQL.squish` is still the literal SQL.
+pub(super) const TEXT_METHODS: &[&str] = &[
+    "squish",
+    "squish!",
+    "strip",
+    "strip!",
+    "lstrip",
+    "rstrip",
+    "chomp",
+    "strip_heredoc",
+    "freeze",
+    "dup",
+    "to_s",
+    "itself",
+];
+
+/// Marks where SQL interpolates a Ruby value the reader cannot know; the
+/// SQL reader reads a name holding it as unknown (`?`).
+pub const UNKNOWN: &str = "__bluegreen_unknown__";
+
+/// `X.freeze`, `<<~SQL.squish`: the string itself.
+pub(super) fn unwrapped(node: &Node) -> &Node {
+    match node {
+        Node::Send(s) if s.args.is_empty() && TEXT_METHODS.contains(&s.method_name.as_str()) => {
+            s.recv.as_deref().map(unwrapped).unwrap_or(node)
+        }
+        other => other,
+    }
+}
+
+/// A block's element variable: `|c|`, the first of `|c, i|`, or Ruby 3.4's
+/// `it` when it has no parameters.
+pub(super) fn block_var(b: &Block) -> Option<String> {
+    match b.args.as_deref() {
+        // `|c|` is a Procarg0 holding the Arg; `|c, i|` lists Args.
+        Some(Node::Args(a)) => a.args.iter().find_map(|x| match x {
+            Node::Arg(arg) => Some(arg.name.clone()),
+            Node::Procarg0(p) => p.args.iter().find_map(|y| match y {
+                Node::Arg(arg) => Some(arg.name.clone()),
+                _ => None,
+            }),
+            _ => None,
+        }),
+        _ => Some("it".to_string()),
+    }
+}
+
+/// Classes anywhere in the file that name their table
+/// (`class MigrationUser < ActiveRecord::Base; self.table_name = "users"`).
+pub(super) fn table_names(node: &Node, out: &mut BTreeMap<String, String>) {
+    match node {
+        Node::Begin(b) => b.statements.iter().for_each(|s| table_names(s, out)),
+        Node::Module(m) => m.body.iter().for_each(|b| table_names(b, out)),
+        Node::Class(c) => {
+            let Some(body) = c.body.as_deref() else { return };
+            let stmts: Vec<&Node> = match body {
+                Node::Begin(b) => b.statements.iter().collect(),
+                other => vec![other],
+            };
+            for st in &stmts {
+                if let Node::Send(s) = st
+                    && matches!(s.recv.as_deref(), Some(Node::Self_(_)))
+                    && s.method_name == "table_name="
+                    && let Some(t) = s.args.first().and_then(name)
+                    && let Node::Const(k) = &*c.name
+                {
+                    out.insert(k.name.clone(), crate::ops::table_name(&t));
+                }
+            }
+            stmts.into_iter().for_each(|s| table_names(s, out));
+        }
+        _ => {}
+    }
 }
 
 impl Scope {
@@ -110,6 +188,7 @@ impl Scope {
                         self.consts.insert(c.name.clone(), v);
                     }
                     let text = match value {
+                        Some(Node::Str(st)) => Some(st.value.to_string_lossy()),
                         Some(Node::Heredoc(h)) => literal_parts(&h.parts),
                         Some(Node::Dstr(d)) => literal_parts(&d.parts),
                         _ => None,
@@ -129,14 +208,9 @@ impl Scope {
     }
 }
 
-/// `X.freeze` is `X`.
+/// `X.freeze` (or `<<~SQL.squish`) is `X`.
 fn unfrozen(node: &Node) -> &Node {
-    match node {
-        Node::Send(s) if s.method_name == "freeze" && s.args.is_empty() => {
-            s.recv.as_deref().map(unfrozen).unwrap_or(node)
-        }
-        other => other,
-    }
+    unwrapped(node)
 }
 
 /// `%i[a b]`, `[:a, "b"]`, or one symbol or string, as names.
@@ -184,10 +258,30 @@ impl Reader<'_> {
         for p in parts {
             match p {
                 Node::Str(st) => s.push_str(&st.value.to_string_lossy()),
-                other => s.push_str(&self.value(other)?),
+                // A loop over a list the reader does not know binds `?`.
+                other => match self.value(other)? {
+                    v if v == "?" => return None,
+                    v => s.push_str(&v),
+                },
             }
         }
         Some(s)
+    }
+
+    /// A string's text with every interpolation the reader does not know
+    /// written as [`UNKNOWN`], numbered so two stay distinct.
+    pub(super) fn text_with_unknowns(&self, parts: &[Node]) -> String {
+        let mut s = String::new();
+        for (i, p) in parts.iter().enumerate() {
+            match p {
+                Node::Str(st) => s.push_str(&st.value.to_string_lossy()),
+                other => match self.value(other) {
+                    Some(v) if v != "?" => s.push_str(&v),
+                    _ => s.push_str(&format!("{UNKNOWN}{i}")),
+                },
+            }
+        }
+        s
     }
 
     /// A list the reader knows: a literal, or a constant assigned one.
@@ -203,19 +297,8 @@ impl Reader<'_> {
     /// it unknown); any other block's body is read as it stands.
     pub(super) fn other_block(&mut self, b: &Block) {
         let Node::Send(call) = &*b.call else { return };
-        let var = match b.args.as_deref() {
-            // `|c|` is a Procarg0 holding the Arg; `|c, i|` lists Args.
-            Some(Node::Args(a)) => a.args.iter().find_map(|x| match x {
-                Node::Arg(arg) => Some(arg.name.clone()),
-                Node::Procarg0(p) => p.args.iter().find_map(|y| match y {
-                    Node::Arg(arg) => Some(arg.name.clone()),
-                    _ => None,
-                }),
-                _ => None,
-            }),
-            // No parameters: Ruby 3.4's `it` names the element.
-            _ => Some("it".to_string()),
-        };
+        // No parameters: Ruby 3.4's `it` names the element.
+        let var = block_var(b);
         let Some(body) = b.body.as_deref() else { return };
         self.iterate(call, var, body);
     }

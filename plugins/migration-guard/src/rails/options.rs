@@ -72,14 +72,16 @@ pub(super) fn number(node: Option<&Node>) -> Option<u32> {
     }
 }
 
-/// A Rails column type with its `limit:`, `precision:` and `scale:`.
+/// A Rails column type with its `limit:`, `precision:`, `scale:` and
+/// `array:`.
 pub(super) fn column_type(ty: &str, opts: &[(String, &Node)]) -> String {
-    crate::types::rails(
+    let base = crate::types::rails(
         ty,
         number(opt(opts, "limit")),
         number(opt(opts, "precision")),
         number(opt(opts, "scale")),
-    )
+    );
+    if truthy(opt(opts, "array")) { format!("{base}[]") } else { base }
 }
 
 /// A string's text when every part is literal (no `#{...}`).

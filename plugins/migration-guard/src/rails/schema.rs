@@ -4,7 +4,7 @@
 
 use super::options::*;
 use crate::ops::table_name;
-use crate::schema::{Schema, not_null_column_of};
+use crate::schema::{Schema, not_null_columns_of};
 use lib_ruby_parser::{Node, Parser, ParserOptions};
 
 pub fn read(source: &str, src: &str) -> Schema {
@@ -66,8 +66,8 @@ fn table_block(
         match c.method_name.as_str() {
             "index" | "foreign_key" | "timestamps" => {}
             "check_constraint" => {
-                if let Some(col) = names.first().and_then(|e| not_null_column_of(e)) {
-                    let validated = !is_false(opt(&opts, "validate"));
+                let validated = !is_false(opt(&opts, "validate"));
+                for col in names.first().map(|e| not_null_columns_of(e)).unwrap_or_default() {
                     s.checks.insert((table.to_string(), col), validated);
                 }
             }

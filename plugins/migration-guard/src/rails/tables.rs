@@ -4,7 +4,7 @@
 use super::Reader;
 use super::options::*;
 use crate::ops::{Default, Op};
-use crate::schema::not_null_column_of;
+use crate::schema::not_null_columns_of;
 use lib_ruby_parser::Node;
 use lib_ruby_parser::nodes::Send;
 
@@ -72,7 +72,7 @@ impl Reader<'_> {
         opts: &[(String, &Node)],
     ) {
         let validated = self.validated(opts);
-        let not_null = expr.and_then(name).and_then(|e| not_null_column_of(&e));
+        let not_null = expr.and_then(name).map(|e| not_null_columns_of(&e)).unwrap_or_default();
         self.push(at, Op::AddCheck { table, validated, not_null })
     }
 

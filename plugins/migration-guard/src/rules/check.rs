@@ -2,7 +2,7 @@
 //! dialect): the verdict, its reason and the fix.
 
 use super::{Batch, Context, Level, Verdict};
-use crate::ops::{Default, Located, Op};
+use crate::ops::{Default, Located, Op, Phase};
 use crate::types::{self, normalize};
 
 fn block(rule: &'static str, why: String, fix: String) -> Option<Verdict> {
@@ -57,6 +57,9 @@ pub(super) fn check(b: &mut Batch, l: &Located, ctx: &Context) -> Option<Verdict
             b.added.insert(key(table, column));
             if b.new_table(table) {
                 return None;
+            }
+            if *default == Default::None {
+                b.no_default.insert(key(table, column));
             }
             let ty = normalize(ty);
             if *not_null && *default == Default::None && !types::is_auto_increment(&ty) {
@@ -134,6 +137,22 @@ pub(super) fn check(b: &mut Batch, l: &Located, ctx: &Context) -> Option<Verdict
         Op::SetNotNull { table, column } if !b.new_column(table, column) => {
             set_not_null(b, l, ctx, table, column)
         }
+        // A column this batch added to a table in use, with no default: the
+        // release still serving never writes it, so once it is NOT NULL
+        // every insert of the old release fails.
+        Op::SetNotNull { table, column }
+            if l.phase == Phase::Expand && b.no_default.contains(&key(table, column)) =>
+        {
+            block(
+                "add-column-not-null-no-default",
+                format!("`{table}.{column}` was added earlier in this batch without a default and is now set NOT NULL: the release still serving does not write it, so its inserts into `{table}` fail"),
+                format!("give `{column}` a default before setting NOT NULL (`change_column_default` / `SET DEFAULT`), or set NOT NULL in a later release, once every release writes it"),
+            )
+        }
+        Op::ChangeDefault { table, column } if b.new_column(table, column) => {
+            b.no_default.remove(&key(table, column));
+            None
+        }
         Op::ChangeDefault { table, column } if !b.new_column(table, column) => {
             short(b, format!("change default of {table}.{column}"));
             warn(
@@ -170,7 +189,7 @@ pub(super) fn check(b: &mut Batch, l: &Located, ctx: &Context) -> Option<Verdict
             None
         }
         Op::AddCheck { table, validated, not_null } if !b.new_table(table) => {
-            if let Some(c) = not_null {
+            for c in not_null {
                 b.checks.insert(key(table, c), *validated);
             }
             if *validated {
@@ -199,10 +218,19 @@ pub(super) fn check(b: &mut Batch, l: &Located, ctx: &Context) -> Option<Verdict
             format!("adding an exclusion constraint to existing table `{table}` builds its index and checks every row while blocking writes; it cannot be added NOT VALID"),
             "create the table with the constraint, or add it in a maintenance window".into(),
         ),
-        Op::Validate { table } => {
+        Op::Validate { table, name } => {
             for ((t, _), validated) in b.checks.iter_mut() {
                 if t == table {
                     *validated = true;
+                }
+            }
+            // A check added before this batch, validated by name: its
+            // columns are known when the batch states the check.
+            if let Some((t, columns)) = name.as_ref().and_then(|n| b.declared.get(n))
+                && t == table
+            {
+                for c in columns.clone() {
+                    b.checks.insert(key(table, &c), true);
                 }
             }
             (l.in_transaction && b.not_valid.contains(&(l.file.clone(), table.clone()))).then(|| Verdict {
@@ -219,12 +247,20 @@ pub(super) fn check(b: &mut Batch, l: &Located, ctx: &Context) -> Option<Verdict
         ),
         Op::DeleteAll { table } if !b.new_table(table) => block(
             "delete-without-where",
-            format!("deleting every row of `{table}` (no WHERE) removes data the release still serving uses"),
+            format!("deleting every row of `{table}` (no WHERE, or one true for every row) removes data the release still serving uses"),
             "add a WHERE clause, or delete in batches in a later release".into(),
         ),
-        Op::UpdateAll { table } if !b.new_table(table) => block(
+        Op::UpdateAll { table, columns: Some(columns), batched: true }
+            if !b.new_table(table) && !columns.is_empty() && columns.iter().all(|c| b.new_column(table, c)) =>
+        {
+            info(
+                "update-without-where",
+                format!("a batched backfill of `{table}` writes only columns added in this batch ({}): the release serving never reads them, and each batch locks only its own rows", columns.join(", ")),
+            )
+        }
+        Op::UpdateAll { table, .. } if !b.new_table(table) => block(
             "update-without-where",
-            format!("updating every row of `{table}` (no WHERE) locks all of them and rewrites data the old release reads"),
+            format!("updating every row of `{table}` (no WHERE, or one true for every row) locks all of them and rewrites data the old release reads"),
             "backfill in batches with a WHERE clause, outside the schema migration".into(),
         ),
         Op::ConcurrentlyInTransaction => block(
@@ -257,7 +293,7 @@ pub(super) fn check(b: &mut Batch, l: &Located, ctx: &Context) -> Option<Verdict
             format!("renaming {kind} `{name}` breaks the release still serving, which uses the old name"),
             format!("create the new {kind} next to `{name}` (a view can stand in for the old name), move the code over, then drop `{name}` in a later release"),
         ),
-        Op::Maintenance { what, lock } => block(
+        Op::Maintenance { what, lock, table } if !table.as_ref().is_some_and(|t| b.new_table(t)) => block(
             "heavy-lock-maintenance",
             format!("`{what}` holds {lock} for its whole run: the release serving waits on every query it makes there"),
             "use the CONCURRENTLY form where there is one (REINDEX, REFRESH MATERIALIZED VIEW); run VACUUM FULL or CLUSTER (or pg_repack) in a maintenance window, not in a deploy".into(),
@@ -287,10 +323,12 @@ fn set_not_null(
     column: &str,
 ) -> Option<Verdict> {
     let k = (table.to_string(), column.to_string());
+    // Checks name their columns lower-cased.
+    let lower = (table.to_string(), column.to_ascii_lowercase());
     if ctx.schema.as_ref().is_some_and(|s| s.not_null.contains(&k)) {
         return info("set-not-null", format!("`{table}.{column}` is already NOT NULL"));
     }
-    if !ctx.mysql && b.checks.get(&k) == Some(&true) {
+    if !ctx.mysql && (b.checks.get(&k) == Some(&true) || b.checks.get(&lower) == Some(&true)) {
         b.short_locks.push((l.file.clone(), l.line, format!("set not null on {table}.{column}")));
         return info(
             "set-not-null",

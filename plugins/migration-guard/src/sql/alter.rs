@@ -4,11 +4,12 @@
 use super::Sql;
 use super::words::word_after;
 use crate::ops::{Default, Op, table_name, volatile_fn};
-use crate::schema::not_null_column;
+use crate::schema::not_null_columns;
 use sqlparser::ast::{
-    AlterColumnOperation, AlterTableAlgorithm, AlterTableLock, AlterTableOperation, ColumnDef,
-    ColumnOption, DataType, Expr, GeneratedExpressionMode, ObjectType, RenameTableNameKind,
-    Statement, TableConstraint,
+    AlterColumnOperation, AlterTableAlgorithm, AlterTableLock, AlterTableOperation,
+    AssignmentTarget, BinaryOperator, ColumnDef, ColumnOption, DataType, Expr,
+    GeneratedExpressionMode, ObjectType, RenameTableNameKind, Statement, TableConstraint,
+    UnaryOperator, Value,
 };
 use sqlparser::tokenizer::TokenWithSpan;
 
@@ -18,6 +19,79 @@ fn default_kind(expr: &Expr) -> Default {
         Expr::Function(f) if volatile_fn(&f.name.to_string()) => Default::Volatile,
         _ => Default::Constant,
     }
+}
+
+/// A constant a WHERE clause can be made of.
+#[derive(PartialEq)]
+enum Constant {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}
+
+impl Constant {
+    /// Its truth as a condition (MySQL takes a number as one).
+    fn truth(&self) -> Option<bool> {
+        match self {
+            Constant::Bool(b) => Some(*b),
+            Constant::Number(n) => Some(*n != 0.0),
+            Constant::Text(_) => None,
+        }
+    }
+}
+
+/// An expression's value when it uses no column: `true`, `1 = 1`,
+/// `'a' = 'a'`, `NOT false`, `x OR true`.
+fn constant(e: &Expr) -> Option<Constant> {
+    match e {
+        Expr::Nested(inner) => constant(inner),
+        Expr::Value(v) => match &v.value {
+            Value::Boolean(b) => Some(Constant::Bool(*b)),
+            Value::Number(n, _) => n.parse().ok().map(Constant::Number),
+            Value::SingleQuotedString(s) => Some(Constant::Text(s.clone())),
+            _ => None,
+        },
+        Expr::UnaryOp { op: UnaryOperator::Not, expr } => {
+            constant(expr)?.truth().map(|t| Constant::Bool(!t))
+        }
+        Expr::BinaryOp { left, op, right } => {
+            let truth = |e: &Expr| constant(e).and_then(|c| c.truth());
+            let (l, r) = (truth(left), truth(right));
+            let b = match op {
+                BinaryOperator::Or if l == Some(true) || r == Some(true) => true,
+                BinaryOperator::Or => l? || r?,
+                BinaryOperator::And if l == Some(false) || r == Some(false) => false,
+                BinaryOperator::And => l? && r?,
+                _ => {
+                    let (l, r) = (constant(left)?, constant(right)?);
+                    let order = match (&l, &r) {
+                        (Constant::Number(a), Constant::Number(b)) => a.partial_cmp(b)?,
+                        (Constant::Text(a), Constant::Text(b)) => a.cmp(b),
+                        (Constant::Bool(a), Constant::Bool(b)) => a.cmp(b),
+                        _ => return None,
+                    };
+                    use std::cmp::Ordering::*;
+                    match op {
+                        BinaryOperator::Eq => order == Equal,
+                        BinaryOperator::NotEq => order != Equal,
+                        BinaryOperator::Lt => order == Less,
+                        BinaryOperator::LtEq => order != Greater,
+                        BinaryOperator::Gt => order == Greater,
+                        BinaryOperator::GtEq => order != Less,
+                        _ => return None,
+                    }
+                }
+            };
+            Some(Constant::Bool(b))
+        }
+        _ => None,
+    }
+}
+
+/// A WHERE clause that holds for every row (`WHERE true`, `WHERE 1=1`): the
+/// statement touches the whole table, as without one.
+fn every_row(selection: &Expr) -> bool {
+    constant(selection).and_then(|c| c.truth()) == Some(true)
 }
 
 /// The operations of one statement, and whether MySQL was told to refuse
@@ -54,11 +128,23 @@ pub(super) fn ops(
                 out.push(Op::Truncate { table: table_name(&n.name.to_string()) });
             }
         }
-        Statement::Delete(d) if d.selection.is_none() => {
+        Statement::Delete(d) if d.selection.as_ref().is_none_or(every_row) => {
             out.push(Op::DeleteAll { table: table_name(&word_after(words, "FROM")) })
         }
-        Statement::Update(u) if u.selection.is_none() => {
-            out.push(Op::UpdateAll { table: table_name(&u.table.relation.to_string()) })
+        Statement::Update(u) if u.selection.as_ref().is_none_or(every_row) => {
+            let columns = u
+                .assignments
+                .iter()
+                .map(|a| match &a.target {
+                    AssignmentTarget::ColumnName(c) => Some(table_name(&c.to_string())),
+                    AssignmentTarget::Tuple(_) => None,
+                })
+                .collect();
+            out.push(Op::UpdateAll {
+                table: table_name(&u.table.relation.to_string()),
+                columns,
+                batched: false,
+            })
         }
         Statement::RenameTable(renames) => {
             for r in renames {
@@ -136,7 +222,7 @@ fn add_column(table: &str, c: &ColumnDef, sql: Sql, fk_checks: bool, out: &mut V
                 extra.push(Op::AddUnique { table: t() })
             }
             ColumnOption::Check(_) => {
-                extra.push(Op::AddCheck { table: t(), validated: true, not_null: None })
+                extra.push(Op::AddCheck { table: t(), validated: true, not_null: Vec::new() })
             }
             _ => {}
         }
@@ -220,7 +306,7 @@ fn alter(table: &str, op: &AlterTableOperation, sql: Sql, fk_checks: bool, out: 
             TableConstraint::Check(c) => out.push(Op::AddCheck {
                 table: t(),
                 validated: !not_valid && c.enforced != Some(false),
-                not_null: not_null_column(&c.expr),
+                not_null: not_null_columns(&c.expr),
             }),
             TableConstraint::Unique(_) | TableConstraint::PrimaryKey(_) => {
                 out.push(Op::AddUnique { table: t() })
@@ -241,7 +327,47 @@ fn alter(table: &str, op: &AlterTableOperation, sql: Sql, fk_checks: bool, out: 
                 what: format!("DROP PRIMARY KEY on {table}"),
             })
         }
-        AlterTableOperation::ValidateConstraint { .. } => out.push(Op::Validate { table: t() }),
+        AlterTableOperation::ValidateConstraint { name } => {
+            out.push(Op::Validate { table: t(), name: Some(name.value.clone()) })
+        }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+
+    fn holds(condition: &str) -> bool {
+        let e = sqlparser::parser::Parser::new(&PostgreSqlDialect {})
+            .try_with_sql(condition)
+            .unwrap()
+            .parse_expr()
+            .unwrap();
+        every_row(&e)
+    }
+
+    #[test]
+    fn a_where_true_for_every_row_is_seen() {
+        for c in [
+            "true",
+            "TRUE",
+            "1=1",
+            "1 = 1",
+            "(1 = 1)",
+            "'a' = 'a'",
+            "NOT false",
+            "1",
+            "id > 5 OR 1=1",
+            "2 > 1",
+        ] {
+            assert!(holds(c), "{c}");
+        }
+        for c in
+            ["false", "1=0", "id = 1", "id > 5 AND 1=1", "created_at < now()", "0", "'a' = 'b'"]
+        {
+            assert!(!holds(c), "{c}");
+        }
     }
 }

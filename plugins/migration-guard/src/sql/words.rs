@@ -30,8 +30,9 @@ pub(super) fn objects(words: &[&TokenWithSpan], sql: Sql, fk_checks: &mut bool) 
     };
     let concurrently = w.contains(&"CONCURRENTLY");
     let head: Vec<String> = words.iter().take(6).map(|t| t.token.to_string()).collect();
-    let maintenance =
-        |lock: &'static str| Some(vec![Op::Maintenance { what: head.join(" "), lock }]);
+    let maintenance = |lock: &'static str, table: Option<String>| {
+        Some(vec![Op::Maintenance { what: head.join(" "), lock, table }])
+    };
     let mysql = sql == Sql::MySql;
     // `SET [SESSION|LOCAL] name ...`: the setting's name.
     let setting = match w.as_slice() {
@@ -83,7 +84,7 @@ pub(super) fn objects(words: &[&TokenWithSpan], sql: Sql, fk_checks: &mut bool) 
         // A domain's new constraint is checked against every column using it.
         ["ALTER", "DOMAIN", _, "ADD", ..] => {
             let validated = !w.windows(2).any(|p| p == ["NOT", "VALID"]);
-            Some(vec![Op::AddCheck { table: name_after(2), validated, not_null: None }])
+            Some(vec![Op::AddCheck { table: name_after(2), validated, not_null: Vec::new() }])
         }
         // PL/pgSQL runs what it builds with EXECUTE; the rest of its body is
         // not SQL this reader checks.
@@ -101,7 +102,12 @@ pub(super) fn objects(words: &[&TokenWithSpan], sql: Sql, fk_checks: &mut bool) 
             }])
         }
         // Creating a view reads its tables; renaming an index is metadata.
-        ["CREATE", "MATERIALIZED", "VIEW", ..] => Some(Vec::new()),
+        // A new materialized view has no readers yet: an index on it or its
+        // first refresh blocks no one (unless it may exist already).
+        ["CREATE", "MATERIALIZED", "VIEW", "IF", "NOT", "EXISTS", ..] => Some(Vec::new()),
+        ["CREATE", "MATERIALIZED", "VIEW", ..] => {
+            Some(vec![Op::CreateTable { table: table_name(&name_after(3)), force: false }])
+        }
         ["ALTER", "INDEX", ..] if w.contains(&"RENAME") => Some(Vec::new()),
         ["ALTER", "TYPE", _, "RENAME", "VALUE", ..] => {
             Some(vec![Op::RenameEnumValue { ty: name_after(2) }])
@@ -127,15 +133,25 @@ pub(super) fn objects(words: &[&TokenWithSpan], sql: Sql, fk_checks: &mut bool) 
         {
             Some(Vec::new())
         }
-        ["VACUUM", "FULL", ..] | ["VACUUM", "(", "FULL", ..] => {
-            maintenance("an ACCESS EXCLUSIVE lock (a full rewrite)")
+        // MySQL: an index built or dropped with an explicit COPY or blocking
+        // LOCK copies the table or stops its writes.
+        ["CREATE" | "DROP", ..] if mysql && w.iter().take(4).any(|x| *x == "INDEX") => {
+            let what = mysql_blocking(&w)?;
+            let table = word_after(words, "ON");
+            Some(vec![Op::BlocksWrites {
+                table: Some(table_name(&table)),
+                what: format!("{} ... {what}", head.join(" ")),
+            }])
         }
-        ["CLUSTER", ..] => maintenance("an ACCESS EXCLUSIVE lock (a full rewrite)"),
+        ["VACUUM", "FULL", ..] | ["VACUUM", "(", "FULL", ..] => {
+            maintenance("an ACCESS EXCLUSIVE lock (a full rewrite)", None)
+        }
+        ["CLUSTER", ..] => maintenance("an ACCESS EXCLUSIVE lock (a full rewrite)", None),
         ["REINDEX", ..] if !concurrently => {
-            maintenance("a lock that blocks writes (and reads using the index)")
+            maintenance("a lock that blocks writes (and reads using the index)", None)
         }
         ["REFRESH", "MATERIALIZED", "VIEW", ..] if !concurrently => {
-            maintenance("an ACCESS EXCLUSIVE lock on the view")
+            maintenance("an ACCESS EXCLUSIVE lock on the view", Some(table_name(&name_after(3))))
         }
         // Plain VACUUM and ANALYZE, the concurrent REINDEX, and MySQL's
         // online OPTIMIZE/ANALYZE TABLE let reads and writes go on:
@@ -145,6 +161,22 @@ pub(super) fn objects(words: &[&TokenWithSpan], sql: Sql, fk_checks: &mut bool) 
         }
         _ => None,
     }
+}
+
+/// MySQL's explicit `ALGORITHM=COPY`, `LOCK=SHARED` or `LOCK=EXCLUSIVE`
+/// (with or without spaces around `=`, or `ALGORITHM COPY`), as written.
+pub(super) fn mysql_blocking(w: &[&str]) -> Option<String> {
+    w.iter().enumerate().find_map(|(i, x)| {
+        let value = match w.get(i + 1) {
+            Some(&"=") => w.get(i + 2),
+            other => other,
+        };
+        match (*x, value.copied()) {
+            ("ALGORITHM", Some("COPY")) => Some("ALGORITHM=COPY".to_string()),
+            ("LOCK", Some(l @ ("SHARED" | "EXCLUSIVE"))) => Some(format!("LOCK={l}")),
+            _ => None,
+        }
+    })
 }
 
 /// Statements the parser does not know but whose meaning is plain from
@@ -157,6 +189,20 @@ pub(super) fn fallback(words: &[&TokenWithSpan], sql: Sql) -> Option<Vec<Op>> {
         return Some(vec![Op::DropIndex { concurrently: true }]);
     }
     let alter = all.starts_with(&["ALTER".into(), "TABLE".into()]);
+    let w: Vec<&str> = all.iter().map(String::as_str).collect();
+    // MySQL: whatever else it does, an explicit COPY or blocking LOCK copies
+    // the table or stops its writes.
+    if sql == Sql::MySql
+        && alter
+        && let Some(what) = mysql_blocking(&w)
+    {
+        let table = words.get(2).map(|t| table_name(&t.token.to_string()));
+        let name = table.clone().unwrap_or_default();
+        return Some(vec![Op::BlocksWrites {
+            table,
+            what: format!("ALTER TABLE {name} ... {what}"),
+        }]);
+    }
     if sql == Sql::MySql && alter && all.windows(2).any(|w| w == ["CONVERT", "TO"]) {
         let head: Vec<String> = words.iter().take(8).map(|t| t.token.to_string()).collect();
         let table = words.get(2).map(|t| table_name(&t.token.to_string()));
