@@ -281,6 +281,42 @@ pub enum ConfigError {
         field: String,
         message: String,
     },
+    /// A `Field` error where the file writes the field.
+    #[error("{path}:{line}:{column}: field `{field}`: {message}")]
+    FieldAt {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        field: String,
+        message: String,
+    },
+}
+
+impl ConfigError {
+    /// A field error placed where `text` writes the field, if it does.
+    fn placed(self, text: &str) -> ConfigError {
+        match self {
+            ConfigError::Field {
+                path,
+                field,
+                message,
+            } => match super::locate::locate(text, &field) {
+                Some((line, column)) => ConfigError::FieldAt {
+                    path,
+                    line,
+                    column,
+                    field,
+                    message,
+                },
+                None => ConfigError::Field {
+                    path,
+                    field,
+                    message,
+                },
+            },
+            other => other,
+        }
+    }
 }
 
 fn hint(message: &str) -> String {
@@ -326,7 +362,7 @@ impl DeployFile {
         })?;
         let mut file = file;
         file.steps = file.step_list.percents.clone();
-        file.validate(path)?;
+        file.validate(path).map_err(|e| e.placed(text))?;
         if let Some(m) = &file.manifest {
             let at = path.parent().unwrap_or(Path::new(".")).join(m);
             let manifest = super::manifest::Manifest::load(&at, file.manifest_app.as_deref())?;

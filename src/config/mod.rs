@@ -4,6 +4,7 @@
 pub mod analysis;
 mod deploy_file;
 pub(crate) mod duration;
+mod locate;
 pub mod manifest;
 pub mod policy;
 pub mod rehearse;
