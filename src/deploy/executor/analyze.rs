@@ -108,15 +108,7 @@ impl Executor {
             unreachable!("called for analyze steps")
         };
         let color = *color;
-        // The step's own limits (what `plan` showed, and what a recovered
-        // deploy journaled), the rest from the file.
-        let limits = Analysis {
-            duration: *up_to,
-            min_requests: *min_requests,
-            max_error_rate: *max_error_rate,
-            max_p99_ratio: *max_p99_ratio,
-            ..self.file.analysis().unwrap_or_default()
-        };
+        let limits = self.step_limits(*up_to, *min_requests, *max_error_rate, *max_p99_ratio);
         let mut meter = self.meter().await;
         let start = Instant::now();
         let hard_stop = start + limits.max_duration;
@@ -147,6 +139,24 @@ impl Executor {
             ));
             until = Instant::now() + wait;
             self.window_attempt += 1;
+        }
+    }
+
+    /// A window's limits: the step's own (what `plan` showed, and what a
+    /// recovered deploy journaled), the rest from the file.
+    pub(super) fn step_limits(
+        &self,
+        duration: Duration,
+        min_requests: Option<u64>,
+        max_error_rate: f64,
+        max_p99_ratio: f64,
+    ) -> Analysis {
+        Analysis {
+            duration,
+            min_requests,
+            max_error_rate,
+            max_p99_ratio,
+            ..self.file.analysis().unwrap_or_default()
         }
     }
 

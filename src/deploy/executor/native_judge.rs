@@ -7,7 +7,7 @@
 //! there is nothing to split, and a judge that cannot judge says so.
 
 use super::{Executor, Stop};
-use crate::config::{Analysis, Inconclusive};
+use crate::config::Inconclusive;
 use crate::deploy::analysis::{Evidence, Verdict, describe_route, judge};
 use crate::deploy::plan::native::Native;
 use crate::platform::log_cache::{Follow, LogCache};
@@ -121,13 +121,7 @@ impl Executor {
             );
             return Ok(());
         }
-        let limits = Analysis {
-            duration: *up_to,
-            min_requests: *min_requests,
-            max_error_rate: *max_error_rate,
-            max_p99_ratio: *max_p99_ratio,
-            ..self.file.analysis().unwrap_or_default()
-        };
+        let limits = self.step_limits(*up_to, *min_requests, *max_error_rate, *max_p99_ratio);
         let process = self
             .native
             .new_process()
