@@ -114,7 +114,14 @@ fn main() {
         ),
         (
             out.join("testing"),
-            &["gate", "hostile", "mismatch", "no-hooks", "readme-example"][..],
+            &[
+                "approver",
+                "gate",
+                "hostile",
+                "mismatch",
+                "no-hooks",
+                "readme-example",
+            ][..],
         ),
     ] {
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));

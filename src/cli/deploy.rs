@@ -239,6 +239,19 @@ async fn deploy(
             super::recover::recover_replay(&l, &plugins.policy, replay, report, nested).await?;
             site.refresh().await?;
         }
+        // Standbys whose time is over (Cloud Foundry has no daemon to stop
+        // them on time; see `deploy::standby`).
+        let expired = crate::deploy::standby::expire(&site).await?;
+        for said in &expired {
+            report.say(said);
+        }
+        if !expired.is_empty() {
+            site.refresh().await?;
+        }
+        // Natively the one app stands as blue (see `site::Mode`).
+        let native = site.mode == site::Mode::Native;
+        let standby = l.file.scale_down_delay.is_some() && !native;
+        let mut switch_back = None;
         let history = journal::history(&jdir)?;
         let newest = site.newest();
         let current = newest.and_then(|c| site.annotation(c, site::RELEASE));
@@ -247,6 +260,33 @@ async fn deploy(
                 let r = release.unwrap_or_else(|| release::release_id(&l.app_dir, zip.as_ref().map(|z| z.sha256.as_str()).unwrap_or_default()));
                 (Source::New, r, BTreeMap::new())
             }
+            Some(to) if standby => match crate::deploy::standby::live(&site, &l.file.health).await {
+                Ok(s) if to.as_deref().is_none_or(|t| t == s.release) => {
+                    report.event(json!({"event": "rollback", "to": "standby", "color": s.color,
+                        "release": s.release, "until": s.until}));
+                    report.say(&format!(
+                        "Rollback to the standby: {} runs release {} off the route (until {}); \
+                         it goes back on the route after a health check, no push",
+                        site.app(s.color).name, s.release, s.until
+                    ));
+                    switch_back = Some(s.color);
+                    (Source::Existing(s.release.clone()), s.release, BTreeMap::new())
+                }
+                live => {
+                    let why = match live {
+                        Ok(s) => format!("the standby runs release {}, not {}", s.release, to.as_deref().unwrap_or_default()),
+                        Err(why) => why,
+                    };
+                    report.event(json!({"event": "rollback", "to": "replay", "why": why}));
+                    report.say(&format!(
+                        "No standby to switch back to ({why}): replaying the release on the idle \
+                         color instead (a restart from its kept droplet, no staging)"
+                    ));
+                    let (r, d) = crate::deploy::rollback::rollback_target(&site, &history, to.as_deref(), current.as_deref())?;
+                    crate::deploy::rollback::check_droplets(&site, &r, &d).await?;
+                    (Source::Existing(r.clone()), r, d)
+                }
+            },
             Some(to) => {
                 let (r, d) = crate::deploy::rollback::rollback_target(&site, &history, to.as_deref(), current.as_deref())?;
                 crate::deploy::rollback::check_droplets(&site, &r, &d).await?;
@@ -264,13 +304,19 @@ async fn deploy(
             }
             _ => (Vec::new(), BTreeSet::new()),
         };
-        // Natively the one app stands as blue (see `site::Mode`).
-        let native = site.mode == site::Mode::Native;
-        let order = match native {
-            true => plan::order(None, &[]),
-            false => site.order().await?,
+        let order = match (native, switch_back) {
+            (true, _) => plan::order(None, &[]),
+            (false, Some(c)) => [c, c.other()],
+            (false, None) => site.order().await?,
         };
-        let mut steps = plan::for_mode(&l.file, native, order, &plugins.by_hook(), &source);
+        let mut steps = match (switch_back, standby) {
+            (Some(c), _) => plan::standby::switch_back(&l.file, c, &plugins.by_hook()),
+            (None, true) => {
+                let sides = crate::deploy::standby::sides(Some(&site), order).await?;
+                plan::standby::plan(&l.file, sides, &plugins.by_hook(), &source)
+            }
+            (None, false) => plan::for_mode(&l.file, native, order, &plugins.by_hook(), &source),
+        };
         if let Some(app) = &site.adopted {
             report.say(&format!(
                 "`{}` (pushed before bluegreen) serves the route: the colors take it over, then \
@@ -374,13 +420,17 @@ async fn until_locked(
         false => Source::New,
         true => Source::Existing(String::new()),
     };
-    let total = plan::for_mode(
-        &l.file,
-        l.file.strategy.native(),
-        plan::order(None, &[]),
-        &BTreeMap::new(),
-        &provisional,
-    )
+    // A rollback with a standby expects to switch back to it.
+    let total = match rollback && l.file.scale_down_delay.is_some() {
+        true => plan::standby::switch_back(&l.file, plan::order(None, &[])[0], &BTreeMap::new()),
+        false => plan::for_mode(
+            &l.file,
+            l.file.strategy.native(),
+            plan::order(None, &[]),
+            &BTreeMap::new(),
+            &provisional,
+        ),
+    }
     .len();
     *reached = Reached::Validate { total: Some(total) };
     check_overrides(overrides, &plugins.policy)?;
@@ -392,7 +442,7 @@ async fn until_locked(
     // routes or services behind.
     let survey = l.survey().await?;
     let l = fall_back(l, &survey.mode, report)?;
-    if rollback && !overrides.analyze {
+    if rollback && !overrides.analyze && l.file.scale_down_delay.is_none() {
         report.say(
             "Rollback: back to a release that served before, as a plain blue-green without \
              canary steps or analysis (usually seconds; `--analyze` judges it as the deploy file \

@@ -3,6 +3,7 @@
 
 mod cf_env;
 mod completions;
+mod dashboard;
 mod deploy;
 mod init;
 mod logs;
@@ -14,13 +15,14 @@ mod platform;
 mod plugin;
 mod policy;
 mod recover;
+mod schema;
 mod service;
 mod status;
 
 use crate::platform::lease::control::Verb;
 use clap::{Parser, Subcommand};
 
-/// Exit codes, documented in the README ("Exit codes").
+/// Exit codes, documented in docs/src/cli.md ("Exit codes").
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {
@@ -185,6 +187,9 @@ pub enum Command {
     /// The output of the deploy file's app (both colors, or `--color`), on
     /// the local platform.
     Logs(logs::LogsArgs),
+    /// Serve a live page of the app: colors, a deploy's steps and traffic,
+    /// history, and promote/resume/abort buttons.
+    Dashboard(dashboard::DashboardArgs),
     /// Remove the app's deploy lock when its holder is gone.
     Unlock(status::UnlockArgs),
     /// Inspect the org policy a deploy runs under.
@@ -200,6 +205,8 @@ pub enum Command {
     Init(init::InitArgs),
     /// Print a shell completion script: `bluegreen completions bash > …`.
     Completions(completions::CompletionsArgs),
+    /// Print the deploy file's JSON Schema, for editors: `bluegreen schema > .bluegreen.schema.json`.
+    Schema(schema::SchemaArgs),
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
@@ -232,12 +239,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status(args) => status::status(&args).await,
         Command::History(args) => status::history(&args).await,
         Command::Unlock(args) => status::unlock(&args).await,
+        Command::Dashboard(args) => dashboard::run(&args).await,
         Command::Logs(args) => logs::run(&args).await,
         Command::Policy(cmd) => policy::run(cmd).await,
         Command::Plugin(cmd) => plugin::run(cmd).await,
         Command::Platform(cmd) => platform::run(cmd).await,
         Command::Init(args) => init::run(&args),
         Command::Completions(args) => completions::run(&args),
+        Command::Schema(args) => schema::run(&args),
     }
 }
 

@@ -20,7 +20,7 @@ pub enum Lang {
     C,
 }
 
-/// The hooks with a template: the README's example, and `analyze`, whose
+/// The hooks with a template: the plugin guide's example, and `analyze`, whose
 /// inputs (a traffic window) are the least obvious to start from.
 #[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
 pub enum TemplateHook {
@@ -91,6 +91,7 @@ fn files(lang: Lang, hook: TemplateHook) -> Option<Vec<(&'static str, &'static s
         ],
         Lang::Js => vec![
             ("package.json", t!("js/package.json"), false),
+            ("package-lock.json", t!("js/package-lock.json"), false),
             ("hook.js", t!("js/hook.js"), false),
             ("build", t!("js/build"), true),
             ("wit/hooks.wit", WIT, false),

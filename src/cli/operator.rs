@@ -41,6 +41,58 @@ pub struct NoDeploy(pub String);
 
 pub async fn run(verb: Verb, args: &OperatorArgs) -> anyhow::Result<Exit> {
     let l = Loaded::read(&args.file.file)?;
+    let taken = send(&l, verb, args.reason.clone(), args.wait, who()).await?;
+    Printer::new(args.json).emit(taken.json(), || outln!("{}", taken.line()));
+    Ok(Exit::Ok)
+}
+
+/// A command the deploy took: who sent it, where the deploy was paused,
+/// and what it does about it.
+pub struct Taken {
+    pub app: String,
+    pub deploy: String,
+    pub verb: Verb,
+    pub by: String,
+    pub reason: Option<String>,
+    pub paused: Option<String>,
+    pub doing: String,
+}
+
+impl Taken {
+    /// `--json`'s object.
+    pub fn json(&self) -> serde_json::Value {
+        json!({"app": self.app, "deploy": self.deploy, "verb": self.verb, "by": self.by,
+            "reason": self.reason, "paused": self.paused, "acknowledged": true,
+            "doing": self.doing})
+    }
+
+    /// The line for people.
+    pub fn line(&self) -> String {
+        let at = self
+            .paused
+            .as_ref()
+            .map(|p| format!(", {p}"))
+            .unwrap_or_default();
+        format!(
+            "{}: deploy {} of {}{at} took it: {}",
+            self.verb.name(),
+            self.deploy,
+            self.app,
+            self.doing
+        )
+    }
+}
+
+/// Sends `verb` to the deploy holding `l`'s lock, as `by`, and waits up to
+/// `wait` for it to acknowledge: what the CLI's verbs and the dashboard's
+/// buttons do alike.
+pub async fn send(
+    l: &Loaded,
+    verb: Verb,
+    reason: Option<String>,
+    wait: Duration,
+    by: String,
+) -> anyhow::Result<Taken> {
     let app = &l.file.app;
     let name = verb.name();
     let Some((client, port)) = site::connect(&l.file, false).await? else {
@@ -74,8 +126,8 @@ pub async fn run(verb: Verb, args: &OperatorArgs) -> anyhow::Result<Exit> {
         id: format!("{}-{}", crate::platform::lease::unix_now(), nonce()),
         deploy: holder.id.clone(),
         verb,
-        by: who(),
-        reason: args.reason.clone(),
+        by,
+        reason,
         at: crate::units::now_rfc3339(),
     };
     let write = Control {
@@ -93,7 +145,7 @@ pub async fn run(verb: Verb, args: &OperatorArgs) -> anyhow::Result<Exit> {
         ))
         .into());
     }
-    let deadline = Instant::now() + args.wait;
+    let deadline = Instant::now() + wait;
     let doing = loop {
         let now = channel.read().await?;
         if let Some(s) = now
@@ -108,20 +160,20 @@ pub async fn run(verb: Verb, args: &OperatorArgs) -> anyhow::Result<Exit> {
                  pauses or analysis windows; one whose runner died takes it at `bluegreen \
                  recover`)",
                 holder.id,
-                crate::units::human_duration(args.wait)
+                crate::units::human_duration(wait)
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    Printer::new(args.json).emit(
-        json!({"app": app, "deploy": holder.id, "verb": verb, "by": command.by,
-            "reason": command.reason, "paused": paused, "acknowledged": true, "doing": doing}),
-        || {
-            let at = paused.map(|p| format!(", {p}")).unwrap_or_default();
-            outln!("{name}: deploy {} of {app}{at} took it: {doing}", holder.id)
-        },
-    );
-    Ok(Exit::Ok)
+    Ok(Taken {
+        app: app.clone(),
+        deploy: holder.id,
+        verb,
+        by: command.by,
+        reason: command.reason,
+        paused,
+        doing,
+    })
 }
 
 /// A few bits that tell two commands of one second apart.

@@ -63,7 +63,13 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exi
         Some(s) if !native => s.order().await?,
         _ => plan::order(None, &[]),
     };
-    let mut steps = plan::for_mode(&l.file, native, order, &plugins.by_hook(), &Source::New);
+    let mut steps = match (native, l.file.scale_down_delay) {
+        (false, Some(_)) => {
+            let sides = crate::deploy::standby::sides(site.as_ref(), order).await?;
+            plan::standby::plan(&l.file, sides, &plugins.by_hook(), &Source::New)
+        }
+        _ => plan::for_mode(&l.file, native, order, &plugins.by_hook(), &Source::New),
+    };
     if let Some(app) = &adopted {
         steps = plan::with_retire(steps, app);
     }
@@ -270,6 +276,10 @@ fn print_plan(
         .remove(&crate::plugin::Hook::OnFailure)
         .unwrap_or_default();
     let undo = match native {
+        false if l.file.scale_down_delay.is_some() => {
+            "the color serving keeps the route alone; the idle color leaves it (if it was \
+                 mapped) and, holding the failed release, is stopped"
+        }
         true => {
             "CF's deployment is cancelled (the old instances take the app back; once it \
                  is deployed, the previous revision is deployed again) and the app's environment \

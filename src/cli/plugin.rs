@@ -204,7 +204,7 @@ async fn run_one(host: &PluginHost, args: RunArgs) -> anyhow::Result<Exit> {
     v["hook"] = args.hook.name().into();
     Printer::new(args.json).emit(v, || print_report(&plugin, args.hook, &report));
     Ok(match report.outcome.verdict {
-        Verdict::Proceed => Exit::Ok,
+        Verdict::Proceed | Verdict::Abstain => Exit::Ok,
         Verdict::Block(_) => Exit::Blocked,
         Verdict::RetryAfterMs(_) => Exit::Retry,
     })
@@ -215,6 +215,7 @@ fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
         Verdict::Proceed => "proceed".to_string(),
         Verdict::Block(reason) => paint(BAD, &format!("block: {}", printable(reason))),
         Verdict::RetryAfterMs(ms) => format!("retry after {ms} ms"),
+        Verdict::Abstain => "abstain".to_string(),
     };
     outln!(
         "plugin `{}` at hook `{hook}` ({:.1} ms)",
@@ -222,6 +223,11 @@ fn print_report(plugin: &Plugin, hook: Hook, r: &CallReport) {
         r.duration.as_secs_f64() * 1e3
     );
     outln!("verdict: {verdict}");
+    if let Some(m) = &r.outcome.message
+        && !matches!(&r.outcome.verdict, Verdict::Block(reason) if reason == m)
+    {
+        outln!("message: {}", printable(m));
+    }
     for f in &r.outcome.findings {
         let at = match (&f.file, f.line) {
             (Some(file), Some(line)) => format!(" ({}:{line})", printable(file)),

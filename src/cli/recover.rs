@@ -100,7 +100,16 @@ pub(super) async fn recover_replay(
     let rec = replay.record.clone();
     let at = replay.resume_at();
     let jdir = journal::dir(&local::home_dir(), &rec.app);
-    let site = l.site(true).await?.expect("created");
+    let mut site = l.site(true).await?.expect("created");
+    // A standby whose time is over stops here on Cloud Foundry too (no
+    // daemon there; see `deploy::standby`).
+    let expired = crate::deploy::standby::expire(&site).await?;
+    for said in &expired {
+        report.say(said);
+    }
+    if !expired.is_empty() {
+        site.refresh().await?;
+    }
     let plugins = Plugins::load(&l.file, &l.path, &l.base, policy.clone()).await?;
     let first = rec.order[0];
     let first_mapped = rec

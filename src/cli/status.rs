@@ -12,13 +12,13 @@ use crate::platform::client::CfClient;
 use crate::platform::lease::Lease;
 use crate::platform::local;
 use clap::Args;
-use live::InFlight;
 use look::look;
 use serde_json::json;
 use std::time::{Duration, Instant};
 
 mod live;
 mod look;
+mod watch;
 
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -38,6 +38,12 @@ pub struct StatusCmd {
     /// route serves, then show it (exit 4 if a deploy still runs).
     #[arg(long, value_parser = crate::units::parse_duration)]
     pub wait: Option<Duration>,
+    /// Look again every INTERVAL (default 1s) and show each look: the
+    /// deploy's step, weights and its analysis window's numbers. Until
+    /// Ctrl-C, or with `--wait` until the route serves and no deploy runs.
+    #[arg(long, value_name = "INTERVAL", num_args = 0..=1, default_missing_value = "1s",
+          value_parser = crate::units::parse_duration)]
+    pub watch: Option<Duration>,
 }
 
 /// The exit code says whether the route serves: 0 when a color on it
@@ -46,22 +52,25 @@ pub struct StatusCmd {
 pub async fn status(cmd: &StatusCmd) -> anyhow::Result<Exit> {
     let args = &cmd.args;
     let l = Loaded::read(&args.file.file)?;
+    if let Some(every) = cmd.watch {
+        return watch::watch(&l, cmd, every).await;
+    }
     let until = Instant::now() + cmd.wait.unwrap_or_default();
     let look = loop {
         let look = look(&l).await?;
-        // An interrupted journal waits for `recover`, not for time.
-        let settled = look.serving() && !look.in_flight.as_ref().is_some_and(InFlight::running);
-        if settled || Instant::now() >= until {
+        if look.settled() || Instant::now() >= until {
             break look;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     Printer::new(args.json).emit(look.json(&l), || look.print(&l));
-    Ok(match &look.in_flight {
-        Some(f) if cmd.wait.is_some() && f.running() => Exit::Locked,
-        _ if look.serving() => Exit::Ok,
-        _ => Exit::NotServing,
-    })
+    Ok(look.exit(cmd.wait.is_some()))
+}
+
+/// What `status --json` prints, looked at now (`bluegreen dashboard`
+/// serves it, polled).
+pub(super) async fn status_json(l: &Loaded) -> anyhow::Result<serde_json::Value> {
+    Ok(look(l).await?.json(l))
 }
 
 /// The lock of an app whose site is not there (yet). Neither store needs the
@@ -107,6 +116,7 @@ fn print_status(l: &Loaded, route_url: &str, colors: &[serde_json::Value], holde
             serde_json::from_value(c["processes"].clone()).unwrap_or_default();
         let line: Vec<String> = processes.iter().map(|p| p.to_string()).collect();
         outln!("        {}", line.join(", "));
+        print_standby(l, &c["standby"]);
         if let Some(d) = c["deployment"].as_object() {
             outln!(
                 "        CF {} deployment {}: {}",
@@ -118,6 +128,27 @@ fn print_status(l: &Loaded, route_url: &str, colors: &[serde_json::Value], holde
     }
     if let Some(h) = holder {
         outln!("  {}", lock::describe(h));
+    }
+}
+
+/// A color's standby line: what `rollback` would map, until when; or that
+/// its time is over, and who stops it.
+fn print_standby(l: &Loaded, standby: &serde_json::Value) {
+    let until = standby["until"].as_str();
+    let release = standby["release"].as_str().unwrap_or("-");
+    match (until, standby["expired"] == true, standby["ended"].as_str()) {
+        (Some(t), false, _) => outln!(
+            "        standby on release {release} until {t}: `bluegreen rollback` maps it again"
+        ),
+        (Some(t), true, _) => outln!(
+            "        standby on release {release}: its time ended at {t}; {}",
+            match l.file.platform {
+                PlatformKind::Local => "the platform stops it",
+                PlatformKind::Cf => "the next `bluegreen deploy`, `rollback` or `recover` stops it",
+            }
+        ),
+        (None, _, Some(t)) => outln!("        standby ended at {t} (stopped)"),
+        _ => {}
     }
 }
 

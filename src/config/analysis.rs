@@ -4,10 +4,11 @@
 //! back). Kept apart from the rest of the deploy file because these are
 //! the fields a team tunes after its first bad release.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// Each color leaves the route, takes the release, and comes back whole.
@@ -41,7 +42,7 @@ impl Strategy {
 }
 
 /// What a native strategy does on a foundation that cannot run it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Fallback {
     /// Deploy with two colors instead (`cf-canary` as `canary`, with the
@@ -52,36 +53,48 @@ pub enum Fallback {
     None,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Analysis {
-    /// How long each window lasts at most.
+    /// How long each window lasts at most (above zero, at most 1h).
     #[serde(with = "crate::config::duration")]
+    #[schemars(with = "super::schema::HumanDuration")]
     pub duration: Duration,
-    /// A window closes early once the candidate served this many requests.
+    /// A window closes early once the candidate served this many requests
+    /// (default: it lasts `duration`).
+    #[schemars(range(min = 1))]
     pub min_requests: Option<u64>,
     /// How far the candidate's 5xx share may exceed the baseline's
     /// (`0.01` or `1%`); without a baseline, its own share.
     #[serde(deserialize_with = "share")]
+    #[schemars(with = "super::schema::Share")]
     pub max_error_rate: f64,
-    /// How many times the baseline's p99 the candidate's may reach.
+    /// How many times the baseline's p99 the candidate's may reach (1 or
+    /// more).
+    #[schemars(range(min = 1.0))]
     pub max_p99_ratio: f64,
     /// p99s under this are never a reason to roll back (noise).
     #[serde(with = "crate::config::duration")]
+    #[schemars(with = "super::schema::HumanDuration")]
     pub p99_floor: Duration,
     /// The longest a window may grow when `analyze` plugins ask to watch
-    /// longer (`retry-after`).
+    /// longer (`retry-after`); at least `duration`.
     #[serde(with = "crate::config::duration")]
+    #[schemars(with = "super::schema::HumanDuration")]
     pub max_duration: Duration,
     /// The most 5xx any release may answer, whatever the other color and
     /// the route before the deploy did (`0.1` or `10%`; under 100%).
     #[serde(deserialize_with = "share")]
+    #[schemars(with = "super::schema::ShareBelowOne")]
     pub max_error_rate_abs: f64,
-    /// An SLO: at most 1% of the judged color's requests may be slower.
+    /// An SLO: at most 1% of the judged color's requests may be slower
+    /// (default: none).
     #[serde(with = "crate::config::duration::option")]
+    #[schemars(with = "Option<super::schema::HumanDuration>")]
     pub max_p99: Option<Duration>,
     /// How sure a rollback must be: false rollbacks of a good release stay
-    /// under `1 - confidence`.
+    /// under `1 - confidence` (0.5 to 0.9999).
+    #[schemars(range(min = 0.5, max = 0.9999))]
     pub confidence: f64,
     /// What a window that could not decide (too few requests) does:
     /// `fail` stops the deploy, `warn` goes on. Default: `fail` at the step
@@ -92,36 +105,46 @@ pub struct Analysis {
     pub load: Option<Load>,
     /// What a failed window does: `rollback` (default), or `pause`: the
     /// release stays where it is until an operator runs `bluegreen resume`,
-    /// `promote` or `abort` (see `config::steps` for pauses as steps).
+    /// `promote` or `abort` (a canary can also pause at chosen `steps`).
     pub on_fail: OnFail,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnFail {
+    /// Roll the color back to its previous release.
     #[default]
     Rollback,
+    /// Hold the release where it is until `bluegreen resume`, `promote` or
+    /// `abort`.
     Pause,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Inconclusive {
+    /// Stop the deploy and roll back.
     Fail,
+    /// Say so and go on.
     Warn,
 }
 
 /// A bounded synthetic request mix, as Flagger's load tester sends.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Load {
-    /// Paths requested in turn (default: the health path).
+    /// Paths requested in turn, each starting with `/` (default: the health
+    /// path).
     #[serde(default)]
+    #[schemars(inner(pattern(r"^/")))]
     pub paths: Vec<String>,
+    /// The HTTP method of the synthetic requests.
     #[serde(default = "Load::default_method")]
+    #[schemars(extend("enum" = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS"]))]
     pub method: String,
-    /// Requests per second.
+    /// Requests per second, from 1 to 1000.
     #[serde(default = "Load::default_rate")]
+    #[schemars(range(min = 1, max = 1000))]
     pub rate: u32,
 }
 

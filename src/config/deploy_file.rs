@@ -2,23 +2,36 @@
 //! and errors that name the file, line, column and field, and say how to fix
 //! the input. Unknown fields are rejected (a typo must not be ignored).
 
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+/// bluegreen's deploy file (`bluegreen.yaml`): one app, its two colors,
+/// their route, health checks, migrations, plugins and rollout strategy.
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "bluegreen.yaml")]
 pub struct DeployFile {
-    /// The application's name; colors default to `<app>-blue`/`<app>-green`.
+    /// The application's name (lowercase letters, digits and dashes); colors
+    /// default to `<app>-blue`/`<app>-green`.
+    #[schemars(pattern(r"^[a-z0-9-]+$"))]
+    #[schemars(extend("patternErrorMessage" = "Lowercase letters, digits and dashes only."))]
     pub app: String,
+    /// Where to deploy: `local` (the embedded local platform, default) or
+    /// `cf` (a Cloud Foundry foundation, credentials from the cf CLI).
     #[serde(default)]
     pub platform: PlatformKind,
+    /// The two apps the colors are (default: `<app>-blue` and `<app>-green`).
     #[serde(default)]
     pub colors: Option<Colors>,
     /// The shared route: a host name (default: the app name), or a host
     /// and its domain (`shop.example.com`).
     #[serde(default)]
+    #[schemars(pattern(r"^[a-z0-9-]+(\..*)?$"))]
+    #[schemars(extend("patternErrorMessage" = "A host name (lowercase letters, digits and \
+        dashes), or one followed by its domain: `shop.example.com`."))]
     pub route: Option<String>,
     /// The route's domain on Cloud Foundry (default: the one in `route`,
     /// else the manifest's route's, else the foundation's only domain).
@@ -27,21 +40,34 @@ pub struct DeployFile {
     /// The app directory, relative to the deploy file (default `.`).
     #[serde(default = "dot")]
     pub path: PathBuf,
-    /// The start command (default: the app's Procfile `web:` line).
+    /// The start command (default: the manifest's, else the app's Procfile
+    /// `web:` line).
     #[serde(default)]
     pub command: Option<String>,
+    /// Environment variables for both colors (a number or boolean is passed
+    /// as its text).
     #[serde(default)]
+    #[schemars(with = "BTreeMap<String, super::schema::Scalar>")]
     pub env: BTreeMap<String, String>,
+    /// How a color is judged healthy after it takes a release: an HTTP probe
+    /// of the color's own URL.
     #[serde(default)]
     pub health: Health,
-    /// How long to wait for in-flight requests after unmapping a color.
+    /// How long to wait for in-flight requests to finish after unmapping a
+    /// color.
     #[serde(default = "default_drain", with = "crate::config::duration")]
+    #[schemars(with = "super::schema::HumanDuration")]
     pub drain: Duration,
+    /// Database migrations: run once, on the first color's new release,
+    /// before it is mapped.
     #[serde(default)]
     pub migrate: Option<Migrate>,
-    /// Service instances bound to both colors (`DATABASE_URL`, `VCAP_SERVICES`).
+    /// Service instances bound to both colors (`DATABASE_URL`, `VCAP_SERVICES`):
+    /// a name, or `{name, type: postgres}` to have the local platform create it.
     #[serde(default)]
     pub services: Vec<ServiceRef>,
+    /// Hook plugins (WebAssembly components): where they are, which built-in
+    /// ones run, and each one's settings, grants and limits.
     #[serde(default)]
     pub plugins: Plugins,
     /// `blue-green` (default), `canary` (with `steps`), or Cloud Foundry's
@@ -54,21 +80,38 @@ pub struct DeployFile {
     /// (The percents of `step_list`, which holds the pauses too.)
     #[serde(skip)]
     pub steps: Vec<u8>,
-    /// `steps` as written: percents and pauses (`config::steps`).
+    /// `canary`: the first color's share of the route's requests in percent
+    /// at each step, growing to 100; `cf-canary`: the share of instances on
+    /// the new release. `pause` (or `{pause: 10m}`) between steps holds the
+    /// release until `bluegreen resume` (or for that long). E.g.
+    /// `[10, pause, 50, 100]`.
     #[serde(rename = "steps", default)]
+    #[schemars(with = "super::schema::Steps")]
     pub step_list: super::steps::StepList,
-    /// `cf-canary`/`cf-rolling`: how many new instances CF starts at once.
+    /// `cf-canary`/`cf-rolling`: how many new instances CF starts at once
+    /// (default: CF's, 1).
     #[serde(default)]
+    #[schemars(range(min = 1))]
     pub max_in_flight: Option<u32>,
     /// `cf-canary`/`cf-rolling` on a foundation that cannot run them:
     /// `blue-green` (default: two colors instead, said so) or `none`.
     #[serde(default)]
     pub fallback: super::analysis::Fallback,
+    /// Warm standby (Argo Rollouts' `scaleDownDelaySeconds`): only the idle
+    /// color gets the new release, and the color it replaces stays running
+    /// off the route on the previous release this long (at most 7d), so
+    /// `bluegreen rollback` maps it again without a push; then it is
+    /// stopped. Only with `strategy: blue-green` and no `migrate.post_dirs`.
+    #[serde(default, with = "crate::config::duration::option")]
+    #[schemars(with = "Option<super::schema::HumanDuration>")]
+    pub scale_down_delay: Option<Duration>,
     /// Judge each color on live traffic after it is mapped (and at each
-    /// canary step); canary uses the defaults when this is absent.
+    /// canary step); `canary` and `cf-canary` use the defaults when this is
+    /// absent.
     #[serde(default)]
     pub analysis: Option<super::analysis::Analysis>,
-    /// An org policy file (overridden by `--policy` and `BLUEGREEN_POLICY`).
+    /// An org policy file, relative to the deploy file (overridden by
+    /// `--policy` and `BLUEGREEN_POLICY`; layered on the system policy).
     #[serde(default)]
     pub policy: Option<PathBuf>,
     /// A Cloud Foundry `manifest.yml` (relative to the deploy file) applied
@@ -76,7 +119,7 @@ pub struct DeployFile {
     /// services, buildpacks ... (`routes` excepted: bluegreen owns the route).
     #[serde(default)]
     pub manifest: Option<PathBuf>,
-    /// Which app of a multi-app manifest this is.
+    /// Which app of a multi-app `manifest` this is (default: its only one).
     #[serde(default)]
     pub manifest_app: Option<String>,
     /// `manifest`, read when the file is loaded.
@@ -92,35 +135,60 @@ fn default_drain() -> Duration {
     Duration::from_secs(2)
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum PlatformKind {
+    /// The embedded local platform: apps as processes behind a router.
     #[default]
     Local,
+    /// Cloud Foundry (or Korifi), through the cf CLI's login.
     Cf,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Colors {
+    /// The blue color's app name (must differ from `green`; not ending in
+    /// `-bluegreen-lock`, which names bluegreen's lock apps).
+    #[schemars(pattern(r"^(?!.*-bluegreen-lock$)"))]
+    #[schemars(extend("patternErrorMessage" = LOCK_APP_HINT))]
     pub blue: String,
+    /// The green color's app name (must differ from `blue`; not ending in
+    /// `-bluegreen-lock`).
+    #[schemars(pattern(r"^(?!.*-bluegreen-lock$)"))]
+    #[schemars(extend("patternErrorMessage" = LOCK_APP_HINT))]
     pub green: String,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+const LOCK_APP_HINT: &str = "Names ending in `-bluegreen-lock` are bluegreen's lock apps.";
+const SERVICE_NAME_HINT: &str = "Letters, digits, `-` and `_` only.";
+
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Health {
+    /// The path probed on the color's own URL; starts with `/`.
+    #[schemars(pattern(r"^/"))]
+    #[schemars(extend("patternErrorMessage" = "Start the path with `/`."))]
     pub path: String,
+    /// The HTTP status a healthy answer has.
     pub status: u16,
-    /// Text the body must contain.
+    /// Text a healthy answer's body must contain (default: any body).
     pub body: Option<String>,
+    /// How long one probe may take before it counts as unhealthy.
     #[serde(with = "crate::config::duration")]
+    #[schemars(with = "super::schema::HumanDuration")]
     pub request_timeout: Duration,
+    /// The time between probes (above zero).
     #[serde(with = "crate::config::duration")]
+    #[schemars(with = "super::schema::HumanDuration")]
     pub interval: Duration,
+    /// How long a color may take to become healthy before it is rolled back
+    /// (at least one `interval`).
     #[serde(with = "crate::config::duration")]
+    #[schemars(with = "super::schema::HumanDuration")]
     pub timeout: Duration,
     /// Consecutive healthy answers needed.
+    #[schemars(range(min = 1))]
     pub successes: u32,
 }
 
@@ -140,21 +208,33 @@ impl Default for Health {
 
 /// An entry of `services`: the name of an existing instance, or
 /// `{name, type}`, which the local platform creates when it is missing.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(
     untagged,
     expecting = "a service name, or `{ name: NAME, type: postgres }`"
 )]
 pub enum ServiceRef {
-    Name(String),
+    /// An existing service instance, by name.
+    Name(
+        #[schemars(pattern(r"^[A-Za-z0-9_-]+$"))]
+        #[schemars(extend("patternErrorMessage" = SERVICE_NAME_HINT))]
+        String,
+    ),
+    /// A service instance the local platform creates when it is missing.
     Declared(DeclaredService),
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DeclaredService {
+    /// The instance's name (letters, digits, `-` and `_`).
+    #[schemars(pattern(r"^[A-Za-z0-9_-]+$"))]
+    #[schemars(extend("patternErrorMessage" = SERVICE_NAME_HINT))]
     pub name: String,
+    /// The kind of instance to create: `postgres` (a real PostgreSQL the
+    /// local platform runs).
     #[serde(rename = "type")]
+    #[schemars(extend("enum" = ["postgres"]))]
     pub kind: String,
 }
 
@@ -175,31 +255,41 @@ impl ServiceRef {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Migrate {
-    /// Run once, on the first color's new droplet.
+    /// The migration command, run once as a task on the first color's new
+    /// release (e.g. `bin/rails db:migrate`).
     pub command: String,
+    /// Directories of expand migrations, relative to the app (shown to
+    /// `migration-safety-check` plugins).
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
+    /// Directories of contract migrations, run after both colors switched.
     #[serde(default)]
     pub post_dirs: Vec<PathBuf>,
+    /// How the migration files are written: `rails` or `sql`.
     #[serde(default)]
     pub kind: MigrationKind,
     /// PostgreSQL `lock_timeout` for the migration (through `PGOPTIONS`): a
     /// migration waiting for a lock gives up instead of queueing the site's
     /// queries behind it.
     #[serde(default = "default_lock_timeout", with = "crate::config::duration")]
+    #[schemars(with = "super::schema::HumanDuration")]
     pub lock_timeout: Duration,
-    /// PostgreSQL `statement_timeout` for the migration, if set.
+    /// PostgreSQL `statement_timeout` for the migration (default: none).
     #[serde(default, with = "crate::config::duration::option")]
+    #[schemars(with = "Option<super::schema::HumanDuration>")]
     pub statement_timeout: Option<Duration>,
-    /// How often a migration that hit the lock timeout is tried again.
+    /// How often a migration that hit the lock timeout is tried again (at
+    /// most 20).
     #[serde(default = "default_retries")]
+    #[schemars(range(max = 20))]
     pub retries: u32,
-    /// Run the migration on a scratch copy of the schema first and watch
-    /// its locks (`config/rehearse.rs`).
+    /// Rehearse the migration on a scratch copy of the schema first and
+    /// watch its locks: `true`, or `{sample_rows, max_exclusive, required}`.
     #[serde(default)]
+    #[schemars(with = "super::schema::RehearseSchema")]
     pub rehearse: super::rehearse::Rehearse,
 }
 
@@ -223,36 +313,56 @@ impl Migrate {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MigrationKind {
+    /// Rails migrations (`db/migrate/*.rb`).
     #[default]
     Rails,
+    /// Plain SQL files.
     Sql,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Plugins {
-    /// The plugin directory, relative to the deploy file.
+    /// The plugin directory, relative to the deploy file: every `*.wasm` in
+    /// it runs, ordered by name (default: none).
     pub dir: Option<PathBuf>,
     /// First-party plugins compiled into bluegreen, by name
     /// (`bluegreen plugin list`).
+    #[schemars(with = "Vec<super::schema::BuiltinName>")]
     pub builtin: Vec<String>,
-    /// Per plugin, by file name without `.wasm`.
+    /// Settings, grants and limits per plugin, by plugin name (its file name
+    /// without `.wasm`).
     pub config: BTreeMap<String, PluginSettings>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PluginSettings {
+    /// Settings the plugin reads: text, numbers, booleans, or lists of them
+    /// (which reach the plugin joined with commas).
     #[serde(deserialize_with = "super::settings::map")]
+    #[schemars(with = "super::schema::Settings")]
     pub settings: BTreeMap<String, String>,
+    /// Directories the plugin may read, relative to the deploy file
+    /// (read-only).
     pub grant_dirs: Vec<PathBuf>,
+    /// Origins the plugin may send HTTP requests to (`http://127.0.0.1:9000`),
+    /// or `candidate`: the color being deployed.
+    #[schemars(with = "Vec<super::schema::OriginText>")]
     pub allow_http: Vec<String>,
+    /// How long one call of the plugin may run (default: 5s).
     #[serde(with = "crate::config::duration::option")]
+    #[schemars(with = "Option<super::schema::HumanDuration>")]
     pub timeout: Option<Duration>,
+    /// The most memory the plugin may use, e.g. `64MiB`, `512k`, `1G`
+    /// (default: 64MiB).
+    #[schemars(with = "Option<super::schema::SizeText>")]
     pub memory: Option<String>,
+    /// What a plugin that malfunctions (traps, times out, errs) does:
+    /// `block` the deploy (default) or `warn` and go on.
     pub on_error: Option<crate::plugin::OnError>,
 }
 
@@ -536,6 +646,7 @@ impl DeployFile {
                 ),
             ));
         }
+        self.validate_standby().map_err(|(f, m)| field(f, m))?;
         if let Some(n) = self.max_in_flight {
             if !self.strategy.native() {
                 return Err(field(

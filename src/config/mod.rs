@@ -9,7 +9,11 @@ pub mod manifest;
 pub mod policy;
 pub mod rehearse;
 mod route;
+pub mod schema;
+mod schema_doc;
+mod schema_types;
 pub(crate) mod settings;
+mod standby;
 pub mod steps;
 
 pub use analysis::{Analysis, Fallback, Inconclusive, Load, OnFail, Strategy};

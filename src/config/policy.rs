@@ -10,6 +10,7 @@
 //! policy, and the deploy file cannot point past either.
 
 use crate::plugin::Hook;
+use schemars::JsonSchema;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,29 +21,39 @@ pub const SYSTEM_PATH: &str = "/etc/bluegreen/policy.yaml";
 /// could otherwise point past the org's file.
 pub const SYSTEM_ENV: &str = "BLUEGREEN_SYSTEM_POLICY";
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// bluegreen's org policy file: plugins and hooks every app's deploy must
+/// run, and whether a deploy may override them.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
+#[schemars(title = "bluegreen policy")]
 pub struct Policy {
-    /// By plugin name (the file name without `.wasm`).
+    /// Plugins every deploy runs, by plugin name (the file name without
+    /// `.wasm`), pinned by sha256.
     pub required_plugins: BTreeMap<String, RequiredPlugin>,
+    /// Hooks that must have at least one plugin in every deploy.
     pub required_hooks: Vec<Hook>,
+    /// Whether a deploy may let a plugin's block through (`deploy --allow RULE`).
     pub overrides: Overrides,
+    /// What the org requires of every app's migrations.
     pub migrate: MigratePolicy,
 }
 
 /// What the org requires of every app's migrations.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct MigratePolicy {
-    /// Every deploy with a `migrate:` rehearses it (`config/rehearse.rs`),
+    /// Every deploy with a `migrate:` rehearses it on a scratch copy first,
     /// and one whose rehearsal cannot run is refused (exit 3).
     pub require_rehearsal: bool,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequiredPlugin {
-    /// Hex sha256 of the component; anything else is refused.
+    /// Hex sha256 of the component (`sha256sum NAME.wasm`); anything else is
+    /// refused.
+    #[schemars(pattern(r"^[0-9a-fA-F]{64}$"))]
+    #[schemars(extend("patternErrorMessage" = "64 hex digits: `sha256sum NAME.wasm`."))]
     pub sha256: String,
     /// Where the org ships it, relative to the policy file; without it the
     /// app's plugin directory must hold it.
@@ -51,24 +62,35 @@ pub struct RequiredPlugin {
     /// Settings the app's deploy file cannot change.
     #[serde(default)]
     #[serde(deserialize_with = "super::settings::map")]
+    #[schemars(with = "super::schema::Settings")]
     pub settings: BTreeMap<String, String>,
     /// The plugin's grants and limits belong to the policy, not to the
-    /// deploy file: directories relative to the deploy file (read-only),
-    /// origins (`candidate` = the color in flight), time and memory.
+    /// deploy file: directories it may read, relative to the deploy file
+    /// (read-only, never outside it).
     #[serde(default)]
     pub grant_dirs: Vec<PathBuf>,
+    /// Origins the plugin may send HTTP requests to, or `candidate` (the
+    /// color being deployed).
     #[serde(default)]
+    #[schemars(with = "Vec<super::schema::OriginText>")]
     pub allow_http: Vec<String>,
+    /// How long one call of the plugin may run (default: 5s).
     #[serde(default, with = "crate::config::duration::option")]
+    #[schemars(with = "Option<super::schema::HumanDuration>")]
     pub timeout: Option<std::time::Duration>,
+    /// The most memory the plugin may use, e.g. `64MiB` (default: 64MiB).
     #[serde(default)]
+    #[schemars(with = "Option<super::schema::SizeText>")]
     pub memory: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Overrides {
+    /// Whether `bluegreen deploy --allow RULE` may let a plugin's block
+    /// through.
     pub allowed: bool,
+    /// Whether an override must say why (`--reason`, recorded in the history).
     pub require_reason: bool,
 }
 

@@ -62,9 +62,10 @@ impl StepList {
     }
 }
 
-/// One entry as YAML gives it.
+/// One entry as YAML gives it (`{pause: 10m, resume: x}` is refused: a
+/// misspelt key must not be ignored).
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, deny_unknown_fields)]
 enum Raw {
     Number(i64),
     Word(String),

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 mod adopt;
 mod analyze;
+mod approval;
 mod hooks;
 mod interrupted;
 mod load;
@@ -30,6 +31,7 @@ mod native_undo;
 mod pause;
 mod rehearse;
 mod rehearse_run;
+mod standby;
 mod undo;
 
 /// How a deploy ended when it did not finish.
@@ -109,6 +111,8 @@ pub struct Executor {
     /// back (`Interrupt::none` where nobody listens).
     pub interrupt: Interrupt,
     overrides: Vec<OverrideRecord>,
+    /// The `approval` plugins' decisions at pauses, for the history.
+    approvals: Vec<super::journal::ApprovalRecord>,
     pub started: Instant,
     candidates: BTreeMap<Color, String>,
     health_deadline: BTreeMap<Color, Instant>,
@@ -179,6 +183,7 @@ impl Executor {
             reason: String::new(),
             interrupt: Interrupt::none(),
             overrides: Vec::new(),
+            approvals: Vec::new(),
             started: Instant::now(),
             candidates: BTreeMap::new(),
             health_deadline: BTreeMap::new(),
@@ -310,6 +315,9 @@ impl Executor {
                 self.map(*color).await?;
                 self.switched.insert(*color);
                 let mut meta = v3::Metadata::default();
+                // A color on the route is no standby (nobody stops it).
+                meta.annotations
+                    .insert(crate::platform::standby::STANDBY_UNTIL.into(), None);
                 meta.annotations.insert(
                     site::DEPLOYED_AT.into(),
                     Some(humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()),
@@ -330,6 +338,7 @@ impl Executor {
             }
             Step::Analyze { .. } => self.analyze(step).await,
             Step::Pause { .. } => self.pause_step(step).await,
+            Step::Standby { color, keep } => self.keep_standby(*color, *keep).await,
             Step::RecordRelease => {
                 let entry = self.summary(Outcome::Done, None);
                 super::journal::append_history(self.journal.dir(), &entry)?;
@@ -411,6 +420,7 @@ impl Executor {
 
     async fn push(&mut self, color: Color, bits: &Bits) -> Result<(), Stop> {
         self.touched.insert(color);
+        self.end_standby(color).await?;
         self.site.bind_services(color, STAGE_TIMEOUT).await?;
         let client = self.site.client.clone();
         let app = self.site.app(color).clone();

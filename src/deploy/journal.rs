@@ -84,6 +84,44 @@ pub enum Entry {
     Paused { at: String },
     Control(crate::platform::lease::control::Command),
     Scratch(ScratchRecord),
+    // An analysis window judged: what `bluegreen dashboard` marks on its
+    // charts (a deploy's `--json` output is its runner's alone).
+    Analysis(AnalysisRecord),
+    // An `approval` plugin's answer at a pause (`executor/approval.rs`).
+    Approval(ApprovalRecord),
+}
+
+/// Who decided at a pause and why: one `approval` plugin's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ApprovalRecord {
+    pub plugin: String,
+    /// The pause, as the output says it (`paused at 10%`).
+    pub at: String,
+    pub attempt: u32,
+    /// `proceed`, `block`, `retry-after`, `abstain`, or `error` (the plugin
+    /// failed; its error is the message).
+    pub decision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u32>,
+}
+
+/// One analysis window's verdict, as the deploy's `analysis` (or `watch`)
+/// event gives it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AnalysisRecord {
+    pub color: Color,
+    pub percent: Option<u8>,
+    /// `passed`, `failed` or `inconclusive`.
+    pub verdict: String,
+    pub why: String,
+    /// The old color watched after a migration, not the release judged.
+    #[serde(default)]
+    pub watch: bool,
+    /// When the window closed (Unix ms) and how long it lasted.
+    pub ended_ms: u64,
+    pub window: crate::plugin::context::AnalysisWindow,
 }
 
 /// The migration rehearsal's scratch database, journaled before it is made
@@ -127,6 +165,9 @@ pub struct Replay {
     pub scratch: BTreeMap<String, Color>,
     /// The step the deploy was paused at when it stopped, and where.
     pub paused: Option<(usize, String)>,
+    /// What was decided on the way, in order: operators' commands taken
+    /// and analysis windows judged.
+    pub decisions: Vec<Entry>,
 }
 
 impl Replay {
@@ -162,6 +203,7 @@ impl Journal {
     /// so it is replaced. The caller holds the app's lock.
     pub fn begin(dir: &Path, record: &DeployRecord) -> anyhow::Result<Journal> {
         fs_err::create_dir_all(dir)?;
+        super::window_now::clear(dir);
         // Journals and history are the user's own: not for other local users.
         {
             use std::os::unix::fs::PermissionsExt;
@@ -249,6 +291,7 @@ impl Journal {
                         done: BTreeSet::new(),
                         scratch: BTreeMap::new(),
                         paused: None,
+                        decisions: Vec::new(),
                     })
                 }
                 (Entry::Start { .. }, _) => {}
@@ -263,9 +306,9 @@ impl Journal {
                 (Entry::Deployment { guid }, Some(r)) => {
                     r.record.deployment = Some(guid);
                 }
-                (Entry::Override(_), Some(_)) => {}
+                (Entry::Override(_) | Entry::Approval(_), Some(_)) => {}
                 (Entry::Paused { at }, Some(r)) => r.paused = Some((r.resume_at(), at)),
-                (Entry::Control(_), Some(_)) => {}
+                (e @ (Entry::Control(_) | Entry::Analysis(_)), Some(r)) => r.decisions.push(e),
                 (Entry::Scratch(s), Some(r)) => {
                     match s.dropped {
                         true => r.scratch.remove(&s.database),
@@ -284,6 +327,7 @@ impl Journal {
 
     /// Ends the deploy (its summary is in the history by now).
     pub fn close(self) -> anyhow::Result<()> {
+        super::window_now::clear(self.dir());
         fs_err::remove_file(&self.path)?;
         std::fs::File::open(self.dir())
             .and_then(|d| d.sync_all())
@@ -316,6 +360,10 @@ pub struct HistoryEntry {
     pub recovered: bool,
     #[serde(default)]
     pub overrides: Vec<OverrideRecord>,
+    /// What the `approval` plugins decided at the pauses (not their
+    /// `retry-after`s, which the journal and `--json` show as they come).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<ApprovalRecord>,
     /// Contract-phase migrations this deploy ran (old code may not run on
     /// the schema after them: a rollback past them warns).
     #[serde(default)]

@@ -17,3 +17,5 @@ pub mod release;
 pub mod rollback;
 pub mod session;
 pub mod site;
+pub mod standby;
+pub mod window_now;

@@ -14,6 +14,7 @@ use std::fmt;
 use std::time::Duration;
 
 pub mod native;
+pub mod standby;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "kebab-case")]
@@ -151,6 +152,14 @@ pub enum Step {
         up_to: Duration,
         timed: bool,
     },
+    /// `scale_down_delay`: `color`, just taken off the route, keeps running
+    /// its release for `keep` (the expiry is recorded on its app), so a
+    /// rollback maps it again without a push; then it is stopped.
+    Standby {
+        color: Color,
+        #[serde(rename = "keep_ms", with = "crate::units::duration_ms")]
+        keep: Duration,
+    },
     RecordRelease,
     ReleaseLock,
     /// An app pushed before bluegreen (`cf push`, named as the deploy
@@ -231,9 +240,10 @@ pub fn for_mode(
     plugins: &BTreeMap<Hook, Vec<String>>,
     source: &Source,
 ) -> Vec<Step> {
-    match native {
-        true => native::plan(file, plugins, source),
-        false => plan(file, order, plugins, source),
+    match (native, file.scale_down_delay) {
+        (true, _) => native::plan(file, plugins, source),
+        (false, Some(_)) => standby::plan(file, standby::Sides::assumed(order), plugins, source),
+        (false, None) => plan(file, order, plugins, source),
     }
 }
 
@@ -407,6 +417,7 @@ impl Step {
             Step::Weigh { .. } => "weigh",
             Step::Analyze { .. } => "analyze",
             Step::Pause { .. } => "pause",
+            Step::Standby { .. } => "standby",
             Step::RecordRelease => "record-release",
             Step::ReleaseLock => "release-lock",
             Step::Retire { .. } => "retire",
@@ -427,6 +438,7 @@ impl Step {
             | Step::Map { color }
             | Step::Weigh { color, .. }
             | Step::Pause { color, .. }
+            | Step::Standby { color, .. }
             | Step::Analyze { color, .. } => Some(*color),
             _ => None,
         }
@@ -655,6 +667,13 @@ impl fmt::Display for Step {
                  `promote` or `abort` (rolled back after {} without one)",
                 name(*color),
                 d(up_to)
+            ),
+            Step::Standby { color, keep } => write!(
+                f,
+                "keep {} running off the route on its release for {} as the standby \
+                 (`bluegreen rollback` maps it again without a push), then stop it",
+                name(*color),
+                d(keep)
             ),
             Step::RecordRelease => write!(f, "record the release in the history"),
             Step::ReleaseLock => write!(f, "release the deploy lock"),

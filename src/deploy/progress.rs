@@ -159,6 +159,7 @@ impl Reporter {
             Verdict::Proceed => ("proceed", None),
             Verdict::Block(r) => ("block", Some(r.clone())),
             Verdict::RetryAfterMs(ms) => ("retry-after", Some(format!("{ms} ms"))),
+            Verdict::Abstain => ("abstain", None),
         };
         self.out.emit(
             json!({"event": "hook", "hook": hook.name(), "color": color, "plugin": plugin,

@@ -10,6 +10,7 @@ pub mod lease;
 pub mod local;
 pub mod log_cache;
 pub mod package;
+pub mod standby;
 pub mod traffic;
 pub mod trust;
 pub mod v3;

@@ -91,6 +91,52 @@ pub fn window(w: &host::AnalysisWindow) -> hooks::analyze::Window {
     }
 }
 
+pub fn pause(p: &host::PauseInfo) -> hooks::approval::Pause {
+    use hooks::approval::PauseReason;
+    hooks::approval::Pause {
+        at: p.at.clone(),
+        step: p.step,
+        weight_percent: p.weight_percent,
+        color: p.color.into(),
+        reason: match &p.failed_analysis {
+            None => PauseReason::Scheduled,
+            Some(why) => PauseReason::FailedAnalysis(why.clone()),
+        },
+        timed: p.timed,
+        remaining_ms: p.remaining_ms,
+        promote_command: p.promote_command.clone(),
+        resume_command: p.resume_command.clone(),
+        abort_command: p.abort_command.clone(),
+    }
+}
+
+fn finding(f: wit::Finding) -> host::Finding {
+    host::Finding {
+        severity: f.severity.into(),
+        rule: f.rule,
+        message: f.message,
+        file: f.file,
+        line: f.line,
+        fix: f.fix,
+    }
+}
+
+impl From<hooks::approval::Answer> for host::Outcome {
+    fn from(a: hooks::approval::Answer) -> Self {
+        use hooks::approval::Decision;
+        host::Outcome {
+            verdict: match a.decision {
+                Decision::Proceed => host::Verdict::Proceed,
+                Decision::Block(reason) => host::Verdict::Block(reason),
+                Decision::RetryAfterMs(ms) => host::Verdict::RetryAfterMs(ms),
+                Decision::Abstain => host::Verdict::Abstain,
+            },
+            findings: a.findings.into_iter().map(finding).collect(),
+            message: Some(a.message).filter(|m| !m.is_empty()),
+        }
+    }
+}
+
 impl From<wit::Outcome> for host::Outcome {
     fn from(o: wit::Outcome) -> Self {
         host::Outcome {
@@ -99,18 +145,8 @@ impl From<wit::Outcome> for host::Outcome {
                 wit::Verdict::Block(reason) => host::Verdict::Block(reason),
                 wit::Verdict::RetryAfterMs(ms) => host::Verdict::RetryAfterMs(ms),
             },
-            findings: o
-                .findings
-                .into_iter()
-                .map(|f| host::Finding {
-                    severity: f.severity.into(),
-                    rule: f.rule,
-                    message: f.message,
-                    file: f.file,
-                    line: f.line,
-                    fix: f.fix,
-                })
-                .collect(),
+            findings: o.findings.into_iter().map(finding).collect(),
+            message: None,
         }
     }
 }

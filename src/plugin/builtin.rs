@@ -44,7 +44,7 @@ pub const ALL: &[Builtin] = &[
     ),
     builtin!(
         "notify",
-        "posts each deploy's start, end and failure to a webhook"
+        "posts each deploy's end or failure, and the question at each pause (approval), to a webhook"
     ),
     builtin!(
         "slo-check",

@@ -126,6 +126,47 @@ pub struct HookContext {
     pub failure: Option<FailureInfo>,
     /// For `analyze`: the window's traffic of the candidate and the baseline.
     pub analysis: Option<AnalysisWindow>,
+    /// For `approval`: the pause being asked about.
+    pub pause: Option<PauseInfo>,
+}
+
+/// What the `approval` hook is asked about: one pause of a deploy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PauseInfo {
+    /// As the deploy's output says it, e.g. `paused at 10%`.
+    pub at: String,
+    /// The canary step held, 1-based in `steps`.
+    pub step: Option<u32>,
+    pub weight_percent: u8,
+    /// The color serving the new release.
+    pub color: Color,
+    /// Set when a failed analysis window paused the deploy (`on_fail:
+    /// pause`): its verdict with the numbers. None: a `pause` step.
+    pub failed_analysis: Option<String>,
+    pub timed: bool,
+    /// How long until the pause's own deadline.
+    pub remaining_ms: u64,
+    pub promote_command: String,
+    pub resume_command: String,
+    pub abort_command: String,
+}
+
+impl Default for PauseInfo {
+    fn default() -> Self {
+        PauseInfo {
+            at: "paused at 10%".into(),
+            step: Some(1),
+            weight_percent: 10,
+            color: Color::Green,
+            failed_analysis: None,
+            timed: false,
+            remaining_ms: 24 * 3600 * 1000,
+            promote_command: "bluegreen promote -f bluegreen.yaml".into(),
+            resume_command: "bluegreen resume -f bluegreen.yaml".into(),
+            abort_command: "bluegreen abort -f bluegreen.yaml".into(),
+        }
+    }
 }
 
 /// One color's requests over an analysis window, as the router (or
@@ -192,6 +233,9 @@ pub enum Verdict {
     Proceed,
     Block(String),
     RetryAfterMs(u32),
+    /// `approval` only: the plugin has no say at this pause (it only told
+    /// people); the other plugins or an operator decide.
+    Abstain,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +254,9 @@ pub struct Outcome {
     #[serde(flatten)]
     pub verdict: Verdict,
     pub findings: Vec<Finding>,
+    /// `approval` only: who decided and why, or what the pause waits for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// The most text an outcome may carry (reason and findings together): the
@@ -224,7 +271,7 @@ impl Outcome {
         let reason = match &self.verdict {
             Verdict::Block(r) => r.len(),
             _ => 0,
-        };
+        } + self.message.as_ref().map_or(0, String::len);
         let text: usize = reason
             + self
                 .findings
@@ -298,6 +345,7 @@ mod tests {
                     fix: None,
                 })
                 .collect(),
+            message: None,
         };
         assert_eq!(big(15).validate(), Ok(()));
         let err = big(17).validate().unwrap_err();
@@ -317,20 +365,24 @@ mod tests {
         let ok = Outcome {
             verdict: Verdict::Proceed,
             findings: vec![finding("r", Some(1))],
+            message: None,
         };
         assert_eq!(ok.validate(), Ok(()));
         let cases = [
             Outcome {
                 verdict: Verdict::Block(" ".into()),
                 findings: vec![],
+                message: None,
             },
             Outcome {
                 verdict: Verdict::Proceed,
                 findings: vec![finding("", None)],
+                message: None,
             },
             Outcome {
                 verdict: Verdict::Proceed,
                 findings: vec![finding("r", Some(0))],
+                message: None,
             },
         ];
         for bad in cases {

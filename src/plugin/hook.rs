@@ -19,6 +19,9 @@ pub enum Hook {
     PostMap,
     PostDeploy,
     OnFailure,
+    /// Asked at each pause (a `pause` step, or `analysis.on_fail: pause`)
+    /// whether the release may go on: chat approvals, change tickets.
+    Approval,
 }
 
 /// The version of the `bluegreen:hooks` WIT package this host implements.
@@ -26,7 +29,9 @@ pub const WIT_PACKAGE: &str = "bluegreen:hooks@0.1.0";
 
 impl Hook {
     /// Every hook, in the order a deploy reaches them.
-    pub const ALL: [Hook; 10] = [
+    /// (`approval` comes at pauses, which only canary steps and failed
+    /// analyses have: it is listed last.)
+    pub const ALL: [Hook; 11] = [
         Hook::PreDeploy,
         Hook::MigrationSafetyCheck,
         Hook::PreUnmap,
@@ -37,6 +42,7 @@ impl Hook {
         Hook::PostMap,
         Hook::PostDeploy,
         Hook::OnFailure,
+        Hook::Approval,
     ];
 
     /// The name used on the command line, in deploy files and in the WIT.
@@ -52,6 +58,7 @@ impl Hook {
             Hook::PostMap => "post-map",
             Hook::PostDeploy => "post-deploy",
             Hook::OnFailure => "on-failure",
+            Hook::Approval => "approval",
         }
     }
 
@@ -134,6 +141,8 @@ mod tests {
             "bluegreen:hooks/health-check@0.1.0"
         );
         assert_eq!(Hook::Analyze.interface(), "bluegreen:hooks/analyze@0.1.0");
+        assert_eq!(Hook::Approval.interface(), "bluegreen:hooks/approval@0.1.0");
+        assert!(!Hook::Approval.per_color());
         // The deploy reaches analyze after the map and before post-map.
         let at = |h| Hook::ALL.iter().position(|x| *x == h).unwrap();
         assert_eq!(at(Hook::Analyze), at(Hook::PreMap) + 1);

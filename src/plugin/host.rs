@@ -37,11 +37,14 @@ pub struct PluginConfig {
     serde::Deserialize,
     serde::Serialize,
     clap::ValueEnum,
+    schemars::JsonSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum OnError {
+    /// Stop the deploy, as a veto would.
     #[default]
     Block,
+    /// Say so and go on.
     Warn,
 }
 
@@ -293,6 +296,7 @@ impl PluginHost {
                             line: None,
                             fix: None,
                         }],
+                        message: None,
                     },
                     log: Vec::new(),
                     stdout: String::new(),
@@ -346,7 +350,7 @@ impl PluginHost {
                 ))));
             }
             Ok(Ok(Err(message))) => return Err(with_output(FailureKind::Malfunction(message))),
-            Ok(Ok(Ok(outcome))) => Outcome::from(outcome),
+            Ok(Ok(Ok(outcome))) => outcome,
         };
         outcome
             .validate()
@@ -419,7 +423,9 @@ fn component_imports(engine: &Engine, component: &Component) -> Vec<String> {
         .collect()
 }
 
-type HookResult = wasmtime::Result<Result<bindings::wit::Outcome, String>>;
+/// A hook's answer in the host's terms (`approval` answers with its own
+/// record, which carries a message and `abstain`).
+type HookResult = wasmtime::Result<Result<Outcome, String>>;
 
 /// Type-checks one exported hook interface against the WIT.
 fn typecheck(
@@ -446,6 +452,7 @@ fn typecheck(
         Hook::PostMap => check!(post_map),
         Hook::PostDeploy => check!(post_deploy),
         Hook::OnFailure => check!(on_failure),
+        Hook::Approval => check!(approval),
     }
 }
 
@@ -465,7 +472,16 @@ async fn invoke(
             hooks::$iface::GuestIndices::new(pre)?.load(&mut *store, &instance)?
         };
     }
-    match hook {
+    if hook == Hook::Approval {
+        // Without a pause (`plugin run` with no `pause:`), an example one.
+        let p = bindings::pause(&ctx.pause.clone().unwrap_or_default());
+        let attempt = ctx.attempt.unwrap_or(1);
+        let answer = guest!(approval)
+            .call_handle(&mut *store, &d, &p, attempt)
+            .await?;
+        return Ok(answer.map(Outcome::from));
+    }
+    let outcome = match hook {
         Hook::PreDeploy => guest!(pre_deploy).call_handle(&mut *store, &d).await,
         Hook::MigrationSafetyCheck => {
             let pending: Vec<_> = ctx.pending.iter().map(bindings::migration).collect();
@@ -507,7 +523,9 @@ async fn invoke(
                 .call_handle(&mut *store, &d, &bindings::failure(&f))
                 .await
         }
-    }
+        Hook::Approval => unreachable!("answered above"),
+    };
+    Ok(outcome?.map(Outcome::from))
 }
 
 impl bindings::bluegreen::hooks::log::Host for StoreState {

@@ -68,8 +68,12 @@ impl Output {
 }
 
 pub fn sigint(child: &Child) {
+    signal(child, libc::SIGINT);
+}
+
+pub fn signal(child: &Child, signal: i32) {
     // SAFETY: signalling our own child, which has not been reaped yet.
-    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
 /// Waits (up to `within`) for `child` to exit; its exit code.

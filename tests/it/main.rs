@@ -2,6 +2,7 @@
 //! `plugins/`, a real engine and cache, real HTTP servers on 127.0.0.1.
 
 mod analyze;
+mod approval;
 mod builtin;
 mod cache;
 mod canary;
@@ -16,6 +17,7 @@ mod concurrency;
 mod config;
 mod contract;
 mod crash;
+mod dashboard;
 mod deploy;
 mod events;
 mod examples;
@@ -28,6 +30,7 @@ mod first_hour_output;
 mod first_hour_platform;
 mod first_hour_status;
 mod first_hour_targets;
+mod first_hour_watch;
 mod fuzz;
 mod guard;
 mod hardening;
@@ -51,9 +54,14 @@ mod rehearse;
 mod retention;
 mod router;
 mod sandbox;
+mod schema;
+mod schema_corpus;
+mod schema_editor;
+mod schema_policy;
 mod services;
 mod slow_clients;
 mod smuggling;
+mod standby;
 mod terminal;
 mod token_ttl;
 mod uaa;

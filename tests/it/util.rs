@@ -119,12 +119,25 @@ impl TestServer {
 /// the build, and the test: `scripts/test` installs them all.
 /// Runs the `build` script of a project `plugin new` wrote, reusing this
 /// run's compiled guest dependencies.
+/// Builds a `plugin new` project offline: its JavaScript and Python tools
+/// come from what scripts/test installed (the same pinned versions), and
+/// npm and pip are told not to reach their registries, so a template that
+/// would fetch anything fails here instead of depending on the network.
 pub fn build_new_plugin(project: &std::path::Path) -> std::process::Output {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     std::process::Command::new(project.join("build"))
         .env(
             "CARGO_TARGET_DIR",
             PathBuf::from(env!("BLUEGREEN_BUILT_PLUGINS")).join("../plugins-build"),
         )
+        .env("CARGO_NET_OFFLINE", "true")
+        .env(
+            "BLUEGREEN_NODE_MODULES",
+            repo.join("plugins/smoke-test/node_modules"),
+        )
+        .env("BLUEGREEN_PY_VENV", repo.join("target/py-venv"))
+        .env("npm_config_offline", "true")
+        .env("PIP_NO_INDEX", "1")
         .output()
         .unwrap()
 }
@@ -146,8 +159,11 @@ pub fn lang_component(name: &str) -> PathBuf {
         .join("plugins")
         .join(name)
         .join("build");
+    // What they need was installed by scripts/test: no registry from here.
     let result = std::process::Command::new(&script)
         .arg(&out)
+        .env("npm_config_offline", "true")
+        .env("PIP_NO_INDEX", "1")
         .output()
         .expect("running a plugin build script");
     assert!(

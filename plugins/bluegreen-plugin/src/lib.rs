@@ -265,3 +265,56 @@ pub mod on_failure {
     pub use self::exports::bluegreen::hooks::on_failure::Guest;
     crate::__helpers!();
 }
+
+/// The `approval` hook, asked at each pause: implement [`approval::Guest`],
+/// then `approval::export!(YourType);`. `handle` gets the `Pause` (why, where,
+/// the promote/abort commands) and the attempt, and answers with an
+/// `Answer`: `Answer::proceed`, `block`, `retry_after_ms` or `abstain`.
+pub mod approval {
+    wit_bindgen::generate!({
+        world: "approval-plugin",
+        path: "wit",
+        pub_export_macro: true,
+        export_macro_name: "export",
+        default_bindings_module: "bluegreen_plugin::approval",
+    });
+    pub use self::bluegreen::hooks::log;
+    pub use self::bluegreen::hooks::types::*;
+    pub use self::exports::bluegreen::hooks::approval::{
+        Answer, Decision, Guest, Pause, PauseReason,
+    };
+    crate::__helpers!();
+
+    impl Answer {
+        /// Approved; `message` says by whom (journaled with the plugin's name).
+        pub fn proceed(message: impl Into<String>) -> Answer {
+            Answer { decision: Decision::Proceed, message: message.into(), findings: Vec::new() }
+        }
+        /// Rejected: the deploy rolls back with `reason`.
+        pub fn block(reason: impl Into<String>) -> Answer {
+            let reason = reason.into();
+            Answer {
+                decision: Decision::Block(reason.clone()),
+                message: reason,
+                findings: Vec::new(),
+            }
+        }
+        /// Not decided yet: ask again after `ms`; `message` says what it waits for.
+        pub fn retry_after_ms(ms: u32, message: impl Into<String>) -> Answer {
+            Answer {
+                decision: Decision::RetryAfterMs(ms),
+                message: message.into(),
+                findings: Vec::new(),
+            }
+        }
+        /// No say here (the plugin only told people); `message` says what it did.
+        pub fn abstain(message: impl Into<String>) -> Answer {
+            Answer { decision: Decision::Abstain, message: message.into(), findings: Vec::new() }
+        }
+        /// Adds a finding.
+        pub fn with(mut self, finding: Finding) -> Answer {
+            self.findings.push(finding);
+            self
+        }
+    }
+}

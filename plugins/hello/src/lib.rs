@@ -1,5 +1,7 @@
-//! `hello`: the smallest plugin that handles every hook. It logs the context it
-//! was given and lets the deploy proceed. Copy it to start a new plugin.
+//! `hello`: the smallest plugin that handles every hook but `approval` (one
+//! that approved every pause would quietly remove the gate). It logs the
+//! context it was given and lets the deploy proceed. Copy it to start a new
+//! plugin.
 
 use bluegreen_plugin::*;
 

@@ -1,6 +1,7 @@
 //! `notify`: posts a Slack-compatible message to an incoming-webhook URL
-//! after a deploy (`post-deploy`) and when one failed (`on-failure`), through
-//! `wasi:http`.
+//! after a deploy (`post-deploy`), when one failed (`on-failure`), and at
+//! each pause (`approval`: the question, with the promote and abort
+//! commands), through `wasi:http`.
 //!
 //! Settings:
 //! - `webhook` (required): the incoming-webhook URL. Its origin must be
@@ -8,11 +9,18 @@
 //!   secret, so only the origin is ever logged or reported.
 //! - `channel`, `username` (optional): passed on in the message.
 //! - `on` (optional): which events to send, comma-separated `post-deploy`,
-//!   `on-failure`; default both.
+//!   `on-failure`, `approval`; default all three.
+//! - `answer` (optional, `approval` only): `webhook` makes the webhook's
+//!   reply the answer: the question is posted (with a `bluegreen` object
+//!   for a bot to read) every `poll-ms` (default 10000) until the reply is
+//!   JSON with `"approve": true` (proceed) or `false` (block, rolled back),
+//!   with optional `"by"` and `"reason"`. Without it the question is posted
+//!   once and notify abstains: an operator decides (`bluegreen promote`).
 //! - `timeout-ms` (optional): the whole request's budget, default 3000;
 //!   keep it under the plugin's `timeout` (5 s by default).
 //!
-//! Verdicts: a notification never stops a deploy. Every outcome of the
+//! Verdicts: a notification never stops a deploy (at `approval` only an
+//! answer from the webhook can). Every outcome of the
 //! request (sent, a non-2xx answer, no answer, an origin the sandbox denied)
 //! is `proceed`; the failures come with a `warning` finding that says what
 //! to fix. Only bad settings are a plugin error (`err`): they are the deploy
@@ -21,12 +29,14 @@
 mod message;
 mod webhook;
 
-use bluegreen_plugin::{on_failure, post_deploy};
-use message::{Event, Failure};
+mod answer;
+
+use bluegreen_plugin::{approval, on_failure, post_deploy};
+use message::{Event, Failure, Question};
 use webhook::{SendError, Webhook};
 
 /// The events `on` may name: the hook names.
-const EVENTS: [&str; 2] = ["post-deploy", "on-failure"];
+const EVENTS: [&str; 3] = ["post-deploy", "on-failure", "approval"];
 
 struct Notify;
 
@@ -36,6 +46,9 @@ struct Settings {
     username: Option<String>,
     on: Vec<String>,
     timeout_ms: u64,
+    /// `answer: webhook`: the webhook's reply decides at `approval`.
+    answer: bool,
+    poll_ms: u32,
 }
 
 impl Settings {
@@ -54,7 +67,7 @@ impl Settings {
         };
         if let Some(bad) = on.iter().find(|e| !EVENTS.contains(&e.as_str())) {
             return Err(format!(
-                "setting `on`: unknown event `{bad}` (use post-deploy, on-failure or both)"
+                "setting `on`: unknown event `{bad}` (use post-deploy, on-failure, approval)"
             ));
         }
         let timeout_ms = match get("timeout-ms") {
@@ -65,7 +78,24 @@ impl Settings {
                 ))?
             }
         };
+        let answer = match get("answer") {
+            None => false,
+            Some("webhook") => true,
+            Some(v) => {
+                return Err(format!(
+                    "setting `answer`: `{v}` is not known; `webhook` lets the webhook's reply approve or reject at a pause"
+                ));
+            }
+        };
+        let poll_ms = match get("poll-ms") {
+            None => 10_000,
+            Some(v) => v.parse::<u32>().ok().filter(|ms| *ms >= 100).ok_or(format!(
+                "setting `poll-ms`: `{v}` is not a number of milliseconds of at least 100"
+            ))?,
+        };
         Ok(Settings {
+            answer,
+            poll_ms,
             webhook: Webhook::parse(webhook)?,
             channel: get("channel").map(String::from),
             username: get("username").map(String::from),
@@ -92,14 +122,27 @@ fn notify(
         info(&format!("{hook} is not in `on` ({}): nothing sent", s.on.join(", ")));
         return Ok(None);
     }
-    let body = message::build(&event, s.channel.as_deref(), s.username.as_deref()).to_string();
+    let body =
+        message::build(&event, s.channel.as_deref(), s.username.as_deref(), false).to_string();
+    Ok(send(&s, hook, body.as_bytes(), 0, info).err())
+}
+
+/// Posts `body` to the webhook, reading up to `read` bytes of a 2xx reply:
+/// the reply, or what went wrong as a warning.
+fn send(
+    s: &Settings,
+    hook: &str,
+    body: &[u8],
+    read: usize,
+    info: &dyn Fn(&str),
+) -> Result<Vec<u8>, Warning> {
     let origin = s.webhook.origin();
-    Ok(match s.webhook.post(body.as_bytes(), s.timeout_ms) {
+    match s.webhook.post(body, s.timeout_ms, read) {
         Ok(answer) if (200..300).contains(&answer.status) => {
             info(&format!("{hook} notification posted to {origin}: {}", answer.status));
-            None
+            Ok(answer.body)
         }
-        Ok(answer) => Some(Warning {
+        Ok(answer) => Err(Warning {
             rule: "notify-status",
             message: format!(
                 "the webhook at {origin} answered {}{}: the {hook} notification was probably not delivered",
@@ -111,22 +154,70 @@ fn notify(
                 }
             ),
         }),
-        Err(SendError::Denied) => Some(Warning {
+        Err(SendError::Denied) => Err(Warning {
             rule: "notify-denied",
             message: format!(
                 "the sandbox denied the POST to {origin}: nothing was sent. Grant the webhook's origin in the deploy file: `allow_http: [\"{origin}\"]` in this plugin's config"
             ),
         }),
-        Err(SendError::Timeout(ms)) => Some(Warning {
+        Err(SendError::Timeout(ms)) => Err(Warning {
             rule: "notify-timeout",
             message: format!(
                 "the webhook at {origin} did not answer within {ms} ms (setting `timeout-ms`)"
             ),
         }),
-        Err(SendError::Failed(why)) => Some(Warning {
+        Err(SendError::Failed(why)) => Err(Warning {
             rule: "notify-unreachable",
             message: format!("posting to the webhook at {origin} failed: {why}"),
         }),
+    }
+}
+
+/// The question at a pause: posted once (then notify abstains), or with
+/// `answer: webhook` posted until the reply approves or rejects.
+fn ask(
+    settings: &[(String, String)],
+    event: Event,
+    info: &dyn Fn(&str),
+) -> Result<approval::Answer, String> {
+    use approval::{Answer, Finding};
+    let s = Settings::from(settings)?;
+    let attempt = event.pause.as_ref().map_or(1, |q| q.attempt);
+    if !s.on.iter().any(|e| e == "approval") {
+        info(&format!("approval is not in `on` ({}): nothing sent", s.on.join(", ")));
+        return Ok(Answer::abstain(""));
+    }
+    let body = message::build(&event, s.channel.as_deref(), s.username.as_deref(), s.answer);
+    let origin = s.webhook.origin().to_string();
+    let sent = send(&s, "approval", body.to_string().as_bytes(), answer::MAX_REPLY, info);
+    if !s.answer {
+        return Ok(match sent {
+            Ok(_) => Answer::abstain(format!(
+                "question posted to {origin}; an operator decides (promote or abort)"
+            )),
+            Err(w) => Answer::abstain(format!("the question was not posted: {}", w.message))
+                .with(Finding::warning(w.rule, w.message)),
+        });
+    }
+    let again = |why: String| Answer::retry_after_ms(s.poll_ms, why);
+    Ok(match sent {
+        // Asking again cannot help: only the deploy file can grant it.
+        Err(w) if w.rule == "notify-denied" => {
+            Answer::abstain(w.message.clone()).with(Finding::warning(w.rule, w.message))
+        }
+        Err(w) => again(format!("no answer yet (attempt {attempt}): {}", w.message))
+            .with(Finding::warning(w.rule, w.message)),
+        Ok(reply) => match answer::read(&reply) {
+            answer::Reply::Approved { by, reason } => {
+                Answer::proceed(answer::said("approved", by, reason, &origin))
+            }
+            answer::Reply::Rejected { by, reason } => {
+                Answer::block(answer::said("rejected", by, reason, &origin))
+            }
+            answer::Reply::Pending => {
+                again(format!("waiting for an answer from {origin} (attempt {attempt})"))
+            }
+        },
     })
 }
 
@@ -150,6 +241,7 @@ macro_rules! event {
             previous: $d.previous_release,
             route_url: $d.route_url,
             failure: $failure,
+            pause: None,
         }
     };
 }
@@ -180,5 +272,34 @@ impl on_failure::Guest for Notify {
     }
 }
 
+impl approval::Guest for Notify {
+    fn handle(
+        d: approval::Deploy,
+        p: approval::Pause,
+        attempt: u32,
+    ) -> Result<approval::Answer, String> {
+        let question = Question {
+            at: p.at,
+            step: p.step,
+            weight_percent: p.weight_percent,
+            color: p.color.name(),
+            failed_analysis: match p.reason {
+                approval::PauseReason::Scheduled => None,
+                approval::PauseReason::FailedAnalysis(why) => Some(why),
+            },
+            timed: p.timed,
+            remaining_ms: p.remaining_ms,
+            promote: p.promote_command,
+            resume: p.resume_command,
+            abort: p.abort_command,
+            attempt,
+        };
+        let settings = d.settings.clone();
+        let event = Event { pause: Some(question), ..event!(d, None) };
+        ask(&settings, event, &info!(approval))
+    }
+}
+
 post_deploy::export!(Notify);
+approval::export!(Notify);
 on_failure::export!(Notify);

@@ -18,6 +18,24 @@ pub struct Event {
     pub previous: Option<String>,
     pub route_url: String,
     pub failure: Option<Failure>,
+    /// The `approval` hook: the question asked at a pause.
+    pub pause: Option<Question>,
+}
+
+/// A pause, and how a person decides it.
+pub struct Question {
+    pub at: String,
+    pub step: Option<u32>,
+    pub weight_percent: u8,
+    pub color: &'static str,
+    /// The failed analysis's verdict, when that is why it paused.
+    pub failed_analysis: Option<String>,
+    pub timed: bool,
+    pub remaining_ms: u64,
+    pub promote: String,
+    pub resume: String,
+    pub abort: String,
+    pub attempt: u32,
 }
 
 pub struct Failure {
@@ -39,8 +57,86 @@ fn cut(text: &str, max: usize) -> String {
     }
 }
 
-/// The JSON body for `event`.
-pub fn build(event: &Event, channel: Option<&str>, username: Option<&str>) -> Value {
+/// A duration for people: `2m 30s`, `24h`.
+fn human(ms: u64) -> String {
+    let s = ms.div_ceil(1000);
+    match (s / 3600, s % 3600 / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
+/// The question at a pause: where the release is held, why, and the
+/// commands that decide it. `machine` adds a `bluegreen` object with the
+/// same facts, for an approval service that answers (`answer: webhook`).
+fn question(event: &Event, q: &Question, machine: bool) -> Value {
+    let app = esc(&event.app);
+    let release = esc(&event.release);
+    let step = q.step.map(|n| format!("step {n} of `steps`, ")).unwrap_or_default();
+    let held = format!("{}% of the route's traffic on {}", q.weight_percent, q.color);
+    let why = match &q.failed_analysis {
+        Some(f) => format!(" after a failed analysis: {}", esc(&cut(f.trim(), MAX_MESSAGE))),
+        None => String::new(),
+    };
+    let then = match q.timed {
+        true => format!("it goes on by itself in {}", human(q.remaining_ms)),
+        false => format!("rolled back in {} without an answer", human(q.remaining_ms)),
+    };
+    let icon = if q.failed_analysis.is_some() { ":warning:" } else { ":double_vertical_bar:" };
+    let headline = format!(
+        "{icon} *{app}*: release `{release}` is {} ({step}{held}){why}. Approve? {then}.",
+        esc(&q.at)
+    );
+    let commands = format!(
+        "Promote: `{}`\nResume from this pause only: `{}`\nAbort (roll back): `{}`",
+        esc(&q.promote),
+        esc(&q.resume),
+        esc(&q.abort)
+    );
+    let text = format!("{headline}\n{commands}");
+    let blocks = vec![
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": headline}}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": commands}}),
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": format!(
+            "route {} · deploy `{}`", esc(&event.route_url), esc(&event.id)
+        )}]}),
+    ];
+    let mut body = json!({"text": text, "blocks": blocks});
+    if machine {
+        body["bluegreen"] = json!({
+            "question": "approval",
+            "deploy": event.id, "app": event.app, "release": event.release,
+            "previous_release": event.previous, "at": q.at, "step": q.step,
+            "weight_percent": q.weight_percent, "color": q.color,
+            "failed_analysis": q.failed_analysis, "timed": q.timed,
+            "remaining_ms": q.remaining_ms, "attempt": q.attempt,
+            "promote": q.promote, "resume": q.resume, "abort": q.abort,
+            "answer_with": {"approve": "true to go on, false to roll back", "by": "who", "reason": "why"},
+        });
+    }
+    body
+}
+
+/// The JSON body for `event`; `machine` as for [`question`].
+pub fn build(event: &Event, channel: Option<&str>, username: Option<&str>, machine: bool) -> Value {
+    let mut body = match &event.pause {
+        Some(q) => question(event, q, machine),
+        None => outcome(event),
+    };
+    if let Some(c) = channel {
+        body["channel"] = json!(c);
+    }
+    if let Some(u) = username {
+        body["username"] = json!(u);
+    }
+    body
+}
+
+/// A deploy's end: live, or failed.
+fn outcome(event: &Event) -> Value {
     let app = esc(&event.app);
     let release = esc(&event.release);
     let previous = match &event.previous {
@@ -82,12 +178,5 @@ pub fn build(event: &Event, channel: Option<&str>, username: Option<&str>) -> Va
             "{previous} · route {} · deploy `{}`", esc(&event.route_url), esc(&event.id)
         )}],
     }));
-    let mut body = json!({"text": text, "blocks": blocks});
-    if let Some(c) = channel {
-        body["channel"] = json!(c);
-    }
-    if let Some(u) = username {
-        body["username"] = json!(u);
-    }
-    body
+    json!({"text": text, "blocks": blocks})
 }

@@ -44,6 +44,8 @@ pub enum SendError {
 pub struct Answer {
     pub status: u16,
     pub snippet: String,
+    /// A 2xx answer's body, up to the `read` bytes `post` was asked for.
+    pub body: Vec<u8>,
 }
 
 impl Webhook {
@@ -97,8 +99,9 @@ impl Webhook {
         text.replace(&self.path, "/…")
     }
 
-    /// POSTs `json` and waits for the status, all within `timeout_ms`.
-    pub fn post(&self, json: &[u8], timeout_ms: u64) -> Result<Answer, SendError> {
+    /// POSTs `json` and waits for the status (and up to `read` bytes of a
+    /// 2xx answer's body), all within `timeout_ms`.
+    pub fn post(&self, json: &[u8], timeout_ms: u64, read: usize) -> Result<Answer, SendError> {
         let nanos = timeout_ms.saturating_mul(1_000_000);
         let deadline = monotonic_clock::subscribe_duration(nanos);
         let wait = |p: &Pollable| -> Result<(), SendError> {
@@ -144,12 +147,12 @@ impl Webhook {
             Some(Err(())) | None => return Err(failed("the response was already taken")),
         };
         let status = response.status();
-        let snippet = if (200..300).contains(&status) {
-            String::new()
+        let (snippet, body) = if (200..300).contains(&status) {
+            (String::new(), read_body(&response, &wait, read))
         } else {
-            self.redact(&snippet(&response, &wait))
+            (self.redact(&one_line(&read_body(&response, &wait, SNIPPET))), Vec::new())
         };
-        Ok(Answer { status, snippet })
+        Ok(Answer { status, snippet, body })
     }
 
     fn error(&self, e: ErrorCode, timeout_ms: u64) -> SendError {
@@ -187,19 +190,23 @@ fn write_all(
     Ok(())
 }
 
-/// The start of an error answer's body, on one line; whatever arrives
-/// before the deadline.
-fn snippet(
+/// Up to `max` bytes of an answer's body; whatever arrives before the
+/// deadline.
+fn read_body(
     response: &IncomingResponse,
     wait: &dyn Fn(&Pollable) -> Result<(), SendError>,
-) -> String {
-    let Ok(body) = response.consume() else { return String::new() };
-    let Ok(stream) = body.stream() else { return String::new() };
+    max: usize,
+) -> Vec<u8> {
     let mut bytes = Vec::new();
+    if max == 0 {
+        return bytes;
+    }
+    let Ok(body) = response.consume() else { return bytes };
+    let Ok(stream) = body.stream() else { return bytes };
     {
         let ready = stream.subscribe();
-        while bytes.len() < SNIPPET {
-            match stream.read((SNIPPET - bytes.len()) as u64) {
+        while bytes.len() < max {
+            match stream.read((max - bytes.len()) as u64) {
                 Ok(chunk) if chunk.is_empty() => {
                     if wait(&ready).is_err() {
                         break;
@@ -210,7 +217,12 @@ fn snippet(
             }
         }
     }
-    let text = String::from_utf8_lossy(&bytes);
+    bytes
+}
+
+/// An error answer's start, on one line.
+fn one_line(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(bytes);
     text.chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect::<String>()

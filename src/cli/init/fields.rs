@@ -18,7 +18,8 @@ pub fn build(f: &Found, app: &str, app_from: &str) -> (Doc, Vec<String>) {
          copies, blue and green, behind one route; one always serves). Written by \
          `bluegreen init` from what it found here; each field says where its value \
          came from. Check it with `bluegreen plan`. Every field is described in \
-         bluegreen's README, section \"Deploying\".",
+         bluegreen's book, docs/src/deploy-file.md; `bluegreen schema` gives editors \
+         the same as a JSON Schema.",
     );
     d.blank();
     d.top(

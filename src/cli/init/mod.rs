@@ -3,6 +3,11 @@
 //! migrations and database, a plugins directory), each field commented with
 //! what it does and where its value came from. It never overwrites a file:
 //! a deploy file someone edited is worth more than a generated one.
+//!
+//! Editors: the file's first line points the YAML language server at
+//! `.bluegreen.schema.json` beside it (a relative path, which the server
+//! resolves from the YAML file; there is no URL to use offline), which init
+//! writes too, from `bluegreen schema`, unless one is there already.
 
 mod fields;
 mod render;
@@ -30,6 +35,9 @@ pub struct InitArgs {
 }
 
 pub const FILE: &str = "bluegreen.yaml";
+
+/// The deploy file's JSON Schema, beside it, for editors.
+pub const SCHEMA_FILE: &str = ".bluegreen.schema.json";
 
 pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
     if !args.dir.is_dir() {
@@ -62,19 +70,48 @@ pub fn run(args: &InitArgs) -> anyhow::Result<Exit> {
         }
         Err(e) => return Err(anyhow::anyhow!("creating {}: {e}", path.display())),
     };
-    file.write_all(doc.text.as_bytes())
+    let modeline = format!("# yaml-language-server: $schema={SCHEMA_FILE}\n");
+    file.write_all(modeline.as_bytes())
+        .and_then(|()| file.write_all(doc.text.as_bytes()))
         .and_then(|()| file.sync_all())
         .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    let schema = write_schema(&args.dir.join(SCHEMA_FILE))?;
     let fields: Vec<_> = doc
         .fields
         .iter()
         .map(|f| json!({"field": f.field, "value": f.value, "from": f.from}))
         .collect();
     Printer::new(args.json).emit(
-        json!({"file": path, "app": app, "fields": fields, "warnings": warnings}),
-        || summary(args, &path, &app, &doc.fields, &warnings),
+        json!({"file": path, "app": app, "fields": fields, "warnings": warnings,
+               "schema": schema}),
+        || {
+            summary(args, &path, &app, &doc.fields, &warnings);
+            sayln!(
+                "Editors read its schema from {} (`bluegreen schema` prints it).",
+                printable(&args.dir.join(SCHEMA_FILE).display().to_string())
+            );
+        },
     );
     Ok(Exit::Ok)
+}
+
+/// Writes the schema at `path` unless a file is there (it may be an older
+/// one someone keeps on purpose); says whether it wrote it.
+fn write_schema(path: &Path) -> anyhow::Result<bool> {
+    use crate::config::schema;
+    let text = schema::text(&schema::deploy_file());
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(mut f) => f
+            .write_all(text.as_bytes())
+            .map(|()| true)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(anyhow::anyhow!("creating {}: {e}", path.display())),
+    }
 }
 
 /// What init wrote, for people.

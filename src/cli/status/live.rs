@@ -5,7 +5,7 @@
 //! running deploy, shown with its step and the route's canary weights; only
 //! a journal nobody works on is "interrupted: run `bluegreen recover`".
 
-use crate::deploy::journal::Replay;
+use crate::deploy::journal::{AnalysisRecord, Entry, Replay};
 use crate::deploy::lock;
 use crate::deploy::site::Site;
 use crate::platform::lease::Lease;
@@ -20,6 +20,9 @@ pub struct InFlight {
     pub runner: Option<Lease>,
     /// The route's weights per color, during a canary step.
     pub weights: Option<BTreeMap<Color, u32>>,
+    /// The analysis window under way, as the runner last judged it
+    /// (`deploy::window_now`).
+    pub window: Option<Value>,
 }
 
 impl InFlight {
@@ -32,6 +35,7 @@ impl InFlight {
             replay,
             runner,
             weights: None,
+            window: None,
         })
     }
 
@@ -72,7 +76,19 @@ impl InFlight {
         json!({"id": r.id, "kind": r.kind, "release": r.release,
             "previous_release": r.previous_release,
             "state": if self.running() { "running" } else { "interrupted" },
-            "step": step, "runner": self.runner, "weights": self.weights})
+            "step": step, "runner": self.runner, "weights": self.weights,
+            "window": self.window, "windows": self.judged()})
+    }
+
+    /// The analysis windows judged so far, oldest first.
+    fn judged(&self) -> Vec<&AnalysisRecord> {
+        let decisions = self.replay.decisions.iter();
+        decisions
+            .filter_map(|e| match e {
+                Entry::Analysis(a) => Some(a),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The lines of `status` for people.
@@ -109,5 +125,37 @@ impl InFlight {
             let shares: Vec<String> = w.iter().map(|(c, p)| format!("{c} {p}%")).collect();
             crate::output::outln!("    route weights: {}", shares.join(", "));
         }
+        if let Some(a) = self.judged().last() {
+            crate::output::outln!(
+                "    last window: {} {}: {} ({})",
+                a.color,
+                at_percent(a.percent),
+                a.verdict,
+                crate::output::printable(&a.why)
+            );
+        }
+        if let Some(w) = &self.window {
+            let secs = |k: &str| w[k].as_u64().unwrap_or_default() as f64 / 1e3;
+            let (judging, left) = (secs("elapsed_ms"), secs("left_ms"));
+            crate::output::outln!(
+                "    {} on {} {}: {judging:.1}s in, {left:.1}s left at most",
+                if w["watch"] == true {
+                    "watching"
+                } else {
+                    "window"
+                },
+                w["color"].as_str().unwrap_or_default(),
+                at_percent(w["percent"].as_u64()),
+            );
+            for line in w["lines"].as_array().into_iter().flatten() {
+                let line = crate::output::printable(line.as_str().unwrap_or_default());
+                crate::output::outln!("      {line}");
+            }
+        }
     }
+}
+
+fn at_percent(p: Option<impl std::fmt::Display>) -> String {
+    p.map(|p| format!("at {p}%"))
+        .unwrap_or_else(|| "alone".into())
 }

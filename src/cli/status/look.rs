@@ -44,6 +44,7 @@ pub(super) async fn look(l: &Loaded) -> anyhow::Result<Look> {
     let mut in_flight = InFlight::new(replay, holder.as_ref());
     if let Some(f) = in_flight.as_mut().filter(|f| f.running()) {
         f.read_weights(&site).await?;
+        f.window = crate::deploy::window_now::read(&jdir);
     }
     let mut colors = Vec::new();
     // A native deploy's one app stands as blue (see `site::Mode`).
@@ -66,7 +67,8 @@ pub(super) async fn look(l: &Loaded) -> anyhow::Result<Look> {
         let processes = site.processes(c).await?;
         let mut entry = json!({"color": c, "app": app.name, "state": app.state,
             "release": site.annotation(c, site::RELEASE), "mapped": mapped, "healthy": healthy,
-            "newest": site.newest() == Some(c), "processes": processes});
+            "newest": site.newest() == Some(c), "processes": processes,
+            "standby": standby_of(&site, c, mapped)});
         if native {
             entry["color"] = serde_json::Value::Null;
             // CF's deployment under way, or the last one: its state and step.
@@ -91,6 +93,23 @@ pub(super) async fn look(l: &Loaded) -> anyhow::Result<Look> {
 }
 
 impl Look {
+    /// The route serves and no deploy runs (an interrupted journal waits for
+    /// `recover`, not for time).
+    pub(super) fn settled(&self) -> bool {
+        self.serving() && !self.in_flight.as_ref().is_some_and(InFlight::running)
+    }
+
+    /// The exit code: whether the route serves, and with `waited`, whether a
+    /// deploy still runs.
+    pub(super) fn exit(&self, waited: bool) -> crate::cli::Exit {
+        use crate::cli::Exit;
+        match &self.in_flight {
+            Some(f) if waited && f.running() => Exit::Locked,
+            _ if self.serving() => Exit::Ok,
+            _ => Exit::NotServing,
+        }
+    }
+
     /// Whether a color on the route answers healthy.
     pub(super) fn serving(&self) -> bool {
         self.colors
@@ -131,5 +150,23 @@ impl Look {
         if self.route_url.is_some() && !self.serving() {
             outln!("  the route does not serve: no color on it answers healthy");
         }
+    }
+}
+
+/// `color` as a standby (`scale_down_delay`): off the route, its release,
+/// until when, and whether its time is over; or when it ended.
+fn standby_of(site: &site::Site, color: Color, mapped: bool) -> serde_json::Value {
+    use crate::platform::standby::{STANDBY_ENDED, STANDBY_UNTIL, expired};
+    let app = site.app(color);
+    match site.annotation(color, STANDBY_UNTIL) {
+        Some(until) if !mapped => json!({
+            "until": until,
+            "expired": expired(&app.metadata.annotations, std::time::SystemTime::now()),
+            "release": site.annotation(color, site::RELEASE),
+        }),
+        _ => match site.annotation(color, STANDBY_ENDED) {
+            Some(ended) if !mapped => json!({"ended": ended}),
+            _ => serde_json::Value::Null,
+        },
     }
 }

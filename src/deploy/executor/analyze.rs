@@ -344,6 +344,16 @@ impl Executor {
                 last_step,
             };
             let judgement = judge(&evidence, limits);
+            crate::deploy::window_now::write(
+                self.journal.dir(),
+                &serde_json::json!({
+                    "color": color, "percent": percent, "attempt": self.window_attempt,
+                    "watch": self.watching,
+                    "elapsed_ms": start.elapsed().as_millis() as u64,
+                    "left_ms": until.saturating_duration_since(Instant::now()).as_millis() as u64,
+                    "lines": judgement.lines, "deciding": judgement.verdict != Verdict::Continue,
+                }),
+            );
             if judgement.verdict != Verdict::Continue {
                 let window = AnalysisWindow {
                     duration_ms: start.elapsed().as_millis() as u64,
@@ -355,6 +365,8 @@ impl Executor {
                 break (judgement, window);
             }
         };
+        // Decided: the view of a window under way goes (the verdict is journaled).
+        crate::deploy::window_now::clear(self.journal.dir());
         for line in &judgement.lines {
             self.report.say(&format!("  {line}"));
         }
@@ -368,6 +380,7 @@ impl Executor {
             "tests": judgement.tests, "method": crate::deploy::analysis::method(limits),
             "load": load.as_ref().map(|l| l.describe()),
         }));
+        self.journal_verdict(color, percent, &judgement.verdict, &window)?;
         settle(&self.report, judgement.verdict)?;
         Ok(window)
     }
@@ -439,6 +452,39 @@ pub(super) fn verdict_fields(v: &Verdict) -> (Option<String>, Option<String>, Op
         Verdict::Inconclusive(why, _) => (None, Some(why.clone()), None),
         Verdict::Pass(why) => (None, None, Some(why.clone())),
         Verdict::Continue => (None, None, None),
+    }
+}
+
+impl Executor {
+    /// Journals a window's verdict: `bluegreen dashboard` reads it there
+    /// (the `--json` events reach the deploy's own caller only).
+    pub(super) fn journal_verdict(
+        &mut self,
+        color: Color,
+        percent: Option<u8>,
+        verdict: &Verdict,
+        window: &AnalysisWindow,
+    ) -> anyhow::Result<()> {
+        let (verdict, why) = match verdict {
+            Verdict::Fail(why) => ("failed", why.clone()),
+            Verdict::Inconclusive(why, _) => ("inconclusive", why.clone()),
+            Verdict::Pass(why) => ("passed", why.clone()),
+            Verdict::Continue => return Ok(()),
+        };
+        let ended_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let record = crate::deploy::journal::AnalysisRecord {
+            color,
+            percent,
+            verdict: verdict.into(),
+            why,
+            watch: self.watching,
+            ended_ms,
+            window: window.clone(),
+        };
+        self.journal
+            .append(&crate::deploy::journal::Entry::Analysis(record))
     }
 }
 

@@ -43,6 +43,7 @@ impl Executor {
             } else {
                 None
             },
+            pause: None,
         }
     }
 
@@ -135,7 +136,9 @@ impl Executor {
                     .map(|f| f.rule.clone())
                     .collect();
                 match verdict {
-                    Verdict::Proceed => break,
+                    // Only `approval` abstains, and it is asked at pauses
+                    // (`executor/approval.rs`), not here.
+                    Verdict::Proceed | Verdict::Abstain => break,
                     Verdict::Block(_)
                         if !errors.is_empty() && errors.iter().all(|r| self.allow.contains(r)) =>
                     {

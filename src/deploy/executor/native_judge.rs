@@ -187,6 +187,8 @@ impl Executor {
             "failed": failed, "inconclusive": inconclusive, "passed": passed,
             "tests": judgement.tests, "method": crate::deploy::analysis::method(&limits),
         }));
+        let percent = Some(window.weight_percent);
+        self.journal_verdict(Color::Blue, percent, &judgement.verdict, &window)?;
         super::analyze::settle(&self.report, judgement.verdict)?;
         self.window = Some(window);
         let judged = self.hooks(Hook::Analyze, Some(Color::Blue)).await;

@@ -6,14 +6,20 @@
 //! back through `undo` as a failed step does, `promote` ends an analysis
 //! window as passed and skips every later one and every pause. Each command
 //! is journaled with who and why, and shown in the output and `--json`
-//! (`{"event": "control"}`).
+//! (`{"event": "control"}`). At a pause the `approval` plugins are asked
+//! too (`approval.rs`): their approval ends it as `resume` would, their
+//! block rolls back as `abort` would; a command still wins.
 
+use super::approval::{self, Asked, Asking, Spot};
 use super::{Executor, Stop, chain};
 use crate::deploy::journal::Entry;
 use crate::deploy::lock::Store;
 use crate::deploy::operator::{Channel, Operator, doing};
 use crate::deploy::plan::Step;
+use crate::output::printable;
 use crate::platform::lease::control::{Command, Verb};
+use crate::plugin::Hook;
+use crate::plugin::context::{HookContext, PauseInfo};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -30,6 +36,14 @@ fn cut_short(step: &Step) -> bool {
             | Step::Health { .. }
             | Step::Drain { .. }
     )
+}
+
+/// How a pause ended.
+enum Ended {
+    Command(Command),
+    Asked(Asked),
+    Deadline,
+    LostLock,
 }
 
 /// How a wait under commands ended.
@@ -115,22 +129,30 @@ impl Executor {
     /// A `pause` step.
     pub(super) async fn pause_step(&mut self, step: &Step) -> Result<(), Stop> {
         let Step::Pause {
+            color,
             percent,
             up_to,
             timed,
-            ..
         } = step
         else {
             unreachable!("called for pause steps")
         };
-        self.hold(&format!("paused at {percent}%"), *up_to, *timed, None)
+        let spot = Spot {
+            color: *color,
+            percent: Some(*percent),
+        };
+        self.hold(&format!("paused at {percent}%"), spot, *up_to, *timed, None)
             .await
     }
 
     /// A failed analysis window with `on_fail: pause`.
     async fn pause_on_failure(&mut self, step: &Step, stop: Stop) -> Result<(), Stop> {
-        let Step::Analyze { percent, .. } = step else {
+        let Step::Analyze { percent, color, .. } = step else {
             return Err(stop);
+        };
+        let spot = Spot {
+            color: *color,
+            percent: *percent,
         };
         let at = match percent {
             Some(p) => format!("paused at {p}% after a failed analysis"),
@@ -143,14 +165,16 @@ impl Executor {
         };
         self.report.result(&format!("Analysis failed: {why}"));
         let max = crate::config::steps::MAX_PAUSE;
-        self.hold(&at, max, false, Some(stop)).await
+        self.hold(&at, spot, max, false, Some(stop)).await
     }
 
-    /// Waits at a pause for a command, or `up_to` (`timed`: then goes on;
-    /// otherwise rolls back, with `failure` if the pause stands for one).
+    /// Waits at a pause for a command, or the `approval` plugins' say
+    /// (`approval.rs`), or `up_to` (`timed`: then goes on; otherwise rolls
+    /// back, with `failure` if the pause stands for one).
     async fn hold(
         &mut self,
         at: &str,
+        spot: Spot,
         up_to: Duration,
         timed: bool,
         failure: Option<Stop>,
@@ -161,9 +185,18 @@ impl Executor {
             true => format!("; goes on by itself in {d}"),
             false => format!("; rolled back after {d} without one"),
         };
+        let asked: Vec<String> = self
+            .plugins
+            .handling(Hook::Approval)
+            .map(|p| printable(&p.name))
+            .collect();
+        let gate = match asked.is_empty() {
+            true => String::new(),
+            false => format!("; asking the approval plugins: {}", asked.join(", ")),
+        };
         self.report.result(&format!(
             "{at}: `bluegreen promote`, `bluegreen resume` or `bluegreen abort` from any \
-             terminal{then}"
+             terminal{then}{gate}"
         ));
         self.report.event(
             json!({"event": "paused", "deploy": self.record.id, "at": at,
@@ -175,27 +208,81 @@ impl Executor {
         let op = self.operator.clone();
         let deadline = tokio::time::Instant::now() + up_to;
         let started = Instant::now();
-        let result = loop {
-            tokio::select! {
-                c = op.wait() => match c.verb {
-                    Verb::Abort => break self.take(&c, failure, Some(at)),
-                    Verb::Promote | Verb::Resume => break self.take(&c, None, Some(at)),
-                },
-                _ = tokio::time::sleep_until(deadline) => break match (timed, failure) {
-                    (true, _) => Ok(()),
-                    (false, Some(stop)) => Err(stop),
-                    (false, None) => Err(Stop::Failed(anyhow::anyhow!(
-                        "{at} and nobody resumed it within {d}"
-                    ))),
-                },
-                _ = tokio::time::sleep(LOCK_CHECK) => {
-                    // A lost lock ends the pause; the run loop then stops
-                    // before the next step, changing nothing more.
-                    if let Some(lock) = &self.lock && lock.ensure_held().await.is_err() {
-                        break Ok(());
+        let why = failure.as_ref().map(|stop| match stop {
+            Stop::Failed(e) => chain(e),
+            Stop::Blocked(why) => why.clone(),
+            Stop::Interrupted(s) => s.name().to_string(),
+        });
+        let base = self.pause_context(at, spot, timed, why);
+        // The pause's end, decided with the approval plugins borrowed; the
+        // command (or verdict) is taken once they are let go.
+        let ended = {
+            let ask = Asking {
+                plugins: &self.plugins,
+                journal: &mut self.journal,
+                decided: &mut self.approvals,
+                report: self.report.clone(),
+                base,
+                deploy_id: self.record.id.clone(),
+                deadline,
+            }
+            .run();
+            tokio::pin!(ask);
+            let mut asking = !asked.is_empty();
+            let lock = self.lock.as_ref();
+            loop {
+                tokio::select! {
+                    // First: an operator's command wins over a plugin's
+                    // answer that arrives at the same moment.
+                    biased;
+                    c = op.wait() => break Ended::Command(c),
+                    asked = &mut ask, if asking => match asked {
+                        Asked::Undecided => asking = false,
+                        asked => break Ended::Asked(asked),
+                    },
+                    _ = tokio::time::sleep_until(deadline) => break Ended::Deadline,
+                    _ = tokio::time::sleep(LOCK_CHECK) => {
+                        // A lost lock ends the pause; the run loop then stops
+                        // before the next step, changing nothing more.
+                        if let Some(lock) = lock && lock.ensure_held().await.is_err() {
+                            break Ended::LostLock;
+                        }
                     }
                 }
             }
+        };
+        let result = match ended {
+            Ended::Command(c) => match c.verb {
+                Verb::Abort => self.take(&c, failure, Some(at)),
+                Verb::Promote | Verb::Resume => self.take(&c, None, Some(at)),
+            },
+            Ended::Asked(Asked::Approved(by)) => {
+                self.report.result(&format!(
+                    "{at}: approved ({}): going on",
+                    printable(&by.join("; "))
+                ));
+                Ok(())
+            }
+            Ended::Asked(Asked::Rejected(stop)) => Err(match (stop, failure) {
+                // The analysis's finding follows the plugin's reason, as
+                // it follows an operator's abort.
+                (Stop::Blocked(why), Some(Stop::Failed(e))) => {
+                    Stop::Blocked(format!("{why}\n  (paused after: {})", chain(&e)))
+                }
+                (Stop::Blocked(why), Some(Stop::Blocked(found))) => {
+                    Stop::Blocked(format!("{why}\n  (paused after: {found})"))
+                }
+                (stop, _) => stop,
+            }),
+            Ended::Asked(Asked::Undecided) => unreachable!("asking goes on"),
+            Ended::Deadline => match (timed, failure) {
+                (true, _) => Ok(()),
+                (false, Some(stop)) => Err(stop),
+                (false, None) => Err(Stop::Failed(anyhow::anyhow!(
+                    "{at} and nobody resumed it within {d}"
+                ))),
+            },
+            Ended::LostLock => Ok(()),
         };
         self.operator.set_paused(None);
         self.report.event(
@@ -204,6 +291,35 @@ impl Executor {
             "rolling_back": result.is_err()}),
         );
         result
+    }
+
+    /// What the `approval` plugins are asked about at this pause.
+    fn pause_context(
+        &self,
+        at: &str,
+        spot: Spot,
+        timed: bool,
+        failed_analysis: Option<String>,
+    ) -> HookContext {
+        let [promote, resume, abort] = approval::commands(&self.record.file);
+        let step = spot
+            .percent
+            .and_then(|p| self.file.steps.iter().position(|&s| s == p))
+            .map(|i| i as u32 + 1);
+        let mut ctx = self.context(Hook::Approval, Some(spot.color), None);
+        ctx.pause = Some(PauseInfo {
+            at: at.into(),
+            step,
+            weight_percent: spot.percent.unwrap_or(100),
+            color: spot.color,
+            failed_analysis,
+            timed,
+            remaining_ms: 0,
+            promote_command: promote,
+            resume_command: resume,
+            abort_command: abort,
+        });
+        ctx
     }
 
     /// Takes command `c` (at a pause `at`): journals it, says it, and for

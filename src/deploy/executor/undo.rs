@@ -159,6 +159,9 @@ impl Executor {
     /// Puts `color` back on the droplet it ran before this deploy, checks it
     /// and maps it. Returns what happened, for the summary.
     pub async fn restore(&mut self, color: Color) -> String {
+        if self.standby_mode() && !self.record.before[&color].mapped {
+            return self.park(color).await;
+        }
         match self.try_restore(color).await {
             Ok(done) => done,
             Err(e) => {
@@ -199,7 +202,7 @@ impl Executor {
     /// Unmaps `color` when the other color is on the route; says what it
     /// did, and whether the other color serves (mapped, running, answering
     /// its health check) rather than assuming it does.
-    async fn take_off_route(&self, color: Color) -> String {
+    pub(super) async fn take_off_route(&self, color: Color) -> String {
         let other = color.other();
         let other_mapped = self.site.mapped(other).await.unwrap_or(false);
         let mapped = self.site.mapped(color).await.unwrap_or(true);
@@ -303,6 +306,15 @@ impl Executor {
         // A native deploy's one app stands as blue.
         for c in r.before.keys().copied() {
             let (d, rel) = match result {
+                // With a standby one color got the release; the other keeps
+                // its own (a switch back pushed none: the standby had it).
+                Outcome::Done if self.standby_mode() && !r.droplets.contains_key(&c) => {
+                    let before = &r.before[&c];
+                    match before.release.as_deref() == Some(r.release.as_str()) {
+                        true => (before.droplet.clone(), before.release.clone()),
+                        false => (None, before.release.clone()),
+                    }
+                }
                 Outcome::Done => (r.droplets.get(&c).cloned(), Some(r.release.clone())),
                 _ if self.forward.contains(&c) => {
                     (r.droplets.get(&c).cloned(), Some(r.release.clone()))
@@ -339,6 +351,7 @@ impl Executor {
             message,
             recovered: self.recovered,
             overrides: self.overrides.clone(),
+            approvals: self.approvals.clone(),
             contract: match (result, r.kind) {
                 (Outcome::Done, Kind::Deploy) => r.contract.clone(),
                 _ => Vec::new(),

@@ -368,6 +368,7 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
         router_port,
         rx.clone(),
     ));
+    let sweeper = super::standby_sweep::spawn(platform.clone(), rx.clone());
     let routing = tokio::spawn(router.serve(router_listener, rx));
     let endpoint = Endpoint {
         pid: std::process::id(),
@@ -389,6 +390,13 @@ pub async fn start(config: Config) -> Result<Running, PlatformError> {
         token,
         platform,
         shutdown,
-        servers: vec![api, api_tls, api_terminator, router_terminator, routing],
+        servers: vec![
+            api,
+            api_tls,
+            api_terminator,
+            router_terminator,
+            routing,
+            sweeper,
+        ],
     })
 }

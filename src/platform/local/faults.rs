@@ -10,7 +10,8 @@
 //! prefix) to answer as a CF without them would (404, `Unknown request`),
 //! the way Korifi lacks some; `korifi` makes the root document Korifi's
 //! (`cf_on_k8s`, its CC version), and `extra_domains` lists more domains,
-//! as a foundation has. `GET` says how many calls it counted.
+//! as a foundation has; `no_standby_sweep` leaves standbys whose time is
+//! over running, as CF (no daemon) does. `GET` says how many calls it counted.
 
 use super::state::Platform;
 use axum::Json;
@@ -49,6 +50,10 @@ pub struct Plan {
     pub absent: Vec<String>,
     pub korifi: bool,
     pub extra_domains: Vec<String>,
+    /// The daemon leaves standbys whose time is over running, as a real
+    /// Cloud Foundry does (it has no such daemon): the next bluegreen
+    /// command has to stop them.
+    pub no_standby_sweep: bool,
 }
 
 #[derive(Default)]
@@ -71,6 +76,11 @@ impl Faults {
     /// The root document answers as Korifi's does.
     pub fn like_korifi(&self) -> bool {
         self.enabled && self.plan.lock().unwrap().korifi
+    }
+
+    /// The daemon stops standbys whose time is over (`standby_sweep`).
+    pub fn sweeps_standbys(&self) -> bool {
+        !(self.enabled && self.plan.lock().unwrap().no_standby_sweep)
     }
 
     /// Domains `/v3/domains` lists besides the platform's own.

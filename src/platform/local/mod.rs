@@ -31,6 +31,7 @@ mod routes_api;
 mod service_api;
 mod services;
 mod staging;
+mod standby_sweep;
 mod state;
 mod store;
 mod supervisor;

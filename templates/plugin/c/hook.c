@@ -1,6 +1,6 @@
 // {{name}}: a bluegreen pre-deploy plugin in C. Blocks the deploy while the
 // setting `frozen` is `true`. Generate another world's bindings in ./build
-// to handle another hook; see the README's "Writing a plugin".
+// to handle another hook; see bluegreen's book, docs/src/plugins/index.md.
 
 #include <string.h>
 

@@ -1,7 +1,7 @@
 // {{name}}: a bluegreen pre-deploy plugin in JavaScript. Blocks the deploy
 // while the setting `frozen` is `true`. Export another hook's object
 // (`healthCheck`, `postDeploy`, ...) and change the world in ./build to
-// handle another hook; see the README's "Writing a plugin".
+// handle another hook; see bluegreen's book, docs/src/plugins/index.md.
 
 export const preDeploy = {
   handle(deploy) {

@@ -1,7 +1,7 @@
 """{{name}}: a bluegreen pre-deploy plugin in Python. Blocks the deploy while
 the setting `frozen` is `true`. Change the world in ./build and the class
 below (`HealthCheck`, `PostDeploy`, ...) to handle another hook; see the
-README's "Writing a plugin"."""
+book's Plugins chapter (docs/src/plugins/index.md)."""
 
 from wit_world import exports
 from wit_world.imports import types

@@ -3,7 +3,7 @@
 //! (the new release) and the baseline (the other color) served. It blocks
 //! when the candidate's 5xx share is more than `max-error-rate` (default
 //! 0.01) above the baseline's, and asks to watch longer while no traffic
-//! reached the candidate. See the README's "Writing a plugin".
+//! reached the candidate. See bluegreen's book, docs/src/plugins/index.md.
 
 use bluegreen_plugin::analyze::{Deploy, Finding, Guest, Outcome, Target, Window};
 

@@ -1,6 +1,6 @@
 //! {{name}}: a bluegreen pre-deploy plugin. Blocks the deploy while the
 //! setting `frozen` is `true`. Change the module (`pre_deploy`) to handle
-//! another hook; see the README's "Writing a plugin" for what each gets.
+//! another hook; see bluegreen's book, docs/src/plugins/index.md, for what each gets.
 
 use bluegreen_plugin::pre_deploy::{Deploy, Guest, Outcome};
 
