@@ -271,6 +271,29 @@ fn print_plan(
         );
     }
     super::output::write_stdout(&plan::render(steps));
+    let pauses = steps.iter().any(|s| {
+        matches!(
+            s,
+            plan::Step::Pause { .. }
+                | plan::Step::Analyze {
+                    pause_on_fail: true,
+                    ..
+                }
+        )
+    });
+    if pauses {
+        let asked = plugins.by_hook().remove(&crate::plugin::Hook::Approval);
+        outln!(
+            "\nAt each pause, hook approval: {}",
+            match asked {
+                Some(names) => format!(
+                    "{} (all that answer proceed end it, a block rolls back)",
+                    names.join(", ")
+                ),
+                None => "no plugins (an operator's command or the pause's time ends it)".into(),
+            }
+        );
+    }
     let on_failure = plugins
         .by_hook()
         .remove(&crate::plugin::Hook::OnFailure)

@@ -165,8 +165,8 @@ pub struct Replay {
     pub scratch: BTreeMap<String, Color>,
     /// The step the deploy was paused at when it stopped, and where.
     pub paused: Option<(usize, String)>,
-    /// What was decided on the way, in order: operators' commands taken
-    /// and analysis windows judged.
+    /// What was decided on the way, in order: operators' commands taken,
+    /// analysis windows judged and approval plugins' answers.
     pub decisions: Vec<Entry>,
 }
 
@@ -306,9 +306,11 @@ impl Journal {
                 (Entry::Deployment { guid }, Some(r)) => {
                     r.record.deployment = Some(guid);
                 }
-                (Entry::Override(_) | Entry::Approval(_), Some(_)) => {}
+                (Entry::Override(_), Some(_)) => {}
                 (Entry::Paused { at }, Some(r)) => r.paused = Some((r.resume_at(), at)),
-                (e @ (Entry::Control(_) | Entry::Analysis(_)), Some(r)) => r.decisions.push(e),
+                (e @ (Entry::Control(_) | Entry::Analysis(_) | Entry::Approval(_)), Some(r)) => {
+                    r.decisions.push(e)
+                }
                 (Entry::Scratch(s), Some(r)) => {
                     match s.dropped {
                         true => r.scratch.remove(&s.database),

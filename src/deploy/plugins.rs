@@ -159,6 +159,11 @@ impl Plugins {
         map
     }
 
+    /// The loaded plugin `name` (a name taken from `by_hook` or `handling`).
+    pub fn named(&self, name: &str) -> &Plugin {
+        self.loaded.iter().find(|p| p.name == name).expect("loaded")
+    }
+
     pub fn handling(&self, hook: Hook) -> impl Iterator<Item = &Plugin> {
         self.loaded.iter().filter(move |p| p.hooks.contains(&hook))
     }

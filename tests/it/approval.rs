@@ -74,6 +74,17 @@ fn an_approving_plugin_ends_the_pause_after_its_retries() {
         &["approver", "hello"],
         "approver: { settings: { retries: 2, retry-ms: 300, message: approved by the test } }",
     );
+    // `plan` names who is asked at the pause.
+    let plan = f.run(&["plan", "--release", "v2"]);
+    assert_eq!(plan.status.code(), Some(0), "{}", text(&plan));
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains(
+            "At each pause, hook approval: approver (all that answer proceed end it, a block \
+             rolls back)"
+        ),
+        "{}",
+        text(&plan)
+    );
     let out = deploy_json(&f, "v2");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     let ev = events(&out);

@@ -49,6 +49,7 @@ mod plugins;
 mod policy;
 mod probe;
 mod promises;
+mod promises_docs;
 mod rails;
 mod rehearse;
 mod retention;

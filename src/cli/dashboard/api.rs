@@ -164,6 +164,11 @@ fn deploy_json(replay: &Replay, status: &Value, paused: Option<String>) -> Value
                 v["type"] = json!("analysis");
                 v
             }
+            Entry::Approval(a) => {
+                let mut v = json!(a);
+                v["type"] = json!("approval");
+                v
+            }
             _ => Value::Null,
         })
         .collect();

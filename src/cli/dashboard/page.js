@@ -126,6 +126,8 @@ function renderDeploy(st) {
   if (cur && box.dataset.step !== cur.textContent) { box.dataset.step = cur.textContent; cur.scrollIntoView({ block: "nearest" }); }
   const decisions = (d.decisions || []).map(x => x.type === "control"
     ? h("li", "decision", `${x.verb} by ${x.by}` + (x.reason ? `: ${x.reason}` : ""))
+    : x.type === "approval"
+    ? h("li", "decision", `${x.at}: ${x.plugin} said ${x.decision}` + (x.message ? `: ${x.message}` : ""))
     : h("li", "decision verdict-" + x.verdict,
         `${x.watch ? "watch" : "analysis"} of ${x.color}${x.percent != null ? " at " + x.percent + "%" : ""}: ${x.verdict} (${x.window.candidate.requests} requests in ${(x.window.duration_ms / 1000).toFixed(1)} s) ${x.why}`));
   $("decisions").replaceChildren(...(decisions.length ? decisions : [h("li", "muted", "none yet")]));

@@ -141,12 +141,7 @@ impl Asking<'_> {
 
     /// Asks plugin `name` once: shows, sends and journals its answer.
     async fn ask(&mut self, name: &str, attempt: u32) -> Answer {
-        let plugin = self
-            .plugins
-            .loaded
-            .iter()
-            .find(|p| p.name == name)
-            .expect("loaded");
+        let plugin = self.plugins.named(name);
         let mut config = self.plugins.config(name, None);
         // `bluegreen.*` settings come from the host alone.
         config

@@ -74,12 +74,7 @@ impl Executor {
                     Hook::Analyze => self.context(hook, color, Some(self.window_attempt)),
                     _ => self.context(hook, color, None),
                 };
-                let plugin = self
-                    .plugins
-                    .loaded
-                    .iter()
-                    .find(|p| p.name == name)
-                    .expect("loaded");
+                let plugin = self.plugins.named(&name);
                 let candidate = color
                     .and_then(|c| self.candidates.get(&c))
                     .map(String::as_str);

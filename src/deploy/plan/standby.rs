@@ -139,16 +139,7 @@ pub fn plan(
             });
         }
     }
-    steps.extend([
-        Step::Health {
-            color: idle,
-            path: file.health.path.clone(),
-            timeout: file.health.timeout,
-        },
-        hook(plugins, Hook::HealthCheck, c),
-        hook(plugins, Hook::PreMap, c),
-        Step::Map { color: idle },
-    ]);
+    steps.extend(bring_up(file, idle, plugins));
     steps.extend(sides.live.and_then(|_| analyze(file, idle, plugins)));
     steps.push(hook(plugins, Hook::PostMap, c));
     if let Some(live) = sides.live {
@@ -172,20 +163,29 @@ pub fn switch_back(
         Step::Validate,
         Step::AcquireLock,
         hook(plugins, Hook::PreDeploy, None),
-        Step::Health {
-            color: standby,
-            path: file.health.path.clone(),
-            timeout: file.health.timeout,
-        },
-        hook(plugins, Hook::HealthCheck, c),
-        hook(plugins, Hook::PreMap, c),
-        Step::Map { color: standby },
     ];
+    steps.extend(bring_up(file, standby, plugins));
     steps.extend(analyze(file, standby, plugins));
     steps.push(hook(plugins, Hook::PostMap, c));
     steps.extend(leave(standby.other(), keep, plugins));
     steps.extend(finish(plugins));
     steps
+}
+
+/// `color` checked healthy on its own URL (and by the plugins), then put on
+/// the route: the same for a pushed color and a standby switched back.
+fn bring_up(file: &DeployFile, color: Color, plugins: &BTreeMap<Hook, Vec<String>>) -> [Step; 4] {
+    let c = Some(color);
+    [
+        Step::Health {
+            color,
+            path: file.health.path.clone(),
+            timeout: file.health.timeout,
+        },
+        hook(plugins, Hook::HealthCheck, c),
+        hook(plugins, Hook::PreMap, c),
+        Step::Map { color },
+    ]
 }
 
 /// `color` leaves the route and stays up as the standby.
