@@ -8,6 +8,7 @@ use crate::deploy::{Fixture, both_colors, get, text};
 use crate::util::*;
 use bluegreen::platform::v3;
 use serde_json::Value;
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 /// One color of `status --json`.
@@ -164,15 +165,20 @@ fn the_old_color_stays_up_off_the_route_and_rollback_maps_it_without_a_push() {
     );
     // The history keeps only v1's own droplet under v1.
     assert!(last["droplets"].get("green").is_none(), "{last}");
-    println!(
+    // The issue's target: under one second locally. A switch with no push
+    // or restart measured 16-52 ms, so a loaded machine stays far below it.
+    let steps_ms = last["duration_ms"].as_u64().unwrap();
+    assert!(
+        steps_ms < 1000,
+        "standby rollback took {steps_ms} ms of steps"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
         "standby rollback: {} ms of steps, {:.0} ms for the whole `bluegreen rollback` \
          process; no push; {n} requests through the route meanwhile, none failed",
         last["duration_ms"],
         took.as_secs_f64() * 1e3
     );
-    // Generous: a switch with no push or restart takes milliseconds; a
-    // shared 2-core machine under builds still stays far below this.
-    assert!(last["duration_ms"].as_u64().unwrap() < 10_000, "{last}");
 
     // The next deploy goes to the idle color, the standby (green), and
     // blue becomes the standby on v1.
@@ -235,7 +241,8 @@ fn an_expired_standby_is_stopped_and_rollback_replays_instead() {
     assert_eq!(color(&s, "green")["release"], "v2", "{s}");
     assert_eq!(color(&s, "green")["mapped"], false, "{s}");
     route_serves_only(&f, "release v1 blue\n");
-    println!(
+    let _ = writeln!(
+        std::io::stderr(),
         "replay rollback with a standby file (expired standby): {} ms of steps, {:.0} ms for \
          the whole process",
         f.last_history()["duration_ms"],
@@ -255,7 +262,8 @@ fn a_replay_rollback_without_a_standby_for_comparison() {
     let took = t.elapsed();
     assert!(text(&out).contains("push to green: switch back to release v1"));
     f.assert_serving("v1");
-    println!(
+    let _ = writeln!(
+        std::io::stderr(),
         "replay rollback (no standby, both colors): {} ms of steps, {:.0} ms for the whole process",
         f.last_history()["duration_ms"],
         took.as_secs_f64() * 1e3
@@ -315,7 +323,14 @@ fn on_cloud_foundry_rollback_maps_the_standby_without_a_push() {
     assert_eq!(seen(&s, "blue"), on("v1", true, true, "started"), "{s}");
     assert_eq!(seen(&s, "green"), on("v2", false, true, "started"), "{s}");
     route_serves_only(&f, "release v1 blue\n");
-    println!(
+    // Over TLS to the API: 70-140 ms measured; never a push's seconds.
+    let steps_ms = f.last_history()["duration_ms"].as_u64().unwrap();
+    assert!(
+        steps_ms < 3000,
+        "standby rollback as cf took {steps_ms} ms of steps"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
         "as cf: standby rollback {} ms of steps, {:.0} ms for the whole process",
         f.last_history()["duration_ms"],
         took.as_secs_f64() * 1e3

@@ -41,3 +41,57 @@ pub fn said(what: &str, by: Option<String>, reason: Option<String>, origin: &str
     let reason = reason.map(|r| format!(": {r}")).unwrap_or_default();
     format!("{what}{by} via {origin}{reason}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn verdict(reply: &str) -> &'static str {
+        match read(reply.as_bytes()) {
+            Reply::Approved { .. } => "approved",
+            Reply::Rejected { .. } => "rejected",
+            Reply::Pending => "pending",
+        }
+    }
+
+    #[test]
+    fn only_a_json_boolean_at_the_top_decides() {
+        assert_eq!(verdict(r#"{"approve": true}"#), "approved");
+        assert_eq!(verdict(r#"{"approve": false, "by": "ann"}"#), "rejected");
+        // What a careless bot or a proxy might send must not approve.
+        for reply in [
+            r#"{"approve": "true"}"#,
+            r#"{"approve": 1}"#,
+            r#"{"Approve": true}"#,
+            r#"{"data": {"approve": true}}"#,
+            r#"[{"approve": true}]"#,
+            r#"{"approve": null}"#,
+            "ok",
+            r#"{"approve": true"#,
+            "",
+        ] {
+            assert_eq!(verdict(reply), "pending", "{reply}");
+        }
+    }
+
+    #[test]
+    fn a_reply_cut_at_the_read_limit_is_no_answer() {
+        let long = format!(r#"{{"approve": true, "reason": "{}"}}"#, "x".repeat(MAX_REPLY));
+        assert_eq!(verdict(&long[..MAX_REPLY]), "pending");
+    }
+
+    #[test]
+    fn who_and_why_are_cut_short_and_stripped_of_control_characters() {
+        let reply = format!(
+            r#"{{"approve": true, "by": "ann\u001b[31m\nroot", "reason": "{}"}}"#,
+            "y".repeat(1000)
+        );
+        let Reply::Approved { by, reason } = read(reply.as_bytes()) else { panic!("approved") };
+        assert_eq!(by.as_deref(), Some("ann [31m root"));
+        assert_eq!(reason.unwrap().chars().count(), MAX_FIELD);
+        let Reply::Approved { by, .. } = read(br#"{"approve": true, "by": " \t "}"#) else {
+            panic!("approved")
+        };
+        assert_eq!(by, None, "a blank name is no name");
+    }
+}

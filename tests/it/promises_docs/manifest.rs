@@ -4,35 +4,27 @@
 //! instance counts as running.
 
 use crate::deploy::{Fixture, get, text};
-use crate::util::{exits, succeeded};
+use crate::util::{exits, py_app_with, succeeded};
 
 /// `/` names the release and two variables; `/health` answers 200 and
 /// `/manifest-health` 500.
-const APP: &str = r#"
-import os
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-class H(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_GET(self):
-        status = 500 if self.path == "/manifest-health" else 200
-        body = ("release %s %s %s %s\n" % (os.environ.get("BLUEGREEN_RELEASE"),
+fn app_py() -> String {
+    py_app_with(
+        "pass",
+        "pass",
+        r#"500 if self.path == "/manifest-health" else 200"#,
+        r#""release %s %s %s %s\n" % (os.environ.get("BLUEGREEN_RELEASE"),
                 os.environ.get("BLUEGREEN_COLOR"), os.environ.get("GREETING"),
-                os.environ.get("ONLY_IN_MANIFEST"))).encode()
-        self.send_response(status)
-        self.send_header("content-length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-    def log_message(self, *a):
-        pass
-ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
-"#;
+                os.environ.get("ONLY_IN_MANIFEST"))"#,
+    )
+}
 
-/// A fixture whose app is `APP`, started only by a `command`, deployed
+/// A fixture whose app is `app_py()`, started only by a `command`, deployed
 /// with `manifest` and the deploy file's own `extra` lines.
 fn with_manifest(manifest: &str, extra: &str) -> Fixture {
     let f = Fixture::new("");
     let app = f.root.path().join("app");
-    std::fs::write(app.join("app.py"), APP).unwrap();
+    std::fs::write(app.join("app.py"), app_py()).unwrap();
     std::fs::remove_file(app.join("Procfile")).unwrap();
     std::fs::write(f.root.path().join("manifest.yml"), manifest).unwrap();
     write(&f, extra);
