@@ -53,8 +53,11 @@ pub struct DeployFile {
     /// of the color's own URL.
     #[serde(default)]
     pub health: Health,
-    /// How long to wait for in-flight requests to finish after unmapping a
-    /// color.
+    /// How long to wait at most for in-flight requests to finish after
+    /// unmapping a color. The local platform counts them and the drain ends
+    /// when none is left; on Cloud Foundry the whole time is waited.
+    /// Requests still in flight at its end are cut when the color restarts,
+    /// and the deploy warns (`drain-cut`).
     #[serde(default = "default_drain", with = "crate::config::duration")]
     #[schemars(with = "super::schema::HumanDuration")]
     pub drain: Duration,

@@ -409,13 +409,25 @@ impl Executor {
             tokio::time::sleep(up_to).await;
             return Ok(());
         }
-        while Instant::now() < deadline {
-            if self.site.client.inflight(guid).await? == 0 {
-                break;
+        loop {
+            let left = self.site.client.inflight(guid).await?;
+            if left == 0 {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                // The push or restart that follows cuts them: say so, with
+                // the setting that would have let them finish.
+                self.report.event(serde_json::json!({"event": "warning", "rule": "drain-cut",
+                    "color": color, "inflight": left, "drain_ms": up_to.as_millis() as u64}));
+                self.report.result(&format!(
+                    "warning: {left} request(s) still in flight to {color} when its drain of {} ended; \
+                     they are cut when it restarts (a longer `drain:` lets them finish)",
+                    humantime::format_duration(up_to)
+                ));
+                return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        Ok(())
     }
 
     async fn push(&mut self, color: Color, bits: &Bits) -> Result<(), Stop> {

@@ -123,7 +123,7 @@ fn connecting_app(f: &Fixture) {
     .unwrap();
     let yaml = format!(
         "app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 10s }}\n\
-         drain: 300ms\nenv: {{ MIGRATION_LOG: {} }}\nservices: [shop-db]\n\
+         drain: 2s\nenv: {{ MIGRATION_LOG: {} }}\nservices: [shop-db]\n\
          migrate: {{ command: \"psql \\\"$DATABASE_URL\\\" -c 'select 1' && python3 migrate.py\", kind: sql }}\n",
         f.migration_log().display()
     );

@@ -116,7 +116,7 @@ fn drain_waits_for_requests_in_flight_and_without_it_they_are_cut() {
             .unwrap()
     };
     let file = std::fs::read_to_string(&f.file).unwrap();
-    std::fs::write(&f.file, file.replace("drain: 300ms", "drain: 10s")).unwrap();
+    std::fs::write(&f.file, file.replace("drain: 2s", "drain: 10s")).unwrap();
     let slow = slow_requests(f.router_port, 8);
     in_flight(&f, 8);
     let out = f.run(&["deploy", "--release", "v2", "--json"]);
@@ -126,6 +126,13 @@ fn drain_waits_for_requests_in_flight_and_without_it_they_are_cut() {
         answers.iter().all(|a| matches!(a, Ok((200, _)))),
         "{answers:?}"
     );
+    let cut_warning = |out: &Output| -> Vec<Value> {
+        events(out)
+            .into_iter()
+            .filter(|e| e["event"] == "warning" && e["rule"] == "drain-cut")
+            .collect()
+    };
+    assert_eq!(cut_warning(&out), Vec::<Value>::new(), "nothing was cut");
     let waited = drain_ms(&out);
     assert!(
         (500.0..10_000.0).contains(&waited),
@@ -147,6 +154,13 @@ fn drain_waits_for_requests_in_flight_and_without_it_they_are_cut() {
     assert!(
         cut > 0,
         "without a drain no request was cut: the check above proves nothing"
+    );
+    // And the deploy said so: which color, how many were in flight.
+    let warned = cut_warning(&out);
+    assert!(!warned.is_empty(), "no drain-cut warning: {}", text(&out));
+    assert!(
+        warned.iter().all(|w| w["inflight"].as_u64() > Some(0) && w["drain_ms"] == 0),
+        "{warned:?}"
     );
 }
 

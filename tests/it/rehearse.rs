@@ -50,9 +50,10 @@ fn sql_app_on(cf: bool, rehearse: &str) -> (Fixture, String) {
         &f.file,
         format!(
             "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
-             drain: 300ms\nservices: [shop-db]\n\
+             drain: {}\nservices: [shop-db]\n\
              migrate: {{ command: sh migrate.sh, kind: sql, dirs: [migrations], rehearse: {rehearse} }}\n",
-            f.platform_line()
+            f.platform_line(),
+            f.drain()
         ),
     )
     .unwrap();

@@ -30,6 +30,7 @@ mod router;
 mod routes_api;
 mod service_api;
 mod services;
+mod sock_diag;
 mod staging;
 mod standby_sweep;
 mod state;

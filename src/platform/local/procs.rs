@@ -122,8 +122,25 @@ pub fn alive(p: &Proc) -> bool {
 
 /// The inodes of the sockets listening on TCP `port` at an address a
 /// client of `127.0.0.1:port` reaches (127.0.0.1, 0.0.0.0, `::`, or
-/// `::ffff:127.0.0.1`), from `/proc/net/tcp` and `/proc/net/tcp6`.
+/// `::ffff:127.0.0.1`): asked of the kernel over netlink, or read from
+/// `/proc/net/tcp` and `/proc/net/tcp6` where netlink cannot be asked.
 pub fn listeners(port: u16) -> Vec<u64> {
+    let Ok(all) = super::sock_diag::listening() else {
+        return listeners_in_proc(port);
+    };
+    let v4_mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1];
+    let reaches = |addr: &[u8]| {
+        addr == [127, 0, 0, 1] || addr.iter().all(|b| *b == 0) || addr == v4_mapped
+    };
+    all.into_iter()
+        .filter(|l| l.port == port && reaches(&l.addr))
+        .map(|l| l.inode)
+        .collect()
+}
+
+/// `listeners`, from the socket tables in `/proc` (which list every
+/// connection besides: slow on a busy machine).
+pub fn listeners_in_proc(port: u16) -> Vec<u64> {
     const LISTEN: &str = "0A";
     let reaches = [
         "0100007F",
@@ -197,6 +214,39 @@ mod tests {
         assert!(sockets(me).contains(&inodes[0]));
         assert_eq!(holders(&inodes), vec![me]);
         drop(l);
+        assert!(listeners(port).is_empty());
+    }
+
+    #[test]
+    fn netlink_and_proc_agree_on_listeners_among_connections() {
+        let (v4, v6) = (
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+            std::net::TcpListener::bind("[::]:0").ok(),
+        );
+        // Open and closed (TIME_WAIT) connections in the tables too, which
+        // are not listeners.
+        let port = v4.local_addr().unwrap().port();
+        let mut open = Vec::new();
+        for _ in 0..20 {
+            let c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            open.push((c, v4.accept().unwrap().0));
+        }
+        open.truncate(10);
+        assert!(super::super::sock_diag::listening().is_ok(), "netlink answers here");
+        let mut ports = vec![port];
+        ports.extend(v6.iter().map(|l| l.local_addr().unwrap().port()));
+        for port in ports {
+            let (mut asked, mut read) = (listeners(port), listeners_in_proc(port));
+            asked.sort();
+            read.sort();
+            assert_eq!(asked.len(), 1, "port {port}: {asked:?}");
+            assert_eq!(asked, read, "port {port}");
+        }
+        // Addresses a 127.0.0.1 client does not reach are not counted.
+        let other = std::net::TcpListener::bind("127.0.0.2:0").unwrap();
+        let elsewhere = other.local_addr().unwrap().port();
+        assert!(listeners(elsewhere).is_empty() && listeners_in_proc(elsewhere).is_empty());
+        drop(v4);
         assert!(listeners(port).is_empty());
     }
 

@@ -134,7 +134,7 @@ fn deployed(cgroups: bool) -> (Fixture, Escapees, Vec<(String, u32, u64)>) {
     .unwrap();
     let yaml = format!(
         "app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 10s }}\n\
-         drain: 300ms\nenv: {{ MIGRATION_LOG: {}, ESCAPES: {} }}\n\
+         drain: 2s\nenv: {{ MIGRATION_LOG: {}, ESCAPES: {} }}\n\
          migrate: {{ command: python3 migrate.py, kind: sql }}\n",
         f.migration_log().display(),
         escapees.dir.path().display()
