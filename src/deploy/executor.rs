@@ -417,7 +417,8 @@ impl Executor {
             if Instant::now() >= deadline {
                 // The push or restart that follows cuts them: say so, with
                 // the setting that would have let them finish.
-                self.report.event(serde_json::json!({"event": "warning", "rule": "drain-cut",
+                self.report
+                    .event(serde_json::json!({"event": "warning", "rule": "drain-cut",
                     "color": color, "inflight": left, "drain_ms": up_to.as_millis() as u64}));
                 self.report.result(&format!(
                     "warning: {left} request(s) still in flight to {color} when its drain of {} ended; \

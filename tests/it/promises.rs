@@ -159,7 +159,9 @@ fn drain_waits_for_requests_in_flight_and_without_it_they_are_cut() {
     let warned = cut_warning(&out);
     assert!(!warned.is_empty(), "no drain-cut warning: {}", text(&out));
     assert!(
-        warned.iter().all(|w| w["inflight"].as_u64() > Some(0) && w["drain_ms"] == 0),
+        warned
+            .iter()
+            .all(|w| w["inflight"].as_u64() > Some(0) && w["drain_ms"] == 0),
         "{warned:?}"
     );
 }

@@ -129,9 +129,8 @@ pub fn listeners(port: u16) -> Vec<u64> {
         return listeners_in_proc(port);
     };
     let v4_mapped = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 127, 0, 0, 1];
-    let reaches = |addr: &[u8]| {
-        addr == [127, 0, 0, 1] || addr.iter().all(|b| *b == 0) || addr == v4_mapped
-    };
+    let reaches =
+        |addr: &[u8]| addr == [127, 0, 0, 1] || addr.iter().all(|b| *b == 0) || addr == v4_mapped;
     all.into_iter()
         .filter(|l| l.port == port && reaches(&l.addr))
         .map(|l| l.inode)
@@ -232,7 +231,10 @@ mod tests {
             open.push((c, v4.accept().unwrap().0));
         }
         open.truncate(10);
-        assert!(super::super::sock_diag::listening().is_ok(), "netlink answers here");
+        assert!(
+            super::super::sock_diag::listening().is_ok(),
+            "netlink answers here"
+        );
         let mut ports = vec![port];
         ports.extend(v6.iter().map(|l| l.local_addr().unwrap().port()));
         for port in ports {
