@@ -10,7 +10,7 @@
 use crate::platform::client::CfClient;
 use crate::platform::lease::{Lease, unix_now};
 use heartbeat::{Standing, heartbeat};
-use nesting::Nesting;
+use nesting::{Key, Nesting};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
@@ -47,15 +47,14 @@ pub struct LostLock {
 
 /// Whether the holder of `h` may still be at work: on this host and in
 /// this pid namespace, its process runs (this process only while it holds
-/// that lease itself: otherwise our pid is a dead runner's, reused);
-/// elsewhere, or in another container, nobody here can tell, so until its
-/// lease expires. See `holder`.
+/// a lease of that app and deploy id itself, on any platform, since `h`
+/// does not say where it was read: otherwise our pid is a dead runner's,
+/// reused); elsewhere, or in another container, nobody here can tell, so
+/// until its lease expires. See `holder`.
 pub fn may_be_alive(h: &Lease) -> bool {
     match judge(h) {
         Holder::Elsewhere | Holder::OtherNamespace => h.expires > unix_now(),
-        Holder::Running if h.pid == std::process::id() => {
-            HELD.enter(&(h.app.clone(), h.id.clone())).is_some()
-        }
+        Holder::Running if h.pid == std::process::id() => HELD.holds_anywhere(&h.app, &h.id),
         Holder::Running => true,
         Holder::Gone(_) => false,
     }
@@ -116,8 +115,22 @@ impl Drop for Held {
 }
 
 impl Held {
-    fn key(&self) -> (String, String) {
-        (self.lease.app.clone(), self.lease.id.clone())
+    fn key(&self) -> Key {
+        key(&self.client, &self.store, &self.lease)
+    }
+}
+
+/// Which lease `lease` is: the same app and deploy id on another platform
+/// or in another space is another lock (see `nesting`).
+fn key(client: &CfClient, store: &Store, lease: &Lease) -> Key {
+    let place = match store {
+        Store::Local => format!("{} local", client.api()),
+        Store::Cf { space_guid } => format!("{} space {space_guid}", client.api()),
+    };
+    Key {
+        place,
+        app: lease.app.clone(),
+        id: lease.id.clone(),
     }
 }
 
@@ -143,8 +156,9 @@ impl LockGuard {
     /// Acquires `lease` in `store`, polling up to `wait` while someone else
     /// holds it (`take_over`: the deploy id whose lease `recover` may take
     /// over), and starts renewing it. Re-entrant: while this process holds
-    /// the same lease (same app and deploy id), this renews it and returns
-    /// a guard nested in that one, whose `release` leaves the lease held.
+    /// the same lease (same app and deploy id, on the same platform and in
+    /// the same space), this renews it and returns a guard nested in that
+    /// one, whose `release` leaves the lease held.
     pub async fn acquire(
         client: CfClient,
         store: Store,
@@ -152,7 +166,7 @@ impl LockGuard {
         wait: Duration,
         take_over: Option<&str>,
     ) -> anyhow::Result<LockGuard> {
-        let key = (lease.app.clone(), lease.id.clone());
+        let key = key(&client, &store, &lease);
         if let Some(held) = HELD.enter(&key) {
             let started = Instant::now();
             let got = held.store.try_once(&held.client, &held.lease, None).await?;

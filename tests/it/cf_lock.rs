@@ -15,6 +15,7 @@
 //! the winner's in the take-over races.
 
 mod proxy;
+mod two_platforms;
 
 use crate::deploy::{Fixture, text};
 use crate::platform::start;
