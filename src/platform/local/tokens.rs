@@ -252,7 +252,8 @@ mod tests {
 
     #[test]
     fn the_ttl_comes_from_the_environment_and_a_bad_one_is_named() {
-        assert_eq!(ttl_from(None).unwrap(), DEFAULT_TTL);
+        // The book's default (docs/src/platforms/cf.md), not the constant.
+        assert_eq!(ttl_from(None).unwrap(), Duration::from_secs(20 * 60));
         assert_eq!(ttl_from(Some("5s".into())).unwrap(), Duration::from_secs(5));
         let e = ttl_from(Some("0s".into())).unwrap_err().to_string();
         assert!(e.starts_with("BLUEGREEN_PLATFORM_TOKEN_TTL=0s: "), "{e}");
