@@ -268,7 +268,7 @@ fn an_operators_abort_wins_over_a_plugin_asking_to_wait() {
 }
 
 /// One request a webhook receiver saw.
-struct Post {
+pub(crate) struct Post {
     path: String,
     body: Value,
 }
@@ -276,7 +276,7 @@ struct Post {
 /// A webhook receiver on 127.0.0.1 answering its requests with `replies`
 /// in turn (the last one repeats): an approval bot, or Slack (`ok`). The
 /// accept thread ends with the test process.
-fn receiver(replies: &'static [&'static str]) -> (String, Arc<Mutex<Vec<Post>>>) {
+pub(crate) fn receiver(replies: &'static [&'static str]) -> (String, Arc<Mutex<Vec<Post>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let seen: Arc<Mutex<Vec<Post>>> = Arc::default();
@@ -324,7 +324,7 @@ fn receiver(replies: &'static [&'static str]) -> (String, Arc<Mutex<Vec<Post>>>)
     (base, seen)
 }
 
-fn notify_config(base: &str, extra: &str) -> String {
+pub(crate) fn notify_config(base: &str, extra: &str) -> String {
     format!(
         "notify: {{ settings: {{ webhook: \"{base}/hooks/deploys\", on: approval{extra} }}, \
          allow_http: [\"{base}\"] }}"

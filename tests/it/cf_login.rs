@@ -154,7 +154,7 @@ fn a_deploy_as_cf_logs_in_with_each_credential_shape() {
 fn a_401_mid_deploy_is_answered_with_a_new_token_and_the_deploy_finishes() {
     let mut f = Fixture::new_cf("");
     f.restart_platform_with(&[(bluegreen::platform::local::faults::ENV, "1")]);
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn defect_12_a_killed_daemons_apps_are_stopped_at_its_next_start_not_doubled() {
     let mut f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     let before = processes_under(f.home());
     assert_eq!(before.len(), 2, "one process per color: {before:?}");
     let endpoint: Value =
@@ -82,7 +82,7 @@ impl Rng {
 #[test]
 fn kill_soak_the_runner_killed_at_50_random_moments_loses_no_request() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v0").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v0"));
     // Printed with how to replay it should the test fail.
     let replay =
         Seed::new("crash::kill_soak_the_runner_killed_at_50_random_moments_loses_no_request");
@@ -137,7 +137,7 @@ fn kill_soak_the_runner_killed_at_50_random_moments_loses_no_request() {
 #[test]
 fn the_daemon_killed_mid_deploy_comes_back_and_the_next_deploy_finishes() {
     let mut f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     f.gate("sleep-ms: \"150\"");
     let child = f.spawn(&["deploy", "--release", "v2"]);
     wait_until("the first color is pushed", Duration::from_secs(30), || {

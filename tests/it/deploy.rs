@@ -246,7 +246,7 @@ impl Fixture {
 
     pub fn write_file(&self, extra: &str) {
         let yaml = format!(
-            "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
+            "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 10s }}\n\
              drain: {}\nenv: {{ MIGRATION_LOG: {} }}\n\
              migrate: {{ command: python3 migrate.py, kind: sql }}\n{extra}",
             self.platform_line(),
@@ -666,7 +666,7 @@ impl Load {
 /// `env` added to the release's environment, then `extra`.
 pub fn write_file(f: &Fixture, env: &str, extra: &str) {
     let yaml = format!(
-        "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
+        "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 10s }}\n\
          drain: {}\nenv: {{ MIGRATION_LOG: {}{env} }}\n{extra}",
         f.platform_line(),
         f.drain(),
@@ -757,11 +757,11 @@ fn a_candidate_that_never_gets_healthy_is_rolled_back_while_the_other_serves() {
 /// A candidate whose `/health` answers 500 (as `platform: cf`, probed over
 /// https on its own route) is rolled back while the other color serves.
 pub fn never_healthy_rolled_back(f: Fixture) {
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     std::fs::write(f.root.path().join("app/UNHEALTHY"), "").unwrap();
     let file = std::fs::read_to_string(&f.file)
         .unwrap()
-        .replace("timeout: 5s", "timeout: 1s");
+        .replace("50ms, timeout: 10s", "50ms, timeout: 1s");
     std::fs::write(&f.file, file).unwrap();
 
     let load = f.load();
@@ -792,7 +792,7 @@ pub fn never_healthy_rolled_back(f: Fixture) {
 #[test]
 fn a_blocking_plugin_at_each_hook_stops_the_deploy_there() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     // After v1, blue goes first (green runs the newest release).
     let hooks = [
         "pre-deploy",
@@ -877,7 +877,7 @@ fn as_cf_a_second_concurrent_deploy_is_refused_with_the_holders_details() {
 }
 
 fn second_runner_refused(f: Fixture) {
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     f.gate("sleep-ms: \"200\"");
     let first = f.spawn(&["deploy", "--release", "v2"]);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -925,7 +925,7 @@ fn as_cf_killed_at_step_boundaries_then_recover_keeps_the_route_serving() {
 /// Kills the runner inside every `stride`th step that takes time, then
 /// recovers; `stride` bounds the time a second platform's run takes.
 fn killed_then_recovered(f: Fixture, stride: usize) {
-    assert_eq!(f.deploy("v0").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v0"));
     f.gate("sleep-ms: \"150\"");
     let plan = f.run(&["plan", "--json", "--release", "x"]);
     let plan: Value = serde_json::from_slice(&plan.stdout).unwrap();
@@ -1021,7 +1021,7 @@ fn killed_then_recovered(f: Fixture, stride: usize) {
 #[test]
 fn a_dead_runners_lock_is_taken_over_and_its_work_recovered_first() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     f.gate("sleep-ms: \"300\"");
     let mut child = f.spawn(&["deploy", "--release", "v2"]);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -1058,8 +1058,8 @@ fn rollback_goes_back_through_the_same_sequence() {
 /// `rollback` (no migration, zero failed requests) and `rollback --to`, on
 /// either platform.
 pub fn rollback_through_the_same_sequence(f: Fixture) {
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
-    assert_eq!(f.deploy("v2").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
+    crate::util::succeeded(f.deploy("v2"));
     let load = f.load();
     let out = f.run(&["rollback"]);
     let (n, failures, _) = load.finish();

@@ -16,11 +16,11 @@ fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The fixture's deploy file with `health.timeout` (5 s) replaced.
+/// The fixture's deploy file with `health.timeout` (10 s) replaced.
 fn health_timeout(f: &Fixture, timeout: &str) {
-    let yaml = std::fs::read_to_string(&f.file)
-        .unwrap()
-        .replace("timeout: 5s", &format!("timeout: {timeout}"));
+    let yaml = std::fs::read_to_string(&f.file).unwrap();
+    assert!(yaml.contains("50ms, timeout: 10s"), "{yaml}");
+    let yaml = yaml.replace("50ms, timeout: 10s", &format!("50ms, timeout: {timeout}"));
     std::fs::write(&f.file, yaml).unwrap();
 }
 
@@ -51,7 +51,7 @@ fn assert_rounded_durations(text: &str) {
 #[test]
 fn an_app_that_crashes_on_boot_fails_at_once_with_its_last_output() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     write_app(&f, CRASHING);
     // Far above what three crashes and their backoff take (about 5 s here,
     // up to 30 s on a loaded machine), so failing within 40 s is not the
@@ -99,7 +99,7 @@ fn an_app_that_crashes_on_boot_fails_at_once_with_its_last_output() {
 #[test]
 fn as_cf_an_app_that_crashes_on_boot_fails_at_once_and_names_cf_logs() {
     let f = Fixture::new_cf("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     write_app(&f, CRASHING);
     health_timeout(&f, "120s");
     let t = Instant::now();
@@ -123,8 +123,8 @@ fn as_cf_an_app_that_crashes_on_boot_fails_at_once_and_names_cf_logs() {
 #[test]
 fn health_failures_say_the_likely_cause_and_the_fix() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
-    health_timeout(&f, "2s");
+    crate::util::succeeded(f.deploy("v1"));
+    health_timeout(&f, "5s");
     let fails = |release: &str| {
         let out = f.deploy(release);
         assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -218,7 +218,7 @@ fn greeting_app() -> String {
 fn logs_take_the_deploys_app_name_and_show_both_colors() {
     let f = Fixture::new("");
     write_app(&f, &greeting_app());
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
 
     let both = |out: &std::process::Output, what: &str| {
         assert_eq!(out.status.code(), Some(0), "{what}: {}", text(out));
@@ -265,7 +265,7 @@ fn logs_take_the_deploys_app_name_and_show_both_colors() {
 
     // --follow keeps reading: a line of the next deploy shows up.
     let mut follow = f.spawn(&["logs", "--follow", "--color", "blue"]);
-    assert_eq!(f.deploy("v2").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v2"));
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut pipe = follow.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {

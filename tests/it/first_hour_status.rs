@@ -29,7 +29,7 @@ fn status_json(f: &Fixture) -> (Option<i32>, Value) {
 #[test]
 fn status_shows_a_live_deploy_running_and_a_dead_ones_journal_interrupted() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     let (mut child, out) = in_a_canary_window(&f, "v2");
     let id = crate::deploy::json_lines(out.stdout().as_bytes())[0]["id"]
         .as_str()
@@ -99,7 +99,7 @@ fn status_exits_5_while_the_route_does_not_serve_and_waits_with_wait() {
     // Nothing deployed: nothing serves.
     let (code, s) = status_json(&f);
     assert_eq!((code, &s["serving"]), (Some(5), &json!(false)), "{s}");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     assert_eq!(status_json(&f).0, Some(0));
 
     let scale = |n: &str| {

@@ -21,7 +21,7 @@ fn kinds(out: &std::process::Output) -> Vec<String> {
 #[test]
 fn a_canary_rollback_is_a_plain_blue_green_unless_asked_to_judge() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     crate::deploy::write_file(&f, "", CANARY);
     let out = f.deploy("v2");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 #[test]
 fn status_watch_follows_a_canary_window_and_sigterm_rolls_it_back() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     let (mut deploy, out) = in_a_canary_window(&f, "v2");
 
     let mut watching = f.spawn(&["status", "--watch", "200ms", "--json"]);

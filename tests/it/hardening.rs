@@ -338,7 +338,7 @@ fn defect_12_the_router_sets_forwarding_headers_and_drops_hop_by_hop_ones() {
 async fn defect_3_a_deploy_that_loses_its_lock_stops_before_its_next_step() {
     use bluegreen::platform::lease::unix_now;
     let f = crate::deploy::Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     f.gate("sleep-ms: \"400\"");
     let child = f.spawn(&["deploy", "--release", "v2", "--json"]);
     let (_, client) = bluegreen::platform::local::connect(&f.home().join("platform"))
@@ -402,7 +402,7 @@ async fn defect_3_a_deploy_that_loses_its_lock_stops_before_its_next_step() {
 #[test]
 fn defect_3_recover_leaves_a_live_deploy_alone() {
     let f = crate::deploy::Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     f.gate("sleep-ms: \"300\"");
     let child = f.spawn(&["deploy", "--release", "v2"]);
     let t = Instant::now();
@@ -485,7 +485,7 @@ fn defect_7_a_plugin_stuck_on_a_fifo_times_out_and_the_command_exits() {
 #[test]
 fn defect_10_a_block_at_post_deploy_records_the_release_that_serves() {
     let f = crate::deploy::Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     f.gate("block-at: \"post-deploy\"");
     let out = f.deploy("v2");
     assert_eq!(out.status.code(), Some(3), "{}", crate::deploy::text(&out));
@@ -528,7 +528,7 @@ fn defect_9_a_color_that_fails_its_restore_probe_leaves_the_route() {
         &format!("env: {{ SICK_DIR: \"{}\",", sick_dir.display()),
     );
     std::fs::write(&f.file, yaml).unwrap();
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     // v2 is healthy and blocks after blue is mapped; meanwhile something
     // outside the app changed that blue's old release cannot take.
     std::fs::write(sick_dir.join("blue"), "").unwrap();
@@ -536,7 +536,7 @@ fn defect_9_a_color_that_fails_its_restore_probe_leaves_the_route() {
     f.gate("block-at: \"post-map:blue\"");
     let yaml = std::fs::read_to_string(&f.file)
         .unwrap()
-        .replace("timeout: 5s", "timeout: 2s");
+        .replace("50ms, timeout: 10s", "50ms, timeout: 2s");
     std::fs::write(&f.file, yaml).unwrap();
     let out = f.deploy("v2");
     assert_eq!(out.status.code(), Some(3), "{}", crate::deploy::text(&out));

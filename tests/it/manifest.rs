@@ -246,7 +246,7 @@ fn three_instances_a_worker_and_a_service(f: Fixture) {
 #[test]
 fn scale_follows_the_live_app_unless_reset_scale() {
     let f = fixture();
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     for color in ["blue", "green"] {
         let out = f.run(&[
             "platform",

@@ -38,7 +38,7 @@ fn assert_one_release(f: &Fixture, release: &str) {
 #[test]
 fn defect_10_a_block_on_the_second_color_brings_the_first_back() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     for at in ["pre-unmap:green", "pre-map:green", "post-map:green"] {
         f.gate(&format!("block-at: \"{at}\""));
         let load = f.load();
@@ -94,7 +94,7 @@ fn defect_9_the_second_color_leaves_the_route_only_while_the_first_is_healthy() 
     let f = Fixture::new("");
     let sick = f.root.path().join("sick");
     std::fs::write(f.root.path().join("app/app.py"), turns_sick()).unwrap();
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     f.gate("sleep-ms: \"300\"");
     let yaml = std::fs::read_to_string(&f.file)
         .unwrap()
@@ -139,7 +139,7 @@ fn defect_9_the_second_color_leaves_the_route_only_while_the_first_is_healthy() 
 #[tokio::test(flavor = "multi_thread")]
 async fn defect_9_the_only_color_serving_leaves_the_route_last() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     let (endpoint, client) = bluegreen::platform::local::connect(&f.home().join("platform"))
         .await
         .expect("the daemon answers");

@@ -11,7 +11,7 @@ use std::time::Duration;
 #[test]
 fn a_plugin_that_traps_fails_the_deploy_unless_it_is_set_to_warn() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     f.plugins(&["hostile"]);
     f.write_file(
         "plugins: { dir: plugins, config: { hostile: { settings: { attack: trap } } } }\n",
@@ -106,7 +106,7 @@ fn in_flight(f: &Fixture, n: u64) {
 #[test]
 fn drain_waits_for_requests_in_flight_and_without_it_they_are_cut() {
     let f = Fixture::new("");
-    assert_eq!(f.deploy("v1").status.code(), Some(0));
+    crate::util::succeeded(f.deploy("v1"));
     let drain_ms = |out: &Output| {
         events(out)
             .into_iter()

@@ -49,7 +49,7 @@ fn sql_app_on(cf: bool, rehearse: &str) -> (Fixture, String) {
     std::fs::write(
         &f.file,
         format!(
-            "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 5s }}\n\
+            "{}app: shop\npath: app\nhealth: {{ path: /health, interval: 50ms, timeout: 10s }}\n\
              drain: {}\nservices: [shop-db]\n\
              migrate: {{ command: sh migrate.sh, kind: sql, dirs: [migrations], rehearse: {rehearse} }}\n",
             f.platform_line(),

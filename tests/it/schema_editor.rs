@@ -92,7 +92,7 @@ fn the_yaml_language_server_reads_the_schema_as_the_validator_does() {
     }
     let hover = got["hover"].as_str().unwrap();
     assert!(
-        hover.contains("How long to wait for in-flight requests"),
+        hover.contains("How long to wait at most for in-flight requests"),
         "{hover}"
     );
 }

@@ -139,7 +139,23 @@ pub async fn inject(p: Arc<Platform>, req: Request, next: Next) -> Response {
                 spare.insert(app.app.guid);
             }
         }
-        p.supervisor.kill_one(&spare);
+        // Answered only once the supervisor saw it die: on a loaded machine
+        // a killed process can take a while to be scheduled to exit, and
+        // until then its listening socket still completes connections,
+        // which its exit then resets. A call that maps the app next (or a
+        // request routed to it meanwhile) would meet that, where the test
+        // means a candidate that is plainly down.
+        if let Some((guid, port)) = p.supervisor.kill_one(&spare) {
+            let until = tokio::time::Instant::now() + Duration::from_secs(10);
+            while tokio::time::Instant::now() < until
+                && p.supervisor
+                    .running_instances(&guid)
+                    .iter()
+                    .any(|s| s.port == port)
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
     }
     let call = format!("{} {}", req.method(), req.uri().path());
     if plan.absent.iter().any(|a| call.starts_with(a.as_str())) {

@@ -284,10 +284,11 @@ impl Supervisor {
 
     /// SIGKILLs the process group of one running instance (the first by
     /// app guid, not in `spare`), as a crash would; the supervisor restarts
-    /// it. For fault injection. Returns the app's guid.
-    pub fn kill_one(&self, spare: &std::collections::BTreeSet<String>) -> Option<String> {
+    /// it. For fault injection. Returns the app's guid and the port the
+    /// instance listened on.
+    pub fn kill_one(&self, spare: &std::collections::BTreeSet<String>) -> Option<(String, u16)> {
         let instances = self.instances.lock().unwrap();
-        let mut running: Vec<(&String, u32)> = instances
+        let mut running: Vec<(&String, u32, u16)> = instances
             .values()
             .filter(|i| !spare.contains(&i.app_guid))
             .filter_map(|i| {
@@ -295,14 +296,14 @@ impl Supervisor {
                 (s.state == State::Running)
                     .then_some(s.pid)
                     .flatten()
-                    .map(|p| (&i.app_guid, p))
+                    .map(|p| (&i.app_guid, p, s.port))
             })
             .collect();
         running.sort();
-        let (guid, pid) = running.first()?;
+        let (guid, pid, port) = running.first()?;
         // SAFETY: a process group this supervisor started; no memory involved.
         unsafe { libc::kill(-(*pid as i32), libc::SIGKILL) };
-        Some(guid.to_string())
+        Some((guid.to_string(), *port))
     }
 
     /// The running `web` instances of `app_guid`, by index: where the
