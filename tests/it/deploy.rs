@@ -96,6 +96,10 @@ pub struct Fixture {
     /// cf-env`, evaluated by a shell as a user would): the local platform
     /// serving as Cloud Foundry over TLS.
     pub cf: Option<Vec<(String, String)>>,
+    /// Commands `spawn` started: killed on drop if still running (a test
+    /// that failed before it waited for one, a `status --watch`, would
+    /// leave it running otherwise).
+    spawned: std::sync::Mutex<Vec<u32>>,
 }
 
 impl Fixture {
@@ -129,6 +133,7 @@ impl Fixture {
             root,
             router_port: 0,
             cf: cf.then(Vec::new),
+            spawned: Default::default(),
         };
         f.write_file(extra);
         f.start_platform();
@@ -162,6 +167,7 @@ impl Fixture {
             root,
             router_port: 0,
             cf: cf.then(Vec::new),
+            spawned: Default::default(),
         };
         f.start_platform();
         f
@@ -315,11 +321,14 @@ impl Fixture {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        self.cmd(args)
+        let child = self
+            .cmd(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("spawning bluegreen")
+            .expect("spawning bluegreen");
+        self.spawned.lock().unwrap().push(child.id());
+        child
     }
 
     pub fn deploy(&self, release: &str) -> Output {
@@ -439,6 +448,16 @@ impl Fixture {
 
 impl Drop for Fixture {
     fn drop(&mut self) {
+        // Only a process that still names this fixture's deploy file: a
+        // pid reused since is someone else's.
+        let file = self.file.to_string_lossy().into_owned();
+        for pid in self.spawned.lock().unwrap().drain(..) {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&file) {
+                // SAFETY: a plain syscall on a process this fixture started.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        }
         // A daemon or app left running would outlive the test: that fails
         // it (or, if it is failing already, is printed loudly).
         stop_platform(self.home.path());
