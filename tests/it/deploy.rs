@@ -316,8 +316,29 @@ impl Fixture {
         c
     }
 
+    /// Runs a command to its end, killed (and its output shown by the
+    /// caller's check) after 10 minutes: a command that never ends fails
+    /// its test instead of holding the whole suite.
     pub fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("running bluegreen")
+        let child = self
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running bluegreen");
+        let (done, watch) = std::sync::mpsc::channel::<()>();
+        let pid = child.id() as i32;
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                watch.recv_timeout(Duration::from_secs(600))
+            {
+                // SAFETY: a plain syscall on the child, not yet waited for.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        let out = child.wait_with_output().expect("running bluegreen");
+        let _ = done.send(());
+        out
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {

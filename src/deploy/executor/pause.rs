@@ -194,6 +194,10 @@ impl Executor {
             true => String::new(),
             false => format!("; asking the approval plugins: {}", asked.join(", ")),
         };
+        // Journaled before it is told: a runner killed once the pause shows
+        // must leave a journal that says it was paused, or `recover` would
+        // pause again instead of taking the command sent meanwhile.
+        self.journal.append(&Entry::Paused { at: at.into() })?;
         self.report.result(&format!(
             "{at}: `bluegreen promote`, `bluegreen resume` or `bluegreen abort` from any \
              terminal{then}{gate}"
@@ -203,7 +207,6 @@ impl Executor {
             "timed": timed, "up_to_ms": crate::units::millis_json(up_to),
             "failure": failure.is_some()}),
         );
-        self.journal.append(&Entry::Paused { at: at.into() })?;
         self.operator.set_paused(Some(at.into()));
         let op = self.operator.clone();
         let deadline = tokio::time::Instant::now() + up_to;
