@@ -801,7 +801,7 @@ pub fn never_healthy_rolled_back(f: Fixture) {
     std::fs::write(f.root.path().join("app/UNHEALTHY"), "").unwrap();
     let file = std::fs::read_to_string(&f.file)
         .unwrap()
-        .replace("50ms, timeout: 10s", "50ms, timeout: 1s");
+        .replace("50ms, timeout: 10s", "50ms, timeout: 3s");
     std::fs::write(&f.file, file).unwrap();
 
     let load = f.load();

@@ -536,7 +536,7 @@ fn defect_9_a_color_that_fails_its_restore_probe_leaves_the_route() {
     f.gate("block-at: \"post-map:blue\"");
     let yaml = std::fs::read_to_string(&f.file)
         .unwrap()
-        .replace("50ms, timeout: 10s", "50ms, timeout: 2s");
+        .replace("50ms, timeout: 10s", "50ms, timeout: 5s");
     std::fs::write(&f.file, yaml).unwrap();
     let out = f.deploy("v2");
     assert_eq!(out.status.code(), Some(3), "{}", crate::deploy::text(&out));

@@ -36,7 +36,7 @@ fn write(f: &Fixture, extra: &str) {
         &f.file,
         format!(
             "app: shop\npath: app\nmanifest: manifest.yml\n\
-             health: {{ path: /health, interval: 50ms, timeout: 3s }}\ndrain: 100ms\n{extra}"
+             health: {{ path: /health, interval: 50ms, timeout: 10s }}\ndrain: 100ms\n{extra}"
         ),
     )
     .unwrap();
