@@ -55,7 +55,7 @@ fn ctrl_c_in_a_canary_window_rolls_back_and_releases_the_lock() {
     sigint(&child);
     let code = exit_code(&mut child, Duration::from_secs(60));
     let took = t.elapsed();
-    let (stdout, stderr) = (out.stdout(), out.stderr());
+    let (stdout, stderr) = out.ended();
     assert_eq!(code, Some(130), "{stdout}\n{stderr}");
     let ev = json_lines(stdout.as_bytes());
     let said = ev.iter().find(|e| e["event"] == "interrupted");
@@ -167,7 +167,7 @@ fn a_second_ctrl_c_during_the_rollback_leaves_the_journal_for_recover() {
     sigint(&child);
     let code = exit_code(&mut child, Duration::from_secs(10));
     let took = t.elapsed();
-    let err = out.stderr();
+    let (_, err) = out.ended();
     assert_eq!(code, Some(130), "{}\n{err}", out.stdout());
     assert!(took < Duration::from_secs(1), "{took:?}");
     assert!(

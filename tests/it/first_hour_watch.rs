@@ -77,7 +77,7 @@ fn status_watch_follows_a_canary_window_and_sigterm_rolls_it_back() {
     // SIGTERM: what a cancelled CI job sends. The canary is rolled back.
     signal(&deploy, libc::SIGTERM);
     let code = exit_code(&mut deploy, Duration::from_secs(60));
-    let (stdout, stderr) = (out.stdout(), out.stderr());
+    let (stdout, stderr) = out.ended();
     assert_eq!(code, Some(143), "{stdout}\n{stderr}");
     let ev = json_lines(stdout.as_bytes());
     let said = ev.iter().find(|e| e["event"] == "interrupted");
