@@ -12,16 +12,16 @@ use std::time::{Duration, Instant};
 pub struct Output {
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
-    /// Pipes read to their end.
-    closed: Arc<std::sync::atomic::AtomicUsize>,
+    /// One message per pipe read to its end.
+    closed: Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl Output {
     pub fn of(child: &mut Child) -> Output {
-        let closed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (closing, closed) = std::sync::mpsc::channel();
         let read = |mut pipe: Box<dyn Read + Send>| {
             let buf = Arc::new(Mutex::new(String::new()));
-            let (to, closed) = (buf.clone(), closed.clone());
+            let (to, closing) = (buf.clone(), closing.clone());
             std::thread::spawn(move || {
                 let mut chunk = [0u8; 4096];
                 while let Ok(n) = pipe.read(&mut chunk) {
@@ -32,14 +32,14 @@ impl Output {
                         .unwrap()
                         .push_str(&String::from_utf8_lossy(&chunk[..n]));
                 }
-                closed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = closing.send(());
             });
             buf
         };
         Output {
             stdout: read(Box::new(child.stdout.take().unwrap())),
             stderr: read(Box::new(child.stderr.take().unwrap())),
-            closed,
+            closed: Mutex::new(closed),
         }
     }
 
@@ -47,9 +47,12 @@ impl Output {
     /// may still be in the pipes when its exit is seen (up to 10 s).
     pub fn ended(&self) -> (String, String) {
         let deadline = Instant::now() + Duration::from_secs(10);
-        while self.closed.load(std::sync::atomic::Ordering::SeqCst) < 2 && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(10));
+        let closed = self.closed.lock().unwrap();
+        for _ in 0..2 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if closed.recv_timeout(left).is_err() {
+                break;
+            }
         }
         (self.stdout(), self.stderr())
     }
