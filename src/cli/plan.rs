@@ -131,8 +131,10 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exi
         }
         outln!();
         print_plan(&l, &plugins, &release, &now, &steps, native);
+        // On stderr, as every error is: a plan piped to a file or a pager
+        // still shows, on the terminal, why it exits 2.
         for p in &problems {
-            outln!("\nProblem: {p}");
+            crate::output::write_stderr(&format!("\nProblem: {p}\n"));
         }
     });
     Ok(if problems.is_empty() {

@@ -103,6 +103,24 @@ fn plan_names_the_target_and_refuses_what_the_deploy_would_trip_on() {
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(problems[0].contains("no start command"), "{problems:?}");
     assert!(problems[1].contains("`orders-db`"), "{problems:?}");
+    // For people: on stderr, as errors are (the fuzz test found a plan whose
+    // only error went to stdout), each naming the deploy file.
+    let out = f.run(&["plan"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(!stdout.contains("Problem:"), "{stdout}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("Problem: "))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stderr}");
+    assert!(
+        lines.iter().all(|l| l.contains("bluegreen.yaml")),
+        "{stderr}"
+    );
 }
 
 #[test]
