@@ -80,6 +80,8 @@ struct Inner {
     queue: Mutex<VecDeque<Command>>,
     arrived: Notify,
     paused: watch::Sender<Option<String>>,
+    /// The pause the control record says, once written.
+    published: watch::Receiver<Option<String>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -95,11 +97,13 @@ impl Operator {
     /// again.
     pub fn start(channel: Channel, id: &str) -> Operator {
         let (paused, rx) = watch::channel(None);
+        let (wrote, published) = watch::channel(None);
         let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| Inner {
             queue: Mutex::default(),
             arrived: Notify::new(),
             paused,
-            task: tokio::spawn(listen(channel, id.to_string(), rx, weak.clone())),
+            published,
+            task: tokio::spawn(listen(channel, id.to_string(), rx, wrote, weak.clone())),
         });
         Operator {
             inner: Some(inner),
@@ -136,7 +140,22 @@ impl Operator {
             inner.paused.send_replace(at);
         }
     }
+
+    /// `set_paused`, then waits (up to `PUBLISH_WAIT`) until the control
+    /// record says so: a pause shown before it is published would answer a
+    /// `resume` sent at once with "not paused".
+    pub async fn publish_paused(&self, at: Option<String>) {
+        self.set_paused(at.clone());
+        if let Some(inner) = &self.inner {
+            let mut published = inner.published.clone();
+            let _ = tokio::time::timeout(PUBLISH_WAIT, published.wait_for(|p| *p == at)).await;
+        }
+    }
 }
+
+/// How long a pause waits for its publication before it shows anyway: a
+/// control record that cannot be written must not hold the deploy.
+const PUBLISH_WAIT: Duration = Duration::from_secs(5);
 
 /// The listening task: reads the control record every `interval`, takes a
 /// new command for deploy `id` (acknowledging it in the state), and writes
@@ -145,6 +164,7 @@ async fn listen(
     channel: Channel,
     id: String,
     mut paused: watch::Receiver<Option<String>>,
+    published: watch::Sender<Option<String>>,
     inner: std::sync::Weak<Inner>,
 ) {
     let mut state = State {
@@ -181,6 +201,9 @@ async fn listen(
                 command: None,
             };
             dirty = !matches!(channel.write(&write).await, Ok(true));
+            if !dirty {
+                published.send_replace(state.paused.clone());
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(channel.interval()) => {}

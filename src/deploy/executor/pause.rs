@@ -196,8 +196,11 @@ impl Executor {
         };
         // Journaled before it is told: a runner killed once the pause shows
         // must leave a journal that says it was paused, or `recover` would
-        // pause again instead of taking the command sent meanwhile.
+        // pause again instead of taking the command sent meanwhile. Published
+        // in the control record too, or a `resume` sent at once would hear
+        // "not paused".
         self.journal.append(&Entry::Paused { at: at.into() })?;
+        self.operator.publish_paused(Some(at.into())).await;
         self.report.result(&format!(
             "{at}: `bluegreen promote`, `bluegreen resume` or `bluegreen abort` from any \
              terminal{then}{gate}"
@@ -207,7 +210,6 @@ impl Executor {
             "timed": timed, "up_to_ms": crate::units::millis_json(up_to),
             "failure": failure.is_some()}),
         );
-        self.operator.set_paused(Some(at.into()));
         let op = self.operator.clone();
         let deadline = tokio::time::Instant::now() + up_to;
         let started = Instant::now();
