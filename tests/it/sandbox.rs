@@ -26,10 +26,12 @@ fn sandbox(f: impl FnOnce(&mut Sandbox)) -> Sandbox {
 /// The deadline holds, whether the guest spins in its own code (epoch
 /// interruption) or sits in a host call (the backstop): never early, and
 /// within 10% + 100 ms of the limit. A loaded machine may not run the
-/// stopping thread at once, so a late stop is tried again (up to three
-/// times): one stop within that bound shows the deadline is precise, and
-/// none may be later than twice the limit and a second (a deadline that
-/// does not hold is later every time, or never stops the guest at all).
+/// stopping thread at once, so a late stop is tried again (up to eight
+/// times: with 8 tests at a time on 2 cores, three 1.2 s loops in a row once
+/// stopped 0.26 to 0.49 s late): one stop within that bound shows the
+/// deadline is precise, and none may be later than twice the limit and a
+/// second (a deadline that does not hold is later every time, or never stops
+/// the guest at all).
 #[tokio::test]
 async fn deadlines_stop_spinning_and_sleeping_plugins_on_time() {
     let host = host();
@@ -39,7 +41,7 @@ async fn deadlines_stop_spinning_and_sleeping_plugins_on_time() {
         let precise = limit.mul_f64(1.1) + Duration::from_millis(100);
         let loose = limit * 2 + Duration::from_secs(1);
         let mut tries = Vec::new();
-        while tries.len() < 3 && !tries.iter().any(|took| *took <= precise) {
+        while tries.len() < 8 && !tries.iter().any(|took| *took <= precise) {
             let config = with_sandbox(
                 settings(&[("attack", attack_name)]),
                 sandbox(|s| s.timeout = limit),
