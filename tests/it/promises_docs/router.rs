@@ -1,7 +1,9 @@
 //! The local router's bounds as `security.md` states them: the request
-//! head 5 s, idle keep-alive (`BLUEGREEN_ROUTER_KEEP_ALIVE`), and the
+//! head 5 s, idle keep-alive (`BLUEGREEN_ROUTER_KEEP_ALIVE`), the app's
+//! first byte (`BLUEGREEN_ROUTER_FIRST_BYTE_TIMEOUT`, then 504), and the
 //! connection cap of 4,096 at which a new connection closes the one
-//! waiting longest on its client.
+//! waiting longest on its client. The defaults too long to wait for in a
+//! test are pinned in `router/limits.rs`.
 
 use crate::deploy::Fixture;
 use std::io::{ErrorKind, Read, Write};
@@ -143,4 +145,36 @@ fn a_request_body_that_stops_arriving_gets_408_after_15_s() {
         took >= Duration::from_millis(14_800) && took <= Duration::from_millis(17_000),
         "answered after {took:?}"
     );
+}
+
+/// `BLUEGREEN_ROUTER_FIRST_BYTE_TIMEOUT`: an app that has not begun its
+/// answer by then gets its client a 504, while the answer it would have
+/// sent later, and one within the bound, still arrive under the default.
+#[test]
+fn an_answer_not_begun_within_the_first_byte_timeout_is_a_504() {
+    let mut f = Fixture::new("");
+    crate::util::succeeded(f.deploy("v1"));
+    // The default (60 s) waits for an app taking 2 s.
+    let t = Instant::now();
+    let (status, body) = crate::deploy::get(f.router_port, "shop", "/slow?ms=2000").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        t.elapsed()
+    );
+
+    f.restart_platform_with(&[("BLUEGREEN_ROUTER_FIRST_BYTE_TIMEOUT", "1s")]);
+    crate::util::succeeded(f.deploy("v2"));
+    let t = Instant::now();
+    let (status, body) = crate::deploy::get(f.router_port, "shop", "/slow?ms=6000").unwrap();
+    let took = t.elapsed();
+    assert_eq!(status, 504, "{body}");
+    // Cut at 1 s, long before the app's 6 s answer.
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "504 after {took:?}"
+    );
+    let (status, body) = crate::deploy::get(f.router_port, "shop", "/slow?ms=100").unwrap();
+    assert_eq!((status, body.contains("release v2")), (200, true), "{body}");
 }

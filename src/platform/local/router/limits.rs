@@ -106,6 +106,26 @@ impl Limits {
 mod tests {
     use super::*;
 
+    /// The defaults `docs/src/security.md` states ("Every wait is bounded");
+    /// the integration tests wait out only the short ones.
+    #[test]
+    fn the_defaults_are_the_documented_ones() {
+        let s = Duration::from_secs;
+        assert_eq!(
+            Limits::default(),
+            Limits {
+                max_connections: 4096,
+                header_timeout: s(5),
+                body_timeout: s(15),
+                keep_alive: s(60),
+                connect_timeout: s(5),
+                first_byte_timeout: s(60),
+                read_timeout: s(60),
+                request_timeout: s(10 * 60),
+            }
+        );
+    }
+
     #[test]
     fn variables_set_limits_and_bad_values_are_refused_by_name() {
         let vars = |pairs: &'static [(&'static str, &'static str)]| {
