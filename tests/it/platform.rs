@@ -508,7 +508,16 @@ async fn in_flight_requests_are_counted_until_they_finish() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(pending.await.unwrap(), "release s\n");
-    assert_eq!(client.inflight(&app).await.unwrap(), 0);
+    // The router lets go of the request once it has written the answer's
+    // end, which the client may read first: the count falls to 0 a moment
+    // after (a CI run at 8 tests at a time asked in between).
+    while client.inflight(&app).await.unwrap() != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the finished request is still counted"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     running.shutdown().await;
 }
 
