@@ -316,16 +316,20 @@ impl Fixture {
         c
     }
 
+    /// The command started, its output piped.
+    fn piped(&self, args: &[&str]) -> Child {
+        self.cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting bluegreen")
+    }
+
     /// Runs a command to its end, killed (and its output shown by the
     /// caller's check) after 10 minutes: a command that never ends fails
     /// its test instead of holding the whole suite.
     pub fn run(&self, args: &[&str]) -> Output {
-        let child = self
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running bluegreen");
+        let child = self.piped(args);
         let (done, watch) = std::sync::mpsc::channel::<()>();
         let pid = child.id() as i32;
         std::thread::spawn(move || {
@@ -342,12 +346,7 @@ impl Fixture {
     }
 
     pub fn spawn(&self, args: &[&str]) -> Child {
-        let child = self
-            .cmd(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawning bluegreen");
+        let child = self.piped(args);
         self.spawned.lock().unwrap().push(child.id());
         child
     }
