@@ -198,6 +198,9 @@ pub fn running(dir: &Path) -> Option<i32> {
     (unsafe { libc::kill(pid, 0) } == 0).then_some(pid)
 }
 
+/// What `start` says when another program holds the port.
+pub const PORT_IN_USE: &str = "is in use by another program";
+
 /// Starts the server on `port` (127.0.0.1 only) and waits until it accepts
 /// connections.
 pub fn start(dir: &Path, port: u16) -> Result<(), String> {
@@ -207,8 +210,8 @@ pub fn start(dir: &Path, port: u16) -> Result<(), String> {
     }
     if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
         return Err(format!(
-            "port {port} on 127.0.0.1 is in use by another program; stop it, or delete and \
-             re-create the service to get a new port"
+            "port {port} on 127.0.0.1 {PORT_IN_USE}; stop it, or delete and re-create the \
+             service to get a new port"
         ));
     }
     let mut cmd = program("pg_ctl")?;

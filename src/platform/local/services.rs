@@ -106,10 +106,22 @@ impl Platform {
             .create(&dir)
             .map_err(|e| ApiErr::internal(format!("{}: {e}", dir.display())))?;
         let password = uuid::Uuid::new_v4().simple().to_string();
-        let port = super::supervisor::free_port();
         let database = name.replace('-', "_");
+        let mut port = 0;
         let made = postgres::init(&dir, &password)
-            .and_then(|()| postgres::start(&dir, port))
+            .and_then(|()| {
+                // A free port can be taken by another program before the
+                // server binds it (initdb takes seconds; a CI run at 8 tests
+                // at a time met it): a new service just takes another one.
+                for attempt in 1.. {
+                    port = super::supervisor::free_port();
+                    match postgres::start(&dir, port) {
+                        Err(e) if attempt < 3 && e.contains(postgres::PORT_IN_USE) => {}
+                        started => return started,
+                    }
+                }
+                unreachable!("the third attempt returns")
+            })
             .and_then(|()| postgres::create_database(port, &password, &database));
         if let Err(e) = made {
             let _ = postgres::stop(&dir);
