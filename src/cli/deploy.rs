@@ -323,7 +323,7 @@ async fn deploy(
                  it is stopped",
                 app.name
             ));
-            steps = plan::with_retire(steps, &app.name);
+            steps = plan::with_retire(steps, &app.name, l.file.drain);
         }
         let mut before = BTreeMap::new();
         for c in site.apps.keys().copied().collect::<Vec<_>>() {

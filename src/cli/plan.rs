@@ -71,7 +71,7 @@ pub async fn plan(args: &RunArgs, release: Option<String>) -> anyhow::Result<Exi
         _ => plan::for_mode(&l.file, native, order, &plugins.by_hook(), &Source::New),
     };
     if let Some(app) = &adopted {
-        steps = plan::with_retire(steps, app);
+        steps = plan::with_retire(steps, app, l.file.drain);
     }
     let mode_line = match &mode {
         site::Mode::Colors => None,

@@ -57,7 +57,9 @@ pub struct DeployFile {
     /// unmapping a color. The local platform counts them and the drain ends
     /// when none is left; on Cloud Foundry the whole time is waited.
     /// Requests still in flight at its end are cut when the color restarts,
-    /// and the deploy warns (`drain-cut`).
+    /// and the deploy warns (`drain-cut`). The same drain comes before
+    /// anything leaves the route to stop: an app pushed before bluegreen
+    /// whose route the colors adopt, and a color an undo takes off the route.
     #[serde(default = "default_drain", with = "crate::config::duration")]
     #[schemars(with = "super::schema::HumanDuration")]
     pub drain: Duration,

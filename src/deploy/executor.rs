@@ -284,7 +284,7 @@ impl Executor {
             }
             Step::Baseline { up_to } => self.baseline(*up_to).await,
             Step::Native(n) => self.native(n).await,
-            Step::Retire { app } => self.retire(app).await,
+            Step::Retire { app, up_to } => self.retire(app, *up_to).await,
             Step::Watch { color, up_to } => self.watch(*color, *up_to).await,
             Step::Unmap { color } => {
                 self.other_serves(*color).await?;
@@ -293,7 +293,7 @@ impl Executor {
                 client.unmap_route(&self.site.route.guid, &app).await?;
                 Ok(())
             }
-            Step::Drain { color, up_to } => self.drain(*color, *up_to).await,
+            Step::Drain { color, up_to } => self.drain(*color, *up_to, "restarts").await,
             Step::Push { color, bits } => self.push(*color, bits).await,
             Step::Rehearse { .. } => self.rehearse(step).await,
             Step::Migrate {
@@ -400,35 +400,51 @@ impl Executor {
         })
     }
 
-    /// Waits until requests in flight to `color` finish (the local router
-    /// counts them), or for the whole drain time where nothing counts them.
-    async fn drain(&self, color: Color, up_to: Duration) -> Result<(), Stop> {
-        let deadline = Instant::now() + up_to;
+    /// Waits until requests in flight to `color` finish, or says which are
+    /// cut when it `then` (restarts, stops).
+    async fn drain(&self, color: Color, up_to: Duration, then: &str) -> Result<(), Stop> {
         let guid = &self.site.app(color).guid;
+        let who = ("color", color.to_string(), color.to_string());
+        self.drain_app(guid, up_to, who, then).await
+    }
+
+    /// Waits until requests in flight to the app `guid` finish (the local
+    /// router counts them), or for the whole drain time where nothing counts
+    /// them. Those still in flight when `up_to` ends are cut when the app
+    /// `then` (restarts, stops): a warning says so, with the setting that
+    /// would have let them finish. `who` is the app's JSON key, value and
+    /// name for people.
+    async fn drain_app(
+        &self,
+        guid: &str,
+        up_to: Duration,
+        (key, value, shown): (&str, String, String),
+        then: &str,
+    ) -> Result<(), Stop> {
+        let deadline = Instant::now() + up_to;
         if self.site.kind == crate::config::PlatformKind::Cf {
             tokio::time::sleep(up_to).await;
             return Ok(());
         }
-        loop {
+        let left = loop {
             let left = self.site.client.inflight(guid).await?;
             if left == 0 {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                // The push or restart that follows cuts them: say so, with
-                // the setting that would have let them finish.
-                self.report
-                    .event(serde_json::json!({"event": "warning", "rule": "drain-cut",
-                    "color": color, "inflight": left, "drain_ms": up_to.as_millis() as u64}));
-                self.report.result(&format!(
-                    "warning: {left} request(s) still in flight to {color} when its drain of {} ended; \
-                     they are cut when it restarts (a longer `drain:` lets them finish)",
-                    humantime::format_duration(up_to)
-                ));
-                return Ok(());
+                break left;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        self.report
+            .event(serde_json::json!({"event": "warning", "rule": "drain-cut",
+            key: value, "inflight": left, "drain_ms": up_to.as_millis() as u64}));
+        self.report.result(&format!(
+            "warning: {left} request(s) still in flight to {shown} when its drain of {} ended; \
+             they are cut when it {then} (a longer `drain:` lets them finish)",
+            humantime::format_duration(up_to)
+        ));
+        Ok(())
     }
 
     async fn push(&mut self, color: Color, bits: &Bits) -> Result<(), Stop> {

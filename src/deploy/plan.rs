@@ -164,9 +164,12 @@ pub enum Step {
     ReleaseLock,
     /// An app pushed before bluegreen (`cf push`, named as the deploy
     /// file's app) that was on the route: once both colors serve, it leaves
-    /// the route and stops (it is kept, not deleted).
+    /// the route, finishes what it is answering (up to `up_to`, the drain)
+    /// and stops (it is kept, not deleted).
     Retire {
         app: String,
+        #[serde(rename = "up_to_ms", default, with = "crate::units::duration_ms")]
+        up_to: Duration,
     },
     /// The steps of a deploy through Cloud Foundry's own deployments (one
     /// app, no colors): `plan/native.rs`.
@@ -677,10 +680,12 @@ impl fmt::Display for Step {
             ),
             Step::RecordRelease => write!(f, "record the release in the history"),
             Step::ReleaseLock => write!(f, "release the deploy lock"),
-            Step::Retire { app } => write!(
+            Step::Retire { app, up_to } => write!(
                 f,
-                "adopt the route from `{app}` (pushed before bluegreen): unmap and stop it, \
-                 both colors serving (it is kept: `cf delete {app}` when sure)"
+                "adopt the route from `{app}` (pushed before bluegreen): unmap it, drain it \
+                 (up to {}) and stop it, both colors serving (it is kept: `cf delete {app}` \
+                 when sure)",
+                d(up_to)
             ),
             Step::Native(n) => n.fmt(f),
         }
@@ -707,8 +712,9 @@ fn closer(percent: u8, i: &Instances) -> String {
 }
 
 /// `steps` with `app` (on the route before bluegreen) retired once both
-/// colors serve: before the contract migration and `post-deploy`.
-pub fn with_retire(mut steps: Vec<Step>, app: &str) -> Vec<Step> {
+/// colors serve, after a drain of `up_to`: before the contract migration
+/// and `post-deploy`.
+pub fn with_retire(mut steps: Vec<Step>, app: &str, up_to: Duration) -> Vec<Step> {
     let at = steps
         .iter()
         .position(|s| {
@@ -722,7 +728,11 @@ pub fn with_retire(mut steps: Vec<Step>, app: &str) -> Vec<Step> {
             )
         })
         .unwrap_or(steps.len());
-    steps.insert(at, Step::Retire { app: app.into() });
+    let retire = Step::Retire {
+        app: app.into(),
+        up_to,
+    };
+    steps.insert(at, retire);
     steps
 }
 

@@ -1,6 +1,7 @@
 //! One integration-test binary (as ripgrep does): the real plugins built from
 //! `plugins/`, a real engine and cache, real HTTP servers on 127.0.0.1.
 
+mod adopt;
 mod analyze;
 mod approval;
 mod builtin;

@@ -413,3 +413,31 @@ fn a_failed_deploy_leaves_the_live_color_alone_and_stops_the_idle_one() {
     route_serves_only(&f, "release v2 green\n");
     assert_eq!(f.last_history()["result"], "failed");
 }
+
+/// The same with the idle color mapped when the deploy stops: blue, on v3
+/// (600 ms per answer) beside green, is blocked at its `post-map` with
+/// POSTs in flight to it. It leaves the route and finishes them before it
+/// stops; stopped at once, it cut them.
+#[test]
+fn a_color_parked_by_an_undo_finishes_its_requests_before_it_stops() {
+    let f = Fixture::new("scale_down_delay: 30m\n");
+    succeeded(f.deploy("v1"));
+    succeeded(f.deploy("v2"));
+    crate::adopt::slow_and_blocked_at_post_map(&f, "blue", "scale_down_delay: 30m\n");
+    let posters = crate::adopt::Posters::start(&f, 4);
+    let out = exits(f.deploy("v3"), 3);
+    let (failures, by_release) = posters.finish();
+    assert!(failures.is_empty(), "{failures:?}\n{}", text(&out));
+    assert!(
+        by_release.contains_key("v3"),
+        "blue answered no POST: {by_release:?}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("blue ran the new release off the route") && err.contains("it was stopped"),
+        "{err}"
+    );
+    let s = f.status();
+    assert_eq!(color(&s, "blue")["state"], "STOPPED", "{s}");
+    route_serves_only(&f, "release v2 green\n");
+}

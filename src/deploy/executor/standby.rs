@@ -65,6 +65,7 @@ impl Executor {
     /// that failed, so it stops; otherwise (a rollback to it that failed) it
     /// is the standby it was, with its expiry.
     pub(super) async fn park(&mut self, color: Color) -> String {
+        let was_mapped = self.site.mapped(color).await.unwrap_or(true);
         let off = self.take_off_route(color).await;
         let client = self.site.client.clone();
         let guid = self.site.app(color).guid.clone();
@@ -89,6 +90,11 @@ impl Executor {
                 "{color}: {off}; it stays the standby{}",
                 until.map(|u| format!(" until {u}")).unwrap_or_default()
             );
+        }
+        // What it answered while on the route finishes first.
+        if was_mapped && let Err(e) = self.drain(color, self.file.drain, "stops").await {
+            let e = e.into_error();
+            return format!("{color}: {off}; waiting for its requests failed: {e}");
         }
         match client.app_action(&guid, "stop").await {
             Ok(_) => {

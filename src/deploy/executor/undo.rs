@@ -247,8 +247,15 @@ impl Executor {
             client.scale_process(&process.guid, n).await?;
         }
         let Some(droplet) = before.droplet.clone() else {
+            // Off the route, and done with what it answers, before it stops:
+            // a pushed app or the other color may serve the route meanwhile.
+            if self.site.mapped(color).await? {
+                client.unmap_route(&self.site.route.guid, &app.guid).await?;
+                self.drain(color, self.file.drain, "stops")
+                    .await
+                    .map_err(Stop::into_error)?;
+            }
             client.app_action(&app.guid, "stop").await?;
-            client.unmap_route(&self.site.route.guid, &app.guid).await?;
             return Ok(format!(
                 "{color} had no earlier release: stopped and left off the route"
             ));
@@ -259,7 +266,7 @@ impl Executor {
         if self.site.mapped(color.other()).await? && self.site.mapped(color).await? {
             client.unmap_route(&self.site.route.guid, &app.guid).await?;
             // Requests it is still serving finish before the restart.
-            self.drain(color, self.file.drain)
+            self.drain(color, self.file.drain, "restarts")
                 .await
                 .map_err(Stop::into_error)?;
         }

@@ -402,3 +402,46 @@ fn pauses_hold_the_canary_after_its_step_and_its_window() {
     );
     assert!(!plain.iter().any(|s| matches!(s, Step::Pause { .. })));
 }
+
+/// The app pushed before bluegreen is retired once both colors serve, before
+/// `post-deploy`, after the deploy file's drain; a journal written before the
+/// retire step carried a drain reads as one without.
+#[test]
+fn the_adopted_app_retires_after_both_colors_serve_with_the_drain() {
+    let f = file("app: shop\ndrain: 3s\n");
+    let plugins = BTreeMap::from([(Hook::PostDeploy, vec!["notify".to_string()])]);
+    let steps = with_retire(
+        plan(&f, order(None, &[]), &plugins, &Source::New),
+        "shop",
+        f.drain,
+    );
+    let at = |want: &dyn Fn(&Step) -> bool| steps.iter().position(want).unwrap();
+    let retire = at(&|s| matches!(s, Step::Retire { .. }));
+    let last_map = steps
+        .iter()
+        .rposition(|s| matches!(s, Step::Map { .. }))
+        .unwrap();
+    let post = at(&|s| {
+        matches!(
+            s,
+            Step::Hook {
+                hook: Hook::PostDeploy,
+                ..
+            }
+        )
+    });
+    assert!(last_map < retire && retire < post, "{steps:?}");
+    let shown = steps[retire].to_string();
+    assert!(
+        shown.contains("unmap it, drain it (up to 3s) and stop it"),
+        "{shown}"
+    );
+    let old: Step = serde_json::from_str(r#"{"step":"retire","app":"shop"}"#).unwrap();
+    assert_eq!(
+        old,
+        Step::Retire {
+            app: "shop".into(),
+            up_to: Duration::ZERO
+        }
+    );
+}
