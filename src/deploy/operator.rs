@@ -76,9 +76,17 @@ pub struct Operator {
     pub promoted: Option<Command>,
 }
 
-struct Inner {
-    queue: Mutex<VecDeque<Command>>,
+/// Commands taken and not yet acted on: the listening task's and the
+/// executor's, shared from before the task starts (a `recover` finds its
+/// command already waiting, so the task's first read may take it at once).
+#[derive(Default)]
+struct Queue {
+    commands: Mutex<VecDeque<Command>>,
     arrived: Notify,
+}
+
+struct Inner {
+    queue: Arc<Queue>,
     paused: watch::Sender<Option<String>>,
     /// The pause the control record says, once written.
     published: watch::Receiver<Option<String>>,
@@ -98,15 +106,16 @@ impl Operator {
     pub fn start(channel: Channel, id: &str) -> Operator {
         let (paused, rx) = watch::channel(None);
         let (wrote, published) = watch::channel(None);
-        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| Inner {
-            queue: Mutex::default(),
-            arrived: Notify::new(),
+        let queue = Arc::new(Queue::default());
+        let task = tokio::spawn(listen(channel, id.to_string(), rx, wrote, queue.clone()));
+        let inner = Inner {
+            queue,
             paused,
             published,
-            task: tokio::spawn(listen(channel, id.to_string(), rx, wrote, weak.clone())),
-        });
+            task,
+        };
         Operator {
-            inner: Some(inner),
+            inner: Some(Arc::new(inner)),
             promoted: None,
         }
     }
@@ -117,7 +126,13 @@ impl Operator {
 
     /// The next command taken, if one is waiting.
     pub fn next(&self) -> Option<Command> {
-        self.inner.as_ref()?.queue.lock().unwrap().pop_front()
+        self.inner
+            .as_ref()?
+            .queue
+            .commands
+            .lock()
+            .unwrap()
+            .pop_front()
     }
 
     /// Waits for the next command (forever where nothing listens).
@@ -126,7 +141,7 @@ impl Operator {
             return std::future::pending().await;
         };
         loop {
-            let arrived = inner.arrived.notified();
+            let arrived = inner.queue.arrived.notified();
             if let Some(c) = self.next() {
                 return c;
             }
@@ -165,7 +180,7 @@ async fn listen(
     id: String,
     mut paused: watch::Receiver<Option<String>>,
     published: watch::Sender<Option<String>>,
-    inner: std::sync::Weak<Inner>,
+    queue: Arc<Queue>,
 ) {
     let mut state = State {
         deploy: id.clone(),
@@ -190,9 +205,8 @@ async fn listen(
                 state.handled = Some(c.id.clone());
                 state.doing = Some(doing(&c, state.paused.as_deref()));
                 dirty = true;
-                let Some(inner) = inner.upgrade() else { return };
-                inner.queue.lock().unwrap().push_back(c);
-                inner.arrived.notify_waiters();
+                queue.commands.lock().unwrap().push_back(c);
+                queue.arrived.notify_waiters();
             }
         }
         if dirty {
