@@ -46,14 +46,10 @@ fn cf_push_with(f: &Fixture, extra: &[(&str, &str)]) {
             .unwrap();
         client.map_route(&route.guid, &app.guid).await.unwrap();
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while crate::deploy::get(f.router_port, "shop", "/")
-        .map(|(s, b)| (s, b.starts_with("release pushed")))
-        != Ok((200, true))
-    {
-        assert!(Instant::now() < deadline, "the pushed app never served");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    crate::util::wait_until("the pushed app serving", Duration::from_secs(30), || {
+        crate::deploy::get(f.router_port, "shop", "/")
+            .is_ok_and(|(s, b)| s == 200 && b.starts_with("release pushed"))
+    });
 }
 
 #[test]
